@@ -1,0 +1,207 @@
+# shellcheck shell=bash disable=SC2015
+# bench/lib/common.sh - helpers shared by bench/run.sh and bench/perf.sh (sourced, not run).
+#
+# Everything here talks to 127.0.0.1 only, every wait loop has a deadline, and every process
+# started through bench_start is recorded so bench_cleanup (installed as an EXIT trap) stops
+# exactly those processes (by pid) and removes the temp dir.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+
+BENCH_PIDS=()      # processes we started (killed in cleanup, newest first)
+BENCH_WORK=""      # temp dir (removed in cleanup unless KEEP=1)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- tools ------------------------------------------------------------------------------------
+
+# Install the Debian packages whose command is missing (apt-get only when `command -v` fails).
+# Args: pairs "command:package".
+bench_need() {
+    local missing=() pair cmd pkg
+    for pair in "$@"; do
+        cmd=${pair%%:*}; pkg=${pair#*:}
+        if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+            missing+=("$pkg")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing missing packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# nginx lives in /usr/sbin, which is not on every user's PATH.
+bench_nginx_bin() { command -v nginx 2>/dev/null || echo /usr/sbin/nginx; }
+
+# --- temp dir, ports, cleanup -----------------------------------------------------------------
+
+bench_mkwork() {
+    BENCH_WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/edgekv-bench.XXXXXX")
+    # nginx workers (and h2o) may drop to "nobody": let them read the document root.
+    chmod 755 "$BENCH_WORK"
+}
+
+# N free TCP ports on 127.0.0.1 (asked from the kernel, so no guessing).
+bench_free_ports() {
+    python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks: s.close()
+PY
+}
+
+# bench_start NAME CPUS LOGFILE CMD...   (CPUS "" = no pinning). Sets BENCH_LAST_PID.
+bench_start() {
+    local name=$1 cpus=$2 logf=$3; shift 3
+    if [ -n "$cpus" ] && command -v taskset >/dev/null 2>&1; then
+        taskset -c "$cpus" "$@" >"$logf" 2>&1 &
+    else
+        "$@" >"$logf" 2>&1 &
+    fi
+    BENCH_LAST_PID=$!
+    BENCH_PIDS+=("$BENCH_LAST_PID")
+    log "started $name (pid $BENCH_LAST_PID${cpus:+, cpu $cpus})"
+}
+
+# Stop one process we started: TERM, wait up to 10 s, then KILL.
+bench_stop() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local keep=() p
+    for p in "${BENCH_PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
+    BENCH_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+bench_cleanup() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do
+        bench_stop "${BENCH_PIDS[$i]}"
+    done
+    if [ -n "$BENCH_WORK" ] && [ -d "$BENCH_WORK" ]; then
+        if [ "${KEEP:-0}" = 1 ]; then
+            log "kept work dir $BENCH_WORK"
+        else
+            rm -rf "$BENCH_WORK"
+        fi
+    fi
+    exit "$rc"
+}
+
+bench_install_trap() {
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# bench_wait_http URL PID SECONDS [CURL ARGS...] - until URL answers 2xx (bounded).
+bench_wait_http() {
+    local url=$1 pid=$2 secs=$3; shift 3
+    local deadline=$((SECONDS + secs))
+    while [ $SECONDS -lt $deadline ]; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -sf -o /dev/null --max-time 1 "$@" "$url" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# Sum of user+system CPU ticks of a process and its direct children (nginx master+worker,
+# h2o + helper). /proc/PID/stat of a process counts all of its threads.
+bench_cpu_ticks() {
+    local pid=$1 total=0 p kids
+    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+    for p in $pid $kids; do
+        [ -r /proc/"$p"/stat ] || continue
+        # fields after "(comm)": state=1 ... utime=12 stime=13
+        total=$((total + $(sed 's/^.*) //' /proc/"$p"/stat | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+
+# --- edgekv -----------------------------------------------------------------------------------
+
+# Build edgekv (RelWithDebInfo) unless EDGEKV_BIN points at a binary. Sets EDGEKV_BIN.
+# A build dir configured Debug or with sanitizers would make the comparison meaningless, so
+# then we build into build-bench/ instead.
+bench_build_edgekv() {
+    if [ -n "${EDGEKV_BIN:-}" ]; then
+        [ -x "$EDGEKV_BIN" ] || die "EDGEKV_BIN=$EDGEKV_BIN is not executable"
+        return 0
+    fi
+    local bdir="$REPO_DIR/build" cache="$REPO_DIR/build/CMakeCache.txt"
+    if [ -f "$cache" ]; then
+        local bt san
+        bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache")
+        san=$(sed -n 's/^EKV_SANITIZE:[A-Z]*=//p' "$cache")
+        case "$bt" in Release|RelWithDebInfo) ;; *) bdir="$REPO_DIR/build-bench" ;; esac
+        case "$san" in ON|on|1|TRUE|true) bdir="$REPO_DIR/build-bench" ;; esac
+    fi
+    if [ ! -f "$bdir/CMakeCache.txt" ]; then
+        log "configuring $bdir (RelWithDebInfo)"
+        cmake -S "$REPO_DIR" -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    fi
+    log "building edgekv in $bdir"
+    cmake --build "$bdir" -j"$(nproc)" --target edgekv >"$BENCH_WORK/build.log" 2>&1 ||
+        { tail -30 "$BENCH_WORK/build.log" >&2; die "edgekv does not build"; }
+    EDGEKV_BIN="$bdir/edgekv"
+}
+
+EKV_ACCOUNT=${EKV_ACCOUNT:-0123456789abcdef0123456789abcdef}
+EKV_TOKEN=${EKV_TOKEN:-benchtoken0123456789abcdef0123456789}
+
+# bench_start_edgekv NAME CPUS DATADIR PORT [extra serve args] -> EKV_PID, EKV_URL
+bench_start_edgekv() {
+    local name=$1 cpus=$2 dir=$3 port=$4; shift 4
+    mkdir -p "$dir"
+    EDGEKV_ACCOUNT_ID=$EKV_ACCOUNT EDGEKV_ROOT_TOKEN=$EKV_TOKEN \
+        bench_start "$name" "$cpus" "$BENCH_WORK/$name.log" \
+        "$EDGEKV_BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" "$@"
+    EKV_PID=$BENCH_LAST_PID
+    EKV_URL="http://127.0.0.1:$port"
+    local deadline=$((SECONDS + 30))
+    until grep -q 'msg="listening"' "$BENCH_WORK/$name.log" 2>/dev/null; do
+        kill -0 "$EKV_PID" 2>/dev/null && [ $SECONDS -lt $deadline ] ||
+            { tail -20 "$BENCH_WORK/$name.log" >&2; die "$name did not log msg=\"listening\""; }
+        sleep 0.1
+    done
+    bench_wait_http "$EKV_URL/healthz" "$EKV_PID" 30 ||
+        { tail -20 "$BENCH_WORK/$name.log" >&2; die "$name: /healthz never answered 200"; }
+}
+
+# bench_edgekv_namespace URL TITLE -> prints the namespace id
+bench_edgekv_namespace() {
+    local url=$1 title=$2 out
+    out=$(curl -s --max-time 10 -X POST -H "Authorization: Bearer $EKV_TOKEN" \
+        -H 'Content-Type: application/json' --data "{\"title\":\"$title\"}" \
+        "$url/client/v4/accounts/$EKV_ACCOUNT/storage/kv/namespaces") || die "namespace create failed"
+    printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])' ||
+        die "namespace create: unexpected reply: $out"
+}
+
+# bench_edgekv_put URL NS KEY FILE ; bench_edgekv_get URL NS KEY OUTFILE (prints HTTP status)
+bench_edgekv_put() {
+    local code
+    code=$(curl -s -o "$BENCH_WORK/put.out" -w '%{http_code}' --max-time 10 -X PUT \
+        -H "Authorization: Bearer $EKV_TOKEN" --data-binary @"$4" \
+        "$1/client/v4/accounts/$EKV_ACCOUNT/storage/kv/namespaces/$2/values/$3")
+    [ "$code" = 200 ] || die "PUT $3 -> HTTP $code: $(cat "$BENCH_WORK/put.out")"
+}
+bench_edgekv_get() {
+    curl -s -o "$4" -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $EKV_TOKEN" \
+        "$1/client/v4/accounts/$EKV_ACCOUNT/storage/kv/namespaces/$2/values/$3"
+}

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2015  # "cond && cond || die" is meant
+# bench/run.sh - edgekv side by side with peers, in the same run, reported as ratios.
+#
+#   (a) get: cached GET of a 100-byte value  - edgekv vs nginx-light vs h2o (static 100-byte file)
+#   (b) put: durable 100-byte PUTs, distinct keys - edgekv (default sync = fsync) vs etcd
+#            (default durable config, HTTP/JSON gateway POST /v3/kv/put)
+#
+# Usage: bench/run.sh            (about 2.5 minutes with the defaults)
+# Env:   DURATION=5   seconds per measured wrk run      ROUNDS=5   alternating rounds
+#        CONNS=64     wrk connections                    THREADS=1  wrk threads
+#        WARMUP=2     seconds of unrecorded warm-up per server before the rounds
+#        SCENARIOS=get,put   which scenarios             PIN=1  pin client/server CPUs (GET)
+#        EDGEKV_BIN=path     use this binary instead of building build/edgekv
+#        SKIP_EDGEKV=1       peers only (to check the peer setups)     KEEP=1 keep the temp dir
+# Output: a table and one "BENCH key=value ..." line per scenario, also written to
+#         bench/results/<timestamp>.txt (raw wrk outputs in <timestamp>.raw.txt).
+# See bench/README.md for the method and how to read the figures.
+set -euo pipefail
+
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+DURATION=${DURATION:-5}; DURATION=${DURATION%s}
+ROUNDS=${ROUNDS:-5}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-1}
+WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
+SCENARIOS=${SCENARIOS:-get,put}
+PIN=${PIN:-1}
+SKIP_EDGEKV=${SKIP_EDGEKV:-0}
+VALUE_SIZE=100
+for v in DURATION ROUNDS CONNS THREADS WARMUP; do
+    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 0 ] || die "$v must be a non-negative integer (got '${!v}')"
+done
+[ "$DURATION" -ge 1 ] && [ "$ROUNDS" -ge 1 ] && [ "$CONNS" -ge "$THREADS" ] ||
+    die "need DURATION >= 1, ROUNDS >= 1, CONNS >= THREADS"
+
+STATS="python3 $BENCH_DIR/lib/wrkstats.py"
+CLK_TCK=$(getconf CLK_TCK)
+
+bench_install_trap
+bench_need wrk:wrk nginx:nginx-light h2o:h2o etcd:etcd-server curl:curl python3:python3
+NGINX=$(bench_nginx_bin)
+bench_mkwork
+
+# Pinning (GET scenario): the client on CPU 0, each server on CPU 1, so client and server
+# never fight for the same core and every server gets exactly one core for its one worker.
+CLIENT_CPU=""; SERVER_CPU=""
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+    CLIENT_CPU=0; SERVER_CPU=1
+fi
+
+TS=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$BENCH_DIR/results"
+OUT="$BENCH_DIR/results/$TS.txt"
+RAW="$BENCH_DIR/results/$TS.raw.txt"
+RECORDS="$BENCH_WORK/records.tsv"
+: >"$OUT"; : >"$RAW"; : >"$RECORDS"
+say() { printf '%s\n' "$*" | tee -a "$OUT"; }
+
+if [ "$SKIP_EDGEKV" != 1 ]; then
+    bench_build_edgekv
+fi
+
+# --- header -----------------------------------------------------------------------------------
+n_get=0; n_put=0
+[[ ,$SCENARIOS, == *,get,* ]] && n_get=3
+[[ ,$SCENARIOS, == *,put,* ]] && n_put=2
+est=$(((n_get + n_put) * (ROUNDS * DURATION + WARMUP) + 15))
+say "edgekv bench  $TS"
+say "machine: $(nproc) cpus, $(uname -sr), work dir on $(df -P "$BENCH_WORK" | awk 'NR==2{print $1}'), load avg at start $(cut -d' ' -f1-3 /proc/loadavg)"
+say "edgekv:  ${EDGEKV_BIN:-skipped} (commit $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo none))"
+say "peers:   nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), h2o $(h2o --version | awk 'NR==1{print $3}'), etcd $(etcd --version | awk 'NR==1{print $3}'), wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}')"
+say "params:  DURATION=${DURATION}s ROUNDS=$ROUNDS CONNS=$CONNS THREADS=$THREADS WARMUP=${WARMUP}s value=${VALUE_SIZE}B pin=$([ -n "$CLIENT_CPU" ] && echo "client cpu $CLIENT_CPU, GET servers cpu $SERVER_CPU" || echo off)"
+log "expected run time ~${est}s"
+
+# --- one measured wrk run ---------------------------------------------------------------------
+# run_one SCENARIO SERVER ROUND PID WRK_ARGS...   (ROUND 0 = warm-up, not recorded)
+run_one() {
+    local scen=$1 srv=$2 round=$3 pid=$4; shift 4
+    local raw="$BENCH_WORK/wrk-$scen-$srv-$round.txt" dur=$DURATION t0 t1 stats
+    [ "$round" = 0 ] && dur=$WARMUP
+    [ "$dur" -ge 1 ] || return 0
+    kill -0 "$pid" 2>/dev/null || die "$srv (pid $pid) is not running"
+    t0=$(bench_cpu_ticks "$pid")
+    if ! timeout $((dur + 30)) ${CLIENT_CPU:+taskset -c "$CLIENT_CPU"} \
+        wrk -t"$THREADS" -c"$CONNS" -d"${dur}s" --timeout 5s --latency "$@" >"$raw" 2>&1; then
+        cat "$raw" >&2
+        die "wrk failed against $srv"
+    fi
+    t1=$(bench_cpu_ticks "$pid")
+    kill -0 "$pid" 2>/dev/null || die "$srv (pid $pid) died during the run"
+    stats=$($STATS parse "$raw")
+    { echo "### $scen $srv round $round"; cat "$raw"; echo; } >>"$RAW"
+    [ "$round" = 0 ] && return 0
+    echo "$scen $srv $round $stats $(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", t/hz}')" >>"$RECORDS"
+    read -r rps _ p99 _ bad err <<<"$stats"
+    local warn=""
+    [ "$bad" != 0 ] && warn+="  non-2xx=$bad"
+    [ "$err" != 0 ] && warn+="  socket-errors=$err"
+    log "$scen round $round $(printf '%-6s' "$srv") $(printf '%9.0f' "$rps") req/s  p99 ${p99} ms$warn"
+}
+
+# rotate LIST N: the list rotated left by N (alternate the order between rounds)
+rotate() {
+    local n=$1; shift
+    local a=("$@") i
+    for ((i = 0; i < ${#a[@]}; i++)); do printf '%s ' "${a[$(((i + n) % ${#a[@]}))]}"; done
+}
+
+# --- (a) cached GET ---------------------------------------------------------------------------
+scenario_get() {
+    local p_ekv p_ngx p_h2o
+    read -r p_ekv p_ngx p_h2o <<<"$(bench_free_ports 3)"
+    mkdir -p "$BENCH_WORK/www" "$BENCH_WORK/nginx"
+    printf '%0*d' "$VALUE_SIZE" 0 >"$BENCH_WORK/www/v100"
+    chmod 755 "$BENCH_WORK/www"; chmod 644 "$BENCH_WORK/www/v100"
+
+    # nginx, tuned in its favour: one worker, no access log, keep-alive never cut short (wrk
+    # keeps connections open; the default keepalive_requests=1000 would add reconnects), open
+    # fd cache on, and sendfile off (for a 100-byte file pread+writev beats writev+sendfile:
+    # ~10% more req/s here).
+    cat >"$BENCH_WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $BENCH_WORK/nginx.pid;
+error_log $BENCH_WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $BENCH_WORK/nginx/body;
+    proxy_temp_path $BENCH_WORK/nginx/proxy;
+    fastcgi_temp_path $BENCH_WORK/nginx/fastcgi;
+    uwsgi_temp_path $BENCH_WORK/nginx/uwsgi;
+    scgi_temp_path $BENCH_WORK/nginx/scgi;
+    default_type application/octet-stream;
+    sendfile off;
+    tcp_nodelay on;
+    keepalive_requests 1000000000;
+    keepalive_timeout 75s;
+    open_file_cache max=64 inactive=60s;
+    server {
+        listen 127.0.0.1:$p_ngx;
+        root $BENCH_WORK/www;
+    }
+}
+EOF
+    # h2o: one worker thread, no access-log directive (= no access log). Started as root it
+    # would switch to "nobody" before writing its pid file into our root-owned temp dir.
+    local h2o_user=""
+    [ "$(id -u)" -eq 0 ] && h2o_user="user: root"
+    cat >"$BENCH_WORK/h2o.conf" <<EOF
+num-threads: 1
+$h2o_user
+pid-file: $BENCH_WORK/h2o.pid
+error-log: $BENCH_WORK/h2o-error.log
+listen:
+  host: 127.0.0.1
+  port: $p_h2o
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $BENCH_WORK/www
+EOF
+    bench_start nginx "$SERVER_CPU" "$BENCH_WORK/nginx.out" \
+        "$NGINX" -p "$BENCH_WORK" -c "$BENCH_WORK/nginx.conf" -e "$BENCH_WORK/nginx-error.log"
+    local ngx_pid=$BENCH_LAST_PID
+    bench_start h2o "$SERVER_CPU" "$BENCH_WORK/h2o.out" h2o -c "$BENCH_WORK/h2o.conf"
+    local h2o_pid=$BENCH_LAST_PID
+    local ngx_url="http://127.0.0.1:$p_ngx/v100" h2o_url="http://127.0.0.1:$p_h2o/v100"
+    bench_wait_http "$ngx_url" "$ngx_pid" 20 || { cat "$BENCH_WORK/nginx.out" "$BENCH_WORK/nginx-error.log" >&2; die "nginx did not serve the file"; }
+    bench_wait_http "$h2o_url" "$h2o_pid" 20 || { cat "$BENCH_WORK/h2o.out" >&2; die "h2o did not serve the file"; }
+    curl -s --max-time 5 "$ngx_url" | cmp -s - "$BENCH_WORK/www/v100" || die "nginx served other bytes"
+    curl -s --max-time 5 "$h2o_url" | cmp -s - "$BENCH_WORK/www/v100" || die "h2o served other bytes"
+
+    local servers=(nginx h2o) ekv_url="" ekv_pid=""
+    if [ "$SKIP_EDGEKV" != 1 ]; then
+        bench_start_edgekv edgekv-get "$SERVER_CPU" "$BENCH_WORK/edgekv-get-data" "$p_ekv"
+        ekv_pid=$EKV_PID
+        local ns code
+        ns=$(bench_edgekv_namespace "$EKV_URL" bench)
+        bench_edgekv_put "$EKV_URL" "$ns" bench-get "$BENCH_WORK/www/v100"
+        code=$(bench_edgekv_get "$EKV_URL" "$ns" bench-get "$BENCH_WORK/get.out")
+        [ "$code" = 200 ] && cmp -s "$BENCH_WORK/get.out" "$BENCH_WORK/www/v100" ||
+            die "edgekv GET after PUT: HTTP $code, body $(head -c 200 "$BENCH_WORK/get.out")"
+        bench_edgekv_get "$EKV_URL" "$ns" bench-get /dev/null >/dev/null # warm the cache
+        ekv_url="$EKV_URL/client/v4/accounts/$EKV_ACCOUNT/storage/kv/namespaces/$ns/values/bench-get"
+        servers=(edgekv nginx h2o)
+    fi
+
+    local -A url=([edgekv]=$ekv_url [nginx]=$ngx_url [h2o]=$h2o_url)
+    local -A pid=([edgekv]=$ekv_pid [nginx]=$ngx_pid [h2o]=$h2o_pid)
+    # Every server gets the very same request headers (nginx and h2o ignore Authorization).
+    local auth="Authorization: Bearer $EKV_TOKEN" r s
+    log "get: warm-up ${WARMUP}s each, then $ROUNDS rounds x ${DURATION}s, order rotating"
+    for r in $(seq 0 "$ROUNDS"); do
+        for s in $(rotate "$r" "${servers[@]}"); do
+            run_one get "$s" "$r" "${pid[$s]}" -H "$auth" "${url[$s]}"
+        done
+    done
+    if [ -n "$ekv_pid" ]; then
+        { echo "### edgekv /metrics after get"; curl -s --max-time 5 "$EKV_URL/metrics" | grep -v '^#' | grep -Ei 'cache|http_requests_total' | head -40; echo; } >>"$RAW" || true
+        bench_stop "$ekv_pid"
+    fi
+    bench_stop "$h2o_pid"; bench_stop "$ngx_pid"
+    $STATS report "$RECORDS" get edgekv nginx,h2o 1.0 | tee -a "$OUT"
+}
+
+# --- (b) durable PUT --------------------------------------------------------------------------
+scenario_put() {
+    local p_ekv p_etcd p_peer
+    read -r p_ekv p_etcd p_peer <<<"$(bench_free_ports 3)"
+    local etcd_url="http://127.0.0.1:$p_etcd"
+    # etcd: single member, defaults otherwise (WAL fsync'd before each acknowledged commit).
+    # Servers are not pinned here: both use several threads (etcd GOMAXPROCS = all CPUs;
+    # edgekv event loop + committer + RocksDB). Only the client stays on CPU 0.
+    bench_start etcd "" "$BENCH_WORK/etcd.log" etcd --name bench --data-dir "$BENCH_WORK/etcd-data" \
+        --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+        --listen-peer-urls "http://127.0.0.1:$p_peer" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$p_peer" \
+        --initial-cluster "bench=http://127.0.0.1:$p_peer" \
+        --logger zap --log-outputs stderr --log-level warn
+    local etcd_pid=$BENCH_LAST_PID
+    bench_wait_http "$etcd_url/health" "$etcd_pid" 30 || { tail -20 "$BENCH_WORK/etcd.log" >&2; die "etcd not healthy"; }
+    curl -sf --max-time 5 -X POST "$etcd_url/v3/kv/put" -d '{"key":"YmVuY2g=","value":"eA=="}' \
+        | grep -q '"revision"' || die "etcd: POST /v3/kv/put does not work"
+
+    local servers=(etcd) ekv_pid="" ekv_url=""
+    if [ "$SKIP_EDGEKV" != 1 ]; then
+        bench_start_edgekv edgekv-put "" "$BENCH_WORK/edgekv-put-data" "$p_ekv"
+        ekv_pid=$EKV_PID; ekv_url=$EKV_URL
+        local ns
+        ns=$(bench_edgekv_namespace "$EKV_URL" bench)
+        export EDGEKV_BENCH_VALUES="/client/v4/accounts/$EKV_ACCOUNT/storage/kv/namespaces/$ns/values/"
+        export EDGEKV_BENCH_TOKEN=$EKV_TOKEN
+        servers=(edgekv etcd)
+    fi
+    export BENCH_VALUE_SIZE=$VALUE_SIZE
+
+    local r s
+    local args_edgekv=(-s "$BENCH_DIR/lua/edgekv_put.lua" "$ekv_url")
+    local args_etcd=(-s "$BENCH_DIR/lua/etcd_put.lua" "$etcd_url")
+    log "put: warm-up ${WARMUP}s each, then $ROUNDS rounds x ${DURATION}s, order alternating"
+    for r in $(seq 0 "$ROUNDS"); do
+        export BENCH_PREFIX="r$r"
+        for s in $(rotate "$r" "${servers[@]}"); do
+            if [ "$s" = edgekv ]; then run_one put edgekv "$r" "$ekv_pid" "${args_edgekv[@]}"
+            else run_one put etcd "$r" "$etcd_pid" "${args_etcd[@]}"; fi
+        done
+    done
+
+    # Spot checks: the benchmark really wrote what it claims (a key of round 1; wrk builds and
+    # drops one request per thread at start-up, so key 1 is never sent).
+    local k="r1-t0-0000000010"
+    local kb64
+    kb64=$(printf '%s' "$k" | base64)
+    curl -s --max-time 5 -X POST "$etcd_url/v3/kv/range" -d "{\"key\":\"$kb64\"}" | grep -q '"kvs"' ||
+        die "etcd: key $k missing after the run"
+    if [ -n "$ekv_pid" ]; then
+        local code
+        code=$(bench_edgekv_get "$ekv_url" "$ns" "$k" "$BENCH_WORK/get.out")
+        [ "$code" = 200 ] && [ "$(wc -c <"$BENCH_WORK/get.out")" -eq "$VALUE_SIZE" ] ||
+            die "edgekv: key $k not readable after the run (HTTP $code)"
+        { echo "### edgekv /metrics after put"; curl -s --max-time 5 "$ekv_url/metrics" | grep -v '^#' | grep -Ei 'commit|fsync|sync' | head -40; echo; } >>"$RAW" || true
+        bench_stop "$ekv_pid"
+    fi
+    bench_stop "$etcd_pid"
+    $STATS report "$RECORDS" put edgekv etcd 3.0 | tee -a "$OUT"
+}
+
+[ "$n_get" -gt 0 ] && scenario_get
+[ "$n_put" -gt 0 ] && scenario_put
+
+say "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg) (a busy machine widens the per-round spread; re-run when it is quiet)"
+say "results: ${OUT#"$REPO_DIR"/} (raw wrk output: ${RAW#"$REPO_DIR"/})"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what is missing, build with -Werror, and run every test:
+#   1. release build: unit tests (Criterion), integration tests (real binary over loopback),
+#      real-client tests (the official cloudflare SDK and wrangler, pinned in tests/clients);
+#   2. ASan+UBSan build: unit tests and the integration suite again against the sanitized binary.
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+jobs=$(nproc)
+start=$(date +%s)
+
+echo "== release build (-Werror)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEKV_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+echo "== tests (release)"
+ctest --test-dir build --output-on-failure --no-tests=error -j1
+
+echo "== ASan+UBSan build"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEKV_WERROR=ON -DEKV_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+echo "== tests (ASan+UBSan: unit + integration)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure --no-tests=error -j1 -L 'unit|integration' \
+  -E 'integration\.(crash|limits_large)'
+
+echo "== all tests passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,105 @@
+/*
+ * app.h - the standalone server: one event loop (HTTP, routing, auth, cache hits, JSON),
+ * a bounded reader pool for RocksDB reads, and the store's committer thread for writes.
+ *
+ * Request path: http_conn (parse, limits) -> app_on_headers (route, body limit)
+ * -> app_on_request (auth, account check, namespace check) -> handler. A handler answers on
+ * the loop (cache hit, catalog read, error) or hands a job to the reader pool / committer and
+ * answers from the job's done() callback, which runs on the loop thread.
+ */
+#ifndef EKV_SERVER_APP_H
+#define EKV_SERVER_APP_H
+
+#include "common/workq.h"
+#include "server/cache.h"
+#include "server/catalog.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/router.h"
+#include "storage/store.h"
+
+#include <uv.h>
+
+typedef struct ekv_app_s {
+    uv_loop_t *loop;
+    ekv_config_t *cfg;
+    ekv_store_t *store;
+    ekv_doneq_t doneq;
+    ekv_workq_t readers;
+    ekv_catalog_t *catalog;
+    ekv_cache_t *cache;
+    ekv_metrics_t *metrics;
+    ekv_http_server_t *http;
+    uv_signal_t sigterm, sigint;
+    int stopping;
+    int64_t started_ms;
+} ekv_app_t;
+
+/* What a handler gets: the parsed, authenticated call. Valid during the handler call only;
+ * async handlers copy what they need. */
+typedef struct {
+    ekv_app_t *app;
+    ekv_req_t *req;
+    const ekv_route_t *route;
+    ekv_route_params_t params;
+    const ekv_token_t *token; /* NULL on routes without auth */
+    char account_id[EKV_ID_HEX_LEN + 1];
+    /* namespace-scoped routes: */
+    const ekv_namespace_t *ns;
+    uint8_t nsid[EKV_NSID_LEN];
+} ekv_call_t;
+
+typedef void (*ekv_handler_fn)(ekv_call_t *call);
+
+/* Route flags (ekv_route_t.flags). */
+enum {
+    EKV_RT_NOAUTH = 1u << 0,  /* no authentication (healthz, metrics, test clock) */
+    EKV_RT_ACCOUNT = 1u << 1, /* first param is the account id: must be the token's */
+    EKV_RT_NS = 1u << 2,      /* second param is a KV namespace id: parsed and looked up */
+    EKV_RT_READ = 1u << 3,    /* needs kv:read */
+    EKV_RT_WRITE = 1u << 4,   /* needs kv:write */
+    EKV_RT_ADMIN = 1u << 5,   /* needs admin */
+    EKV_RT_VERIFY = 1u << 6,  /* token verify: bad token -> 401/1000 */
+};
+
+extern const ekv_route_t ekv_routes[];
+extern const size_t ekv_nroutes;
+
+/* The operation name Cloudflare puts in front of messages for a route ("get", "list keys"). */
+const char *ekv_route_op(const ekv_route_t *r);
+
+/* Run `edgekv serve` until SIGTERM/SIGINT. Returns the process exit code. */
+int ekv_app_run(ekv_config_t *cfg);
+
+/* Submit a read job to the reader pool; on EBUSY/ESHUTDOWN answers 503 itself and returns
+ * nonzero (the job's done() will not run). */
+int ekv_app_read_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_job_t *job);
+/* Submit a write to the committer; same contract. */
+int ekv_app_write_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
+
+/* Handlers (server/ops_api.c, account_api.c, ns_api.c, kv_api.c). */
+void ekv_h_healthz(ekv_call_t *c);
+void ekv_h_metrics(ekv_call_t *c);
+void ekv_h_test_clock(ekv_call_t *c);
+void ekv_h_accounts_list(ekv_call_t *c);
+void ekv_h_memberships(ekv_call_t *c);
+void ekv_h_token_verify(ekv_call_t *c);
+void ekv_h_tokens_list(ekv_call_t *c);
+void ekv_h_tokens_create(ekv_call_t *c);
+void ekv_h_tokens_revoke(ekv_call_t *c);
+void ekv_h_ns_list(ekv_call_t *c);
+void ekv_h_ns_create(ekv_call_t *c);
+void ekv_h_ns_get(ekv_call_t *c);
+void ekv_h_ns_rename(ekv_call_t *c);
+void ekv_h_ns_delete(ekv_call_t *c);
+void ekv_h_value_get(ekv_call_t *c);
+void ekv_h_value_put(ekv_call_t *c);
+void ekv_h_value_delete(ekv_call_t *c);
+void ekv_h_metadata_get(ekv_call_t *c);
+void ekv_h_keys_list(ekv_call_t *c);
+void ekv_h_bulk_put(ekv_call_t *c);
+void ekv_h_bulk_delete(ekv_call_t *c);
+void ekv_h_bulk_get(ekv_call_t *c);
+
+#endif

@@ -1,0 +1,710 @@
+/*
+ * http_conn.c - HTTP/1.1 connections: libuv sockets, llhttp parsing, limits, timers.
+ * The state machine and the rules are described in http.h.
+ */
+#include "server/http.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/log.h"
+
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define READ_BUF_SIZE (64 * 1024)
+
+typedef enum {
+    CS_IDLE,       /* between requests, reading, idle timer armed */
+    CS_HEADERS,    /* a request started, reading its headers (header timer armed) */
+    CS_BODY,       /* reading the body */
+    CS_PROCESSING, /* request handed to the application; socket not read */
+    CS_WRITING,    /* reply queued, waiting for the write to finish */
+    CS_CLOSING
+} conn_state_t;
+
+struct ekv_http_server_s {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    ekv_http_opts_t opts;
+    ekv_http_handler_t h;
+    llhttp_settings_t settings;
+    int port;
+    int stopping;
+    ekv_conn_t *conns;
+    size_t nconns;
+    ekv_http_stats_t stats;
+    void (*stop_cb)(void *);
+    void *stop_arg;
+    int listener_open;
+    char date[40]; /* cached "Date: ...\r\n" */
+    time_t date_sec;
+};
+
+struct ekv_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    ekv_http_server_t *srv;
+    ekv_conn_t *prev, *next;
+    llhttp_t parser;
+    conn_state_t state;
+    int handles_open;
+    int close_after; /* close once the current reply is written */
+    int paused;      /* parser paused at a message boundary or early reply */
+    int err;         /* ekv_err_t found by a parser callback (limits) */
+    /* request accumulation */
+    ekv_buf_t url;
+    size_t header_bytes;
+    int header_count;
+    char field[24];
+    size_t field_len;
+    int cur_hdr;
+    ekv_buf_t hdrbuf[EKV_HDR_COUNT];
+    ekv_req_t req;
+    /* unparsed input kept in rbuf while paused */
+    size_t pend_off, pend_len;
+    char rbuf[READ_BUF_SIZE];
+};
+
+typedef struct {
+    uv_write_t w;
+    ekv_conn_t *c;
+    char *head;
+    char *owned_body;
+    void (*release)(void *);
+    void *release_arg;
+} write_req_t;
+
+static const char *hdr_names[EKV_HDR_COUNT] = {"authorization", "x-auth-key", "x-auth-email",
+                                               "content-type"};
+
+static void conn_close(ekv_conn_t *c);
+static void conn_continue(ekv_conn_t *c);
+static void send_http_error(ekv_conn_t *c, int err);
+
+/* ---------------------------------------------------------------- helpers */
+
+const char *ekv_http_status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static const char *date_header(ekv_http_server_t *s)
+{
+    time_t now = time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof(s->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void req_reset(ekv_conn_t *c)
+{
+    ekv_req_t *r = &c->req;
+    if (r->cleanup)
+        r->cleanup(r);
+    ekv_buf_deinit(&r->body);
+    memset(r, 0, sizeof(*r));
+    r->conn = c;
+    r->content_length = -1;
+    ekv_buf_reset(&c->url);
+    for (int i = 0; i < EKV_HDR_COUNT; i++)
+        ekv_buf_reset(&c->hdrbuf[i]);
+    c->header_bytes = 0;
+    c->header_count = 0;
+    c->field_len = 0;
+    c->cur_hdr = -1;
+    c->err = 0;
+}
+
+static void timer_arm(ekv_conn_t *c, int ms);
+
+static void timer_cb(uv_timer_t *t)
+{
+    ekv_conn_t *c = t->data;
+    c->srv->stats.timeouts++;
+    if (c->state == CS_HEADERS || c->state == CS_BODY) {
+        ekv_log_debug("request read timeout", "state=%d", c->state);
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->state = CS_PROCESSING;
+        c->close_after = 1;
+        send_http_error(c, EKV_EHTTP_TIMEOUT);
+    } else if (c->state == CS_IDLE) {
+        conn_close(c);
+    }
+}
+
+static void timer_arm(ekv_conn_t *c, int ms)
+{
+    if (ms > 0)
+        uv_timer_start(&c->timer, timer_cb, (uint64_t)ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+/* ---------------------------------------------------------------- parser callbacks */
+
+static int on_message_begin(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    req_reset(c);
+    c->state = CS_HEADERS;
+    c->req.start_ns = ekv_clock_mono_ns();
+    timer_arm(c, c->srv->opts.header_timeout_ms);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    if (c->url.len + len > EKV_HTTP_MAX_URL) {
+        c->err = EKV_EHTTP_URL_TOO_LONG;
+        return -1;
+    }
+    return ekv_buf_append(&c->url, at, len) ? -1 : 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    c->header_bytes += len;
+    if (c->header_bytes > EKV_HTTP_MAX_HEADER_BYTES) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (c->field_len < sizeof(c->field) - 1)
+            c->field[c->field_len] = (char)((at[i] >= 'A' && at[i] <= 'Z') ? at[i] + 32 : at[i]);
+        c->field_len++;
+    }
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    if (++c->header_count > EKV_HTTP_MAX_HEADERS) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    c->cur_hdr = -1;
+    if (c->field_len < sizeof(c->field)) {
+        c->field[c->field_len] = '\0';
+        for (int i = 0; i < EKV_HDR_COUNT; i++) {
+            if (strcmp(c->field, hdr_names[i]) == 0) {
+                c->cur_hdr = i;
+                ekv_buf_reset(&c->hdrbuf[i]); /* a repeated header: the last one wins */
+                c->req.hdr[i].present = 1;
+                break;
+            }
+        }
+    }
+    c->field_len = 0;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    c->header_bytes += len;
+    if (c->header_bytes > EKV_HTTP_MAX_HEADER_BYTES) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    if (c->cur_hdr >= 0 && ekv_buf_append(&c->hdrbuf[c->cur_hdr], at, len)) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    ((ekv_conn_t *)p->data)->cur_hdr = -1;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    ekv_req_t *r = &c->req;
+    ekv_http_server_t *s = c->srv;
+
+    if (ekv_buf_reserve(&c->url, 1))
+        return -1;
+    c->url.data[c->url.len] = '\0';
+    char *q = memchr(c->url.data, '?', c->url.len);
+    r->path = c->url.data;
+    if (q) {
+        *q = '\0';
+        r->path_len = (size_t)(q - c->url.data);
+        r->query = q + 1;
+        r->query_len = c->url.len - r->path_len - 1;
+    } else {
+        r->path_len = c->url.len;
+        r->query = c->url.data + c->url.len; /* "" */
+        r->query_len = 0;
+    }
+    for (int i = 0; i < EKV_HDR_COUNT; i++) {
+        if (r->hdr[i].present) {
+            if (ekv_buf_reserve(&c->hdrbuf[i], 1))
+                return -1;
+            c->hdrbuf[i].data[c->hdrbuf[i].len] = '\0';
+            r->hdr[i].v = c->hdrbuf[i].data;
+            r->hdr[i].len = c->hdrbuf[i].len;
+        }
+    }
+    r->method = p->method;
+    r->method_str = llhttp_method_name((llhttp_method_t)p->method);
+    if (p->flags & F_CONTENT_LENGTH)
+        r->content_length = (int64_t)p->content_length;
+    r->body_limit = 1024 * 1024;
+    c->state = CS_BODY;
+
+    if (s->h.on_headers(s->h.ctx, r) != 0) {
+        /* answered already (e.g. unknown route with a large body): stop parsing */
+        c->close_after = 1;
+        c->paused = 1;
+        return HPE_PAUSED;
+    }
+    if (r->content_length >= 0 && (uint64_t)r->content_length > r->body_limit) {
+        c->state = CS_PROCESSING;
+        c->close_after = 1;
+        send_http_error(c, EKV_EHTTP_BODY_TOO_LARGE);
+        c->paused = 1;
+        return HPE_PAUSED;
+    }
+    ekv_buf_init(&r->body, r->body_limit);
+    if (r->content_length > 0 && ekv_buf_reserve(&r->body, (size_t)r->content_length))
+        return -1;
+    /* headers done: the body is bounded by the idle timeout between reads */
+    timer_arm(c, s->opts.idle_timeout_ms);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    int rc = ekv_buf_append(&c->req.body, at, len);
+    if (rc) {
+        c->err = rc == EKV_ENOMEM ? EKV_ENOMEM : EKV_EHTTP_BODY_TOO_LARGE;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    c->state = CS_PROCESSING;
+    if (!llhttp_should_keep_alive(p))
+        c->close_after = 1;
+    uv_timer_stop(&c->timer);
+    c->paused = 1;
+    return HPE_PAUSED;
+}
+
+/* ---------------------------------------------------------------- parsing driver */
+
+static void conn_parse(ekv_conn_t *c, const char *data, size_t len)
+{
+    llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+    if (e == HPE_OK) {
+        c->pend_len = 0;
+        return;
+    }
+    if (e == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        c->pend_off = (size_t)(data - c->rbuf) + used;
+        c->pend_len = len - used;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        if (c->state == CS_PROCESSING && !c->req.responded) {
+            ekv_http_server_t *s = c->srv;
+            s->h.on_request(s->h.ctx, &c->req);
+        }
+        return;
+    }
+    /* a protocol error or a limit from a callback */
+    int err = c->err ? c->err : EKV_EHTTP_PARSE;
+    c->srv->stats.parse_errors++;
+    ekv_log_debug("bad request", "err=%s llhttp=\"%s\"", ekv_err_name(err),
+                  llhttp_get_error_reason(&c->parser));
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->pend_len = 0;
+    c->state = CS_PROCESSING;
+    c->close_after = 1;
+    if (c->req.responded) /* the error came after an early reply */
+        return;
+    send_http_error(c, err);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ekv_conn_t *c = h->data;
+    buf->base = c->rbuf;
+    buf->len = sizeof(c->rbuf);
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    ekv_conn_t *c = st->data;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->srv->stats.bytes_in += (uint64_t)nread;
+    if (c->state == CS_BODY)
+        timer_arm(c, c->srv->opts.idle_timeout_ms);
+    conn_parse(c, buf->base, (size_t)nread);
+}
+
+/* After a reply is written: parse what is pending, else read again. */
+static void conn_continue(ekv_conn_t *c)
+{
+    ekv_http_server_t *s = c->srv;
+    req_reset(c);
+    c->state = CS_IDLE;
+    if (c->paused) {
+        llhttp_resume(&c->parser);
+        c->paused = 0;
+    }
+    if (s->stopping) {
+        conn_close(c);
+        return;
+    }
+    if (c->pend_len) {
+        size_t off = c->pend_off, len = c->pend_len;
+        c->pend_len = 0;
+        conn_parse(c, c->rbuf + off, len);
+        if (c->state == CS_PROCESSING || c->state == CS_WRITING || c->state == CS_CLOSING)
+            return;
+    }
+    if (c->state == CS_IDLE)
+        timer_arm(c, s->opts.idle_timeout_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void write_cb(uv_write_t *w, int status)
+{
+    write_req_t *wr = (write_req_t *)w;
+    ekv_conn_t *c = wr->c;
+    free(wr->head);
+    free(wr->owned_body);
+    if (wr->release)
+        wr->release(wr->release_arg);
+    free(wr);
+    if (status < 0 || c->close_after) {
+        conn_close(c);
+        return;
+    }
+    conn_continue(c);
+}
+
+void ekv_http_req_close_after(ekv_req_t *req)
+{
+    req->conn->close_after = 1;
+}
+
+void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
+                   const void *body, size_t body_len, void (*release)(void *), void *release_arg)
+{
+    ekv_conn_t *c = req->conn;
+    ekv_http_server_t *s = c->srv;
+    EKV_ASSERT(!req->responded);
+    req->responded = 1;
+    if (s->stopping)
+        c->close_after = 1;
+
+    write_req_t *wr = calloc(1, sizeof(*wr));
+    ekv_buf_t head;
+    ekv_buf_init(&head, 0);
+    int rc = ekv_buf_appendf(&head,
+                             "HTTP/1.1 %d %s\r\n"
+                             "Server: edgekv\r\n"
+                             "%s"
+                             "Content-Type: %s\r\n"
+                             "Content-Length: %zu\r\n"
+                             "%s%s",
+                             status, ekv_http_status_text(status), date_header(s),
+                             content_type ? content_type : "application/octet-stream", body_len,
+                             c->close_after ? "Connection: close\r\n" : "",
+                             extra_headers ? extra_headers : "");
+    int copy_body = !release && body_len && body_len <= 16 * 1024;
+    if (!rc)
+        rc = ekv_buf_appends(&head, "\r\n");
+    if (!rc && copy_body)
+        rc = ekv_buf_append(&head, body, body_len);
+    if (!wr || rc) {
+        ekv_log_error("reply allocation failed", "status=%d", status);
+        free(wr);
+        ekv_buf_deinit(&head);
+        if (release)
+            release(release_arg);
+        if (s->h.on_response)
+            s->h.on_response(s->h.ctx, req, 500, 0);
+        c->close_after = 1;
+        c->state = CS_WRITING;
+        req_reset(c);
+        conn_close(c);
+        return;
+    }
+    uv_buf_t bufs[2];
+    int nbufs = 1;
+    size_t head_len = head.len;
+    wr->c = c;
+    wr->head = ekv_buf_take(&head, NULL);
+    bufs[0] = uv_buf_init(wr->head, (unsigned)head_len);
+    if (body_len && !copy_body) {
+        if (release) {
+            wr->release = release;
+            wr->release_arg = release_arg;
+            bufs[1] = uv_buf_init((char *)body, (unsigned)body_len);
+        } else {
+            wr->owned_body = malloc(body_len);
+            if (wr->owned_body)
+                memcpy(wr->owned_body, body, body_len);
+            bufs[1] = uv_buf_init(wr->owned_body, (unsigned)body_len);
+        }
+        nbufs = 2;
+    } else if (release) {
+        wr->release = release;
+        wr->release_arg = release_arg;
+    }
+    size_t total = head_len + (copy_body ? 0 : body_len);
+    s->stats.bytes_out += total;
+    if (s->h.on_response)
+        s->h.on_response(s->h.ctx, req, status, total);
+    /* the application is done with the request: free its state now */
+    if (req->cleanup) {
+        req->cleanup(req);
+        req->cleanup = NULL;
+    }
+    c->state = CS_WRITING;
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs, write_cb) != 0) {
+        free(wr->head);
+        free(wr->owned_body);
+        if (wr->release)
+            wr->release(wr->release_arg);
+        free(wr);
+        conn_close(c);
+    }
+}
+
+static void send_http_error(ekv_conn_t *c, int err)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body),
+                     "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}],"
+                     "\"messages\":[],\"result\":null}",
+                     ekv_err_cf_code(err), ekv_strerror(err));
+    c->close_after = 1;
+    c->req.conn = c;
+    if (!c->req.method_str)
+        c->req.method_str = "-";
+    ekv_http_send(&c->req, ekv_err_http_status(err), "application/json", NULL, body, (size_t)n,
+                  NULL, NULL);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void maybe_stopped(ekv_http_server_t *s)
+{
+    if (s->stopping && s->nconns == 0 && !s->listener_open && s->stop_cb) {
+        void (*cb)(void *) = s->stop_cb;
+        s->stop_cb = NULL;
+        cb(s->stop_arg);
+    }
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    ekv_conn_t *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    ekv_http_server_t *s = c->srv;
+    req_reset(c);
+    ekv_buf_deinit(&c->url);
+    for (int i = 0; i < EKV_HDR_COUNT; i++)
+        ekv_buf_deinit(&c->hdrbuf[i]);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    s->stats.active = s->nconns;
+    free(c);
+    maybe_stopped(s);
+}
+
+static void conn_close(ekv_conn_t *c)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    c->state = CS_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    ekv_http_server_t *s = ls->data;
+    if (status < 0) {
+        ekv_log_warn("accept failed", "err=\"%s\"", uv_strerror(status));
+        return;
+    }
+    ekv_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles_open = 2;
+    ekv_buf_init(&c->url, EKV_HTTP_MAX_URL + 1);
+    for (int i = 0; i < EKV_HDR_COUNT; i++)
+        ekv_buf_init(&c->hdrbuf[i], EKV_HTTP_MAX_HDR_VALUE);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    s->stats.active = s->nconns;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->stopping || (s->opts.max_connections > 0 && (int)s->nconns > s->opts.max_connections)) {
+        s->stats.rejected++;
+        conn_close(c);
+        return;
+    }
+    s->stats.accepted++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    c->parser.data = c;
+    c->cur_hdr = -1;
+    req_reset(c);
+    c->state = CS_IDLE;
+    timer_arm(c, s->opts.idle_timeout_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_http_opts_t *opts,
+                          const ekv_http_handler_t *handler)
+{
+    ekv_http_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return EKV_ENOMEM;
+    s->loop = loop;
+    s->opts = *opts;
+    s->h = *handler;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_field_complete = on_header_field_complete;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_header_value_complete = on_header_value_complete;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(opts->host, opts->port, (struct sockaddr_in *)&addr);
+    if (rc)
+        rc = uv_ip6_addr(opts->host, opts->port, (struct sockaddr_in6 *)&addr);
+    if (rc) {
+        ekv_log_error("bad listen address", "host=%s", opts->host);
+        free(s);
+        return EKV_EINTERNAL;
+    }
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->listener_open = 1;
+    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc) {
+        ekv_log_error("listen failed", "addr=%s:%d err=\"%s\"", opts->host, opts->port,
+                      uv_strerror(rc));
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        free(s);
+        return EKV_EINTERNAL;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = s;
+    return 0;
+}
+
+int ekv_http_server_port(const ekv_http_server_t *s)
+{
+    return s->port;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    ekv_http_server_t *s = h->data;
+    s->listener_open = 0;
+    maybe_stopped(s);
+}
+
+void ekv_http_server_stop(ekv_http_server_t *s, void (*done_cb)(void *arg), void *arg)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->stop_cb = done_cb;
+    s->stop_arg = arg;
+    uv_close((uv_handle_t *)&s->listener, listener_closed);
+    /* idle connections close now; busy ones close after their reply (see ekv_http_send) */
+    for (ekv_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CS_IDLE)
+            conn_close(c);
+        else
+            c->close_after = 1;
+    }
+}
+
+void ekv_http_server_free(ekv_http_server_t *s)
+{
+    free(s);
+}
+
+void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out)
+{
+    *out = s->stats;
+}

@@ -1,0 +1,918 @@
+/*
+ * kv_api.c - KV values, metadata, key listing and bulk operations.
+ *
+ * Every handler validates on the loop thread (limits before any storage work), then either
+ * answers from the cache (value GET hit) or hands a job to the reader pool / committer and
+ * answers from the job's done() callback on the loop. Write completions keep the cache
+ * coherent (see server/cache.h for the rule).
+ */
+#include "common/clock.h"
+#include "common/codec.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "server/app.h"
+#include "server/cursor.h"
+#include "server/kv_validate.h"
+#include "server/multipart.h"
+#include "server/reply.h"
+#include "server/urlcodec.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MSG_CAP 512
+
+/* ---------------------------------------------------------------- shared helpers */
+
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + len > n)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Validate a decoded key name; on failure answer with the error. */
+static int check_key_or_reply(ekv_req_t *req, const char *op, const char *key, size_t len)
+{
+    char msg[MSG_CAP];
+    int rc = ekv_kv_check_key(key, len, msg, sizeof(msg));
+    if (rc) {
+        ekv_reply_error(req, rc, "%s", msg);
+        return rc;
+    }
+    if (!utf8_valid((const unsigned char *)key, len)) {
+        ekv_reply_error(req, EKV_EBAD_KEY, "%s: 'Key names must be valid UTF-8'", op);
+        return EKV_EBAD_KEY;
+    }
+    return 0;
+}
+
+/* Decode the key path parameter (the route's last param) into a malloc'd buffer. */
+static char *key_param_or_reply(ekv_call_t *c, size_t *len)
+{
+    const ekv_slice_t *s = &c->params.v[c->params.n - 1];
+    char *key = malloc(s->n + 1);
+    if (!key) {
+        ekv_reply_error(c->req, EKV_ENOMEM, NULL);
+        return NULL;
+    }
+    if (ekv_url_decode_path(s->p, s->n, key, len)) {
+        free(key);
+        ekv_reply_error(c->req, EKV_EBAD_KEY, "Could not URL-decode key name");
+        return NULL;
+    }
+    if (check_key_or_reply(c->req, ekv_route_op(c->route), key, *len)) {
+        free(key);
+        return NULL;
+    }
+    return key;
+}
+
+static json_t *json_from_text(const char *text, size_t len)
+{
+    if (!text)
+        return json_null();
+    json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    return j ? j : json_null();
+}
+
+/* ---------------------------------------------------------------- single-key reads */
+
+typedef struct {
+    ekv_job_t job;
+    ekv_app_t *app;
+    ekv_req_t *req;
+    uint8_t nsid[EKV_NSID_LEN];
+    char *key;
+    size_t key_len;
+    int want_value;
+    int64_t now_s;
+    uint64_t gen;
+    int rc;
+    ekv_kv_entry_t e;
+} get_job_t;
+
+static void get_job_free(ekv_req_t *req)
+{
+    get_job_t *j = req->state;
+    ekv_kv_entry_clear(&j->e);
+    free(j->key);
+    free(j);
+    req->state = NULL;
+}
+
+static void get_work(ekv_job_t *job)
+{
+    get_job_t *j = (get_job_t *)job;
+    j->rc = ekv_store_kv_get(j->app->store, j->nsid, j->key, j->key_len, j->want_value, j->now_s,
+                             &j->e);
+}
+
+static void send_value(ekv_req_t *req, const char *value, size_t len, int64_t expiration,
+                       void (*release)(void *), void *arg)
+{
+    char hdr[64];
+    const char *extra = NULL;
+    if (expiration) {
+        snprintf(hdr, sizeof(hdr), "expiration: %lld\r\n", (long long)expiration);
+        extra = hdr;
+    }
+    ekv_http_send(req, 200, "application/octet-stream", extra, value, len, release, arg);
+}
+
+static void value_get_done(ekv_job_t *job)
+{
+    get_job_t *j = (get_job_t *)job;
+    ekv_req_t *req = j->req;
+    if (j->rc == EKV_EKEY_NOT_FOUND) {
+        ekv_reply_error(req, EKV_EKEY_NOT_FOUND, "get: 'key not found'");
+        return;
+    }
+    if (j->rc) {
+        ekv_reply_error(req, j->rc, NULL);
+        return;
+    }
+    ekv_app_t *app = j->app;
+    if (ekv_cache_gen(app->cache) == j->gen)
+        ekv_cache_put(app->cache, j->nsid, j->key, j->key_len, j->e.value, j->e.value_len,
+                      j->e.expiration);
+    char *v = j->e.value;
+    j->e.value = NULL; /* ownership moves to the reply */
+    send_value(req, v ? v : "", j->e.value_len, j->e.expiration, v ? free : NULL, v);
+}
+
+static void metadata_get_done(ekv_job_t *job)
+{
+    get_job_t *j = (get_job_t *)job;
+    if (j->rc == EKV_EKEY_NOT_FOUND) {
+        ekv_reply_error(j->req, EKV_EKEY_NOT_FOUND, "metadata: 'key not found'");
+        return;
+    }
+    if (j->rc) {
+        ekv_reply_error(j->req, j->rc, NULL);
+        return;
+    }
+    ekv_reply_ok(j->req, json_from_text(j->e.metadata, j->e.metadata_len), NULL);
+}
+
+static void start_get(ekv_call_t *c, int want_value, ekv_job_fn done)
+{
+    size_t klen;
+    char *key = key_param_or_reply(c, &klen);
+    if (!key)
+        return;
+    ekv_app_t *app = c->app;
+    int64_t now = ekv_clock_now_s();
+    if (want_value) {
+        ekv_cache_entry_t *e = ekv_cache_get(app->cache, c->nsid, key, klen, now);
+        if (e) {
+            free(key);
+            send_value(c->req, e->value, e->value_len, e->expiration, ekv_cache_entry_release, e);
+            return;
+        }
+        ekv_cache_note_miss(app->cache);
+    }
+    get_job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        free(key);
+        ekv_reply_error(c->req, EKV_ENOMEM, NULL);
+        return;
+    }
+    j->job.work = get_work;
+    j->job.done = done;
+    j->app = app;
+    j->req = c->req;
+    memcpy(j->nsid, c->nsid, EKV_NSID_LEN);
+    j->key = key;
+    j->key_len = klen;
+    j->want_value = want_value;
+    j->now_s = now;
+    j->gen = ekv_cache_gen(app->cache);
+    c->req->state = j;
+    c->req->cleanup = get_job_free;
+    ekv_app_read_or_reply(app, c->req, &j->job);
+}
+
+void ekv_h_value_get(ekv_call_t *c)
+{
+    start_get(c, 1, value_get_done);
+}
+
+void ekv_h_metadata_get(ekv_call_t *c)
+{
+    start_get(c, 0, metadata_get_done);
+}
+
+/* ---------------------------------------------------------------- writes */
+
+typedef struct {
+    ekv_write_t w;
+    ekv_app_t *app;
+    ekv_req_t *req;
+    const char *op;
+    ekv_kv_item_t one; /* single put / delete */
+    char *key;
+    char *metadata;
+    /* bulk */
+    json_t *json;
+    ekv_kv_item_t *items;
+    char **owned; /* decoded base64 values, canonical metadata */
+    size_t nowned;
+    int is_delete;
+    size_t body_limit_items;
+    int parse_rc;
+    char parse_msg[MSG_CAP * 2];
+    ekv_job_t parse_job;
+} write_job_t;
+
+static void write_job_free(ekv_req_t *req)
+{
+    write_job_t *j = req->state;
+    free(j->key);
+    free(j->metadata);
+    for (size_t i = 0; i < j->nowned; i++)
+        free(j->owned[i]);
+    free(j->owned);
+    free(j->items);
+    if (j->json)
+        json_decref(j->json);
+    free(j);
+    req->state = NULL;
+}
+
+static write_job_t *write_job_new(ekv_call_t *c, ekv_op_type_t type, ekv_job_fn done)
+{
+    write_job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        ekv_reply_error(c->req, EKV_ENOMEM, NULL);
+        return NULL;
+    }
+    j->app = c->app;
+    j->req = c->req;
+    j->op = ekv_route_op(c->route);
+    j->w.type = type;
+    j->w.job.done = done;
+    j->w.udata = j;
+    memcpy(j->w.nsid, c->nsid, EKV_NSID_LEN);
+    c->req->state = j;
+    c->req->cleanup = write_job_free;
+    return j;
+}
+
+/* Invalidate every key of the write in the cache (at submit and at completion). */
+static void invalidate_items(write_job_t *j)
+{
+    for (size_t i = 0; i < j->w.nitems; i++)
+        ekv_cache_invalidate(j->app->cache, j->w.nsid, j->w.items[i].key, j->w.items[i].key_len);
+}
+
+static int reply_write_status_or_ok(write_job_t *j)
+{
+    if (j->w.status == EKV_ENS_NOT_FOUND) {
+        ekv_reply_error(j->req, EKV_ENS_NOT_FOUND, "%s: 'namespace not found'", j->op);
+        return -1;
+    }
+    if (j->w.status) {
+        ekv_reply_error(j->req, j->w.status, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void single_write_done(ekv_job_t *job)
+{
+    write_job_t *j = ((ekv_write_t *)job)->udata;
+    invalidate_items(j);
+    if (reply_write_status_or_ok(j))
+        return;
+    if (j->w.type == EKV_OP_KV_PUT) {
+        const ekv_kv_item_t *it = &j->one;
+        ekv_cache_put(j->app->cache, j->w.nsid, it->key, it->key_len, it->value, it->value_len,
+                      it->expiration);
+    }
+    ekv_reply_ok_null(j->req);
+}
+
+static void submit_write(write_job_t *j)
+{
+    invalidate_items(j);
+    ekv_app_write_or_reply(j->app, j->req, &j->w);
+}
+
+/* Query param as NUL-terminated text, or NULL when absent. -1 (after replying) if malformed. */
+static int query_param_or_reply(ekv_req_t *req, const ekv_query_t *q, const char *name, char *buf,
+                                size_t cap, const char **out)
+{
+    size_t len;
+    int rc = ekv_query_get(q, name, buf, cap, &len);
+    if (rc < 0) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "invalid query parameter '%s'", name);
+        return -1;
+    }
+    *out = rc ? buf : NULL;
+    return 0;
+}
+
+void ekv_h_value_put(ekv_call_t *c)
+{
+    ekv_req_t *req = c->req;
+    char msg[MSG_CAP];
+    size_t klen;
+    char *key = key_param_or_reply(c, &klen);
+    if (!key)
+        return;
+    write_job_t *j = write_job_new(c, EKV_OP_KV_PUT, single_write_done);
+    if (!j) {
+        free(key);
+        return;
+    }
+    j->key = key;
+
+    ekv_query_t q;
+    if (ekv_query_parse(req->query, req->query_len, &q)) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "put: 'too many query parameters'");
+        return;
+    }
+    char expbuf[64], ttlbuf[64];
+    const char *exp = NULL, *ttl = NULL;
+    if (query_param_or_reply(req, &q, "expiration", expbuf, sizeof(expbuf), &exp) ||
+        query_param_or_reply(req, &q, "expiration_ttl", ttlbuf, sizeof(ttlbuf), &ttl))
+        return;
+    int64_t expiration = 0;
+    int rc = ekv_kv_compute_expiration(exp, ttl, ekv_clock_now_s(), &expiration, msg, sizeof(msg));
+    if (rc) {
+        ekv_reply_error(req, rc, "%s", msg);
+        return;
+    }
+
+    const char *value = req->body.data ? req->body.data : "";
+    size_t value_len = req->body.len;
+    const ekv_hdr_t *ct = &req->hdr[EKV_HDR_CONTENT_TYPE];
+    const char *boundary;
+    size_t blen;
+    if (ct->present && ekv_multipart_boundary(ct->v, ct->len, &boundary, &blen) == 0) {
+        ekv_mp_part_t parts[EKV_MULTIPART_MAX_PARTS];
+        size_t nparts;
+        if (ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary,
+                                blen, parts, EKV_MULTIPART_MAX_PARTS, &nparts)) {
+            ekv_reply_error(req, EKV_EBAD_VALUE, "put: 'malformed multipart/form-data body'");
+            return;
+        }
+        const ekv_mp_part_t *vp = ekv_multipart_find(parts, nparts, "value");
+        if (!vp) {
+            ekv_reply_error(req, EKV_EBAD_VALUE, "put: 'multipart body has no value part'");
+            return;
+        }
+        value = vp->data;
+        value_len = vp->data_len;
+        json_t *meta = NULL;
+        if (ekv_multipart_metadata(parts, nparts, &meta)) {
+            ekv_reply_error(req, EKV_EBAD_METADATA, "Invalid metadata: not valid JSON");
+            return;
+        }
+        if (meta) {
+            char *text = json_dumps(meta, JSON_COMPACT | JSON_ENCODE_ANY);
+            json_decref(meta);
+            if (!text) {
+                ekv_reply_error(req, EKV_ENOMEM, NULL);
+                return;
+            }
+            size_t clen;
+            rc = ekv_kv_check_metadata(text, strlen(text), &j->metadata, &clen, msg, sizeof(msg));
+            free(text);
+            if (rc) {
+                ekv_reply_error(req, rc, "%s", msg);
+                return;
+            }
+            j->one.metadata = j->metadata;
+            j->one.metadata_len = clen;
+        }
+    }
+    rc = ekv_kv_check_value_len(value_len, msg, sizeof(msg));
+    if (rc) {
+        ekv_reply_error(req, rc, "%s", msg);
+        return;
+    }
+    j->one.key = key;
+    j->one.key_len = klen;
+    j->one.value = value;
+    j->one.value_len = value_len;
+    j->one.expiration = expiration;
+    j->w.items = &j->one;
+    j->w.nitems = 1;
+    submit_write(j);
+}
+
+void ekv_h_value_delete(ekv_call_t *c)
+{
+    size_t klen;
+    char *key = key_param_or_reply(c, &klen);
+    if (!key)
+        return;
+    write_job_t *j = write_job_new(c, EKV_OP_KV_DELETE, single_write_done);
+    if (!j) {
+        free(key);
+        return;
+    }
+    j->key = key;
+    j->one.key = key;
+    j->one.key_len = klen;
+    j->w.items = &j->one;
+    j->w.nitems = 1;
+    submit_write(j);
+}
+
+/* ---------------------------------------------------------------- bulk write / delete */
+
+static void bulk_write_done(ekv_job_t *job)
+{
+    write_job_t *j = ((ekv_write_t *)job)->udata;
+    invalidate_items(j);
+    if (reply_write_status_or_ok(j))
+        return;
+    json_t *res = json_pack("{s:I, s:[]}", "successful_key_count", (json_int_t)j->w.nitems,
+                            "unsuccessful_keys");
+    ekv_reply_ok(j->req, res, NULL);
+}
+
+static int own(write_job_t *j, char *p)
+{
+    char **o = realloc(j->owned, (j->nowned + 1) * sizeof(*o));
+    if (!o) {
+        free(p);
+        return -1;
+    }
+    j->owned = o;
+    j->owned[j->nowned++] = p;
+    return 0;
+}
+
+#define PARSE_FAIL(code, ...)                                                                      \
+    do {                                                                                           \
+        j->parse_rc = (code);                                                                      \
+        snprintf(j->parse_msg, sizeof(j->parse_msg), __VA_ARGS__);                                 \
+        return;                                                                                    \
+    } while (0)
+
+/* Integer JSON field (number or numeric string) as decimal text for kv_validate. */
+static int int_field_text(json_t *v, char *buf, size_t cap, const char **out)
+{
+    if (!v || json_is_null(v)) {
+        *out = NULL;
+        return 0;
+    }
+    if (json_is_integer(v))
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, cap, "%.17g", json_real_value(v));
+    else if (json_is_string(v))
+        snprintf(buf, cap, "%s", json_string_value(v));
+    else
+        return -1;
+    *out = buf;
+    return 0;
+}
+
+/* Reader-pool job: parse and validate the whole bulk body off the loop thread. */
+static void bulk_parse_work(ekv_job_t *job)
+{
+    write_job_t *j = (write_job_t *)((char *)job - offsetof(write_job_t, parse_job));
+    ekv_req_t *req = j->req;
+    const char *op = j->op;
+    json_error_t jerr;
+    j->json = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+    if (!j->json)
+        PARSE_FAIL(EKV_EBAD_REQUEST, "%s: 'malformed JSON body: %s'", op, jerr.text);
+    if (!json_is_array(j->json))
+        PARSE_FAIL(EKV_EBAD_REQUEST, "%s: 'malformed JSON body: expected an array'", op);
+    size_t n = json_array_size(j->json);
+    if (n > EKV_MAX_BULK_ITEMS)
+        PARSE_FAIL(EKV_EBAD_REQUEST, "%s: 'You can %s a maximum of %d %s'", op,
+                   j->is_delete ? "delete" : "write", EKV_MAX_BULK_ITEMS,
+                   j->is_delete ? "keys" : "pairs");
+    j->items = calloc(n ? n : 1, sizeof(*j->items));
+    if (!j->items)
+        PARSE_FAIL(EKV_ENOMEM, "out of memory");
+    int64_t now = ekv_clock_now_s();
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(j->json, i);
+        ekv_kv_item_t *dst = &j->items[i];
+        char msg[MSG_CAP];
+        json_t *k = it;
+        if (!j->is_delete || json_is_object(it))
+            k = json_object_get(it, "key");
+        if (!json_is_string(k))
+            PARSE_FAIL(EKV_EBAD_REQUEST, "%s: item %zu: 'key must be a string'", op, i);
+        dst->key = json_string_value(k);
+        dst->key_len = json_string_length(k);
+        int rc = ekv_kv_check_key(dst->key, dst->key_len, msg, sizeof(msg));
+        if (rc)
+            PARSE_FAIL(rc, "%s: item %zu: %s", op, i, msg);
+        if (j->is_delete)
+            continue;
+        if (!json_is_object(it))
+            PARSE_FAIL(EKV_EBAD_REQUEST, "%s: item %zu: 'expected an object'", op, i);
+        json_t *v = json_object_get(it, "value");
+        if (!json_is_string(v))
+            PARSE_FAIL(EKV_EBAD_VALUE, "%s: item %zu: 'value must be a string'", op, i);
+        json_t *b64 = json_object_get(it, "base64");
+        if (b64 && !json_is_boolean(b64) && !json_is_null(b64))
+            PARSE_FAIL(EKV_EBAD_REQUEST, "%s: item %zu: 'base64 must be a boolean'", op, i);
+        if (json_is_true(b64)) {
+            size_t in_len = json_string_length(v);
+            char *dec = malloc(ekv_base64_decoded_max(in_len) + 1);
+            size_t dlen = 0;
+            if (!dec || own(j, dec))
+                PARSE_FAIL(EKV_ENOMEM, "out of memory");
+            if (ekv_base64_decode(json_string_value(v), in_len, (uint8_t *)dec, &dlen))
+                PARSE_FAIL(EKV_EBAD_VALUE, "%s: item %zu: 'value is not valid base64'", op, i);
+            dst->value = dec;
+            dst->value_len = dlen;
+        } else {
+            dst->value = json_string_value(v);
+            dst->value_len = json_string_length(v);
+        }
+        rc = ekv_kv_check_value_len(dst->value_len, msg, sizeof(msg));
+        if (rc)
+            PARSE_FAIL(rc, "%s: item %zu: %s", op, i, msg);
+        char eb[64], tb[64];
+        const char *exp, *ttl;
+        if (int_field_text(json_object_get(it, "expiration"), eb, sizeof(eb), &exp) ||
+            int_field_text(json_object_get(it, "expiration_ttl"), tb, sizeof(tb), &ttl))
+            PARSE_FAIL(EKV_EBAD_REQUEST, "%s: item %zu: 'expiration must be a number'", op, i);
+        rc = ekv_kv_compute_expiration(exp, ttl, now, &dst->expiration, msg, sizeof(msg));
+        if (rc)
+            PARSE_FAIL(rc, "%s: item %zu: %s", op, i, msg);
+        json_t *m = json_object_get(it, "metadata");
+        if (m && !json_is_null(m)) {
+            char *text = json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (!text)
+                PARSE_FAIL(EKV_ENOMEM, "out of memory");
+            char *canon;
+            size_t clen;
+            rc = ekv_kv_check_metadata(text, strlen(text), &canon, &clen, msg, sizeof(msg));
+            free(text);
+            if (rc)
+                PARSE_FAIL(rc, "%s: item %zu: %s", op, i, msg);
+            if (own(j, canon))
+                PARSE_FAIL(EKV_ENOMEM, "out of memory");
+            dst->metadata = canon;
+            dst->metadata_len = clen;
+        }
+    }
+    j->w.items = j->items;
+    j->w.nitems = n;
+}
+
+static void bulk_parse_done(ekv_job_t *job)
+{
+    write_job_t *j = (write_job_t *)((char *)job - offsetof(write_job_t, parse_job));
+    if (j->parse_rc) {
+        ekv_reply_error(j->req, j->parse_rc, "%s", j->parse_msg);
+        return;
+    }
+    if (j->w.nitems == 0) { /* nothing to write: answer without a commit */
+        json_t *res =
+            json_pack("{s:i, s:[]}", "successful_key_count", 0, "unsuccessful_keys");
+        ekv_reply_ok(j->req, res, NULL);
+        return;
+    }
+    submit_write(j);
+}
+
+static void start_bulk(ekv_call_t *c, ekv_op_type_t type)
+{
+    write_job_t *j = write_job_new(c, type, bulk_write_done);
+    if (!j)
+        return;
+    j->is_delete = type == EKV_OP_KV_DELETE;
+    j->parse_job.work = bulk_parse_work;
+    j->parse_job.done = bulk_parse_done;
+    ekv_app_read_or_reply(c->app, c->req, &j->parse_job);
+}
+
+void ekv_h_bulk_put(ekv_call_t *c)
+{
+    start_bulk(c, EKV_OP_KV_PUT);
+}
+
+void ekv_h_bulk_delete(ekv_call_t *c)
+{
+    start_bulk(c, EKV_OP_KV_DELETE);
+}
+
+/* ---------------------------------------------------------------- list keys */
+
+typedef struct {
+    ekv_job_t job;
+    ekv_app_t *app;
+    ekv_req_t *req;
+    uint8_t nsid[EKV_NSID_LEN];
+    char prefix[EKV_MAX_KEY_LEN + 1];
+    size_t prefix_len;
+    char after[EKV_CURSOR_MAX_KEY];
+    size_t after_len;
+    int has_after;
+    size_t limit;
+    int64_t now_s;
+    int rc;
+    ekv_kv_list_t list;
+} list_job_t;
+
+static void list_job_free(ekv_req_t *req)
+{
+    list_job_t *j = req->state;
+    ekv_kv_list_clear(&j->list);
+    free(j);
+    req->state = NULL;
+}
+
+static void list_work(ekv_job_t *job)
+{
+    list_job_t *j = (list_job_t *)job;
+    j->rc = ekv_store_kv_list(j->app->store, j->nsid, j->prefix, j->prefix_len,
+                              j->has_after ? j->after : NULL, j->after_len, j->limit,
+                              10 * 1000, j->now_s, &j->list);
+}
+
+static void list_done(ekv_job_t *job)
+{
+    list_job_t *j = (list_job_t *)job;
+    if (j->rc) {
+        ekv_reply_error(j->req, j->rc, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < j->list.count; i++) {
+        const ekv_kv_listed_t *it = &j->list.items[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_stringn_nocheck(it->name, it->name_len));
+        if (it->expiration)
+            json_object_set_new(o, "expiration", json_integer(it->expiration));
+        if (it->metadata)
+            json_object_set_new(o, "metadata", json_from_text(it->metadata, it->metadata_len));
+        json_array_append_new(arr, o);
+    }
+    char cur[EKV_CURSOR_MAX_LEN] = "";
+    if (j->list.more && j->list.resume_key)
+        ekv_cursor_encode(j->list.resume_key, j->list.resume_key_len, cur);
+    json_t *info = json_pack("{s:I, s:s, s:{s:s}}", "count", (json_int_t)j->list.count, "cursor",
+                             cur, "cursors", "after", cur);
+    ekv_reply_ok(j->req, arr, info);
+}
+
+void ekv_h_keys_list(ekv_call_t *c)
+{
+    ekv_req_t *req = c->req;
+    ekv_query_t q;
+    if (ekv_query_parse(req->query, req->query_len, &q)) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "list keys: 'too many query parameters'");
+        return;
+    }
+    list_job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    req->state = j;
+    req->cleanup = list_job_free;
+    j->app = c->app;
+    j->req = req;
+    memcpy(j->nsid, c->nsid, EKV_NSID_LEN);
+    j->limit = EKV_LIST_DEFAULT_LIMIT;
+
+    char buf[EKV_CURSOR_MAX_LEN + 1];
+    size_t len;
+    int rc = ekv_query_get(&q, "limit", buf, sizeof(buf), &len);
+    if (rc != 0) {
+        char *end;
+        long long lim = rc > 0 ? strtoll(buf, &end, 10) : -1;
+        if (rc < 0 || len == 0 || *end || lim < EKV_LIST_MIN_LIMIT || lim > EKV_LIST_MAX_LIMIT) {
+            ekv_reply_error(req, EKV_EBAD_LIMIT,
+                            "list keys: 'limit must be an integer between %d and %d'",
+                            EKV_LIST_MIN_LIMIT, EKV_LIST_MAX_LIMIT);
+            return;
+        }
+        j->limit = (size_t)lim;
+    }
+    char pbuf[8192];
+    rc = ekv_query_get(&q, "prefix", pbuf, sizeof(pbuf), &len);
+    if (rc < 0) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "list keys: 'invalid prefix'");
+        return;
+    }
+    if (rc > 0) {
+        if (len > EKV_MAX_KEY_LEN) {
+            ekv_reply_error(req, EKV_EKEY_TOO_LONG,
+                            "UTF-8 encoded length of %zu exceeds key length limit of %d.", len,
+                            EKV_MAX_KEY_LEN);
+            return;
+        }
+        memcpy(j->prefix, pbuf, len);
+        j->prefix_len = len;
+    }
+    rc = ekv_query_get(&q, "cursor", buf, sizeof(buf), &len);
+    if (rc < 0 || (rc > 0 && len > 0 && ekv_cursor_decode(buf, len, j->after, &j->after_len))) {
+        ekv_reply_error(req, EKV_EBAD_CURSOR, "list keys: 'invalid cursor'");
+        return;
+    }
+    j->has_after = rc > 0 && len > 0;
+    j->now_s = ekv_clock_now_s();
+    j->job.work = list_work;
+    j->job.done = list_done;
+    ekv_app_read_or_reply(c->app, req, &j->job);
+}
+
+/* ---------------------------------------------------------------- bulk get */
+
+typedef struct {
+    ekv_job_t job;
+    ekv_app_t *app;
+    ekv_req_t *req;
+    uint8_t nsid[EKV_NSID_LEN];
+    json_t *body;
+    size_t n;
+    const char **keys;
+    size_t *key_lens;
+    ekv_kv_entry_t *entries;
+    int *rcs;
+    int as_json, with_meta;
+    int64_t now_s;
+} bulk_get_job_t;
+
+static void bulk_get_free(ekv_req_t *req)
+{
+    bulk_get_job_t *j = req->state;
+    for (size_t i = 0; j->entries && i < j->n; i++)
+        ekv_kv_entry_clear(&j->entries[i]);
+    free(j->entries);
+    free(j->rcs);
+    free(j->keys);
+    free(j->key_lens);
+    if (j->body)
+        json_decref(j->body);
+    free(j);
+    req->state = NULL;
+}
+
+static void bulk_get_work(ekv_job_t *job)
+{
+    bulk_get_job_t *j = (bulk_get_job_t *)job;
+    for (size_t i = 0; i < j->n; i++)
+        j->rcs[i] = ekv_store_kv_get(j->app->store, j->nsid, j->keys[i], j->key_lens[i], 1,
+                                     j->now_s, &j->entries[i]);
+}
+
+static void bulk_get_done(ekv_job_t *job)
+{
+    bulk_get_job_t *j = (bulk_get_job_t *)job;
+    json_t *values = json_object();
+    for (size_t i = 0; i < j->n; i++) {
+        char kbuf[EKV_MAX_KEY_LEN + 1];
+        memcpy(kbuf, j->keys[i], j->key_lens[i]);
+        kbuf[j->key_lens[i]] = '\0';
+        if (j->rcs[i] == EKV_EKEY_NOT_FOUND) {
+            json_object_set_new(values, kbuf, json_null());
+            continue;
+        }
+        if (j->rcs[i]) {
+            json_decref(values);
+            ekv_reply_error(j->req, j->rcs[i], NULL);
+            return;
+        }
+        const ekv_kv_entry_t *e = &j->entries[i];
+        json_t *v;
+        if (j->as_json)
+            v = json_loadb(e->value ? e->value : "", e->value_len, JSON_DECODE_ANY, NULL);
+        else
+            v = json_stringn(e->value ? e->value : "", e->value_len);
+        if (!v) {
+            json_decref(values);
+            ekv_reply_error(j->req, EKV_EBAD_REQUEST, "bulk get keys: '%s'",
+                            j->as_json ? "At least one of the requested keys corresponds to a "
+                                         "non-json value"
+                                       : "At least one of the requested keys corresponds to a "
+                                         "non-text value");
+            return;
+        }
+        if (j->with_meta) {
+            json_t *o = json_pack("{s:o, s:o}", "value", v, "metadata",
+                                  json_from_text(e->metadata, e->metadata_len));
+            if (e->expiration)
+                json_object_set_new(o, "expiration", json_integer(e->expiration));
+            v = o;
+        }
+        json_object_set_new(values, kbuf, v);
+    }
+    ekv_reply_ok(j->req, json_pack("{s:o}", "values", values), NULL);
+}
+
+void ekv_h_bulk_get(ekv_call_t *c)
+{
+    ekv_req_t *req = c->req;
+    bulk_get_job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    req->state = j;
+    req->cleanup = bulk_get_free;
+    j->app = c->app;
+    j->req = req;
+    memcpy(j->nsid, c->nsid, EKV_NSID_LEN);
+    json_error_t jerr;
+    j->body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+    if (!json_is_object(j->body)) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'malformed JSON body: %s'",
+                        j->body ? "expected an object" : jerr.text);
+        return;
+    }
+    json_t *keys = json_object_get(j->body, "keys");
+    if (!json_is_array(keys)) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'keys must be an array'");
+        return;
+    }
+    j->n = json_array_size(keys);
+    if (j->n > EKV_MAX_BULK_GET_KEYS) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'You can request a maximum of %d keys'",
+                        EKV_MAX_BULK_GET_KEYS);
+        return;
+    }
+    if (j->n == 0) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'You must request a minimum of 1 key'");
+        return;
+    }
+    json_t *type = json_object_get(j->body, "type");
+    if (type && !json_is_null(type)) {
+        const char *t = json_is_string(type) ? json_string_value(type) : "";
+        if (!strcmp(t, "json"))
+            j->as_json = 1;
+        else if (strcmp(t, "text") != 0) {
+            ekv_reply_error(req, EKV_EBAD_REQUEST,
+                            "bulk get keys: '\"%s\" is not a valid type. Use \"json\" or \"text\"'",
+                            t);
+            return;
+        }
+    }
+    json_t *wm = json_object_get(j->body, "withMetadata");
+    j->with_meta = json_is_true(wm);
+    j->keys = calloc(j->n, sizeof(*j->keys));
+    j->key_lens = calloc(j->n, sizeof(*j->key_lens));
+    j->entries = calloc(j->n, sizeof(*j->entries));
+    j->rcs = calloc(j->n, sizeof(*j->rcs));
+    if (!j->keys || !j->key_lens || !j->entries || !j->rcs) {
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        json_t *k = json_array_get(keys, i);
+        if (!json_is_string(k)) {
+            ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'keys must be strings'");
+            return;
+        }
+        j->keys[i] = json_string_value(k);
+        j->key_lens[i] = json_string_length(k);
+        if (check_key_or_reply(req, "bulk get keys", j->keys[i], j->key_lens[i]))
+            return;
+        if (memchr(j->keys[i], '\0', j->key_lens[i])) {
+            ekv_reply_error(req, EKV_EBAD_KEY, "bulk get keys: 'Key names must not contain NUL'");
+            return;
+        }
+    }
+    j->now_s = ekv_clock_now_s();
+    j->job.work = bulk_get_work;
+    j->job.done = bulk_get_done;
+    ekv_app_read_or_reply(c->app, req, &j->job);
+}

@@ -1,0 +1,58 @@
+/*
+ * main.c - the edgekv binary: `edgekv [serve] [flags]` and admin subcommands.
+ */
+#include "server/app.h"
+#include "server/config.h"
+#include "server/token_cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#ifndef EKV_VERSION
+#define EKV_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out, "edgekv %s - a self-hosted Workers KV REST API\n\n"
+                 "usage:\n"
+                 "  edgekv [serve] [--role standalone] [--listen HOST:PORT] [--data-dir DIR] ...\n"
+                 "  edgekv token create|list|revoke ...\n"
+                 "  edgekv version\n\n"
+                 "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
+            EKV_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    int first = 1;
+    if (argc > 1) {
+        const char *cmd = argv[1];
+        if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+            printf("edgekv %s\n", EKV_VERSION);
+            return 0;
+        }
+        if (!strcmp(cmd, "token"))
+            return ekv_token_cli(argc - 2, argv + 2);
+        if (!strcmp(cmd, "serve"))
+            first = 2;
+        else if (cmd[0] != '-') {
+            fprintf(stderr, "edgekv: unknown command '%s'\n", cmd);
+            usage(stderr);
+            return 2;
+        }
+    }
+    ekv_config_t cfg;
+    int rc = ekv_config_load(&cfg, argc, argv, first);
+    if (rc) {
+        ekv_config_free(&cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    rc = ekv_app_run(&cfg);
+    ekv_config_free(&cfg);
+    return rc;
+}

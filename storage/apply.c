@@ -1,0 +1,441 @@
+/*
+ * apply.c - turn one ekv_write_t into WriteBatch mutations + change-log records.
+ *
+ * Each op is checked completely (arguments, namespace existence, title uniqueness, limits)
+ * against the committer's catalog index BEFORE its first mutation, so a rejected op leaves
+ * nothing in the batch and gets no sequence number. Only allocation failures can happen
+ * after the first mutation; they are reported as *fatal and the committer abandons the
+ * whole group (the index is then rebuilt from the DB).
+ *
+ * Every mutation gets the next sequence number and exactly one ChangeRecord in the same batch
+ * (proto/changelog.proto), so the data and the log can never disagree.
+ */
+#include "changelog.pb-c.h"
+#include "common/codec.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "storage/catrec.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/store_int.h"
+
+#include <string.h>
+
+/* Scratch key buffer of n bytes (s->kbuf), NULL on ENOMEM. */
+static char *key_buf(ekv_store_t *s, size_t n)
+{
+    ekv_buf_reset(&s->kbuf);
+    if (ekv_buf_reserve(&s->kbuf, n))
+        return NULL;
+    return s->kbuf.data;
+}
+
+static void rec_init(Edgekv__ChangeRecord *rec, Edgekv__ChangeOp op, uint64_t seq,
+                     int64_t now_ms)
+{
+    Edgekv__ChangeRecord init = EDGEKV__CHANGE_RECORD__INIT;
+    *rec = init;
+    rec->op = op;
+    rec->seq = seq;
+    rec->commit_time_ms = now_ms;
+}
+
+static void rec_nsid(Edgekv__ChangeRecord *rec, const uint8_t *nsid)
+{
+    rec->namespace_id.data = (uint8_t *)nsid;
+    rec->namespace_id.len = EKV_NSID_LEN;
+}
+
+/* Put the record; 0 or the fatal error. */
+static int log_put(ekv_store_t *s, Edgekv__ChangeRecord *rec, const char *value, size_t vlen)
+{
+    int64_t rc = ekv__log_put(s, rec, value, vlen);
+    return rc < 0 ? (int)rc : 0;
+}
+
+/* ---- KV ---- */
+
+static int check_items(const ekv_write_t *w)
+{
+    for (size_t i = 0; i < w->nitems; i++) {
+        const ekv_kv_item_t *it = &w->items[i];
+        if (!it->key || it->key_len == 0)
+            return EKV_EBAD_KEY;
+        if (w->type == EKV_OP_KV_PUT) {
+            if (it->value_len && !it->value)
+                return EKV_EBAD_VALUE;
+            if (it->metadata_len && !it->metadata)
+                return EKV_EBAD_METADATA;
+            if (it->expiration < 0)
+                return EKV_EBAD_EXPIRATION;
+        }
+    }
+    return 0;
+}
+
+static int apply_kv(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal)
+{
+    if (w->nitems && !w->items)
+        return EKV_EBAD_REQUEST;
+    int rc = check_items(w);
+    if (rc)
+        return rc;
+    if (!ekv_catidx_ns_get(&s->idx, w->nsid))
+        return EKV_ENS_NOT_FOUND;
+
+    rocksdb_column_family_handle_t *meta = s->cf[EKV_CF_KVMETA], *val = s->cf[EKV_CF_KVVAL];
+    for (size_t i = 0; i < w->nitems; i++) {
+        const ekv_kv_item_t *it = &w->items[i];
+        Edgekv__ChangeRecord rec;
+        char *k = key_buf(s, EKV_KEY_BE64_LEN + EKV_NSID_LEN + it->key_len);
+        if (!k)
+            goto nomem;
+        size_t klen = ekv_key_kv(k, w->nsid, it->key, it->key_len);
+        ++*seq;
+        if (w->type == EKV_OP_KV_PUT) {
+            ekv_envelope_t env = {.expiration = it->expiration,
+                                  .metadata = it->metadata,
+                                  .metadata_len = it->metadata_len,
+                                  .value_len = it->value_len,
+                                  .flags = 0};
+            ekv_buf_reset(&s->vbuf);
+            if (ekv_envelope_encode(&env, &s->vbuf))
+                goto nomem;
+            rocksdb_writebatch_put_cf(s->wb, meta, k, klen, s->vbuf.data, s->vbuf.len);
+            rocksdb_writebatch_put_cf(s->wb, val, k, klen, it->value ? it->value : "",
+                                      it->value_len);
+            if (it->expiration > 0) {
+                klen = ekv_key_exp(k, it->expiration, w->nsid, it->key, it->key_len);
+                rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_EXP], k, klen, "", 0);
+            }
+            rec_init(&rec, EDGEKV__CHANGE_OP__KV_PUT, *seq, now_ms);
+            rec.metadata.data = (uint8_t *)it->metadata;
+            rec.metadata.len = it->metadata ? it->metadata_len : 0;
+            rec.expiration = it->expiration;
+        } else {
+            rocksdb_writebatch_delete_cf(s->wb, meta, k, klen);
+            rocksdb_writebatch_delete_cf(s->wb, val, k, klen);
+            rec_init(&rec, EDGEKV__CHANGE_OP__KV_DELETE, *seq, now_ms);
+        }
+        rec_nsid(&rec, w->nsid);
+        rec.key.data = (uint8_t *)it->key;
+        rec.key.len = it->key_len;
+        if (w->type == EKV_OP_KV_PUT)
+            rc = log_put(s, &rec, it->value, it->value_len);
+        else
+            rc = log_put(s, &rec, NULL, 0);
+        if (rc) {
+            *fatal = rc;
+            return rc;
+        }
+    }
+    return 0;
+nomem:
+    *fatal = EKV_ENOMEM;
+    return EKV_ENOMEM;
+}
+
+/* ---- namespaces ---- */
+
+/* ns.id -> nsid; 0 or EKV_EBAD_NS_ID. The all-0xff id is refused: its key range has no
+ * finite upper bound for DeleteRange. */
+static int parse_nsid(const char *id, uint8_t nsid[EKV_NSID_LEN])
+{
+    size_t n = strnlen(id, EKV_ID_HEX_LEN + 1), out_len = 0;
+    if (n != EKV_ID_HEX_LEN || ekv_hex_decode(id, n, nsid, EKV_NSID_LEN, &out_len) != 0 ||
+        out_len != EKV_NSID_LEN)
+        return EKV_EBAD_NS_ID;
+    for (int i = 0; i < EKV_NSID_LEN; i++)
+        if (nsid[i] != 0xff)
+            return 0;
+    return EKV_EBAD_NS_ID;
+}
+
+static int check_title(const char *title, size_t cap, size_t *len)
+{
+    *len = strnlen(title, cap);
+    return (*len == 0 || *len >= cap || *len > EKV_KEY_MAX_TITLE) ? EKV_EBAD_TITLE : 0;
+}
+
+/* Put the namespace record n/<hex> and its title index entry. */
+static int put_ns_meta(ekv_store_t *s, const ekv_namespace_t *ns, const uint8_t *nsid)
+{
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_ns(k, sizeof(k), nsid);
+    ekv_buf_reset(&s->vbuf);
+    if (klen < 0 || ekv_catrec_ns_encode(ns, &s->vbuf))
+        return EKV_ENOMEM;
+    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen, s->vbuf.data,
+                              s->vbuf.len);
+    klen = ekv_key_meta_title(k, sizeof(k), ns->account_id, ns->title, strlen(ns->title));
+    if (klen < 0)
+        return EKV_EINTERNAL;
+    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen, (const char *)nsid,
+                              EKV_NSID_LEN);
+    return 0;
+}
+
+static void del_title(ekv_store_t *s, const char *account_id, const char *title, size_t len)
+{
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_title(k, sizeof(k), account_id, title, len);
+    if (klen > 0)
+        rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen);
+}
+
+static int apply_ns_create(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                           int *fatal)
+{
+    uint8_t nsid[EKV_NSID_LEN];
+    size_t tlen;
+    int rc = parse_nsid(w->ns.id, nsid);
+    if (rc)
+        return rc;
+    if (!ekv_key_id_ok(w->ns.account_id, EKV_ID_HEX_LEN))
+        return EKV_EBAD_REQUEST;
+    if ((rc = check_title(w->ns.title, sizeof(w->ns.title), &tlen)))
+        return rc;
+    if (ekv_catidx_ns_get(&s->idx, nsid) ||
+        ekv_catidx_ns_by_title(&s->idx, w->ns.account_id, w->ns.title, tlen))
+        return EKV_ENS_EXISTS;
+    if (ekv_catidx_ns_count(&s->idx, w->ns.account_id) >= EKV_MAX_NS_PER_ACCOUNT)
+        return EKV_ETOO_MANY_NS;
+
+    /* normalise: lowercase id, creation time filled in (visible to the caller in done) */
+    ekv_hex_encode(nsid, EKV_NSID_LEN, w->ns.id);
+    if (!w->ns.created_ms)
+        w->ns.created_ms = now_ms;
+    if ((rc = put_ns_meta(s, &w->ns, nsid)))
+        goto fail;
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__NS_CREATE, ++*seq, now_ms);
+    rec_nsid(&rec, nsid);
+    rec.account_id = w->ns.account_id;
+    rec.title = w->ns.title;
+    rec.created_ms = w->ns.created_ms;
+    if ((rc = log_put(s, &rec, NULL, 0)))
+        goto fail;
+    if ((rc = ekv_catidx_ns_add(&s->idx, nsid, w->ns.account_id, w->ns.title, tlen,
+                                w->ns.created_ms)))
+        goto fail;
+    return 0;
+fail:
+    *fatal = rc;
+    return rc;
+}
+
+/* The namespace named by w->ns (id, and account_id when given), or an error. */
+static int find_ns(ekv_store_t *s, ekv_write_t *w, uint8_t nsid[EKV_NSID_LEN],
+                   const ekv_catidx_ns_t **out)
+{
+    int rc = parse_nsid(w->ns.id, nsid);
+    if (rc)
+        return rc;
+    const ekv_catidx_ns_t *ns = ekv_catidx_ns_get(&s->idx, nsid);
+    if (!ns || (w->ns.account_id[0] && strncmp(ns->account_id, w->ns.account_id,
+                                                sizeof(w->ns.account_id)) != 0))
+        return EKV_ENS_NOT_FOUND;
+    *out = ns;
+    return 0;
+}
+
+static int apply_ns_rename(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                           int *fatal)
+{
+    uint8_t nsid[EKV_NSID_LEN];
+    const ekv_catidx_ns_t *cur;
+    size_t tlen;
+    int rc = find_ns(s, w, nsid, &cur);
+    if (rc)
+        return rc;
+    if ((rc = check_title(w->ns.title, sizeof(w->ns.title), &tlen)))
+        return rc;
+    const ekv_catidx_ns_t *other =
+        ekv_catidx_ns_by_title(&s->idx, cur->account_id, w->ns.title, tlen);
+    if (other && other != cur)
+        return EKV_ENS_EXISTS;
+
+    ekv_namespace_t ns = w->ns;
+    ekv_hex_encode(nsid, EKV_NSID_LEN, ns.id);
+    memcpy(ns.account_id, cur->account_id, sizeof(ns.account_id));
+    ns.created_ms = cur->created_ms;
+    del_title(s, cur->account_id, cur->title, cur->title_len);
+    if ((rc = put_ns_meta(s, &ns, nsid)))
+        goto fail;
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__NS_RENAME, ++*seq, now_ms);
+    rec_nsid(&rec, nsid);
+    rec.account_id = ns.account_id;
+    rec.title = ns.title;
+    rec.created_ms = ns.created_ms;
+    if ((rc = log_put(s, &rec, NULL, 0)))
+        goto fail;
+    if ((rc = ekv_catidx_ns_rename(&s->idx, nsid, ns.title, tlen)))
+        goto fail;
+    return 0;
+fail:
+    *fatal = rc;
+    return rc;
+}
+
+static int apply_ns_delete(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                           int *fatal)
+{
+    uint8_t nsid[EKV_NSID_LEN];
+    const ekv_catidx_ns_t *cur;
+    int rc = find_ns(s, w, nsid, &cur);
+    if (rc)
+        return rc;
+
+    /* every key of the namespace: [nsid, successor(nsid)) in kvmeta and kvval; exp entries
+     * become stale and are dropped by the purger when they come due */
+    char lo[EKV_NSID_LEN], hi[EKV_NSID_LEN];
+    memcpy(lo, nsid, EKV_NSID_LEN);
+    size_t hlen = ekv_key_prefix_successor(lo, EKV_NSID_LEN, hi);
+    EKV_ASSERT(hlen > 0); /* parse_nsid refuses the all-0xff id */
+    rocksdb_writebatch_delete_range_cf(s->wb, s->cf[EKV_CF_KVMETA], lo, EKV_NSID_LEN, hi, hlen);
+    rocksdb_writebatch_delete_range_cf(s->wb, s->cf[EKV_CF_KVVAL], lo, EKV_NSID_LEN, hi, hlen);
+
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_ns(k, sizeof(k), nsid);
+    rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen);
+    del_title(s, cur->account_id, cur->title, cur->title_len);
+
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__NS_DELETE, ++*seq, now_ms);
+    rec_nsid(&rec, nsid);
+    rec.account_id = (char *)cur->account_id;
+    rec.title = cur->title;
+    if ((rc = log_put(s, &rec, NULL, 0))) {
+        *fatal = rc;
+        return rc;
+    }
+    ekv_catidx_ns_remove(&s->idx, nsid); /* cur is freed here */
+    return 0;
+}
+
+/* ---- accounts and tokens ---- */
+
+static int apply_account_create(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                                int *fatal)
+{
+    ekv_account_t *a = &w->account;
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_account(k, sizeof(k), a->id);
+    if (klen < 0 || strnlen(a->name, sizeof(a->name)) >= sizeof(a->name))
+        return EKV_EBAD_REQUEST;
+    if (!a->created_ms)
+        a->created_ms = now_ms;
+    ekv_buf_reset(&s->vbuf);
+    int rc = ekv_catrec_account_encode(a, &s->vbuf);
+    if (rc)
+        goto fail;
+    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen, s->vbuf.data,
+                              s->vbuf.len);
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__ACCOUNT_CREATE, ++*seq, now_ms);
+    rec.account_id = a->id;
+    rec.title = a->name;
+    rec.created_ms = a->created_ms;
+    if ((rc = log_put(s, &rec, NULL, 0)))
+        goto fail;
+    return 0;
+fail:
+    *fatal = rc;
+    return rc;
+}
+
+static int apply_token_create(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                              int *fatal)
+{
+    ekv_token_t *t = &w->token;
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_token(k, sizeof(k), t->hash);
+    if (klen < 0 || !ekv_key_id_ok(t->id, EKV_ID_HEX_LEN) ||
+        !ekv_key_id_ok(t->account_id, EKV_ID_HEX_LEN) ||
+        strnlen(t->name, sizeof(t->name)) >= sizeof(t->name))
+        return EKV_EBAD_REQUEST;
+    if (!t->created_ms)
+        t->created_ms = now_ms;
+    ekv_buf_reset(&s->vbuf);
+    int rc = ekv_catrec_token_encode(t, &s->vbuf);
+    if (rc)
+        goto fail;
+    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen, s->vbuf.data,
+                              s->vbuf.len);
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__TOKEN_CREATE, ++*seq, now_ms);
+    rec.token_hash = t->hash;
+    rec.token_id = t->id;
+    rec.account_id = t->account_id;
+    rec.title = t->name;
+    rec.perms = t->perms;
+    rec.created_ms = t->created_ms;
+    if ((rc = log_put(s, &rec, NULL, 0)))
+        goto fail;
+    if ((rc = ekv_catidx_token_add(&s->idx, t->hash, t->id, t->account_id)))
+        goto fail;
+    return 0;
+fail:
+    *fatal = rc;
+    return rc;
+}
+
+static int apply_token_revoke(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                              int *fatal)
+{
+    ekv_token_t *t = &w->token;
+    const ekv_catidx_token_t *cur = NULL;
+    if (ekv_key_id_ok(t->hash, EKV_TOKEN_HASH_LEN))
+        cur = ekv_catidx_token_by_hash(&s->idx, t->hash);
+    else if (!t->hash[0] && ekv_key_id_ok(t->id, EKV_ID_HEX_LEN))
+        cur = ekv_catidx_token_by_id(&s->idx, t->id);
+    if (!cur || (t->id[0] && strncmp(t->id, cur->id, sizeof(t->id)) != 0) ||
+        (t->account_id[0] && strncmp(t->account_id, cur->account_id, sizeof(t->account_id))))
+        return EKV_ETOKEN_NOT_FOUND;
+    /* tell the caller which token went (it may have named it by id only) */
+    memcpy(t->hash, cur->hash, sizeof(t->hash));
+    memcpy(t->id, cur->id, sizeof(t->id));
+    memcpy(t->account_id, cur->account_id, sizeof(t->account_id));
+
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_token(k, sizeof(k), t->hash);
+    if (klen < 0)
+        return EKV_EINTERNAL;
+    rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen);
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__TOKEN_REVOKE, ++*seq, now_ms);
+    rec.token_hash = t->hash;
+    rec.token_id = t->id;
+    rec.account_id = t->account_id;
+    int rc = log_put(s, &rec, NULL, 0);
+    if (rc) {
+        *fatal = rc;
+        return rc;
+    }
+    ekv_catidx_token_remove(&s->idx, t->hash);
+    return 0;
+}
+
+int ekv__apply_op(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal)
+{
+    switch (w->type) {
+    case EKV_OP_KV_PUT:
+    case EKV_OP_KV_DELETE:
+        return apply_kv(s, w, seq, now_ms, fatal);
+    case EKV_OP_NS_CREATE:
+        return apply_ns_create(s, w, seq, now_ms, fatal);
+    case EKV_OP_NS_RENAME:
+        return apply_ns_rename(s, w, seq, now_ms, fatal);
+    case EKV_OP_NS_DELETE:
+        return apply_ns_delete(s, w, seq, now_ms, fatal);
+    case EKV_OP_ACCOUNT_CREATE:
+        return apply_account_create(s, w, seq, now_ms, fatal);
+    case EKV_OP_TOKEN_CREATE:
+        return apply_token_create(s, w, seq, now_ms, fatal);
+    case EKV_OP_TOKEN_REVOKE:
+        return apply_token_revoke(s, w, seq, now_ms, fatal);
+    }
+    ekv_log_warn("unknown write op", "type=%d", (int)w->type);
+    return EKV_EBAD_REQUEST;
+}

@@ -1,0 +1,277 @@
+/*
+ * read.c - KV reads: ekv_store_kv_get and ekv_store_kv_list.
+ *
+ * Reader threads call these concurrently; they touch only the DB handles and the shared,
+ * never-modified read options, never the committer's state or locks. A reader sees every
+ * write whose done() has run (the batch is in the memtable before completion).
+ *
+ * get: without the value, one pinned point read of kvmeta (no copy of the envelope). With the
+ * value, one MultiGet of kvmeta + kvval, which RocksDB serves from one consistent snapshot
+ * across the two CFs, so a concurrent overwrite can never pair one version's envelope with
+ * another's value.
+ *
+ * list: one iterator over kvmeta only, bounded by [nsid||max(prefix, after+"\0"),
+ * successor(nsid||prefix)), so it never leaves the namespace/prefix and never reads values.
+ */
+#include "common/errors.h"
+#include "common/log.h"
+#include "storage/envelope.h"
+#include "storage/keys.h"
+#include "storage/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STACK_KEY_MAX 1024
+#define LIST_INITIAL_ITEMS 64
+
+void ekv_kv_entry_clear(ekv_kv_entry_t *e)
+{
+    free(e->value);
+    free(e->metadata);
+    memset(e, 0, sizeof(*e));
+}
+
+void ekv_kv_list_clear(ekv_kv_list_t *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        free(l->items[i].name);
+        free(l->items[i].metadata);
+    }
+    free(l->items);
+    free(l->resume_key);
+    memset(l, 0, sizeof(*l));
+}
+
+static int expired(int64_t expiration, int64_t now_s)
+{
+    return expiration != 0 && expiration <= now_s;
+}
+
+/* malloc'd NUL-terminated copy of p[0..n) (n may be 0); NULL on ENOMEM. */
+static char *dup_bytes(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        if (n)
+            memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Fill out from an envelope; 0, EKV_EKEY_NOT_FOUND (expired), EKV_ESTORAGE, EKV_ENOMEM. */
+static int entry_from_envelope(const char *v, size_t vlen, int64_t now_s, ekv_kv_entry_t *out)
+{
+    ekv_envelope_t env;
+    if (ekv_envelope_decode(v, vlen, &env) != 0) {
+        ekv_log_error("bad kvmeta envelope", "len=%zu", vlen);
+        return EKV_ESTORAGE;
+    }
+    if (expired(env.expiration, now_s))
+        return EKV_EKEY_NOT_FOUND;
+    out->expiration = env.expiration;
+    if (env.metadata) {
+        out->metadata = dup_bytes(env.metadata, env.metadata_len);
+        if (!out->metadata)
+            return EKV_ENOMEM;
+        out->metadata_len = env.metadata_len;
+    }
+    return 0;
+}
+
+static int get_meta_only(ekv_store_t *s, const char *k, size_t klen, int64_t now_s,
+                         ekv_kv_entry_t *out)
+{
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps =
+        rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[EKV_CF_KVMETA], k, klen, &err);
+    if (err)
+        return ekv__store_rocks_err("get kvmeta", err);
+    if (!ps)
+        return EKV_EKEY_NOT_FOUND;
+    size_t vlen;
+    const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+    int rc = entry_from_envelope(v, vlen, now_s, out);
+    rocksdb_pinnableslice_destroy(ps);
+    return rc;
+}
+
+static int get_with_value(ekv_store_t *s, const char *k, size_t klen, int64_t now_s,
+                          ekv_kv_entry_t *out)
+{
+    const rocksdb_column_family_handle_t *cfs[2] = {s->cf[EKV_CF_KVMETA], s->cf[EKV_CF_KVVAL]};
+    const char *keys[2] = {k, k};
+    size_t klens[2] = {klen, klen};
+    char *vals[2] = {NULL, NULL};
+    size_t vlens[2] = {0, 0};
+    char *errs[2] = {NULL, NULL};
+    rocksdb_multi_get_cf(s->db, s->ropts, cfs, 2, keys, klens, vals, vlens, errs);
+    int rc = 0;
+    if (errs[0] || errs[1]) {
+        rc = ekv__store_rocks_err("multiget", errs[0] ? errs[0] : errs[1]);
+        free(errs[0] ? errs[1] : NULL);
+        goto out;
+    }
+    if (!vals[0]) {
+        rc = EKV_EKEY_NOT_FOUND;
+        goto out;
+    }
+    rc = entry_from_envelope(vals[0], vlens[0], now_s, out);
+    if (rc)
+        goto out;
+    if (!vals[1]) {
+        /* written in the same batch as the envelope, read from the same snapshot */
+        ekv_log_error("kvval missing for kvmeta", "klen=%zu", klen);
+        rc = EKV_ESTORAGE;
+        goto out;
+    }
+    out->value = vals[1]; /* RocksDB's malloc'd copy: handed over, not copied again */
+    out->value_len = vlens[1];
+    vals[1] = NULL;
+out:
+    free(vals[0]);
+    free(vals[1]);
+    return rc;
+}
+
+int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                     size_t key_len, int want_value, int64_t now_s, ekv_kv_entry_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!key || !key_len)
+        return EKV_EKEY_NOT_FOUND;
+    char stack[EKV_NSID_LEN + STACK_KEY_MAX];
+    char *k = key_len <= STACK_KEY_MAX ? stack : malloc(EKV_NSID_LEN + key_len);
+    if (!k)
+        return EKV_ENOMEM;
+    size_t klen = ekv_key_kv(k, nsid, key, key_len);
+    int rc = want_value ? get_with_value(s, k, klen, now_s, out)
+                        : get_meta_only(s, k, klen, now_s, out);
+    if (k != stack)
+        free(k);
+    if (rc)
+        ekv_kv_entry_clear(out);
+    return rc;
+}
+
+/* ---- list ---- */
+
+static int list_push(ekv_kv_list_t *l, size_t *cap, const char *name, size_t name_len,
+                     const ekv_envelope_t *env)
+{
+    if (l->count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : LIST_INITIAL_ITEMS;
+        ekv_kv_listed_t *items = realloc(l->items, ncap * sizeof(*items));
+        if (!items)
+            return EKV_ENOMEM;
+        l->items = items;
+        *cap = ncap;
+    }
+    ekv_kv_listed_t *it = &l->items[l->count];
+    memset(it, 0, sizeof(*it));
+    it->name = dup_bytes(name, name_len);
+    if (!it->name)
+        return EKV_ENOMEM;
+    it->name_len = name_len;
+    it->expiration = env->expiration;
+    l->count++; /* counted now so that clear() frees the name on a later failure */
+    if (env->metadata) {
+        it->metadata = dup_bytes(env->metadata, env->metadata_len);
+        if (!it->metadata)
+            return EKV_ENOMEM;
+        it->metadata_len = env->metadata_len;
+    }
+    return 0;
+}
+
+int ekv_store_kv_list(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *prefix,
+                      size_t prefix_len, const char *after, size_t after_len, size_t limit,
+                      size_t scan_budget, int64_t now_s, ekv_kv_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!prefix)
+        prefix_len = 0;
+    if (!after)
+        after_len = 0;
+
+    /* [start, bound): start = nsid || max(prefix, after || 0x00); bound = successor of
+     * nsid || prefix (nsid || prefix never ends in the 16 0xff bytes of a refused nsid, so a
+     * successor exists unless prefix is all 0xff: then nsid's own successor is used). */
+    size_t plen = EKV_NSID_LEN + prefix_len, alen = after ? EKV_NSID_LEN + after_len + 1 : 0;
+    char *buf = malloc(plen + (alen > plen ? alen : plen) + plen);
+    if (!buf)
+        return EKV_ENOMEM;
+    char *pk = buf, *start = buf + plen, *bound = start + (alen > plen ? alen : plen);
+    ekv_key_kv(pk, nsid, prefix, prefix_len);
+    size_t start_len = plen;
+    memcpy(start, pk, plen);
+    if (after) {
+        ekv_key_kv(start, nsid, after, after_len);
+        start[EKV_NSID_LEN + after_len] = '\0';
+        /* the later of the two starting points */
+        size_t m = alen < plen ? alen : plen;
+        int c = memcmp(start, pk, m);
+        if (c > 0 || (c == 0 && alen >= plen))
+            start_len = alen;
+        else
+            memcpy(start, pk, start_len = plen);
+    }
+    size_t bound_len = ekv_key_prefix_successor(pk, plen, bound);
+
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    if (bound_len)
+        rocksdb_readoptions_set_iterate_upper_bound(ro, bound, bound_len);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[EKV_CF_KVMETA]);
+
+    int rc = 0;
+    size_t cap = 0, examined = 0;
+    size_t max_examined = limit + scan_budget < limit ? SIZE_MAX : limit + scan_budget;
+    ekv_buf_t last; /* last examined key, reused: no allocation per entry */
+    ekv_buf_init(&last, 0);
+    rocksdb_iter_seek(it, start, start_len);
+    while (rocksdb_iter_valid(it) && out->count < limit && examined < max_examined) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen < plen || memcmp(k, pk, plen) != 0)
+            break; /* only without a bound: left the prefix */
+        const char *v = rocksdb_iter_value(it, &vlen);
+        examined++;
+        ekv_envelope_t env;
+        if (ekv_envelope_decode(v, vlen, &env) != 0) {
+            ekv_log_error("bad kvmeta envelope in list, skipped", "len=%zu", vlen);
+        } else if (!expired(env.expiration, now_s)) {
+            rc = list_push(out, &cap, k + EKV_NSID_LEN, klen - EKV_NSID_LEN, &env);
+            if (rc)
+                break;
+        }
+        ekv_buf_reset(&last);
+        if ((rc = ekv_buf_append(&last, k + EKV_NSID_LEN, klen - EKV_NSID_LEN)) != 0)
+            break;
+        rocksdb_iter_next(it);
+    }
+    if (!rc && examined > 0 && rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        out->more = klen >= plen && memcmp(k, pk, plen) == 0;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    free(buf);
+    if (err && !rc)
+        rc = ekv__store_rocks_err("list", err);
+    else
+        free(err);
+    if (!rc && out->more) {
+        /* take() leaves NULL for an empty buffer; the key is never empty here */
+        out->resume_key = ekv_buf_take(&last, &out->resume_key_len);
+        if (!out->resume_key)
+            rc = EKV_ENOMEM;
+    }
+    ekv_buf_deinit(&last);
+    if (rc)
+        ekv_kv_list_clear(out);
+    return rc;
+}

@@ -1,0 +1,402 @@
+// HTTP/1.1 behaviour over raw sockets: keep-alive, pipelining, malformed input, size limits,
+// chunked bodies, header timeout, /healthz, /metrics, graceful SIGTERM
+// (docs/API.md "Limits", "Operations").
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startServer, RawConn, rawRequest, expectOk, sleep, hex32, newToken, sha256 } from './lib/harness.mjs';
+
+const req = (method, path, { headers = {}, body, host = 'edgekv.test' } = {}) => {
+  let h = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n`;
+  for (const [k, v] of Object.entries(headers)) h += `${k}: ${v}\r\n`;
+  if (body !== undefined) h += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
+  h += '\r\n';
+  return body === undefined ? Buffer.from(h) : Buffer.concat([Buffer.from(h), Buffer.from(body)]);
+};
+
+describe('http', { timeout: 90000 }, () => {
+  let srv;
+  let p; // namespace path under /client/v4
+  let auth;
+  before(async () => {
+    srv = await startServer({ args: ['--header-timeout-ms', '500'] });
+    const ns = await srv.createNamespace();
+    p = `/client/v4${srv.ns(ns)}`;
+    auth = { Authorization: `Bearer ${srv.token}` };
+    for (const k of ['k1', 'k2', 'k3']) expectOk(await srv.api('PUT', `${srv.ns(ns)}/values/${k}`, { body: `value-${k}` }));
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('/healthz answers {"status":"ok"} without auth', async () => {
+    const r = await rawRequest(srv.port, req('GET', '/healthz'));
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, { status: 'ok' });
+    assert.match(r.headers['content-type'], /^application\/json/);
+  });
+
+  it('keep-alive: several requests on one connection', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      for (let i = 0; i < 5; i++) {
+        await c.write(req('GET', `${p}/values/k${(i % 3) + 1}`, { headers: auth }));
+        const r = await c.readResponse(5000);
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), `value-k${(i % 3) + 1}`);
+        assert.equal(r.headers['content-type'], 'application/octet-stream');
+        assert.notEqual((r.headers.connection || '').toLowerCase(), 'close');
+      }
+      await c.write(req('GET', `${p}/values/missing`, { headers: auth }));
+      const nf = await c.readResponse(5000);
+      assert.equal(nf.status, 404);
+      assert.equal(nf.json.errors[0].code, 10009);
+      await c.write(req('GET', '/healthz'));
+      assert.equal((await c.readResponse(5000)).status, 200);
+      assert.equal(c.closed, false, 'server closed a keep-alive connection');
+    } finally { c.destroy(); }
+  });
+
+  it('pipelining: three requests in one write come back in order', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(Buffer.concat([
+        req('GET', `${p}/values/k1`, { headers: auth }),
+        req('GET', `${p}/values/k2`, { headers: auth }),
+        req('GET', `${p}/values/k3`, { headers: auth }),
+      ]));
+      for (const k of ['k1', 'k2', 'k3']) {
+        const r = await c.readResponse(5000);
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), `value-${k}`);
+      }
+    } finally { c.destroy(); }
+  });
+
+  it('pipelining: a write followed by reads sees the write, replies stay in order', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      const val = `piped-${hex32()}`;
+      await c.write(Buffer.concat([
+        req('GET', `${p}/values/pipe-key`, { headers: auth }),
+        req('PUT', `${p}/values/pipe-key`, { headers: auth, body: val }),
+        req('GET', `${p}/values/pipe-key`, { headers: auth }),
+        req('GET', '/healthz'),
+        req('DELETE', `${p}/values/pipe-key`, { headers: auth }),
+        req('GET', `${p}/values/pipe-key`, { headers: auth }),
+      ]));
+      const r1 = await c.readResponse(5000);
+      assert.equal(r1.status, 404);
+      const r2 = await c.readResponse(5000);
+      assert.equal(r2.status, 200);
+      assert.deepEqual(r2.json, { success: true, errors: [], messages: [], result: null });
+      const r3 = await c.readResponse(5000);
+      assert.equal(r3.status, 200);
+      assert.equal(r3.body.toString(), val);
+      const r4 = await c.readResponse(5000);
+      assert.deepEqual(r4.json, { status: 'ok' });
+      const r5 = await c.readResponse(5000);
+      assert.equal(r5.status, 200);
+      const r6 = await c.readResponse(5000);
+      assert.equal(r6.status, 404);
+    } finally { c.destroy(); }
+  });
+
+  it('many pipelined requests (100) are all answered in order', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      const reqs = [];
+      for (let i = 0; i < 100; i++) reqs.push(req('GET', `${p}/values/k${(i % 3) + 1}`, { headers: auth }));
+      await c.write(Buffer.concat(reqs));
+      for (let i = 0; i < 100; i++) {
+        const r = await c.readResponse(10000);
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), `value-k${(i % 3) + 1}`, `reply ${i}`);
+      }
+    } finally { c.destroy(); }
+  });
+
+  it('Connection: close and HTTP/1.0 close the connection after the reply', async () => {
+    let c = await RawConn.open(srv.port);
+    try {
+      await c.write(req('GET', '/healthz', { headers: { Connection: 'close' } }));
+      assert.equal((await c.readResponse(5000)).status, 200);
+      assert.ok(await c.waitClose(3000), 'connection not closed after Connection: close');
+    } finally { c.destroy(); }
+    c = await RawConn.open(srv.port);
+    try {
+      await c.write('GET /healthz HTTP/1.0\r\n\r\n');
+      assert.equal((await c.readResponse(5000)).status, 200);
+      assert.ok(await c.waitClose(3000), 'HTTP/1.0 connection not closed');
+    } finally { c.destroy(); }
+  });
+
+  it('malformed request line: 400 and the connection is closed; the server stays up', async () => {
+    for (const bad of ['GARBAGE\r\n\r\n', 'GET\r\n\r\n', 'GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n',
+      'GET /healthz HTTP/1.1\r\nBad Header Line\r\n\r\n', '\x00\x01\x02\x03 / HTTP/1.1\r\n\r\n']) {
+      const c = await RawConn.open(srv.port);
+      try {
+        await c.write(bad);
+        const r = await c.readResponse(5000);
+        assert.equal(r.status, 400, `for ${JSON.stringify(bad)}`);
+        assert.ok(await c.waitClose(3000), `connection left open after ${JSON.stringify(bad)}`);
+      } finally { c.destroy(); }
+    }
+    const ok = await rawRequest(srv.port, req('GET', '/healthz'));
+    assert.equal(ok.status, 200);
+  });
+
+  it('a valid request after a bad one on the same bytes is not processed', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(`GARBAGE\r\n\r\nPUT ${p}/values/smuggled HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n`
+        + 'Content-Length: 1\r\n\r\nx');
+      const r = await c.readResponse(5000);
+      assert.equal(r.status, 400);
+      await c.waitClose(3000);
+    } finally { c.destroy(); }
+    const g = await srv.api('GET', `${p.slice('/client/v4'.length)}/values/smuggled`);
+    assert.equal(g.status, 404);
+  });
+
+  it('URL over 8 KiB is 414; a 7 KiB URL is fine', async () => {
+    const long = await rawRequest(srv.port, req('GET', `/healthz?pad=${'a'.repeat(9000)}`));
+    assert.equal(long.status, 414);
+    const long2 = await rawRequest(srv.port, req('GET', `${p}/values/${'b'.repeat(8300)}`, { headers: auth }));
+    assert.equal(long2.status, 414);
+    const fine = await rawRequest(srv.port, req('GET', `/healthz?pad=${'a'.repeat(7000)}`));
+    assert.equal(fine.status, 200);
+    assert.equal((await rawRequest(srv.port, req('GET', '/healthz'))).status, 200);
+  });
+
+  it('too many headers or too large headers: 431', async () => {
+    const many = {};
+    for (let i = 0; i < 150; i++) many[`X-Many-${i}`] = 'v';
+    assert.equal((await rawRequest(srv.port, req('GET', '/healthz', { headers: many }))).status, 431);
+
+    const big = { 'X-Big': 'b'.repeat(70 * 1024) };
+    assert.equal((await rawRequest(srv.port, req('GET', '/healthz', { headers: big }))).status, 431);
+
+    const total = {};
+    for (let i = 0; i < 80; i++) total[`X-Mid-${i}`] = 'm'.repeat(1024);
+    assert.equal((await rawRequest(srv.port, req('GET', '/healthz', { headers: total }))).status, 431);
+
+    const fine = {};
+    for (let i = 0; i < 50; i++) fine[`X-Fine-${i}`] = 'f'.repeat(100);
+    assert.equal((await rawRequest(srv.port, req('GET', '/healthz', { headers: fine }))).status, 200);
+  });
+
+  it('Content-Length over the route limit: 413/10024 before the body is sent', async () => {
+    const cases = [
+      ['PUT', `${p}/values/too-big`, 26214400 + 65536 + 1],
+      ['PUT', `${p}/values/too-big`, 200 * 1024 * 1024],
+      ['POST', `/client/v4/accounts/${srv.accountId}/storage/kv/namespaces`, 1048577],
+      ['POST', `${p}/bulk/get`, 5 * 1024 * 1024],
+      ['PUT', `${p}/bulk`, 100000001],
+    ];
+    for (const [m, path, len] of cases) {
+      const c = await RawConn.open(srv.port);
+      try {
+        await c.write(`${m} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n`
+          + `Content-Type: application/octet-stream\r\nContent-Length: ${len}\r\n\r\n`);
+        const r = await c.readResponse(3000); // no body byte was sent
+        assert.equal(r.status, 413, `${m} ${path} with Content-Length ${len}`);
+        assert.equal(r.json?.errors?.[0]?.code, 10024, r.body.toString());
+        assert.equal(r.json.errors[0].message, 'request body too large');
+        assert.equal(r.json.success, false);
+      } finally { c.destroy(); }
+    }
+    expectOk(await srv.api('GET', `${p.slice('/client/v4'.length)}/keys`));
+    assert.equal((await srv.api('GET', `${p.slice('/client/v4'.length)}/values/too-big`)).status, 404);
+  });
+
+  it('chunked request bodies work (value bytes exact)', async () => {
+    const parts = [Buffer.from('chunk-one|'), randomBytes(5000), Buffer.from([0, 1, 2, 13, 10]), Buffer.from('|end')];
+    let body = '';
+    const bufs = [];
+    for (const part of parts) bufs.push(Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n'));
+    bufs.push(Buffer.from('0\r\n\r\n'));
+    body = Buffer.concat(bufs);
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(`PUT ${p}/values/chunked HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n`
+        + 'Transfer-Encoding: chunked\r\n\r\n');
+      // send the chunks in several writes
+      await c.write(body.subarray(0, 7));
+      await sleep(20);
+      await c.write(body.subarray(7, 3000));
+      await sleep(20);
+      await c.write(body.subarray(3000));
+      const r = await c.readResponse(5000);
+      assert.equal(r.status, 200, r.body.toString());
+      // and the connection is reusable afterwards
+      await c.write(req('GET', `${p}/values/chunked`, { headers: auth }));
+      const g = await c.readResponse(5000);
+      assert.equal(g.status, 200);
+      assert.ok(g.body.equals(Buffer.concat(parts)), 'chunked value differs');
+    } finally { c.destroy(); }
+
+    // chunked JSON body on a JSON route
+    const json = JSON.stringify({ title: `chunked-${hex32()}` });
+    const c2 = await RawConn.open(srv.port);
+    try {
+      await c2.write(`POST /client/v4/accounts/${srv.accountId}/storage/kv/namespaces HTTP/1.1\r\nHost: x\r\n`
+        + `Authorization: Bearer ${srv.token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`
+        + `5\r\n${json.slice(0, 5)}\r\n${(json.length - 5).toString(16)}\r\n${json.slice(5)}\r\n0\r\n\r\n`);
+      const r = await c2.readResponse(5000);
+      assert.equal(r.status, 200, r.body.toString());
+      assert.equal(r.json.result.title, JSON.parse(json).title);
+    } finally { c2.destroy(); }
+  });
+
+  it('a chunked body over the route limit is 413/10024', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(`POST /client/v4/accounts/${srv.accountId}/storage/kv/namespaces HTTP/1.1\r\nHost: x\r\n`
+        + `Authorization: Bearer ${srv.token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      const chunk = Buffer.concat([Buffer.from(`${(64 * 1024).toString(16)}\r\n`), Buffer.alloc(64 * 1024, 0x20), Buffer.from('\r\n')]);
+      // 2 MiB in 64 KiB chunks; stop early if the server already answered / closed
+      for (let i = 0; i < 32 && !c.closed && c.pending().length === 0; i++) {
+        if (!(await c.write(chunk))) break;
+      }
+      if (!c.closed) await c.write('0\r\n\r\n');
+      const r = await c.readResponse(5000);
+      assert.equal(r.status, 413);
+      assert.equal(r.json?.errors?.[0]?.code, 10024);
+    } finally { c.destroy(); }
+    assert.equal((await rawRequest(srv.port, req('GET', '/healthz'))).status, 200);
+  });
+
+  it('a connection that sends nothing is closed after the header timeout (500 ms)', async () => {
+    const c = await RawConn.open(srv.port);
+    const t0 = Date.now();
+    try {
+      const closed = await c.waitClose(5000);
+      const dt = Date.now() - t0;
+      assert.ok(closed, 'idle connection without a request was not closed within 5 s');
+      assert.ok(dt >= 300, `closed too early (${dt} ms)`);
+      const rest = c.pending();
+      if (rest.length) {
+        const r = await c.readResponse(100);
+        assert.equal(r.status, 408);
+      }
+    } finally { c.destroy(); }
+  });
+
+  it('a request whose headers stall is closed after the header timeout', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+      const closed = await c.waitClose(5000);
+      assert.ok(closed, 'stalled headers: connection not closed within 5 s');
+      if (c.pending().length) assert.equal((await c.readResponse(100)).status, 408);
+    } finally { c.destroy(); }
+  });
+
+  it('headers sent slowly but within the timeout are served', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write('GET /healthz HTTP/1.1\r\n');
+      await sleep(100);
+      await c.write('Host: x\r\n');
+      await sleep(100);
+      await c.write('\r\n');
+      assert.equal((await c.readResponse(3000)).status, 200);
+    } finally { c.destroy(); }
+  });
+
+  it('/metrics is Prometheus text with request counters that grow', async () => {
+    const sumRequests = (text) => text.split('\n')
+      .filter((l) => l.startsWith('edgekv_http_requests_total{'))
+      .reduce((s, l) => s + Number(l.trim().split(/\s+/).pop()), 0);
+    const m1 = await fetch(`${srv.origin}/metrics`);
+    assert.equal(m1.status, 200);
+    assert.match(m1.headers.get('content-type') || '', /^text\/plain/);
+    const t1 = await m1.text();
+    const before = sumRequests(t1);
+    for (let i = 0; i < 5; i++) expectOk(await srv.api('GET', `${p.slice('/client/v4'.length)}/keys`));
+    const nf = await srv.api('GET', `${p.slice('/client/v4'.length)}/values/definitely-missing`);
+    assert.equal(nf.status, 404);
+    const t2 = await (await fetch(`${srv.origin}/metrics`)).text();
+    const after = sumRequests(t2);
+    assert.ok(after >= before + 6, `edgekv_http_requests_total grew from ${before} to ${after}`);
+    const reqLines = t2.split('\n').filter((l) => l.startsWith('edgekv_http_requests_total{'));
+    assert.ok(reqLines.some((l) => /status="404"/.test(l)), 'no status="404" series');
+    assert.ok(reqLines.some((l) => /status="200"/.test(l)), 'no status="200" series');
+    assert.ok(reqLines.every((l) => /route="[^"]*"/.test(l)), 'series without a route label');
+    assert.match(t2, /^# TYPE edgekv_http_requests_total counter$/m);
+    assert.match(t2, /^edgekv_http_request_duration_seconds_bucket\{.*le="\+Inf".*\} \d+/m);
+    assert.match(t2, /^edgekv_http_request_duration_seconds_count/m);
+    assert.match(t2, /^edgekv_http_rx_bytes_total(\{.*\})? \d+/m);
+    assert.match(t2, /^edgekv_http_tx_bytes_total(\{.*\})? \d+/m);
+    assert.match(t2, /^edgekv_commit_batch_ops_bucket/m);
+    // every non-comment line is "name{labels} value"
+    for (const l of t2.split('\n')) {
+      if (!l || l.startsWith('#')) continue;
+      assert.match(l, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEInfNa]+( \d+)?$/, `bad metrics line ${JSON.stringify(l)}`);
+    }
+  });
+});
+
+describe('graceful shutdown', { timeout: 60000 }, () => {
+  let dataDir;
+  let srv;
+  after(async () => {
+    if (srv?.running) await srv.kill('SIGKILL');
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('SIGTERM while a request is in flight: the request completes and the process exits 0', async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'edgekv-it-term-'));
+    const accountId = hex32();
+    const token = newToken();
+    srv = await startServer({ dataDir, accountId, token });
+    const ns = await srv.createNamespace();
+    const path = `/client/v4${srv.ns(ns)}/values/inflight`;
+    const value = randomBytes(4 * 1024 * 1024);
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(`PUT ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n`
+        + `Content-Length: ${value.length}\r\n\r\n`);
+      await c.write(value.subarray(0, 1024 * 1024));
+      await sleep(200);
+      srv.proc.kill('SIGTERM');
+      await sleep(300);
+      assert.ok(srv.running, 'server exited while a request was still being received');
+      await c.write(value.subarray(1024 * 1024));
+      const r = await c.readResponse(10000);
+      assert.equal(r.status, 200, r.body.toString());
+      assert.equal(r.json.success, true);
+    } finally { c.destroy(); }
+    const ex = await Promise.race([srv.exited, sleep(15000).then(() => null)]);
+    assert.ok(ex, 'server did not exit within 15 s of SIGTERM');
+    assert.deepEqual(ex, { code: 0, signal: null });
+
+    // the acknowledged write is there after a restart
+    srv = await startServer({ dataDir, accountId, token });
+    const res = await srv.fetch('GET', srv.ns(ns) + '/values/inflight');
+    assert.equal(res.status, 200);
+    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(value));
+    const ex2 = await srv.stop();
+    assert.deepEqual(ex2, { code: 0, signal: null });
+  });
+
+  it('SIGTERM with idle keep-alive connections still exits 0 promptly', async () => {
+    const s = await startServer();
+    try {
+      const c = await RawConn.open(s.port);
+      await c.write(req('GET', '/healthz'));
+      assert.equal((await c.readResponse(3000)).status, 200);
+      const t0 = Date.now();
+      s.proc.kill('SIGTERM');
+      const ex = await Promise.race([s.exited, sleep(10000).then(() => null)]);
+      assert.ok(ex, 'server with an idle connection did not exit within 10 s');
+      assert.deepEqual(ex, { code: 0, signal: null });
+      assert.ok(Date.now() - t0 < 10000);
+      c.destroy();
+    } finally {
+      await s.stop();
+    }
+  });
+});

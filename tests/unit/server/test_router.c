@@ -1,0 +1,141 @@
+/* Route table matching: literal segments, :params, trailing '*', method mismatch. */
+#include "common/errors.h"
+#include "server/app.h"
+#include "server/router.h"
+
+#include <criterion/criterion.h>
+#include <llhttp.h>
+#include <string.h>
+
+static const ekv_route_t table[] = {
+    {HTTP_GET, "/healthz", "healthz", 0, NULL, 0, 0},
+    {HTTP_GET, "/a/:x/items", "items", 1, NULL, 0, 0},
+    {HTTP_POST, "/a/:x/items", "items_post", 2, NULL, 0, 0},
+    {HTTP_GET, "/a/:x/items/:y/values/*", "value", 3, NULL, 0, 0},
+    {HTTP_PUT, "/a/:x/bulk", "bulk_put", 4, NULL, 0, 0},
+    {HTTP_POST, "/a/:x/bulk/delete", "bulk_delete", 5, NULL, 0, 0},
+};
+#define N (sizeof(table) / sizeof(table[0]))
+
+static int match(int method, const char *path, const ekv_route_t **r, ekv_route_params_t *p)
+{
+    return ekv_router_match(table, N, method, path, strlen(path), r, p);
+}
+
+Test(router, literal_route)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_GET, "/healthz", &r, &p), 0);
+    cr_assert_str_eq(r->name, "healthz");
+    cr_assert_eq(p.n, 0);
+}
+
+Test(router, params_are_raw_slices)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_GET, "/a/acc%20t/items", &r, &p), 0);
+    cr_assert_str_eq(r->name, "items");
+    cr_assert_eq(p.n, 1);
+    cr_assert_eq(p.v[0].n, 7);
+    cr_assert_eq(memcmp(p.v[0].p, "acc%20t", 7), 0);
+}
+
+Test(router, method_selects_route)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_POST, "/a/1/items", &r, &p), 0);
+    cr_assert_str_eq(r->name, "items_post");
+}
+
+Test(router, star_takes_rest_including_slashes)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_GET, "/a/1/items/2/values/x/y%2Fz", &r, &p), 0);
+    cr_assert_str_eq(r->name, "value");
+    cr_assert_eq(p.n, 3);
+    cr_assert_eq(p.v[2].n, strlen("x/y%2Fz"));
+    cr_assert_eq(memcmp(p.v[2].p, "x/y%2Fz", p.v[2].n), 0);
+}
+
+Test(router, star_may_be_empty)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_GET, "/a/1/items/2/values/", &r, &p), 0);
+    cr_assert_eq(p.v[2].n, 0);
+}
+
+Test(router, empty_param_does_not_match)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_GET, "/a//items", &r, &p), EKV_ENO_ROUTE);
+}
+
+Test(router, unknown_path_is_no_route)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_GET, "/nope", &r, &p), EKV_ENO_ROUTE);
+    cr_assert_eq(match(HTTP_GET, "/healthz/extra", &r, &p), EKV_ENO_ROUTE);
+    cr_assert_eq(match(HTTP_GET, "/a/1/items/", &r, &p), EKV_ENO_ROUTE);
+    cr_assert_eq(match(HTTP_GET, "", &r, &p), EKV_ENO_ROUTE);
+}
+
+Test(router, known_path_wrong_method)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_DELETE, "/a/1/items", &r, &p), EKV_EBAD_METHOD);
+    cr_assert_eq(match(HTTP_GET, "/a/1/bulk/delete", &r, &p), EKV_EBAD_METHOD);
+}
+
+Test(router, literal_prefix_is_not_a_match)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_PUT, "/a/1/bulkx", &r, &p), EKV_ENO_ROUTE);
+    cr_assert_eq(match(HTTP_PUT, "/a/1/bul", &r, &p), EKV_ENO_ROUTE);
+}
+
+/* The real table: every KV path the API documents resolves to the right route. */
+static const ekv_route_t *real(int method, const char *path)
+{
+    const ekv_route_t *r = NULL;
+    ekv_route_params_t p;
+    int rc = ekv_router_match(ekv_routes, ekv_nroutes, method, path, strlen(path), &r, &p);
+    return rc ? NULL : r;
+}
+
+#define NSP "/client/v4/accounts/0123456789abcdef0123456789abcdef/storage/kv/namespaces"
+
+Test(router, real_table_kv_routes)
+{
+    cr_assert_str_eq(real(HTTP_GET, NSP)->name, "kv_ns_list");
+    cr_assert_str_eq(real(HTTP_POST, NSP)->name, "kv_ns_create");
+    cr_assert_str_eq(real(HTTP_PUT, NSP "/ns1")->name, "kv_ns_rename");
+    cr_assert_str_eq(real(HTTP_GET, NSP "/ns1/values/a%2Fb")->name, "kv_value_get");
+    cr_assert_str_eq(real(HTTP_GET, NSP "/ns1/metadata/k")->name, "kv_metadata_get");
+    cr_assert_str_eq(real(HTTP_GET, NSP "/ns1/keys")->name, "kv_keys_list");
+    cr_assert_str_eq(real(HTTP_PUT, NSP "/ns1/bulk")->name, "kv_bulk_put");
+    cr_assert_str_eq(real(HTTP_DELETE, NSP "/ns1/bulk")->name, "kv_bulk_delete");
+    cr_assert_str_eq(real(HTTP_POST, NSP "/ns1/bulk/delete")->name, "kv_bulk_delete");
+    cr_assert_str_eq(real(HTTP_POST, NSP "/ns1/bulk/get")->name, "kv_bulk_get");
+    cr_assert_str_eq(real(HTTP_GET, "/client/v4/user/tokens/verify")->name, "user_token_verify");
+    cr_assert_null(real(HTTP_PATCH, NSP));
+}
+
+Test(router, real_table_every_route_has_handler_and_limit_order)
+{
+    for (size_t i = 0; i < ekv_nroutes; i++) {
+        cr_assert_not_null(ekv_routes[i].handler, "route %s", ekv_routes[i].name);
+        cr_assert_not_null(ekv_routes[i].name);
+        if (ekv_routes[i].flags & EKV_RT_NS)
+            cr_assert(ekv_routes[i].flags & EKV_RT_ACCOUNT, "ns route %s lacks account",
+                      ekv_routes[i].name);
+    }
+}
