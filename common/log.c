@@ -46,13 +46,14 @@ void ekv_log(ekv_log_level_t level, const char *msg, const char *fmt, ...)
     if (n < 0)
         return;
     if ((size_t)n < sizeof(line) - 2 && fmt && fmt[0]) {
-        line[n++] = ' ';
         va_list ap;
         va_start(ap, fmt);
-        int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+        int m = vsnprintf(line + n + 1, sizeof(line) - (size_t)n - 2, fmt, ap);
         va_end(ap);
-        if (m > 0)
-            n += m;
+        if (m > 0) { /* fields present: separate them from msg */
+            line[n] = ' ';
+            n += 1 + m;
+        }
     }
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2;

@@ -45,15 +45,13 @@ int ekv_app_write_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w)
 static int app_on_headers(void *ctx, ekv_req_t *req)
 {
     ekv_app_t *app = ctx;
-    const ekv_route_t *r;
-    ekv_route_params_t p;
     req->app = app;
     req->route_id = -1;
-    int rc = ekv_router_match(ekv_routes, ekv_nroutes, req->method, req->path, req->path_len, &r,
-                              &p);
-    if (rc == 0) {
-        req->route_id = (int)(r - ekv_routes);
-        req->body_limit = r->body_limit ? r->body_limit : 64 * 1024;
+    req->route_rc = ekv_router_match(ekv_routes, ekv_nroutes, req->method, req->path,
+                                     req->path_len, &req->route, &req->params);
+    if (req->route_rc == 0) {
+        req->route_id = (int)(req->route - ekv_routes);
+        req->body_limit = req->route->body_limit ? req->route->body_limit : 64 * 1024;
     } else {
         req->body_limit = 64 * 1024; /* errors are answered after the (small) body */
     }
@@ -77,12 +75,12 @@ static void app_on_request(void *ctx, ekv_req_t *req)
     memset(&call, 0, sizeof(call));
     call.app = app;
     call.req = req;
-    int rc = ekv_router_match(ekv_routes, ekv_nroutes, req->method, req->path, req->path_len,
-                              &call.route, &call.params);
-    if (rc) {
-        reply_route_error(req, rc);
+    if (req->route_rc) {
+        reply_route_error(req, req->route_rc);
         return;
     }
+    call.route = req->route;
+    call.params = req->params;
     const ekv_route_t *r = call.route;
     if (!(r->flags & EKV_RT_NOAUTH)) {
         if (ekv_auth_or_reply(app->catalog, req, (r->flags & EKV_RT_VERIFY) != 0, &call.token))

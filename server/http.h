@@ -7,9 +7,12 @@
  *      ^                                                                          |
  *      +--------------------------- keep-alive (next pipelined request) ---------+
  *
- *  - While a request is PROCESSING the socket is not read (h2o's rule): pipelined requests
- *    wait in the parser's input and are answered strictly in order, and a client cannot
- *    make us buffer unbounded input.
+ *  - Pipelined requests are answered strictly in order: the parser pauses at the end of each
+ *    request. A reply that the socket takes at once (uv_try_write) completes the request in
+ *    place and parsing goes on with the next one, without a loop turn or epoll change. A
+ *    request that goes asynchronous (a job) or a reply that does not fit stops reading the
+ *    socket until the reply is written (h2o's rule), so a client cannot make us buffer
+ *    unbounded input.
  *  - Limits are checked before allocating: URL bytes, total header bytes, header count, and
  *    the body limit the router gives for the route (Content-Length over the limit is
  *    answered 413 before the body is read, then the connection is closed).
@@ -27,6 +30,7 @@
 #define EKV_SERVER_HTTP_H
 
 #include "common/buf.h"
+#include "server/router.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -73,7 +77,10 @@ struct ekv_req_s {
     uint64_t start_ns;
     int responded;
     /* application state, owned by the handler; cleanup runs once the reply is written */
-    int route_id;
+    int route_id;                 /* -1 when no route matched */
+    const ekv_route_t *route;     /* set by the app's on_headers */
+    ekv_route_params_t params;    /* slices of path */
+    int route_rc;                 /* 0, EKV_ENO_ROUTE or EKV_EBAD_METHOD */
     void *app;
     void *state;
     ekv_req_cleanup_fn cleanup;

@@ -54,6 +54,9 @@ struct ekv_conn_s {
     int close_after; /* close once the current reply is written */
     int paused;      /* parser paused at a message boundary or early reply */
     int err;         /* ekv_err_t found by a parser callback (limits) */
+    int reading;     /* uv_read_start is in effect */
+    int in_parse;    /* inside conn_parse: a reply written at once only sets sync_done */
+    int sync_done;   /* the current reply was written completely by uv_try_write */
     /* request accumulation */
     ekv_buf_t url;
     size_t header_bytes;
@@ -81,8 +84,8 @@ static const char *hdr_names[EKV_HDR_COUNT] = {"authorization", "x-auth-key", "x
                                                "content-type"};
 
 static void conn_close(ekv_conn_t *c);
-static void conn_continue(ekv_conn_t *c);
 static void send_http_error(ekv_conn_t *c, int err);
+static void conn_read_stop(ekv_conn_t *c);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -146,7 +149,7 @@ static void timer_cb(uv_timer_t *t)
     c->srv->stats.timeouts++;
     if (c->state == CS_HEADERS || c->state == CS_BODY) {
         ekv_log_debug("request read timeout", "state=%d", c->state);
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        conn_read_stop(c);
         c->state = CS_PROCESSING;
         c->close_after = 1;
         send_http_error(c, EKV_EHTTP_TIMEOUT);
@@ -327,37 +330,96 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---------------------------------------------------------------- parsing driver */
 
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_read_start(ekv_conn_t *c)
+{
+    if (!c->reading && c->state != CS_CLOSING) {
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+        c->reading = 1;
+    }
+}
+
+static void conn_read_stop(ekv_conn_t *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+/* The reply of the current request is fully written: forget the request and resume the
+ * parser. Returns -1 when the connection is closing instead. */
+static int request_finished(ekv_conn_t *c)
+{
+    req_reset(c);
+    c->state = CS_IDLE;
+    if (c->paused) {
+        llhttp_resume(&c->parser);
+        c->paused = 0;
+    }
+    if (c->close_after || c->srv->stopping) {
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Feed bytes to the parser and serve the complete requests they hold, in order. A request
+ * whose reply is written at once is finished here and parsing goes on; one that goes
+ * asynchronous stops reading until its reply is written (conn_after_reply).
+ */
 static void conn_parse(ekv_conn_t *c, const char *data, size_t len)
 {
-    llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
-    if (e == HPE_OK) {
-        c->pend_len = 0;
-        return;
-    }
-    if (e == HPE_PAUSED) {
-        const char *pos = llhttp_get_error_pos(&c->parser);
-        size_t used = pos ? (size_t)(pos - data) : len;
-        c->pend_off = (size_t)(data - c->rbuf) + used;
-        c->pend_len = len - used;
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        if (c->state == CS_PROCESSING && !c->req.responded) {
-            ekv_http_server_t *s = c->srv;
-            s->h.on_request(s->h.ctx, &c->req);
+    ekv_http_server_t *s = c->srv;
+    c->in_parse = 1;
+    for (;;) {
+        llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+        if (e == HPE_OK) {
+            c->pend_len = 0;
+            break; /* all consumed: read more */
         }
-        return;
+        if (e == HPE_PAUSED) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            size_t used = pos ? (size_t)(pos - data) : len;
+            c->pend_off = (size_t)(data - c->rbuf) + used;
+            c->pend_len = len - used;
+            if (c->state == CS_PROCESSING && !c->req.responded)
+                s->h.on_request(s->h.ctx, &c->req);
+        } else {
+            /* a protocol error or a limit from a callback */
+            int err = c->err ? c->err : EKV_EHTTP_PARSE;
+            s->stats.parse_errors++;
+            ekv_log_debug("bad request", "err=%s llhttp=\"%s\"", ekv_err_name(err),
+                          llhttp_get_error_reason(&c->parser));
+            c->pend_len = 0;
+            c->state = CS_PROCESSING;
+            c->close_after = 1;
+            if (!c->req.responded)
+                send_http_error(c, err);
+        }
+        if (!c->sync_done) { /* waiting for a job or for the socket */
+            c->in_parse = 0;
+            conn_read_stop(c);
+            return;
+        }
+        c->sync_done = 0;
+        if (request_finished(c)) {
+            c->in_parse = 0;
+            return;
+        }
+        data = c->rbuf + c->pend_off;
+        len = c->pend_len;
+        c->pend_len = 0;
+        if (len == 0)
+            break;
     }
-    /* a protocol error or a limit from a callback */
-    int err = c->err ? c->err : EKV_EHTTP_PARSE;
-    c->srv->stats.parse_errors++;
-    ekv_log_debug("bad request", "err=%s llhttp=\"%s\"", ekv_err_name(err),
-                  llhttp_get_error_reason(&c->parser));
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->pend_len = 0;
-    c->state = CS_PROCESSING;
-    c->close_after = 1;
-    if (c->req.responded) /* the error came after an early reply */
-        return;
-    send_http_error(c, err);
+    c->in_parse = 0;
+    if (c->state == CS_IDLE)
+        timer_arm(c, s->opts.idle_timeout_ms);
+    conn_read_start(c);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -382,54 +444,71 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     conn_parse(c, buf->base, (size_t)nread);
 }
 
-/* After a reply is written: parse what is pending, else read again. */
-static void conn_continue(ekv_conn_t *c)
+/* A reply finished outside conn_parse (job completion, write callback): go on with the
+ * pipelined input, else read again. */
+static void conn_after_reply(ekv_conn_t *c)
 {
-    ekv_http_server_t *s = c->srv;
-    req_reset(c);
-    c->state = CS_IDLE;
-    if (c->paused) {
-        llhttp_resume(&c->parser);
-        c->paused = 0;
-    }
-    if (s->stopping) {
-        conn_close(c);
+    if (request_finished(c))
         return;
-    }
     if (c->pend_len) {
         size_t off = c->pend_off, len = c->pend_len;
         c->pend_len = 0;
         conn_parse(c, c->rbuf + off, len);
-        if (c->state == CS_PROCESSING || c->state == CS_WRITING || c->state == CS_CLOSING)
-            return;
+        return;
     }
-    if (c->state == CS_IDLE)
-        timer_arm(c, s->opts.idle_timeout_ms);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    timer_arm(c, c->srv->opts.idle_timeout_ms);
+    conn_read_start(c);
 }
 
 /* ---------------------------------------------------------------- replies */
 
-static void write_cb(uv_write_t *w, int status)
+static void write_req_free(write_req_t *wr)
 {
-    write_req_t *wr = (write_req_t *)w;
-    ekv_conn_t *c = wr->c;
     free(wr->head);
     free(wr->owned_body);
     if (wr->release)
         wr->release(wr->release_arg);
     free(wr);
-    if (status < 0 || c->close_after) {
+}
+
+static void write_cb(uv_write_t *w, int status)
+{
+    write_req_t *wr = (write_req_t *)w;
+    ekv_conn_t *c = wr->c;
+    write_req_free(wr);
+    if (status < 0) {
         conn_close(c);
         return;
     }
-    conn_continue(c);
+    conn_after_reply(c);
 }
 
 void ekv_http_req_close_after(ekv_req_t *req)
 {
     req->conn->close_after = 1;
 }
+
+/* Append the decimal form of v. */
+static char *put_uint(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_str(char *p, const char *str, size_t n)
+{
+    memcpy(p, str, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put_str(p, lit, sizeof(lit) - 1)
 
 void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
                    const void *body, size_t body_len, void (*release)(void *), void *release_arg)
@@ -440,61 +519,74 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     req->responded = 1;
     if (s->stopping)
         c->close_after = 1;
+    if (!content_type)
+        content_type = "application/octet-stream";
 
+    const char *reason = ekv_http_status_text(status);
+    const char *date = date_header(s);
+    size_t ct_len = strlen(content_type);
+    size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
+    int copy_body = !release && body_len <= 16 * 1024;
+    size_t head_max = 64 + strlen(reason) + strlen(date) + ct_len + extra_len + 40 +
+                      (copy_body ? body_len : 0);
     write_req_t *wr = calloc(1, sizeof(*wr));
-    ekv_buf_t head;
-    ekv_buf_init(&head, 0);
-    int rc = ekv_buf_appendf(&head,
-                             "HTTP/1.1 %d %s\r\n"
-                             "Server: edgekv\r\n"
-                             "%s"
-                             "Content-Type: %s\r\n"
-                             "Content-Length: %zu\r\n"
-                             "%s%s",
-                             status, ekv_http_status_text(status), date_header(s),
-                             content_type ? content_type : "application/octet-stream", body_len,
-                             c->close_after ? "Connection: close\r\n" : "",
-                             extra_headers ? extra_headers : "");
-    int copy_body = !release && body_len && body_len <= 16 * 1024;
-    if (!rc)
-        rc = ekv_buf_appends(&head, "\r\n");
-    if (!rc && copy_body)
-        rc = ekv_buf_append(&head, body, body_len);
-    if (!wr || rc) {
+    char *head = malloc(head_max);
+    if (!wr || !head) {
         ekv_log_error("reply allocation failed", "status=%d", status);
         free(wr);
-        ekv_buf_deinit(&head);
+        free(head);
         if (release)
             release(release_arg);
-        if (s->h.on_response)
-            s->h.on_response(s->h.ctx, req, 500, 0);
         c->close_after = 1;
-        c->state = CS_WRITING;
         req_reset(c);
         conn_close(c);
         return;
     }
+    char *p = head;
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put_uint(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put_str(p, reason, strlen(reason));
+    p = PUT_LIT(p, "\r\nServer: edgekv\r\n");
+    p = put_str(p, date, strlen(date));
+    p = PUT_LIT(p, "Content-Type: ");
+    p = put_str(p, content_type, ct_len);
+    p = PUT_LIT(p, "\r\nContent-Length: ");
+    p = put_uint(p, body_len);
+    p = PUT_LIT(p, "\r\n");
+    if (c->close_after)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    if (extra_len)
+        p = put_str(p, extra_headers, extra_len);
+    p = PUT_LIT(p, "\r\n");
+    if (copy_body && body_len)
+        p = put_str(p, body, body_len);
+    size_t head_len = (size_t)(p - head);
+
     uv_buf_t bufs[2];
-    int nbufs = 1;
-    size_t head_len = head.len;
+    unsigned nbufs = 1;
     wr->c = c;
-    wr->head = ekv_buf_take(&head, NULL);
-    bufs[0] = uv_buf_init(wr->head, (unsigned)head_len);
+    wr->head = head;
+    bufs[0] = uv_buf_init(head, (unsigned)head_len);
+    if (release) {
+        wr->release = release;
+        wr->release_arg = release_arg;
+    }
     if (body_len && !copy_body) {
         if (release) {
-            wr->release = release;
-            wr->release_arg = release_arg;
             bufs[1] = uv_buf_init((char *)body, (unsigned)body_len);
         } else {
             wr->owned_body = malloc(body_len);
-            if (wr->owned_body)
-                memcpy(wr->owned_body, body, body_len);
+            if (!wr->owned_body) {
+                write_req_free(wr);
+                req_reset(c);
+                conn_close(c);
+                return;
+            }
+            memcpy(wr->owned_body, body, body_len);
             bufs[1] = uv_buf_init(wr->owned_body, (unsigned)body_len);
         }
         nbufs = 2;
-    } else if (release) {
-        wr->release = release;
-        wr->release_arg = release_arg;
     }
     size_t total = head_len + (copy_body ? 0 : body_len);
     s->stats.bytes_out += total;
@@ -506,12 +598,37 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
         req->cleanup = NULL;
     }
     c->state = CS_WRITING;
-    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs, write_cb) != 0) {
-        free(wr->head);
-        free(wr->owned_body);
-        if (wr->release)
-            wr->release(wr->release_arg);
-        free(wr);
+
+    /* Most replies fit the socket buffer: write now and finish in place. */
+    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+    if (n == (int)total) {
+        write_req_free(wr);
+        if (c->in_parse)
+            c->sync_done = 1; /* conn_parse goes on with the next request */
+        else
+            conn_after_reply(c);
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        write_req_free(wr);
+        conn_close(c);
+        return;
+    }
+    if (n > 0) { /* partly written: queue the rest */
+        size_t skip = (size_t)n;
+        unsigned i = 0;
+        while (skip >= bufs[i].len) {
+            skip -= bufs[i].len;
+            i++;
+        }
+        bufs[i].base += skip;
+        bufs[i].len -= (unsigned)skip;
+        if (i == 1)
+            bufs[0] = bufs[1];
+        nbufs -= i;
+    }
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, nbufs, write_cb) != 0) {
+        write_req_free(wr);
         conn_close(c);
     }
 }
@@ -614,7 +731,7 @@ static void on_connection(uv_stream_t *ls, int status)
     req_reset(c);
     c->state = CS_IDLE;
     timer_arm(c, s->opts.idle_timeout_ms);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    conn_read_start(c);
 }
 
 int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_http_opts_t *opts,
