@@ -17,6 +17,8 @@ int ekv_random_id(char out[EKV_ID_HEX_LEN + 1])
     uint8_t b[16];
     if (RAND_bytes(b, sizeof(b)) != 1)
         return EKV_EINTERNAL;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* RFC 4122 version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     ekv_hex_encode(b, sizeof(b), out);
     return 0;
 }

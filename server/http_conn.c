@@ -730,7 +730,8 @@ static void on_connection(uv_stream_t *ls, int status)
     c->cur_hdr = -1;
     req_reset(c);
     c->state = CS_IDLE;
-    timer_arm(c, s->opts.idle_timeout_ms);
+    /* a new connection gets the header timeout for its first request, not the idle time */
+    timer_arm(c, s->opts.header_timeout_ms);
     conn_read_start(c);
 }
 

@@ -19,7 +19,8 @@
  *   - Header names are case-insensitive; only Content-Disposition and Content-Type are read,
  *     each at most once per part. Folded header lines (leading SP/HT) and lines without ':'
  *     are malformed; no client we serve folds. Header lines are limited to 8 KiB.
- *   - Content-Disposition must be "form-data" and carry a name parameter (may be empty).
+ *   - Content-Disposition must be "form-data" and carry a name parameter (may be empty);
+ *     name or filename given twice is malformed; other parameters (filename*) are ignored.
  *     Quoted strings end at the next '"' without backslash escapes: WHATWG FormData (undici,
  *     browsers) and curl encode '"', CR and LF in names as %22, %0D, %0A and never escape a
  *     backslash, so a literal backslash before the closing quote is real. Names are returned
@@ -186,11 +187,16 @@ static int parse_disposition(const char *v, size_t n, ekv_mp_part_t *part)
     if (!p)
         return -1;
     while ((r = next_param(&p, end, &name, &name_len, &val, &val_len)) == 1) {
-        if (ieq(name, name_len, "name") && !have_name) {
+        /* A repeated name/filename is ambiguous: which one did the sender mean? */
+        if (ieq(name, name_len, "name")) {
+            if (have_name)
+                return -1;
             part->name = val;
             part->name_len = val_len;
             have_name = 1;
-        } else if (ieq(name, name_len, "filename") && !part->filename) {
+        } else if (ieq(name, name_len, "filename")) {
+            if (part->filename)
+                return -1;
             part->filename = val;
             part->filename_len = val_len;
         }

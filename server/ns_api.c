@@ -133,7 +133,7 @@ static int title_or_reply(ekv_req_t *req, const char *op, char out[EKV_MAX_TITLE
     if (rc) {
         json_decref(body);
         ekv_reply_error(req, EKV_EBAD_TITLE, "%s: '%s'", op,
-                        len == 0 ? "missing title" : "title must be 1 to 512 bytes");
+                        len == 0 ? "missing title" : "title too long");
         return -1;
     }
     memcpy(out, json_string_value(t), len);
