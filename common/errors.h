@@ -19,7 +19,7 @@
     X(STORAGE, 500, 10001, "storage error")                                                        \
     X(BUSY, 503, 10001, "server busy, retry later")                                                \
     X(SHUTDOWN, 503, 10001, "server shutting down")                                                \
-    X(NO_AUTH, 400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")            \
+    X(NO_AUTH, 400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")             \
     X(BAD_AUTH_HEADER, 400, 6003, "Invalid request headers")                                       \
     X(AUTH, 403, 10000, "Authentication error")                                                    \
     X(AUTH_METHOD, 405, 10000, "method not allowed for the api_token authentication scheme")       \
@@ -32,7 +32,7 @@
     X(BAD_NS_ID, 400, 10011, "could not parse UUID from request's namespace_id")                   \
     X(BAD_VALUE, 400, 10012, "malformed value")                                                    \
     X(NS_NOT_FOUND, 404, 10013, "namespace not found")                                             \
-    X(NS_EXISTS, 400, 10014, "a namespace with this account ID and title already exists")         \
+    X(NS_EXISTS, 400, 10014, "a namespace with this account ID and title already exists")          \
     X(TOO_MANY_NS, 400, 10018, "too many namespaces in this account")                              \
     X(BAD_TITLE, 400, 10019, "missing title")                                                      \
     X(BAD_KEY, 400, 10023, "illegal key name")                                                     \
@@ -60,7 +60,7 @@ typedef enum {
     EKV__ERR_FIRST = -1000,
     EKV_ERRNO_MAP(EKV_ERR_ENUM)
 #undef EKV_ERR_ENUM
-    EKV__ERR_LAST
+        EKV__ERR_LAST
 } ekv_err_t;
 
 /* Default message for an error (never NULL). */

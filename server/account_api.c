@@ -37,9 +37,9 @@ void ekv_h_accounts_list(ekv_call_t *c)
     if (a) {
         char when[32];
         iso_time(a->created_ms, when);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:{}, s:s}", "id", a->id, "name",
-                                             a->name, "type", "standard", "settings",
-                                             "created_on", when));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:{}, s:s}", "id", a->id, "name", a->name,
+                                        "type", "standard", "settings", "created_on", when));
     }
     ekv_reply_ok(c->req, arr, page_info(json_array_size(arr)));
 }
@@ -49,17 +49,16 @@ void ekv_h_memberships(ekv_call_t *c)
     const ekv_account_t *a = ekv_catalog_find_account(c->app->catalog, c->account_id);
     json_t *arr = json_array();
     if (a)
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:{s:s, s:s}, s:[s], s:{}}", "id",
-                                             c->token->id, "status", "accepted", "account", "id",
-                                             a->id, "name", a->name, "roles", "Administrator",
-                                             "permissions"));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:{s:s, s:s}, s:[s], s:{}}", "id", c->token->id,
+                                        "status", "accepted", "account", "id", a->id, "name",
+                                        a->name, "roles", "Administrator", "permissions"));
     ekv_reply_ok(c->req, arr, page_info(json_array_size(arr)));
 }
 
 void ekv_h_token_verify(ekv_call_t *c)
 {
-    ekv_reply_ok(c->req,
-                 json_pack("{s:s, s:s}", "id", c->token->id, "status", "active"), NULL);
+    ekv_reply_ok(c->req, json_pack("{s:s, s:s}", "id", c->token->id, "status", "active"), NULL);
 }
 
 static json_t *token_json(const ekv_token_t *t)
@@ -157,9 +156,8 @@ void ekv_h_tokens_create(ekv_call_t *c)
     }
     json_array_foreach(perms, i, p)
     {
-        uint32_t b = json_is_string(p) ? ekv_perm_from_name(json_string_value(p),
-                                                            json_string_length(p))
-                                       : 0;
+        uint32_t b =
+            json_is_string(p) ? ekv_perm_from_name(json_string_value(p), json_string_length(p)) : 0;
         if (!b) {
             json_decref(body);
             ekv_reply_error(req, EKV_EBAD_REQUEST, "create token: 'unknown permission'");

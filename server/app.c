@@ -47,8 +47,8 @@ static int app_on_headers(void *ctx, ekv_req_t *req)
     ekv_app_t *app = ctx;
     req->app = app;
     req->route_id = -1;
-    req->route_rc = ekv_router_match(ekv_routes, ekv_nroutes, req->method, req->path,
-                                     req->path_len, &req->route, &req->params);
+    req->route_rc = ekv_router_match(ekv_routes, ekv_nroutes, req->method, req->path, req->path_len,
+                                     &req->route, &req->params);
     if (req->route_rc == 0) {
         req->route_id = (int)(req->route - ekv_routes);
         req->body_limit = req->route->body_limit ? req->route->body_limit : 64 * 1024;
@@ -128,8 +128,7 @@ static void app_on_request(void *ctx, ekv_req_t *req)
         hex[EKV_ID_HEX_LEN] = '\0';
         call.ns = ekv_catalog_find_ns(app->catalog, call.account_id, hex);
         if (!call.ns) {
-            ekv_reply_error(req, EKV_ENS_NOT_FOUND, "%s: 'namespace not found'",
-                            ekv_route_op(r));
+            ekv_reply_error(req, EKV_ENS_NOT_FOUND, "%s: 'namespace not found'", ekv_route_op(r));
             return;
         }
     }

@@ -52,8 +52,7 @@ static int token_chars_ok(const char *t, size_t n)
     return 1;
 }
 
-int ekv_auth_or_reply(ekv_catalog_t *cat, ekv_req_t *req, int verify_style,
-                      const ekv_token_t **out)
+int ekv_auth_or_reply(ekv_catalog_t *cat, ekv_req_t *req, int verify_style, const ekv_token_t **out)
 {
     const ekv_hdr_t *authz = &req->hdr[EKV_HDR_AUTHORIZATION];
     const ekv_hdr_t *key = &req->hdr[EKV_HDR_X_AUTH_KEY];

@@ -8,7 +8,8 @@
 #include "server/catalog.h"
 #include "server/http.h"
 
-/* New random ids (UUID v4 as 32 hex, no dashes) / token secrets (40 chars base64url), from OpenSSL RAND_bytes. */
+/* New random ids (UUID v4 as 32 hex, no dashes) / token secrets (40 chars base64url), from OpenSSL
+ * RAND_bytes. */
 int ekv_random_id(char out[EKV_ID_HEX_LEN + 1]);
 int ekv_random_token(char out[41]);
 /* Hex SHA-256 of a token secret: the only form in which tokens are stored. */

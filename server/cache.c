@@ -148,8 +148,7 @@ static void grow(ekv_cache_t *c)
     c->nbuckets = nb;
 }
 
-void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key,
-                          size_t key_len)
+void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len)
 {
     c->gen++;
     if (!c->entries)

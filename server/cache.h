@@ -23,7 +23,7 @@
 typedef struct ekv_cache_s ekv_cache_t;
 
 typedef struct ekv_cache_entry_s {
-    struct ekv_cache_entry_s *hnext;       /* hash chain */
+    struct ekv_cache_entry_s *hnext;         /* hash chain */
     struct ekv_cache_entry_s *lprev, *lnext; /* LRU list */
     uint64_t hash;
     int refs;
@@ -46,8 +46,7 @@ void ekv_cache_entry_release(void *entry);
 /* Copy the value in (no-op when too large or the cache is disabled). */
 void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
                    const char *value, size_t value_len, int64_t expiration);
-void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key,
-                          size_t key_len);
+void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len);
 void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16]);
 uint64_t ekv_cache_gen(const ekv_cache_t *c);
 

@@ -36,8 +36,7 @@ static const opt_t opts[] = {
      "keep-alive idle time and max pause inside a body"},
     {"log-retain-mb", OPT_INT, OFF(log_retain_mb), "1024", "change log kept, in MiB"},
     {"log-retain-hours", OPT_INT, OFF(log_retain_hours), "24", "change log kept, in hours"},
-    {"test-clock", OPT_BOOL, OFF(test_clock), "0",
-     "enable POST /_edgekv/test/clock (tests only)"},
+    {"test-clock", OPT_BOOL, OFF(test_clock), "0", "enable POST /_edgekv/test/clock (tests only)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -89,8 +88,8 @@ void ekv_config_usage(FILE *out)
     for (size_t i = 0; i < NOPTS; i++) {
         char env[64];
         env_name(opts[i].flag, env, sizeof(env));
-        fprintf(out, "  --%-18s %s\n  %-20s (env %s, default \"%s\")\n", opts[i].flag,
-                opts[i].help, "", env, opts[i].def);
+        fprintf(out, "  --%-18s %s\n  %-20s (env %s, default \"%s\")\n", opts[i].flag, opts[i].help,
+                "", env, opts[i].def);
     }
     fprintf(out, "  --%-18s this help\n", "help");
 }
@@ -169,8 +168,7 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
             return -1;
     }
     if (strcmp(cfg->role, "standalone") != 0) {
-        fprintf(stderr,
-                "edgekv: role '%s' is not available in this build yet (only standalone)\n",
+        fprintf(stderr, "edgekv: role '%s' is not available in this build yet (only standalone)\n",
                 cfg->role);
         return -1;
     }

@@ -77,10 +77,10 @@ struct ekv_req_s {
     uint64_t start_ns;
     int responded;
     /* application state, owned by the handler; cleanup runs once the reply is written */
-    int route_id;                 /* -1 when no route matched */
-    const ekv_route_t *route;     /* set by the app's on_headers */
-    ekv_route_params_t params;    /* slices of path */
-    int route_rc;                 /* 0, EKV_ENO_ROUTE or EKV_EBAD_METHOD */
+    int route_id;              /* -1 when no route matched */
+    const ekv_route_t *route;  /* set by the app's on_headers */
+    ekv_route_params_t params; /* slices of path */
+    int route_rc;              /* 0, EKV_ENO_ROUTE or EKV_EBAD_METHOD */
     void *app;
     void *state;
     ekv_req_cleanup_fn cleanup;

@@ -92,21 +92,36 @@ static void conn_read_stop(ekv_conn_t *c);
 const char *ekv_http_status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -527,8 +542,8 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     size_t ct_len = strlen(content_type);
     size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
     int copy_body = !release && body_len <= 16 * 1024;
-    size_t head_max = 64 + strlen(reason) + strlen(date) + ct_len + extra_len + 40 +
-                      (copy_body ? body_len : 0);
+    size_t head_max =
+        64 + strlen(reason) + strlen(date) + ct_len + extra_len + 40 + (copy_body ? body_len : 0);
     write_req_t *wr = calloc(1, sizeof(*wr));
     char *head = malloc(head_max);
     if (!wr || !head) {

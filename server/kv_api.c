@@ -385,8 +385,8 @@ void ekv_h_value_put(ekv_call_t *c)
     if (ct->present && ekv_multipart_boundary(ct->v, ct->len, &boundary, &blen) == 0) {
         ekv_mp_part_t parts[EKV_MULTIPART_MAX_PARTS];
         size_t nparts;
-        if (ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary,
-                                blen, parts, EKV_MULTIPART_MAX_PARTS, &nparts)) {
+        if (ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary, blen,
+                                parts, EKV_MULTIPART_MAX_PARTS, &nparts)) {
             ekv_reply_error(req, EKV_EBAD_VALUE, "put: 'malformed multipart/form-data body'");
             return;
         }
@@ -604,8 +604,7 @@ static void bulk_parse_done(ekv_job_t *job)
         return;
     }
     if (j->w.nitems == 0) { /* nothing to write: answer without a commit */
-        json_t *res =
-            json_pack("{s:i, s:[]}", "successful_key_count", 0, "unsuccessful_keys");
+        json_t *res = json_pack("{s:i, s:[]}", "successful_key_count", 0, "unsuccessful_keys");
         ekv_reply_ok(j->req, res, NULL);
         return;
     }
@@ -663,8 +662,8 @@ static void list_work(ekv_job_t *job)
 {
     list_job_t *j = (list_job_t *)job;
     j->rc = ekv_store_kv_list(j->app->store, j->nsid, j->prefix, j->prefix_len,
-                              j->has_after ? j->after : NULL, j->after_len, j->limit,
-                              10 * 1000, j->now_s, &j->list);
+                              j->has_after ? j->after : NULL, j->after_len, j->limit, 10 * 1000,
+                              j->now_s, &j->list);
 }
 
 static void list_done(ekv_job_t *job)
@@ -866,12 +865,14 @@ void ekv_h_bulk_get(ekv_call_t *c)
     }
     j->n = json_array_size(keys);
     if (j->n > EKV_MAX_BULK_GET_KEYS) {
-        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'You can request a maximum of %d keys'",
+        ekv_reply_error(req, EKV_EBAD_REQUEST,
+                        "bulk get keys: 'You can request a maximum of %d keys'",
                         EKV_MAX_BULK_GET_KEYS);
         return;
     }
     if (j->n == 0) {
-        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'You must request a minimum of 1 key'");
+        ekv_reply_error(req, EKV_EBAD_REQUEST,
+                        "bulk get keys: 'You must request a minimum of 1 key'");
         return;
     }
     json_t *type = json_object_get(j->body, "type");

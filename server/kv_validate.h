@@ -41,13 +41,15 @@ int ekv_kv_check_value_len(size_t len, char *msg, size_t msg_cap);
  * Expiration from the `expiration` / `expiration_ttl` inputs (either may be NULL = absent;
  * given as the raw decimal text from a query string or JSON number text). TTL wins when both
  * are present. Result in *out: unix seconds, 0 = never expires.
- *   ttl not an integer or <= 0   EKV_EBAD_TTL "Invalid expiration_ttl of X. Please specify integer greater than 0."
- *   ttl < 60                     EKV_EBAD_TTL "Invalid expiration_ttl of X. Expiration TTL must be at least 60."
- *   exp not an integer or <= now EKV_EBAD_EXPIRATION "Invalid expiration of X. Please specify integer greater than the current number of seconds since the UNIX epoch."
- *   exp < now + 60               EKV_EBAD_EXPIRATION "Invalid expiration of X. Expiration times must be at least 60 seconds in the future."
+ *   ttl not an integer or <= 0   EKV_EBAD_TTL "Invalid expiration_ttl of X. Please specify integer
+ * greater than 0." ttl < 60                     EKV_EBAD_TTL "Invalid expiration_ttl of X.
+ * Expiration TTL must be at least 60." exp not an integer or <= now EKV_EBAD_EXPIRATION "Invalid
+ * expiration of X. Please specify integer greater than the current number of seconds since the UNIX
+ * epoch." exp < now + 60               EKV_EBAD_EXPIRATION "Invalid expiration of X. Expiration
+ * times must be at least 60 seconds in the future."
  */
-int ekv_kv_compute_expiration(const char *expiration, const char *ttl, int64_t now_s,
-                              int64_t *out, char *msg, size_t msg_cap);
+int ekv_kv_compute_expiration(const char *expiration, const char *ttl, int64_t now_s, int64_t *out,
+                              char *msg, size_t msg_cap);
 
 /* Namespace title: 1..512 bytes (EKV_EBAD_TITLE). */
 int ekv_kv_check_title(const char *title, size_t len, char *msg, size_t msg_cap);

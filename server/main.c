@@ -14,12 +14,13 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "edgekv %s - a self-hosted Workers KV REST API\n\n"
-                 "usage:\n"
-                 "  edgekv [serve] [--role standalone] [--listen HOST:PORT] [--data-dir DIR] ...\n"
-                 "  edgekv token create|list|revoke ...\n"
-                 "  edgekv version\n\n"
-                 "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
+    fprintf(out,
+            "edgekv %s - a self-hosted Workers KV REST API\n\n"
+            "usage:\n"
+            "  edgekv [serve] [--role standalone] [--listen HOST:PORT] [--data-dir DIR] ...\n"
+            "  edgekv token create|list|revoke ...\n"
+            "  edgekv version\n\n"
+            "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
             EKV_VERSION);
 }
 

@@ -47,10 +47,11 @@ void ekv_metrics_free(ekv_metrics_t *m)
     free(m);
 }
 
-void ekv_metrics_observe(ekv_metrics_t *m, int route, int status, uint64_t dur_ns,
-                         size_t bytes_in, size_t bytes_out)
+void ekv_metrics_observe(ekv_metrics_t *m, int route, int status, uint64_t dur_ns, size_t bytes_in,
+                         size_t bytes_out)
 {
-    route_metrics_t *r = &m->r[route < 0 || (size_t)route >= m->nroutes ? m->nroutes : (size_t)route];
+    route_metrics_t *r =
+        &m->r[route < 0 || (size_t)route >= m->nroutes ? m->nroutes : (size_t)route];
     size_t si = NSTATUS - 1;
     for (size_t i = 0; i < NSTATUS - 1; i++) {
         if (statuses[i] == status) {
@@ -72,8 +73,8 @@ void ekv_metrics_observe(ekv_metrics_t *m, int route, int status, uint64_t dur_n
 
 int ekv_metrics_gauge(ekv_buf_t *out, const char *name, const char *help, double v)
 {
-    return ekv_buf_appendf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name,
-                           name, v);
+    return ekv_buf_appendf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name,
+                           v);
 }
 
 int ekv_metrics_counter(ekv_buf_t *out, const char *name, const char *help, double v)
@@ -92,9 +93,9 @@ int ekv_metrics_render(const ekv_metrics_t *m, ekv_buf_t *out)
             if (!m->r[i].by_status[s])
                 continue;
             if (s < NSTATUS - 1)
-                rc = ekv_buf_appendf(out,
-                                     "edgekv_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                                     name, statuses[s], (unsigned long long)m->r[i].by_status[s]);
+                rc = ekv_buf_appendf(
+                    out, "edgekv_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", name,
+                    statuses[s], (unsigned long long)m->r[i].by_status[s]);
             else
                 rc = ekv_buf_appendf(out,
                                      "edgekv_http_requests_total{route=\"%s\",status=\"other\"} "

@@ -16,8 +16,8 @@ typedef struct ekv_metrics_s ekv_metrics_t;
 ekv_metrics_t *ekv_metrics_new(size_t nroutes, const char *const *route_names);
 void ekv_metrics_free(ekv_metrics_t *m);
 /* route < 0 = no route matched. */
-void ekv_metrics_observe(ekv_metrics_t *m, int route, int status, uint64_t dur_ns,
-                         size_t bytes_in, size_t bytes_out);
+void ekv_metrics_observe(ekv_metrics_t *m, int route, int status, uint64_t dur_ns, size_t bytes_in,
+                         size_t bytes_out);
 /* Append the request metrics (counters, histograms, bytes) in Prometheus text format. */
 int ekv_metrics_render(const ekv_metrics_t *m, ekv_buf_t *out);
 

@@ -17,8 +17,8 @@
 
 static json_t *ns_json(const ekv_namespace_t *ns)
 {
-    return json_pack("{s:s, s:s, s:b}", "id", ns->id, "title", ns->title,
-                     "supports_url_encoding", 1);
+    return json_pack("{s:s, s:s, s:b}", "id", ns->id, "title", ns->title, "supports_url_encoding",
+                     1);
 }
 
 /* Strict positive integer query value; -1 when malformed. */

@@ -35,8 +35,8 @@ static const struct {
      "Memtable bytes of the value column family."},
     {"kvmeta", "rocksdb.num-running-compactions", "edgekv_rocksdb_running_compactions",
      "Compactions running now."},
-    {"kvval", "rocksdb.estimate-pending-compaction-bytes", "edgekv_rocksdb_pending_compaction_bytes",
-     "Bytes compaction still has to rewrite (values)."},
+    {"kvval", "rocksdb.estimate-pending-compaction-bytes",
+     "edgekv_rocksdb_pending_compaction_bytes", "Bytes compaction still has to rewrite (values)."},
 };
 #define NPROPS (sizeof(rocks_props) / sizeof(rocks_props[0]))
 

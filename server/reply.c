@@ -24,8 +24,8 @@ static void send_json(ekv_req_t *req, int status, json_t *root)
 
 void ekv_reply_ok(ekv_req_t *req, json_t *result, json_t *result_info)
 {
-    json_t *root = json_pack("{s:b, s:[], s:[], s:o}", "success", 1, "errors", "messages",
-                             "result", result ? result : json_null());
+    json_t *root = json_pack("{s:b, s:[], s:[], s:o}", "success", 1, "errors", "messages", "result",
+                             result ? result : json_null());
     if (result_info && root)
         json_object_set_new(root, "result_info", result_info);
     else if (result_info)
@@ -67,8 +67,7 @@ void ekv_reply_error(ekv_req_t *req, int err, const char *fmt, ...)
     int status = ekv_err_http_status(err);
     if (status >= 500)
         ekv_log_warn("request failed", "method=%s path=\"%s\" status=%d err=%s msg=\"%s\"",
-                     req->method_str, req->path ? req->path : "-", status, ekv_err_name(err),
-                     msg);
+                     req->method_str, req->path ? req->path : "-", status, ekv_err_name(err), msg);
     json_t *root = error_root(err, msg, NULL);
     if (!root) {
         ekv_http_send(req, 500, JSON_CT, NULL, "{}", 2, NULL, NULL);

@@ -26,13 +26,13 @@ typedef struct {
 } ekv_route_params_t;
 
 typedef struct ekv_route_s {
-    int method;          /* llhttp_method_t */
-    const char *pattern; /* e.g. "/client/v4/accounts/:a/storage/kv/namespaces/:ns/values/ *" */
-    const char *name;    /* metrics label, e.g. "kv_value_get" */
-    int id;              /* index into the table (set by the table owner) */
+    int method;            /* llhttp_method_t */
+    const char *pattern;   /* e.g. "/client/v4/accounts/:a/storage/kv/namespaces/:ns/values/ *" */
+    const char *name;      /* metrics label, e.g. "kv_value_get" */
+    int id;                /* index into the table (set by the table owner) */
     void (*handler)(void); /* opaque to the router (cast by the table owner) */
-    size_t body_limit;   /* max request body for this route */
-    unsigned flags;      /* owner-defined (auth requirements, ...) */
+    size_t body_limit;     /* max request body for this route */
+    unsigned flags;        /* owner-defined (auth requirements, ...) */
 } ekv_route_t;
 
 int ekv_router_match(const ekv_route_t *table, size_t n, int method, const char *path,

@@ -7,14 +7,17 @@
 
 #include <llhttp.h>
 
-#define A  "/client/v4/accounts/:account"
-#define NS A "/storage/kv/namespaces/:ns"
-#define KB (1024u)
-#define MB (1024u * 1024u)
+#define A           "/client/v4/accounts/:account"
+#define NS          A "/storage/kv/namespaces/:ns"
+#define KB          (1024u)
+#define MB          (1024u * 1024u)
 #define VALUE_LIMIT (EKV_MAX_VALUE_LEN + 64 * KB) /* value + multipart framing + metadata */
 #define BULK_LIMIT  EKV_MAX_BULK_BYTES
 
-#define R(m, pat, name, h, lim, fl) {HTTP_##m, pat, name, 0, (void (*)(void))h, lim, fl}
+#define R(m, pat, name, h, lim, fl)                                                                \
+    {                                                                                              \
+        HTTP_##m, pat, name, 0, (void (*)(void))h, lim, fl                                         \
+    }
 
 const ekv_route_t ekv_routes[] = {
     R(GET, "/healthz", "healthz", ekv_h_healthz, 0, EKV_RT_NOAUTH),
@@ -36,8 +39,7 @@ const ekv_route_t ekv_routes[] = {
     R(POST, A "/storage/kv/namespaces", "kv_ns_create", ekv_h_ns_create, 64 * KB,
       EKV_RT_ACCOUNT | EKV_RT_WRITE),
     R(GET, NS, "kv_ns_get", ekv_h_ns_get, 0, EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_READ),
-    R(PUT, NS, "kv_ns_rename", ekv_h_ns_rename, 64 * KB,
-      EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_WRITE),
+    R(PUT, NS, "kv_ns_rename", ekv_h_ns_rename, 64 * KB, EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_WRITE),
     R(DELETE, NS, "kv_ns_delete", ekv_h_ns_delete, 64 * KB,
       EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_WRITE),
     R(GET, NS "/values/*", "kv_value_get", ekv_h_value_get, 0,

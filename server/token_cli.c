@@ -140,8 +140,8 @@ int ekv_token_cli(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    const ekv_account_t *acct = account ? ekv_catalog_find_account(cat, account)
-                                        : ekv_catalog_account_at(cat, 0);
+    const ekv_account_t *acct =
+        account ? ekv_catalog_find_account(cat, account) : ekv_catalog_account_at(cat, 0);
     if (!acct) {
         fprintf(stderr, "edgekv token create: no such account (start the server once first)\n");
         goto out;

@@ -41,15 +41,15 @@ typedef struct ekv_store_s ekv_store_t;
 typedef enum { EKV_SYNC_FSYNC = 0, EKV_SYNC_NONE = 1 } ekv_sync_policy_t;
 
 typedef struct {
-    const char *dir;                /* RocksDB directory, created if missing */
-    ekv_sync_policy_t sync;         /* fsync (default): WAL synced before any ack */
-    size_t block_cache_bytes;       /* RocksDB block cache (0 = 64 MiB) */
-    size_t commit_max_batch_bytes;  /* bytes of ops in one group commit (0 = 64 MiB) */
-    size_t commit_max_queue;        /* ops waiting for the committer before EBUSY (0 = 65536) */
-    uint64_t log_retain_bytes;      /* trim the change log above this size (0 = 1 GiB) */
-    int64_t log_retain_ms;          /* ...and records older than this (0 = 24 h) */
-    int purge_interval_ms;          /* expired-key purge period (0 = 1000) */
-    ekv_doneq_t *doneq;             /* completions go here; NULL = done() on committer thread */
+    const char *dir;               /* RocksDB directory, created if missing */
+    ekv_sync_policy_t sync;        /* fsync (default): WAL synced before any ack */
+    size_t block_cache_bytes;      /* RocksDB block cache (0 = 64 MiB) */
+    size_t commit_max_batch_bytes; /* bytes of ops in one group commit (0 = 64 MiB) */
+    size_t commit_max_queue;       /* ops waiting for the committer before EBUSY (0 = 65536) */
+    uint64_t log_retain_bytes;     /* trim the change log above this size (0 = 1 GiB) */
+    int64_t log_retain_ms;         /* ...and records older than this (0 = 24 h) */
+    int purge_interval_ms;         /* expired-key purge period (0 = 1000) */
+    ekv_doneq_t *doneq;            /* completions go here; NULL = done() on committer thread */
 } ekv_store_opts_t;
 
 /* Open (create) the database, start the committer. */
@@ -120,7 +120,7 @@ typedef struct {
 typedef struct {
     ekv_kv_listed_t *items;
     size_t count;
-    int more;        /* 1: keys may remain after resume_key */
+    int more;         /* 1: keys may remain after resume_key */
     char *resume_key; /* last key EXAMINED (live or expired), malloc'd; NULL when !more */
     size_t resume_key_len;
 } ekv_kv_list_t;
@@ -163,7 +163,7 @@ typedef struct {
 } ekv_kv_item_t;
 
 typedef struct ekv_write_s {
-    ekv_job_t job;      /* set job.done; it runs (on opts.doneq's loop) after the commit */
+    ekv_job_t job; /* set job.done; it runs (on opts.doneq's loop) after the commit */
     ekv_op_type_t type;
     uint8_t nsid[EKV_NSID_LEN]; /* KV ops */
     ekv_kv_item_t *items;       /* KV ops: borrowed until done */
@@ -193,10 +193,10 @@ int ekv_store_write_sync(ekv_store_t *s, ekv_write_t *w);
 #define EKV_BATCH_HIST_BUCKETS 12 /* ops per commit: <=1,2,4,...,1024,>1024 */
 
 typedef struct {
-    uint64_t last_seq;       /* last committed change-log seq */
-    uint64_t first_log_seq;  /* oldest retained log record (0 if empty) */
-    uint64_t commits;        /* group commits (WriteBatch writes) */
-    uint64_t committed_ops;  /* ops completed by those commits */
+    uint64_t last_seq;      /* last committed change-log seq */
+    uint64_t first_log_seq; /* oldest retained log record (0 if empty) */
+    uint64_t commits;       /* group commits (WriteBatch writes) */
+    uint64_t committed_ops; /* ops completed by those commits */
     uint64_t commit_failures;
     uint64_t batch_hist[EKV_BATCH_HIST_BUCKETS];
     uint64_t commit_ns_total; /* time spent in rocksdb_write (incl. fsync) */
