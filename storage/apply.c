@@ -30,8 +30,7 @@ static char *key_buf(ekv_store_t *s, size_t n)
     return s->kbuf.data;
 }
 
-static void rec_init(Edgekv__ChangeRecord *rec, Edgekv__ChangeOp op, uint64_t seq,
-                     int64_t now_ms)
+static void rec_init(Edgekv__ChangeRecord *rec, Edgekv__ChangeOp op, uint64_t seq, int64_t now_ms)
 {
     Edgekv__ChangeRecord init = EDGEKV__CHANGE_RECORD__INIT;
     *rec = init;
@@ -232,8 +231,8 @@ static int find_ns(ekv_store_t *s, ekv_write_t *w, uint8_t nsid[EKV_NSID_LEN],
     if (rc)
         return rc;
     const ekv_catidx_ns_t *ns = ekv_catidx_ns_get(&s->idx, nsid);
-    if (!ns || (w->ns.account_id[0] && strncmp(ns->account_id, w->ns.account_id,
-                                                sizeof(w->ns.account_id)) != 0))
+    if (!ns || (w->ns.account_id[0] &&
+                strncmp(ns->account_id, w->ns.account_id, sizeof(w->ns.account_id)) != 0))
         return EKV_ENS_NOT_FOUND;
     *out = ns;
     return 0;

@@ -45,8 +45,7 @@ static int scan_prefix(ekv_store_t *s, const char *pfx, record_cb cb, void *ctx)
 
 static void bad_record(const char *key, size_t klen)
 {
-    ekv_log_error("bad catalog record, skipped", "key=\"%.*s\"", (int)(klen > 80 ? 80 : klen),
-                  key);
+    ekv_log_error("bad catalog record, skipped", "key=\"%.*s\"", (int)(klen > 80 ? 80 : klen), key);
 }
 
 /* The nsid of a namespace record, from its id field. 0 or -1. */

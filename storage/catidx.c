@@ -175,8 +175,7 @@ const ekv_catidx_token_t *ekv_catidx_token_by_id(const ekv_catidx_t *x, const ch
     return ekv_htab_get(&x->tok_by_id, id, strlen(id));
 }
 
-int ekv_catidx_token_add(ekv_catidx_t *x, const char *hash, const char *id,
-                         const char *account_id)
+int ekv_catidx_token_add(ekv_catidx_t *x, const char *hash, const char *id, const char *account_id)
 {
     ekv_catidx_token_remove(x, hash);
     ekv_catidx_token_t *t = calloc(1, sizeof(*t));

@@ -60,8 +60,7 @@ void ekv_catidx_ns_remove(ekv_catidx_t *x, const uint8_t nsid[EKV_NSID_LEN]);
 const ekv_catidx_token_t *ekv_catidx_token_by_hash(const ekv_catidx_t *x, const char *hash);
 const ekv_catidx_token_t *ekv_catidx_token_by_id(const ekv_catidx_t *x, const char *id);
 /* Add or replace. 0 or EKV_ENOMEM. */
-int ekv_catidx_token_add(ekv_catidx_t *x, const char *hash, const char *id,
-                         const char *account_id);
+int ekv_catidx_token_add(ekv_catidx_t *x, const char *hash, const char *id, const char *account_id);
 void ekv_catidx_token_remove(ekv_catidx_t *x, const char *hash);
 
 #endif

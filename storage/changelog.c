@@ -31,8 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PB_VALUE_TAG      0x32 /* field 6, wire type 2 */
-#define PB_TIME_FIELD     2
+#define PB_VALUE_TAG  0x32 /* field 6, wire type 2 */
+#define PB_TIME_FIELD 2
 
 static size_t put_varint(uint8_t *out, uint64_t v)
 {
@@ -45,8 +45,7 @@ static size_t put_varint(uint8_t *out, uint64_t v)
     return n;
 }
 
-int64_t ekv__log_put(ekv_store_t *s, Edgekv__ChangeRecord *rec, const char *value,
-                     size_t value_len)
+int64_t ekv__log_put(ekv_store_t *s, Edgekv__ChangeRecord *rec, const char *value, size_t value_len)
 {
     rec->value.data = NULL;
     rec->value.len = 0;
@@ -80,8 +79,8 @@ void ekv__log_put_last_seq(ekv_store_t *s, uint64_t seq)
 {
     char v[8];
     ekv_be64_put(v, seq);
-    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], EKV_KEY_LAST_SEQ, EKV_KEY_LAST_SEQ_LEN,
-                              v, sizeof(v));
+    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], EKV_KEY_LAST_SEQ, EKV_KEY_LAST_SEQ_LEN, v,
+                              sizeof(v));
 }
 
 static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
@@ -199,8 +198,8 @@ int ekv__log_recover(ekv_store_t *s)
         const char *starts[1] = {lo}, *limits[1] = {hi};
         size_t slen[1] = {8}, llen[1] = {8};
         uint64_t size = 0, mem = 0;
-        rocksdb_approximate_sizes_cf(s->db, s->cf[EKV_CF_LOG], 1, starts, slen, limits, llen,
-                                     &size, &err);
+        rocksdb_approximate_sizes_cf(s->db, s->cf[EKV_CF_LOG], 1, starts, slen, limits, llen, &size,
+                                     &err);
         if (err) {
             ekv__store_rocks_err("log size", err);
             err = NULL;

@@ -11,9 +11,9 @@
  *    per mutation and s/last_seq, and the batch is written once (sync=true under the fsync
  *    policy): N concurrent writers share one fsync. Ops that arrive meanwhile form the next
  *    group, so under load groups grow by themselves to the fsync latency x arrival rate.
- *  - Only after rocksdb_write returned are statuses set and ops completed: pushed to
- *    opts.doneq (or done() called here when doneq is NULL); ekv_store_write_sync waiters are
- *    woken through sync_cond instead.
+ *  - Ops are completed only after rocksdb_write returned: pushed to opts.doneq (or done()
+ *    called here when doneq is NULL); an ekv_store_write_sync waiter is woken directly
+ *    through its own condition variable (one wake-up per waiter, no thundering herd).
  *  - A failed write fails every op of the group with EKV_ESTORAGE; nothing of it is durable
  *    (RocksDB applies a batch atomically), sequence numbers are reused, and the in-memory
  *    catalog index is rebuilt from the DB before the next group.
@@ -31,17 +31,32 @@
 
 #define OP_OVERHEAD_BYTES   64
 #define ITEM_OVERHEAD_BYTES 48
+#define BATCH_KEEP_BYTES    ((size_t)8 << 20)
 
 static ekv_write_t *job_write(ekv_job_t *j)
 {
     return (ekv_write_t *)(void *)((char *)j - offsetof(ekv_write_t, job));
 }
 
-/* write_sync marks its op by pointing job.done here; the committer never calls it. */
-static void sync_marker_cb(ekv_job_t *job)
+/*
+ * ekv_store_write_sync submits a copy of the caller's op embedded in a waiter that lives on
+ * its stack; the committer recognises it by job.done == sync_done_cb and calls that directly
+ * (never through opts.doneq), which wakes exactly that waiter.
+ */
+typedef struct {
+    ekv_write_t w; /* first: job_write() works on it */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} sync_waiter_t;
+
+static void sync_done_cb(ekv_job_t *job)
 {
-    (void)job;
-    EKV_ASSERT(!"sync marker called");
+    sync_waiter_t *sw = (sync_waiter_t *)(void *)job_write(job);
+    pthread_mutex_lock(&sw->lock);
+    sw->done = 1;
+    pthread_cond_signal(&sw->cond);
+    pthread_mutex_unlock(&sw->lock);
 }
 
 static size_t op_bytes(const ekv_write_t *w)
@@ -64,29 +79,17 @@ static int batch_bucket(size_t n)
 
 static void complete_ops(ekv_store_t *s, ekv_job_t *first, size_t n)
 {
-    int any_sync = 0;
     ekv_job_t *j = first;
     for (size_t i = 0; i < n; i++) {
         ekv_job_t *next = j->next; /* w may be freed once completed */
-        ekv_write_t *w = job_write(j);
-        w->batch_ops = n;
-        if (j->done == sync_marker_cb) {
-            pthread_mutex_lock(&s->sync_lock);
-            j->done = NULL; /* the waiter's signal */
-            pthread_mutex_unlock(&s->sync_lock);
-            any_sync = 1;
-        } else if (j->done) {
-            if (s->opts.doneq)
+        job_write(j)->batch_ops = n;
+        if (j->done) {
+            if (s->opts.doneq && j->done != sync_done_cb)
                 ekv_doneq_push(s->opts.doneq, j);
             else
                 j->done(j);
         }
         j = next;
-    }
-    if (any_sync) {
-        pthread_mutex_lock(&s->sync_lock);
-        pthread_cond_broadcast(&s->sync_cond);
-        pthread_mutex_unlock(&s->sync_lock);
     }
 }
 
@@ -98,6 +101,24 @@ static void fail_all(ekv_job_t *first, size_t n, int status)
         w->status = status;
         w->seq = 0;
     }
+}
+
+/* WriteBatch::Clear keeps the buffer's capacity: after a group of large values, give the
+ * memory back instead of holding it for the life of the process. */
+static void shrink_batch(ekv_store_t *s)
+{
+    size_t size = 0;
+    rocksdb_writebatch_data(s->wb, &size);
+    if (size > BATCH_KEEP_BYTES) {
+        rocksdb_writebatch_destroy(s->wb);
+        s->wb = rocksdb_writebatch_create();
+    } else {
+        rocksdb_writebatch_clear(s->wb);
+    }
+    if (s->pbuf.cap > BATCH_KEEP_BYTES)
+        ekv_buf_deinit(&s->pbuf);
+    if (s->vbuf.cap > BATCH_KEEP_BYTES)
+        ekv_buf_deinit(&s->vbuf);
 }
 
 /* Apply, write and complete one group of n ops (linked from first). */
@@ -163,7 +184,7 @@ done:
     pthread_mutex_lock(&s->stats_lock);
     s->st.committed_ops += n;
     pthread_mutex_unlock(&s->stats_lock);
-    rocksdb_writebatch_clear(s->wb);
+    shrink_batch(s);
     complete_ops(s, first, n);
 }
 
@@ -179,8 +200,7 @@ static void maintenance(ekv_store_t *s)
     s->purge_more = rc >= 0 && more;
     ekv__log_trim(s, 1);
     uint64_t now = ekv_clock_mono_ns();
-    s->next_maint_ns =
-        s->purge_more ? now : now + (uint64_t)s->opts.purge_interval_ms * 1000000u;
+    s->next_maint_ns = s->purge_more ? now : now + (uint64_t)s->opts.purge_interval_ms * 1000000u;
 }
 
 static void *committer_main(void *arg)
@@ -301,18 +321,32 @@ int ekv_store_write_submit(ekv_store_t *s, ekv_write_t *w)
 
 int ekv_store_write_sync(ekv_store_t *s, ekv_write_t *w)
 {
-    ekv_job_fn saved = w->job.done;
-    w->job.done = sync_marker_cb;
-    int rc = ekv_store_write_submit(s, w);
-    if (rc) {
-        w->job.done = saved;
+    sync_waiter_t sw;
+    sw.w = *w;
+    sw.w.job.done = sync_done_cb;
+    sw.w.job.work = NULL;
+    sw.done = 0;
+    pthread_mutex_init(&sw.lock, NULL);
+    pthread_cond_init(&sw.cond, NULL);
+    int rc = ekv_store_write_submit(s, &sw.w);
+    if (rc == 0) {
+        pthread_mutex_lock(&sw.lock);
+        while (!sw.done)
+            pthread_cond_wait(&sw.cond, &sw.lock);
+        pthread_mutex_unlock(&sw.lock);
+        /* results, and the fields the committer fills in (ids normalised, created_ms) */
+        ekv_job_t job = w->job;
+        void *udata = w->udata;
+        *w = sw.w;
+        w->job = job;
+        w->udata = udata;
+        rc = w->status;
+    } else {
         w->status = rc;
-        return rc;
+        w->seq = 0;
+        w->batch_ops = 0;
     }
-    pthread_mutex_lock(&s->sync_lock);
-    while (w->job.done == sync_marker_cb)
-        pthread_cond_wait(&s->sync_cond, &s->sync_lock);
-    pthread_mutex_unlock(&s->sync_lock);
-    w->job.done = saved;
-    return w->status;
+    pthread_cond_destroy(&sw.cond);
+    pthread_mutex_destroy(&sw.lock);
+    return rc;
 }

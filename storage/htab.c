@@ -131,9 +131,8 @@ void *ekv_htab_del(ekv_htab_t *h, const void *key, size_t klen)
     return val;
 }
 
-void ekv_htab_foreach(const ekv_htab_t *h, void (*cb)(void *ctx, const char *key, size_t klen,
-                                                      void *val),
-                      void *ctx)
+void ekv_htab_foreach(const ekv_htab_t *h,
+                      void (*cb)(void *ctx, const char *key, size_t klen, void *val), void *ctx)
 {
     for (size_t i = 0; i < h->nbuckets; i++)
         for (ekv_htab_ent_t *e = h->buckets[i]; e; e = e->next)

@@ -36,8 +36,7 @@ int ekv_htab_put(ekv_htab_t *h, const void *key, size_t klen, void *val);
 /* Remove; returns the removed value or NULL when absent. */
 void *ekv_htab_del(ekv_htab_t *h, const void *key, size_t klen);
 /* Visit every entry (do not modify the table from cb). */
-void ekv_htab_foreach(const ekv_htab_t *h, void (*cb)(void *ctx, const char *key, size_t klen,
-                                                      void *val),
-                      void *ctx);
+void ekv_htab_foreach(const ekv_htab_t *h,
+                      void (*cb)(void *ctx, const char *key, size_t klen, void *val), void *ctx);
 
 #endif

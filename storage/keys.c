@@ -30,8 +30,8 @@ size_t ekv_key_kv(char *out, const uint8_t nsid[EKV_NSID_LEN], const char *key, 
     return EKV_NSID_LEN + key_len;
 }
 
-size_t ekv_key_exp(char *out, int64_t expiration, const uint8_t nsid[EKV_NSID_LEN],
-                   const char *key, size_t key_len)
+size_t ekv_key_exp(char *out, int64_t expiration, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                   size_t key_len)
 {
     ekv_be64_put(out, (uint64_t)expiration);
     return EKV_KEY_BE64_LEN + ekv_key_kv(out + EKV_KEY_BE64_LEN, nsid, key, key_len);

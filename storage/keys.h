@@ -23,9 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EKV_KEY_BE64_LEN     8
-#define EKV_KEY_LOG_LEN      8
-#define EKV_KEY_MAX_TITLE    512
+#define EKV_KEY_BE64_LEN  8
+#define EKV_KEY_LOG_LEN   8
+#define EKV_KEY_MAX_TITLE 512
 /* Largest meta key: "T/" + 32-char account id + "/" + 512-byte title. */
 #define EKV_KEY_META_MAX     (2 + EKV_ID_HEX_LEN + 1 + EKV_KEY_MAX_TITLE)
 #define EKV_KEY_LAST_SEQ     "s/last_seq"
@@ -46,8 +46,8 @@ size_t ekv_key_kv(char *out, const uint8_t nsid[EKV_NSID_LEN], const char *key, 
 
 /* exp index key. out holds 8 + EKV_NSID_LEN + key_len bytes; returns the length written.
  * expiration is > 0 (0 = never expires is not indexed). */
-size_t ekv_key_exp(char *out, int64_t expiration, const uint8_t nsid[EKV_NSID_LEN],
-                   const char *key, size_t key_len);
+size_t ekv_key_exp(char *out, int64_t expiration, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                   size_t key_len);
 /* Split an exp key; the pointers point into k. 0, or -1 if k is shorter than 8 + 16 bytes
  * or the expiration does not fit in int64. */
 int ekv_key_exp_parse(const char *k, size_t len, int64_t *expiration, const uint8_t **nsid,

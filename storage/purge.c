@@ -14,6 +14,7 @@
  * change between that check and the write.
  */
 #include "changelog.pb-c.h"
+#include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "storage/envelope.h"
@@ -55,7 +56,7 @@ int ekv__purge_round(ekv_store_t *s, int64_t now_s, int *more)
     rocksdb_writebatch_clear(s->wb);
     s->batch_log_bytes = 0;
     uint64_t seq = s->last_seq;
-    int64_t now_ms = (int64_t)now_s * 1000;
+    int64_t now_ms = ekv_clock_now_ms();
     int purged = 0, examined = 0, rc = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         if (examined == EKV_PURGE_MAX_PER_ROUND) {

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STACK_KEY_MAX 1024
+#define STACK_KEY_MAX      1024
 #define LIST_INITIAL_ITEMS 64
 
 void ekv_kv_entry_clear(ekv_kv_entry_t *e)
@@ -146,8 +146,8 @@ int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const cha
     if (!k)
         return EKV_ENOMEM;
     size_t klen = ekv_key_kv(k, nsid, key, key_len);
-    int rc = want_value ? get_with_value(s, k, klen, now_s, out)
-                        : get_meta_only(s, k, klen, now_s, out);
+    int rc =
+        want_value ? get_with_value(s, k, klen, now_s, out) : get_meta_only(s, k, klen, now_s, out);
     if (k != stack)
         free(k);
     if (rc)
@@ -195,9 +195,9 @@ int ekv_store_kv_list(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const ch
     if (!after)
         after_len = 0;
 
-    /* [start, bound): start = nsid || max(prefix, after || 0x00); bound = successor of
-     * nsid || prefix (nsid || prefix never ends in the 16 0xff bytes of a refused nsid, so a
-     * successor exists unless prefix is all 0xff: then nsid's own successor is used). */
+    /* [start, bound): start = nsid || max(prefix, after || 0x00) (after || 0x00 is the
+     * smallest key greater than after); bound = successor(nsid || prefix), which exists
+     * unless nsid and prefix are all 0xff (refused ids): then the loop checks the prefix. */
     size_t plen = EKV_NSID_LEN + prefix_len, alen = after ? EKV_NSID_LEN + after_len + 1 : 0;
     char *buf = malloc(plen + (alen > plen ? alen : plen) + plen);
     if (!buf)

@@ -24,17 +24,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const char *const ekv__cf_names[EKV_CF_COUNT] = {"default", "meta", "kvmeta", "kvval", "exp",
-                                                 "log"};
+const char *const ekv__cf_names[EKV_CF_COUNT] = {"default", "meta", "kvmeta",
+                                                 "kvval",   "exp",  "log"};
 
-#define DEFAULT_BLOCK_CACHE  ((size_t)64 << 20)
-#define DEFAULT_BATCH_BYTES  ((size_t)64 << 20)
-#define DEFAULT_MAX_QUEUE    ((size_t)65536)
-#define DEFAULT_LOG_BYTES    ((uint64_t)1 << 30)
-#define DEFAULT_LOG_MS       ((int64_t)24 * 3600 * 1000)
-#define DEFAULT_PURGE_MS     1000
-#define MAX_TOTAL_WAL_BYTES  ((uint64_t)512 << 20)
-#define BLOOM_BITS_PER_KEY   10.0
+#define DEFAULT_BLOCK_CACHE ((size_t)64 << 20)
+#define DEFAULT_BATCH_BYTES ((size_t)64 << 20)
+#define DEFAULT_MAX_QUEUE   ((size_t)65536)
+#define DEFAULT_LOG_BYTES   ((uint64_t)1 << 30)
+#define DEFAULT_LOG_MS      ((int64_t)24 * 3600 * 1000)
+#define DEFAULT_PURGE_MS    1000
+#define MAX_TOTAL_WAL_BYTES ((uint64_t)512 << 20)
+#define BLOOM_BITS_PER_KEY  10.0
 
 int ekv__store_rocks_err(const char *what, char *err)
 {
@@ -128,9 +128,9 @@ static int open_db(ekv_store_t *s)
     for (int attempt = 0; attempt < 2; attempt++) {
         char *err = NULL;
         build_options(s, compressions[attempt]);
-        s->db = rocksdb_open_column_families(s->dbopts, s->dir, EKV_CF_COUNT, ekv__cf_names,
-                                             (const rocksdb_options_t *const *)s->cfopts, s->cf,
-                                             &err);
+        s->db =
+            rocksdb_open_column_families(s->dbopts, s->dir, EKV_CF_COUNT, ekv__cf_names,
+                                         (const rocksdb_options_t *const *)s->cfopts, s->cf, &err);
         if (s->db)
             return 0;
         int retry = attempt == 0 && err && strstr(err, "ompression") != NULL;
@@ -167,8 +167,6 @@ static void store_free(ekv_store_t *s)
     ekv_catidx_deinit(&s->idx);
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
-    pthread_mutex_destroy(&s->sync_lock);
-    pthread_cond_destroy(&s->sync_cond);
     pthread_mutex_destroy(&s->stats_lock);
     free(s->dir);
     free(s);
@@ -191,8 +189,6 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->qcond, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&s->sync_lock, NULL);
-    pthread_cond_init(&s->sync_cond, NULL);
     pthread_mutex_init(&s->stats_lock, NULL);
     ekv_buf_init(&s->kbuf, 0);
     ekv_buf_init(&s->vbuf, 0);

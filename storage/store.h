@@ -13,7 +13,7 @@
  *  - The committer also purges expired keys (through the log, like any delete) and trims the
  *    change log by size/age, between batches.
  *
- * Column families (docs/ARCHITECTURE.md has the byte layouts):
+ * Column families (docs/STORAGE.md has the byte layouts):
  *   meta   accounts, tokens (by SHA-256 hash), namespaces, title index, last seq
  *   kvmeta nsid(16) + key -> msgpack envelope {v, expiration, metadata, value size}; lists
  *          read only this CF, so listing never reads values

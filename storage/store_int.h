@@ -6,7 +6,7 @@
  *  - open/close: everything.
  *  - readers (any thread): db, cf[], ropts, opts; never the committer's fields or locks.
  *  - committer thread: wb, bufs, idx, last_seq, log_bytes, first_log_seq, maintenance state.
- *  - qlock guards the submit queue; stats_lock guards st; sync_lock guards sync completions.
+ *  - qlock guards the submit queue; stats_lock guards st.
  */
 #ifndef EKV_STORAGE_STORE_INT_H
 #define EKV_STORAGE_STORE_INT_H
@@ -45,9 +45,9 @@ struct ekv_store_s {
     rocksdb_block_based_table_options_t *bbto[EKV_CF_COUNT];
     rocksdb_cache_t *cache;
     rocksdb_column_family_handle_t *cf[EKV_CF_COUNT];
-    rocksdb_readoptions_t *ropts;        /* point reads: shared, never modified */
-    rocksdb_writeoptions_t *wopts;       /* group commits and purges: sync per policy */
-    rocksdb_writeoptions_t *wopts_lazy;  /* log trims: never synced */
+    rocksdb_readoptions_t *ropts;       /* point reads: shared, never modified */
+    rocksdb_writeoptions_t *wopts;      /* group commits and purges: sync per policy */
+    rocksdb_writeoptions_t *wopts_lazy; /* log trims: never synced */
 
     /* Submit queue: ekv_write_t linked through job.next. */
     pthread_mutex_t qlock;
@@ -59,15 +59,11 @@ struct ekv_store_s {
     pthread_t committer;
     int committer_started;
 
-    /* ekv_store_write_sync waiters. */
-    pthread_mutex_t sync_lock;
-    pthread_cond_t sync_cond;
-
     /* Committer-owned. */
     rocksdb_writebatch_t *wb;
-    ekv_buf_t kbuf;  /* keys */
-    ekv_buf_t vbuf;  /* envelopes, catalog records */
-    ekv_buf_t pbuf;  /* packed ChangeRecords */
+    ekv_buf_t kbuf; /* keys */
+    ekv_buf_t vbuf; /* envelopes, catalog records */
+    ekv_buf_t pbuf; /* packed ChangeRecords */
     ekv_catidx_t idx;
     int idx_dirty;            /* reload idx from the DB before the next batch */
     uint64_t last_seq;        /* last durable seq */
