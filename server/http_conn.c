@@ -40,6 +40,9 @@ struct ekv_http_server_s {
     void *stop_arg;
     int listener_open;
     char date[40]; /* cached "Date: ...\r\n" */
+    /* "Keep-Alive: timeout=N": clients (node's undici) then drop idle sockets before we do */
+    char keep_alive_hdr[48];
+    size_t keep_alive_hdr_len;
     time_t date_sec;
 };
 
@@ -571,6 +574,8 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     p = PUT_LIT(p, "\r\n");
     if (c->close_after)
         p = PUT_LIT(p, "Connection: close\r\n");
+    else
+        p = put_str(p, s->keep_alive_hdr, s->keep_alive_hdr_len);
     if (extra_len)
         p = put_str(p, extra_headers, extra_len);
     p = PUT_LIT(p, "\r\n");
@@ -758,6 +763,9 @@ int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_ht
         return EKV_ENOMEM;
     s->loop = loop;
     s->opts = *opts;
+    int ka = snprintf(s->keep_alive_hdr, sizeof(s->keep_alive_hdr), "Keep-Alive: timeout=%d\r\n",
+                      opts->idle_timeout_ms >= 2000 ? opts->idle_timeout_ms / 1000 : 1);
+    s->keep_alive_hdr_len = ka > 0 && (size_t)ka < sizeof(s->keep_alive_hdr) ? (size_t)ka : 0;
     s->h = *handler;
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = on_message_begin;

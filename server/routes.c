@@ -54,7 +54,7 @@ const ekv_route_t ekv_routes[] = {
       EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_READ),
     R(PUT, NS "/bulk", "kv_bulk_put", ekv_h_bulk_put, BULK_LIMIT,
       EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_WRITE),
-    R(DELETE, NS "/bulk", "kv_bulk_delete", ekv_h_bulk_delete, BULK_LIMIT,
+    R(DELETE, NS "/bulk", "kv_bulk_delete_legacy", ekv_h_bulk_delete, BULK_LIMIT,
       EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_WRITE),
     R(POST, NS "/bulk/delete", "kv_bulk_delete", ekv_h_bulk_delete, BULK_LIMIT,
       EKV_RT_ACCOUNT | EKV_RT_NS | EKV_RT_WRITE),

@@ -122,7 +122,7 @@ Test(router, real_table_kv_routes)
     cr_assert_str_eq(real(HTTP_GET, NSP "/ns1/metadata/k")->name, "kv_metadata_get");
     cr_assert_str_eq(real(HTTP_GET, NSP "/ns1/keys")->name, "kv_keys_list");
     cr_assert_str_eq(real(HTTP_PUT, NSP "/ns1/bulk")->name, "kv_bulk_put");
-    cr_assert_str_eq(real(HTTP_DELETE, NSP "/ns1/bulk")->name, "kv_bulk_delete");
+    cr_assert_str_eq(real(HTTP_DELETE, NSP "/ns1/bulk")->name, "kv_bulk_delete_legacy");
     cr_assert_str_eq(real(HTTP_POST, NSP "/ns1/bulk/delete")->name, "kv_bulk_delete");
     cr_assert_str_eq(real(HTTP_POST, NSP "/ns1/bulk/get")->name, "kv_bulk_get");
     cr_assert_str_eq(real(HTTP_GET, "/client/v4/user/tokens/verify")->name, "user_token_verify");
@@ -138,4 +138,14 @@ Test(router, real_table_every_route_has_handler_and_limit_order)
             cr_assert(ekv_routes[i].flags & EKV_RT_ACCOUNT, "ns route %s lacks account",
                       ekv_routes[i].name);
     }
+}
+
+/* Regression: two routes shared the metrics label "kv_bulk_delete", which made /metrics emit
+ * duplicate series (Prometheus rejects such a scrape). */
+Test(router, real_table_route_names_are_unique)
+{
+    for (size_t i = 0; i < ekv_nroutes; i++)
+        for (size_t j = i + 1; j < ekv_nroutes; j++)
+            cr_assert_str_neq(ekv_routes[i].name, ekv_routes[j].name, "duplicate route name %s",
+                              ekv_routes[i].name);
 }
