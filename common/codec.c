@@ -126,9 +126,7 @@ static int b64_decode(const char *in, size_t in_len, uint8_t *out, size_t *out_l
         in_len--;
         if (in[in_len - 1] == '=')
             in_len--;
-        /* After stripping, the tail must be 2 or 3 characters of data. */
-        if (in_len % 4 < 2)
-            return -1;
+        /* 2 or 3 characters remain in the last quantum; a third '=' fails as a bad char. */
     }
     if (in_len % 4 == 1)
         return -1;

@@ -27,11 +27,11 @@ __attribute__((format(printf, 3, 4)))
 static void
 set_msg(char *msg, size_t msg_cap, const char *fmt, ...)
 {
-    va_list ap;
     if (!msg || msg_cap == 0)
         return;
+    va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, msg_cap, fmt, ap);
+    (void)vsnprintf(msg, msg_cap, fmt, ap); /* truncation is fine: msg is always terminated */
     va_end(ap);
 }
 

@@ -29,11 +29,17 @@
  *
  * Metadata reconstruction follows the SDK-7 flattening (cloudflare-typescript
  * src/internal/uploads.ts addFormValue): objects become name[key], arrays name[] per element,
- * scalars String(v), null/undefined/{}/[] send nothing. Rebuilding "[]" followed by more path
- * (arrays of objects/arrays) is ambiguous on the wire; like Rack/Rails we put the field into
- * the array's last element unless that would collide with a field already there, in which
- * case a new element is started. So [{"x":1},{"x":2}] round-trips, and
- * [{"x":1,"y":2}] too; [{"x":1},{"y":2}] comes back as [{"x":"1","y":"2"}].
+ * scalars String(v), undefined/{}/[] send nothing (null makes the SDK throw). Rebuilding "[]"
+ * followed by more path (arrays of objects/arrays) is ambiguous on the wire; like Rack/Rails
+ * we put the field into the array's last element unless that would collide with a field
+ * already there, in which case a new element is started. So [{"x":1},{"x":2}] round-trips,
+ * and [{"x":1,"y":2}] too; [{"x":1},{"y":2}] comes back as [{"x":"1","y":"2"}].
+ * Field names are matched case-sensitively: exactly "metadata" is the JSON form, a name
+ * starting "metadata[" is a bracket field, anything else ("metadatax", "Metadata") is not
+ * metadata. Two "metadata" parts, a duplicate leaf, a malformed bracket name ("metadata[a",
+ * "metadata[a]b", "metadata[a[b]]"), more than 512 levels, or a leaf/key that is not valid
+ * UTF-8 (JSON strings must be) all make the metadata invalid (-1). Keys are not
+ * percent-decoded (see the quoting note above).
  */
 #include "server/multipart.h"
 

@@ -423,12 +423,9 @@ Test(kv_nsid, wrong_length)
 Test(kv_nsid, bad_format)
 {
     static const char *const bad[] = {
-        "0123456789abcdeffedcba987654321g",
-        "g123456789abcdeffedcba9876543210",
-        "0123456789abcdef-edcba9876543210",
-        " 123456789abcdeffedcba9876543210",
-        "0123456789abcdeffedcba98765432\0"
-        "0",
+        "0123456789abcdeffedcba987654321g",    "g123456789abcdeffedcba9876543210",
+        "0123456789abcdef-edcba9876543210",    " 123456789abcdeffedcba9876543210",
+        "0123456789abcdeffedcba98765432\0000", /* NUL inside: "\000" then '0' */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t id[16];

@@ -343,6 +343,10 @@ Test(mp_parse, malformed_bodies)
         {"duplicate content-disposition",
          "--b\r\nContent-Disposition: form-data; name=\"v\"\r\nContent-Disposition: form-data; "
          "name=\"w\"\r\n\r\nx\r\n--b--"},
+        {"duplicate name parameter",
+         "--b\r\nContent-Disposition: form-data; name=\"v\"; name=\"w\"\r\n\r\nx\r\n--b--"},
+        {"duplicate filename parameter",
+         "--b\r\nContent-Disposition: form-data; name=v; filename=a; FILENAME=b\r\n\r\nx\r\n--b--"},
         {"duplicate content-type",
          "--b\r\nContent-Disposition: form-data; name=\"v\"\r\nContent-Type: a/b\r\nContent-Type: "
          "c/d\r\n\r\nx\r\n--b--"},
