@@ -22,6 +22,7 @@ typedef enum {
     CS_BODY,       /* reading the body */
     CS_PROCESSING, /* request handed to the application; socket not read */
     CS_WRITING,    /* reply queued, waiting for the write to finish */
+    CS_LINGER,     /* error reply sent, FIN sent; discarding the client's input for a while */
     CS_CLOSING
 } conn_state_t;
 
@@ -60,6 +61,9 @@ struct ekv_conn_s {
     int reading;     /* uv_read_start is in effect */
     int in_parse;    /* inside conn_parse: a reply written at once only sets sync_done */
     int sync_done;   /* the current reply was written completely by uv_try_write */
+    int linger;      /* the client may still be sending (early/error reply): close gently */
+    size_t linger_bytes;
+    uv_shutdown_t shutdown;
     /* request accumulation */
     ekv_buf_t url;
     size_t header_bytes;
@@ -170,8 +174,9 @@ static void timer_cb(uv_timer_t *t)
         conn_read_stop(c);
         c->state = CS_PROCESSING;
         c->close_after = 1;
+        c->linger = 1;
         send_http_error(c, EKV_EHTTP_TIMEOUT);
-    } else if (c->state == CS_IDLE) {
+    } else if (c->state == CS_IDLE || c->state == CS_LINGER) {
         conn_close(c);
     }
 }
@@ -306,12 +311,14 @@ static int on_headers_complete(llhttp_t *p)
     if (s->h.on_headers(s->h.ctx, r) != 0) {
         /* answered already (e.g. unknown route with a large body): stop parsing */
         c->close_after = 1;
+        c->linger = 1;
         c->paused = 1;
         return HPE_PAUSED;
     }
     if (r->content_length >= 0 && (uint64_t)r->content_length > r->body_limit) {
         c->state = CS_PROCESSING;
         c->close_after = 1;
+        c->linger = 1;
         send_http_error(c, EKV_EHTTP_BODY_TOO_LARGE);
         c->paused = 1;
         return HPE_PAUSED;
@@ -367,6 +374,34 @@ static void conn_read_stop(ekv_conn_t *c)
     }
 }
 
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status; /* the linger timer or the peer's EOF closes the connection */
+}
+
+/*
+ * Lingering close (RFC 9112 §9.6): after an error reply sent while the client may still be
+ * sending (early 413, parse error, timeout), closing at once would make the kernel answer
+ * the unread input with RST and drop our reply. Instead: send FIN after the reply, read and
+ * discard for at most EKV_LINGER_MS / EKV_LINGER_BYTES, then close.
+ */
+#define EKV_LINGER_MS    2000
+#define EKV_LINGER_BYTES (8u * 1024 * 1024)
+
+static void conn_linger(ekv_conn_t *c)
+{
+    c->state = CS_LINGER;
+    c->linger_bytes = 0;
+    c->pend_len = 0;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+        conn_close(c);
+        return;
+    }
+    timer_arm(c, EKV_LINGER_MS);
+    conn_read_start(c);
+}
+
 /* The reply of the current request is fully written: forget the request and resume the
  * parser. Returns -1 when the connection is closing instead. */
 static int request_finished(ekv_conn_t *c)
@@ -378,7 +413,10 @@ static int request_finished(ekv_conn_t *c)
         c->paused = 0;
     }
     if (c->close_after || c->srv->stopping) {
-        conn_close(c);
+        if (c->linger)
+            conn_linger(c);
+        else
+            conn_close(c);
         return -1;
     }
     return 0;
@@ -415,6 +453,7 @@ static void conn_parse(ekv_conn_t *c, const char *data, size_t len)
             c->pend_len = 0;
             c->state = CS_PROCESSING;
             c->close_after = 1;
+            c->linger = 1;
             if (!c->req.responded)
                 send_http_error(c, err);
         }
@@ -457,6 +496,12 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->srv->stats.bytes_in += (uint64_t)nread;
+    if (c->state == CS_LINGER) {
+        c->linger_bytes += (size_t)nread;
+        if (c->linger_bytes > EKV_LINGER_BYTES)
+            conn_close(c);
+        return;
+    }
     if (c->state == CS_BODY)
         timer_arm(c, c->srv->opts.idle_timeout_ms);
     conn_parse(c, buf->base, (size_t)nread);
@@ -833,7 +878,7 @@ void ekv_http_server_stop(ekv_http_server_t *s, void (*done_cb)(void *arg), void
     /* idle connections close now; busy ones close after their reply (see ekv_http_send) */
     for (ekv_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == CS_IDLE)
+        if (c->state == CS_IDLE || c->state == CS_LINGER)
             conn_close(c);
         else
             c->close_after = 1;

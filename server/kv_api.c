@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MSG_CAP 512
 
@@ -104,7 +105,7 @@ static json_t *json_from_text(const char *text, size_t len)
 {
     if (!text)
         return json_null();
-    json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     return j ? j : json_null();
 }
 
@@ -382,7 +383,13 @@ void ekv_h_value_put(ekv_call_t *c)
     const ekv_hdr_t *ct = &req->hdr[EKV_HDR_CONTENT_TYPE];
     const char *boundary;
     size_t blen;
-    if (ct->present && ekv_multipart_boundary(ct->v, ct->len, &boundary, &blen) == 0) {
+    int is_multipart =
+        ct->present && ct->len >= 19 && strncasecmp(ct->v, "multipart/form-data", 19) == 0;
+    if (is_multipart && ekv_multipart_boundary(ct->v, ct->len, &boundary, &blen) != 0) {
+        ekv_reply_error(req, EKV_EBAD_VALUE, "put: 'multipart/form-data without a valid boundary'");
+        return;
+    }
+    if (is_multipart) {
         ekv_mp_part_t parts[EKV_MULTIPART_MAX_PARTS];
         size_t nparts;
         if (ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary, blen,
@@ -512,7 +519,8 @@ static void bulk_parse_work(ekv_job_t *job)
     ekv_req_t *req = j->req;
     const char *op = j->op;
     json_error_t jerr;
-    j->json = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+    j->json =
+        json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_ALLOW_NUL, &jerr);
     if (!j->json)
         PARSE_FAIL(EKV_EBAD_REQUEST, "%s: 'malformed JSON body: %s'", op, jerr.text);
     if (!json_is_array(j->json))
@@ -799,11 +807,10 @@ static void bulk_get_done(ekv_job_t *job)
     bulk_get_job_t *j = (bulk_get_job_t *)job;
     json_t *values = json_object();
     for (size_t i = 0; i < j->n; i++) {
-        char kbuf[EKV_MAX_KEY_LEN + 1];
-        memcpy(kbuf, j->keys[i], j->key_lens[i]);
-        kbuf[j->key_lens[i]] = '\0';
+        const char *kname = j->keys[i];
+        size_t klen = j->key_lens[i];
         if (j->rcs[i] == EKV_EKEY_NOT_FOUND) {
-            json_object_set_new(values, kbuf, json_null());
+            json_object_setn_new(values, kname, klen, json_null());
             continue;
         }
         if (j->rcs[i]) {
@@ -814,7 +821,8 @@ static void bulk_get_done(ekv_job_t *job)
         const ekv_kv_entry_t *e = &j->entries[i];
         json_t *v;
         if (j->as_json)
-            v = json_loadb(e->value ? e->value : "", e->value_len, JSON_DECODE_ANY, NULL);
+            v = json_loadb(e->value ? e->value : "", e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                           NULL);
         else
             v = json_stringn(e->value ? e->value : "", e->value_len);
         if (!v) {
@@ -833,7 +841,7 @@ static void bulk_get_done(ekv_job_t *job)
                 json_object_set_new(o, "expiration", json_integer(e->expiration));
             v = o;
         }
-        json_object_set_new(values, kbuf, v);
+        json_object_setn_new(values, kname, klen, v);
     }
     ekv_reply_ok(j->req, json_pack("{s:o}", "values", values), NULL);
 }
@@ -852,7 +860,8 @@ void ekv_h_bulk_get(ekv_call_t *c)
     j->req = req;
     memcpy(j->nsid, c->nsid, EKV_NSID_LEN);
     json_error_t jerr;
-    j->body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+    j->body =
+        json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_ALLOW_NUL, &jerr);
     if (!json_is_object(j->body)) {
         ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'malformed JSON body: %s'",
                         j->body ? "expected an object" : jerr.text);
@@ -907,10 +916,6 @@ void ekv_h_bulk_get(ekv_call_t *c)
         j->key_lens[i] = json_string_length(k);
         if (check_key_or_reply(req, "bulk get keys", j->keys[i], j->key_lens[i]))
             return;
-        if (memchr(j->keys[i], '\0', j->key_lens[i])) {
-            ekv_reply_error(req, EKV_EBAD_KEY, "bulk get keys: 'Key names must not contain NUL'");
-            return;
-        }
     }
     j->now_s = ekv_clock_now_s();
     j->job.work = bulk_get_work;
