@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "server/app.h"
 #include "server/cursor.h"
+#include "server/json_out.h"
 #include "server/kv_validate.h"
 #include "server/multipart.h"
 #include "server/reply.h"
@@ -101,12 +102,10 @@ static char *key_param_or_reply(ekv_call_t *c, size_t *len)
     return key;
 }
 
-static json_t *json_from_text(const char *text, size_t len)
+/* Stored metadata (JSON.stringify text) or null, verbatim. */
+static int put_metadata(ekv_buf_t *b, const char *text, size_t len)
 {
-    if (!text)
-        return json_null();
-    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return j ? j : json_null();
+    return text ? ekv_json_put_raw(b, text, len) : ekv_json_put_raw(b, "null", 4);
 }
 
 /* ---------------------------------------------------------------- single-key reads */
@@ -185,7 +184,17 @@ static void metadata_get_done(ekv_job_t *job)
         ekv_reply_error(j->req, j->rc, NULL);
         return;
     }
-    ekv_reply_ok(j->req, json_from_text(j->e.metadata, j->e.metadata_len), NULL);
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    int rc = ekv_reply_begin(&b);
+    if (!rc)
+        rc = put_metadata(&b, j->e.metadata, j->e.metadata_len);
+    if (rc) {
+        ekv_buf_deinit(&b);
+        ekv_reply_error(j->req, rc, NULL);
+        return;
+    }
+    ekv_reply_send(j->req, &b, NULL, 0);
 }
 
 static void start_get(ekv_call_t *c, int want_value, ekv_job_fn done)
@@ -519,8 +528,8 @@ static void bulk_parse_work(ekv_job_t *job)
     ekv_req_t *req = j->req;
     const char *op = j->op;
     json_error_t jerr;
-    j->json =
-        json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_ALLOW_NUL, &jerr);
+    j->json = json_loadb(req->body.data ? req->body.data : "", req->body.len, EKV_JSON_PARSE_FLAGS,
+                         &jerr);
     if (!j->json)
         PARSE_FAIL(EKV_EBAD_REQUEST, "%s: 'malformed JSON body: %s'", op, jerr.text);
     if (!json_is_array(j->json))
@@ -681,23 +690,44 @@ static void list_done(ekv_job_t *job)
         ekv_reply_error(j->req, j->rc, NULL);
         return;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < j->list.count; i++) {
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    int rc = ekv_reply_begin(&b);
+    if (!rc)
+        rc = ekv_buf_append(&b, "[", 1);
+    for (size_t i = 0; i < j->list.count && !rc; i++) {
         const ekv_kv_listed_t *it = &j->list.items[i];
-        json_t *o = json_object();
-        json_object_set_new(o, "name", json_stringn_nocheck(it->name, it->name_len));
-        if (it->expiration)
-            json_object_set_new(o, "expiration", json_integer(it->expiration));
-        if (it->metadata)
-            json_object_set_new(o, "metadata", json_from_text(it->metadata, it->metadata_len));
-        json_array_append_new(arr, o);
+        rc = ekv_buf_appends(&b, i ? ",{\"name\":" : "{\"name\":");
+        if (!rc)
+            rc = ekv_json_put_str(&b, it->name, it->name_len);
+        if (!rc && it->expiration) {
+            rc = ekv_buf_appends(&b, ",\"expiration\":");
+            if (!rc)
+                rc = ekv_json_put_i64(&b, it->expiration);
+        }
+        if (!rc && it->metadata) {
+            rc = ekv_buf_appends(&b, ",\"metadata\":");
+            if (!rc)
+                rc = put_metadata(&b, it->metadata, it->metadata_len);
+        }
+        if (!rc)
+            rc = ekv_buf_append(&b, "}", 1);
     }
+    if (!rc)
+        rc = ekv_buf_append(&b, "]", 1);
     char cur[EKV_CURSOR_MAX_LEN] = "";
     if (j->list.more && j->list.resume_key)
         ekv_cursor_encode(j->list.resume_key, j->list.resume_key_len, cur);
-    json_t *info = json_pack("{s:I, s:s, s:{s:s}}", "count", (json_int_t)j->list.count, "cursor",
-                             cur, "cursors", "after", cur);
-    ekv_reply_ok(j->req, arr, info);
+    char info[2 * EKV_CURSOR_MAX_LEN + 96];
+    int n = snprintf(info, sizeof(info),
+                     "{\"count\":%zu,\"cursor\":\"%s\",\"cursors\":{\"after\":\"%s\"}}",
+                     j->list.count, cur, cur);
+    if (rc) {
+        ekv_buf_deinit(&b);
+        ekv_reply_error(j->req, rc, NULL);
+        return;
+    }
+    ekv_reply_send(j->req, &b, info, (size_t)n);
 }
 
 void ekv_h_keys_list(ekv_call_t *c)
@@ -805,28 +835,35 @@ static void bulk_get_work(ekv_job_t *job)
 static void bulk_get_done(ekv_job_t *job)
 {
     bulk_get_job_t *j = (bulk_get_job_t *)job;
-    json_t *values = json_object();
-    for (size_t i = 0; i < j->n; i++) {
-        const char *kname = j->keys[i];
-        size_t klen = j->key_lens[i];
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    int rc = ekv_reply_begin(&b);
+    if (!rc)
+        rc = ekv_buf_appends(&b, "{\"values\":{");
+    for (size_t i = 0; i < j->n && !rc; i++) {
+        if (i)
+            rc = ekv_buf_append(&b, ",", 1);
+        if (!rc)
+            rc = ekv_json_put_str(&b, j->keys[i], j->key_lens[i]);
+        if (!rc)
+            rc = ekv_buf_append(&b, ":", 1);
+        if (rc)
+            break;
         if (j->rcs[i] == EKV_EKEY_NOT_FOUND) {
-            json_object_setn_new(values, kname, klen, json_null());
+            rc = ekv_buf_append(&b, "null", 4);
             continue;
         }
         if (j->rcs[i]) {
-            json_decref(values);
-            ekv_reply_error(j->req, j->rcs[i], NULL);
-            return;
+            rc = j->rcs[i];
+            break;
         }
         const ekv_kv_entry_t *e = &j->entries[i];
-        json_t *v;
-        if (j->as_json)
-            v = json_loadb(e->value ? e->value : "", e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                           NULL);
-        else
-            v = json_stringn(e->value ? e->value : "", e->value_len);
-        if (!v) {
-            json_decref(values);
+        const char *val = e->value ? e->value : "";
+        json_t *parsed = NULL;
+        int bad = j->as_json ? !(parsed = json_loadb(val, e->value_len, EKV_JSON_PARSE_FLAGS, NULL))
+                             : !utf8_valid((const unsigned char *)val, e->value_len);
+        if (bad) {
+            ekv_buf_deinit(&b);
             ekv_reply_error(j->req, EKV_EBAD_REQUEST, "bulk get keys: '%s'",
                             j->as_json ? "At least one of the requested keys corresponds to a "
                                          "non-json value"
@@ -834,16 +871,33 @@ static void bulk_get_done(ekv_job_t *job)
                                          "non-text value");
             return;
         }
-        if (j->with_meta) {
-            json_t *o = json_pack("{s:o, s:o}", "value", v, "metadata",
-                                  json_from_text(e->metadata, e->metadata_len));
-            if (e->expiration)
-                json_object_set_new(o, "expiration", json_integer(e->expiration));
-            v = o;
+        if (j->with_meta)
+            rc = ekv_buf_appends(&b, "{\"value\":");
+        if (!rc)
+            rc = parsed ? ekv_json_put_value(&b, parsed) : ekv_json_put_str(&b, val, e->value_len);
+        if (parsed)
+            json_decref(parsed);
+        if (!rc && j->with_meta) {
+            rc = ekv_buf_appends(&b, ",\"metadata\":");
+            if (!rc)
+                rc = put_metadata(&b, e->metadata, e->metadata_len);
+            if (!rc && e->expiration) {
+                rc = ekv_buf_appends(&b, ",\"expiration\":");
+                if (!rc)
+                    rc = ekv_json_put_i64(&b, e->expiration);
+            }
+            if (!rc)
+                rc = ekv_buf_append(&b, "}", 1);
         }
-        json_object_setn_new(values, kname, klen, v);
     }
-    ekv_reply_ok(j->req, json_pack("{s:o}", "values", values), NULL);
+    if (!rc)
+        rc = ekv_buf_appends(&b, "}}");
+    if (rc) {
+        ekv_buf_deinit(&b);
+        ekv_reply_error(j->req, rc, NULL);
+        return;
+    }
+    ekv_reply_send(j->req, &b, NULL, 0);
 }
 
 void ekv_h_bulk_get(ekv_call_t *c)
@@ -860,8 +914,8 @@ void ekv_h_bulk_get(ekv_call_t *c)
     j->req = req;
     memcpy(j->nsid, c->nsid, EKV_NSID_LEN);
     json_error_t jerr;
-    j->body =
-        json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_ALLOW_NUL, &jerr);
+    j->body = json_loadb(req->body.data ? req->body.data : "", req->body.len, EKV_JSON_PARSE_FLAGS,
+                         &jerr);
     if (!json_is_object(j->body)) {
         ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'malformed JSON body: %s'",
                         j->body ? "expected an object" : jerr.text);

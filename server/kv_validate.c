@@ -11,6 +11,7 @@
  * like JSON.parse) and measured by its compact serialisation, which is also what we store.
  */
 #include "server/kv_validate.h"
+#include "server/json_out.h"
 
 #include "common/codec.h"
 #include "common/errors.h"
@@ -62,18 +63,25 @@ int ekv_kv_check_metadata(const char *json_text, size_t len, char **canon, size_
         *canon = NULL;
     if (canon_len)
         *canon_len = 0;
-    json_t *v = json_loadb(json_text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *v = json_loadb(json_text, len, EKV_JSON_PARSE_FLAGS, &jerr);
     if (!v) {
         set_msg(msg, msg_cap, "Invalid metadata: %s", jerr.text);
         return EKV_EBAD_METADATA;
     }
-    char *out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* the text JSON.stringify gives for this value: what the limit is about, what we store */
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    int rc = ekv_json_put_value(&b, v);
     json_decref(v);
-    if (!out) {
+    if (rc) {
+        ekv_buf_deinit(&b);
         set_msg(msg, msg_cap, "%s", ekv_strerror(EKV_ENOMEM));
         return EKV_ENOMEM;
     }
-    size_t n = strlen(out);
+    size_t n = b.len;
+    char *out = ekv_buf_take(&b, NULL);
+    if (!out)
+        out = strdup("");
     if (n > EKV_MAX_METADATA_LEN) {
         free(out);
         set_msg(msg, msg_cap, "Metadata length of %zu exceeds limit of %d.", n,

@@ -42,6 +42,7 @@
  * percent-decoded (see the quoting note above).
  */
 #include "server/multipart.h"
+#include "server/json_out.h"
 
 #include <string.h>
 
@@ -510,7 +511,7 @@ int ekv_multipart_metadata(const ekv_mp_part_t *parts, size_t nparts, json_t **o
     }
     if (text) {
         json_error_t jerr;
-        root = json_loadb(text->data, text->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        root = json_loadb(text->data, text->data_len, EKV_JSON_PARSE_FLAGS, &jerr);
         if (!root)
             return -1;
     }

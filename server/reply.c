@@ -103,3 +103,29 @@ void ekv_reply_json_text(ekv_req_t *req, int status, const char *text, size_t le
 {
     ekv_http_send(req, status, JSON_CT, NULL, text, len, NULL, NULL);
 }
+
+int ekv_reply_begin(ekv_buf_t *b)
+{
+    static const char head[] = "{\"success\":true,\"errors\":[],\"messages\":[],\"result\":";
+    return ekv_buf_append(b, head, sizeof(head) - 1);
+}
+
+void ekv_reply_send(ekv_req_t *req, ekv_buf_t *b, const char *result_info, size_t info_len)
+{
+    int rc = 0;
+    if (result_info) {
+        rc = ekv_buf_appends(b, ",\"result_info\":");
+        if (!rc)
+            rc = ekv_buf_append(b, result_info, info_len);
+    }
+    if (!rc)
+        rc = ekv_buf_append(b, "}", 1);
+    if (rc) {
+        ekv_buf_deinit(b);
+        ekv_reply_error(req, rc, NULL);
+        return;
+    }
+    size_t len;
+    char *text = ekv_buf_take(b, &len);
+    ekv_http_send(req, 200, JSON_CT, NULL, text, len, free, text);
+}

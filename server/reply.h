@@ -26,6 +26,11 @@ void ekv_reply_error(ekv_req_t *req, int err, const char *fmt, ...)
 void ekv_reply_error_chain(ekv_req_t *req, int err, int chain_code, const char *chain_msg);
 /* 503 with Retry-After for EKV_EBUSY / EKV_ESHUTDOWN. */
 void ekv_reply_busy(ekv_req_t *req, int err);
+/* Envelopes built as text (hot paths, and stored JSON spliced verbatim): begin appends
+ * {"success":true,...,"result": ; the caller appends the result; send appends
+ * result_info (JSON text or NULL) and the closing brace and sends (freeing b). */
+int ekv_reply_begin(ekv_buf_t *b);
+void ekv_reply_send(ekv_req_t *req, ekv_buf_t *b, const char *result_info, size_t info_len);
 /* Send an already-built JSON body with a status (used for non-envelope JSON). */
 void ekv_reply_json_text(ekv_req_t *req, int status, const char *text, size_t len);
 
