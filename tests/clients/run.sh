@@ -44,7 +44,7 @@ if [[ "$want" != "$have" || ! -x node_modules/.bin/wrangler || ! -d node_modules
   # --ignore-scripts: no install hook is needed for what we run (wrangler's remote KV
   # commands and the SDK), and skipping them keeps the install free of post-install
   # downloads/builds. The .npmrc here keeps registry URLs out of the lock file.
-  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+  npm ci --ignore-scripts --no-audit --no-fund --no-progress --loglevel=error >/dev/null
   echo "$want" > "$stamp"
 fi
 

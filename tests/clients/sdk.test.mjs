@@ -26,6 +26,8 @@ after(async () => {
 const uniq = (p) => `${p}-${hex32().slice(0, 10)}`;
 const bytesOf = async (res) => Buffer.from(await res.arrayBuffer());
 const now = () => Math.floor(Date.now() / 1000);
+// An expiration computed by the server from a TTL, given the client clock before/after the call.
+const assertAround = (v, lo, hi, what) => assert.ok(Number.isInteger(v) && v >= lo - 1 && v <= hi + 1, `${what}: ${v} not in [${lo}, ${hi}]`);
 const byteOrder = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 async function newNs(prefix = 'sdk') {
@@ -150,6 +152,8 @@ t('values: string value round trip, content-type, overwrite, delete', async () =
   const namespace_id = await newNs();
   const key = 'greeting';
   const r = await cf.kv.namespaces.values.update(key, { account_id, namespace_id, value: 'hello, edgekv' });
+  await cf.kv.namespaces.values.update('unicode', { account_id, namespace_id, value: 'ünïcödé ✓ 日本語' });
+  assert.equal((await bytesOf(await cf.kv.namespaces.values.get('unicode', { account_id, namespace_id }))).toString('utf8'), 'ünïcödé ✓ 日本語');
   assert.ok(r === null || (typeof r === 'object' && Object.keys(r).length === 0), `update result ${JSON.stringify(r)}`);
 
   const res = await cf.kv.namespaces.values.get(key, { account_id, namespace_id });
@@ -211,6 +215,11 @@ t('values: metadata object (SDK-7 bracket fields), JSON-string metadata, keys.li
   await cf.kv.namespaces.values.update('json-meta', { account_id, namespace_id, value: 'v3', metadata: JSON.stringify(typed) });
   assert.deepEqual(await cf.kv.namespaces.metadata.get('json-meta', { account_id, namespace_id }), typed);
 
+  // An empty metadata object sends no metadata field at all -> null.
+  await cf.kv.namespaces.values.update('empty-meta', { account_id, namespace_id, value: 'v5', metadata: {} });
+  assert.equal(await cf.kv.namespaces.metadata.get('empty-meta', { account_id, namespace_id }), null);
+  await cf.kv.namespaces.values.delete('empty-meta', { account_id, namespace_id });
+
   // Overwriting without metadata clears it.
   await cf.kv.namespaces.values.update('json-meta', { account_id, namespace_id, value: 'v4' });
   assert.equal(await cf.kv.namespaces.metadata.get('json-meta', { account_id, namespace_id }), null);
@@ -224,6 +233,18 @@ t('values: metadata object (SDK-7 bracket fields), JSON-string metadata, keys.li
   ]);
 
   await expectApiError(cf.kv.namespaces.metadata.get('nope', { account_id, namespace_id }), Cloudflare.NotFoundError, 404, 10009);
+});
+
+t('values: 3 MiB value and multipart-boundary-like content survive the SDK multipart body', async () => {
+  const namespace_id = await newNs();
+  const big = randomBytes(3 * 1024 * 1024);
+  await cf.kv.namespaces.values.update('big', { account_id, namespace_id, value: await toFile(big, 'big.bin') });
+  assert.ok((await bytesOf(await cf.kv.namespaces.values.get('big', { account_id, namespace_id }))).equals(big));
+
+  const tricky = '\r\n------formdata-undici-000000000000\r\nContent-Disposition: form-data; name="value"\r\n\r\nfake\r\n--\r\n';
+  await cf.kv.namespaces.values.update('tricky', { account_id, namespace_id, value: tricky, metadata: { note: 'a\r\nb' } });
+  assert.equal((await bytesOf(await cf.kv.namespaces.values.get('tricky', { account_id, namespace_id }))).toString(), tricky);
+  assert.deepEqual(await cf.kv.namespaces.metadata.get('tricky', { account_id, namespace_id }), { note: 'a\r\nb' });
 });
 
 t('values: expiration_ttl and expiration are stored and reported', async () => {
@@ -245,7 +266,7 @@ t('values: expiration_ttl and expiration are stored and reported', async () => {
   for await (const k of cf.kv.namespaces.keys.list(namespace_id, { account_id })) keys.push(k);
   assert.deepEqual(keys.map((k) => k.name), ['abs', 'both', 'ttl']);
   assert.equal(keys[0].expiration, abs);
-  assert.ok(Math.abs(keys[1].expiration - (t0 + 300)) <= 3, `both: ${keys[1].expiration}`);
+  assertAround(keys[1].expiration, t0 + 300, now() + 300, 'both');
   assert.equal(keys[2].expiration, exp);
   assert.deepEqual(keys[2].metadata, { why: 'ttl' });
 
@@ -272,6 +293,20 @@ t('values: special key names round-trip through the SDK path encoding', async ()
   const after = [];
   for await (const k of cf.kv.namespaces.keys.list(namespace_id, { account_id })) after.push(k.name);
   assert.deepEqual(after, []);
+});
+
+t('values: 200 concurrent SDK writes then reads (keep-alive connection pool)', async () => {
+  const namespace_id = await newNs();
+  const keys = Array.from({ length: 200 }, (_, i) => `c/${String(i).padStart(3, '0')}`);
+  await Promise.all(keys.map((key, i) => cf.kv.namespaces.values.update(key, {
+    account_id, namespace_id, value: `value ${i} ${'x'.repeat(i * 50)}`, ...(i % 3 === 0 ? { metadata: { i: String(i) } } : {}),
+  })));
+  const got = await Promise.all(keys.map(async (key) => (await bytesOf(await cf.kv.namespaces.values.get(key, { account_id, namespace_id }))).toString()));
+  got.forEach((v, i) => assert.equal(v, `value ${i} ${'x'.repeat(i * 50)}`));
+  const listed = [];
+  for await (const k of cf.kv.namespaces.keys.list(namespace_id, { account_id, limit: 50 })) listed.push(k);
+  assert.deepEqual(listed.map((k) => k.name), keys);
+  listed.forEach((k, i) => assert.deepEqual(k.metadata, i % 3 === 0 ? { i: String(i) } : undefined));
 });
 
 // ---------------------------------------------------------------------------------------
@@ -350,7 +385,7 @@ t('bulkUpdate (incl. base64, metadata, expiration_ttl) / bulkGet (text, json, wi
   assert.deepEqual(await cf.kv.namespaces.metadata.get('meta', { account_id, namespace_id }), { color: 'red', n: 3 });
   const expRes = await cf.kv.namespaces.values.get('exp', { account_id, namespace_id });
   const exp = Number(expRes.headers.get('expiration'));
-  assert.ok(Math.abs(exp - (t0 + 600)) <= 3, `exp header ${exp}`);
+  assertAround(exp, t0 + 600, now() + 600, 'exp header');
 
   // bulkGet, text (default) with a missing key
   const text = await cf.kv.namespaces.bulkGet(namespace_id, { account_id, keys: ['plain', 'b64text', 'json', 'missing'] });
@@ -424,4 +459,58 @@ t('errors: SDK error classes, status codes and Cloudflare error codes', async ()
 
   // Another account id with our token -> 403 / 10000
   await expectApiError(cf.kv.namespaces.list({ account_id: hex32() }), Cloudflare.PermissionDeniedError, 403, 10000);
+});
+
+t('auth: legacy X-Auth-Key/X-Auth-Email pair, and a read-only token (reads ok, writes 405)', async () => {
+  const namespace_id = await newNs();
+  await cf.kv.namespaces.values.update('k', { account_id, namespace_id, value: 'v' });
+
+  const legacy = new Cloudflare({ apiKey: srv.token, apiEmail: 'ops@example.com', baseURL: srv.base, maxRetries: 0, fetch: tracer.fetch });
+  assert.equal((await bytesOf(await legacy.kv.namespaces.values.get('k', { account_id, namespace_id }))).toString(), 'v');
+  await legacy.kv.namespaces.values.update('k2', { account_id, namespace_id, value: 'v2' });
+
+  const created = await srv.api('POST', `/accounts/${account_id}/tokens`, { json: { name: 'ro', permissions: ['kv:read'] } });
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const ro = new Cloudflare({ apiToken: created.body.result.value, baseURL: srv.base, maxRetries: 0, fetch: tracer.fetch });
+  assert.equal((await bytesOf(await ro.kv.namespaces.values.get('k2', { account_id, namespace_id }))).toString(), 'v2');
+  const keys = [];
+  for await (const k of ro.kv.namespaces.keys.list(namespace_id, { account_id })) keys.push(k.name);
+  assert.deepEqual(keys, ['k', 'k2']);
+  const err = await expectApiError(ro.kv.namespaces.values.update('k3', { account_id, namespace_id, value: 'x' }), Cloudflare.APIError, 405, 10000);
+  assert.equal(err.errors[0].message, 'PUT method not allowed for the api_token authentication scheme');
+  await expectApiError(ro.kv.namespaces.bulkDelete(namespace_id, { account_id, body: ['k'] }), Cloudflare.APIError, 405, 10000);
+  await expectApiError(ro.kv.namespaces.create({ account_id, title: uniq('ro') }), Cloudflare.APIError, 405, 10000);
+});
+
+test('expiry: keys vanish from get / metadata / list / bulkGet once their TTL passes (test clock)', async () => {
+  const clocked = await startServer({ testClock: true });
+  const tr = makeTracer();
+  try {
+    await tr.traced(async () => {
+      const c = new Cloudflare({ apiToken: clocked.token, baseURL: clocked.base, maxRetries: 0, fetch: tr.fetch });
+      const acct = clocked.accountId;
+      const { id: namespace_id } = await c.kv.namespaces.create({ account_id: acct, title: 'expiry' });
+      await c.kv.namespaces.values.update('short', { account_id: acct, namespace_id, value: 's', expiration_ttl: 60, metadata: { m: '1' } });
+      await c.kv.namespaces.bulkUpdate(namespace_id, { account_id: acct, body: [{ key: 'short-bulk', value: 'sb', expiration_ttl: 60 }, { key: 'long', value: 'l', expiration_ttl: 600 }, { key: 'forever', value: 'f' }] });
+      const names = async () => { const out = []; for await (const k of c.kv.namespaces.keys.list(namespace_id, { account_id: acct })) out.push(k.name); return out; };
+      assert.deepEqual(await names(), ['forever', 'long', 'short', 'short-bulk']);
+
+      await clocked.advanceClock(61);
+      await expectApiError(c.kv.namespaces.values.get('short', { account_id: acct, namespace_id }), Cloudflare.NotFoundError, 404, 10009);
+      await expectApiError(c.kv.namespaces.metadata.get('short', { account_id: acct, namespace_id }), Cloudflare.NotFoundError, 404, 10009);
+      assert.deepEqual(await names(), ['forever', 'long']);
+      assert.deepEqual(await c.kv.namespaces.bulkGet(namespace_id, { account_id: acct, keys: ['short', 'short-bulk', 'long', 'forever'] }),
+        { values: { short: null, 'short-bulk': null, long: 'l', forever: 'f' } });
+
+      // Re-writing an expired key works and it is visible again.
+      await c.kv.namespaces.values.update('short', { account_id: acct, namespace_id, value: 'again' });
+      assert.equal((await bytesOf(await c.kv.namespaces.values.get('short', { account_id: acct, namespace_id }))).toString(), 'again');
+      assert.equal(await c.kv.namespaces.metadata.get('short', { account_id: acct, namespace_id }), null);
+
+      await clocked.advanceClock(600);
+      assert.deepEqual(await names(), ['forever', 'short']);
+    });
+  } finally {
+    await clocked.stop();
+  }
 });

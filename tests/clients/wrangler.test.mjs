@@ -29,7 +29,9 @@ after(async () => {
 });
 
 // Run wrangler; resolves { code, signal, stdout (string), stdoutBuf, stderr, args }.
-function wrangler(args, { env = {}, timeout = CMD_TIMEOUT_MS } = {}) {
+// opts.server: another harness server (default: the file's one); opts.env overrides/extends
+// the environment (a value of undefined removes the variable).
+function wrangler(args, { env = {}, timeout = CMD_TIMEOUT_MS, server = srv } = {}) {
   const childEnv = {
     PATH: process.env.PATH,
     LANG: 'C.UTF-8',
@@ -39,9 +41,9 @@ function wrangler(args, { env = {}, timeout = CMD_TIMEOUT_MS } = {}) {
     CI: 'true',
     NO_COLOR: '1',
     FORCE_COLOR: '0',
-    CLOUDFLARE_API_BASE_URL: srv.base,
-    CLOUDFLARE_API_TOKEN: srv.token,
-    CLOUDFLARE_ACCOUNT_ID: srv.accountId,
+    CLOUDFLARE_API_BASE_URL: server.base,
+    CLOUDFLARE_API_TOKEN: server.token,
+    CLOUDFLARE_ACCOUNT_ID: server.accountId,
     WRANGLER_SEND_METRICS: 'false',
     WRANGLER_HIDE_BANNER: 'true',
     // wrangler's "newer version available" check asks the npm registry configured here:
@@ -49,6 +51,7 @@ function wrangler(args, { env = {}, timeout = CMD_TIMEOUT_MS } = {}) {
     npm_config_registry: 'http://127.0.0.1:9/',
     ...env,
   };
+  for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
   return new Promise((resolve, reject) => {
     const child = spawn(WRANGLER, args, { cwd: work, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = [];
@@ -77,6 +80,8 @@ async function ok(args, opts) {
 
 const uniq = (p) => `${p}-${hex32().slice(0, 10)}`;
 const now = () => Math.floor(Date.now() / 1000);
+// An expiration computed by the server from a TTL, given the client clock before/after the call.
+const assertAround = (v, lo, hi, what) => assert.ok(Number.isInteger(v) && v >= lo - 1 && v <= hi + 1, `${what}: ${v} not in [${lo}, ${hi}]`);
 const byteOrder = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 const nsPath = () => `/accounts/${srv.accountId}/storage/kv/namespaces`;
 const enc = encodeURIComponent;
@@ -124,6 +129,17 @@ function writeJson(name, data) {
   writeFileSync(p, JSON.stringify(data));
   return p;
 }
+
+// With WRANGLER_LOG=debug wrangler prints "-- START CF API REQUEST: <METHOD> <URL>" for every
+// REST call it makes through its fetch helpers: returns [[method, path-after-base], ...].
+function apiRequests(r) {
+  const out = [];
+  for (const m of r.stdout.matchAll(/-- START CF API REQUEST: ([A-Z]+) (\S+)/g)) {
+    out.push([m[1], m[2].startsWith(srv.base) ? m[2].slice(srv.base.length) : m[2]]);
+  }
+  return out;
+}
+const DEBUG = { env: { WRANGLER_LOG: 'debug' } };
 
 // Output of `kv bulk get`: the JSON document followed by "\nSuccess!".
 function parseLeadingJson(text) {
@@ -224,6 +240,15 @@ test('kv key put / get / list / delete --remote', async () => {
   assert.equal(v.status, 200);
   assert.ok(v.body.equals(bin), 'binary value stored byte-exact');
 
+  // --path together with --metadata: multipart with a file part for the value
+  const blobPath = join(work, 'value2.bin');
+  const bin2 = randomBytes(100_000);
+  writeFileSync(blobPath, bin2);
+  await ok(['kv', 'key', 'put', 'blob-meta', ...base, '--path', blobPath, '--metadata', '{"kind":"blob","size":100000}']);
+  assert.ok((await getValue(nsId, 'blob-meta')).body.equals(bin2));
+  assert.deepEqual(await getMetadata(nsId, 'blob-meta'), { kind: 'blob', size: 100000 });
+  await apiOk('DELETE', `${srv.ns(nsId)}/values/blob-meta`);
+
   // get prints the raw value
   let g = await ok(['kv', 'key', 'get', 'alpha', ...base]);
   assert.equal(g.stdout, 'one');
@@ -293,8 +318,10 @@ test('kv bulk put / get / delete --remote with JSON files', async () => {
     { key: 'e0', value: 'e0' }, { key: 'e1', value: 'e1' }, { key: 'e2', value: 'e2' }, { key: 'e3', value: 'e3' },
   );
   assert.equal(items.length, 1500);
-  const put = await ok(['kv', 'bulk', 'put', writeJson('put.json', items), ...base]);
+  const put = await ok(['kv', 'bulk', 'put', writeJson('put.json', items), ...base], DEBUG);
   assert.match(put.stdout, /Success!/, show(put));
+  const bulkPath = `/accounts/${srv.accountId}/storage/kv/namespaces/${nsId}/bulk`;
+  assert.deepEqual(apiRequests(put), [['PUT', bulkPath], ['PUT', bulkPath]], show(put));
 
   const keys = await listAllKeys(nsId);
   assert.equal(keys.length, 1500);
@@ -304,7 +331,7 @@ test('kv bulk put / get / delete --remote with JSON files', async () => {
   assert.equal((await getValue(nsId, 'b64text')).body.toString(), 'hello from base64');
   assert.deepEqual(await getMetadata(nsId, 'meta'), { owner: 'bob', n: 7, tags: ['a', 'b'] });
   const ttl = await getValue(nsId, 'ttl');
-  assert.ok(Math.abs(Number(ttl.expiration) - (t0 + 300)) <= 3, `ttl expiration ${ttl.expiration}`);
+  assertAround(Number(ttl.expiration), t0 + 300, now() + 300, 'ttl expiration');
   assert.equal(keys.find((k) => k.name === 'ttl').expiration, Number(ttl.expiration));
   assert.equal((await getValue(nsId, 'sp ace/ü')).body.toString(), 'unicode key');
 
@@ -321,8 +348,9 @@ test('kv bulk put / get / delete --remote with JSON files', async () => {
   // bulk delete (deprecated DELETE /bulk), 1,200 keys -> two batches; --force skips the prompt
   const del = items.slice(0, 1196).map((i) => i.key);
   del.push('e0', { name: 'e1' }, 'e2', 'not-there');
-  const d = await ok(['kv', 'bulk', 'delete', writeJson('del.json', del), ...base, '--force']);
+  const d = await ok(['kv', 'bulk', 'delete', writeJson('del.json', del), ...base, '--force'], DEBUG);
   assert.doesNotMatch(d.stdout, /Not deleting/, show(d));
+  assert.deepEqual(apiRequests(d), [['DELETE', bulkPath], ['DELETE', bulkPath]], show(d));
   const left = (await listAllKeys(nsId)).map((k) => k.name);
   const expectLeft = items.slice(1196).map((i) => i.key).filter((k) => !['e0', 'e1', 'e2'].includes(k)).sort(byteOrder);
   assert.deepEqual(left, expectLeft);
@@ -336,4 +364,43 @@ test('wrangler surfaces server errors (unknown namespace) as a failure', async (
   assert.notEqual(r.code, 0, show(r));
   assert.match(r.stdout + r.stderr, /namespace not found/, show(r));
   assert.match(r.stdout + r.stderr, /10013/, show(r));
+});
+
+test('auth: legacy CLOUDFLARE_API_KEY + CLOUDFLARE_EMAIL, and a read-only token', async () => {
+  const nsId = await srv.createNamespace(uniq('wr-auth'));
+  const base = ['--namespace-id', nsId, '--remote'];
+  const legacy = { env: { CLOUDFLARE_API_TOKEN: undefined, CLOUDFLARE_API_KEY: srv.token, CLOUDFLARE_EMAIL: 'ops@example.com' } };
+  await ok(['kv', 'key', 'put', 'k', 'legacy-auth', ...base], legacy);
+  assert.equal((await getValue(nsId, 'k')).body.toString(), 'legacy-auth');
+  assert.equal((await ok(['kv', 'key', 'get', 'k', ...base], legacy)).stdout, 'legacy-auth');
+
+  const tok = await apiOk('POST', `/accounts/${srv.accountId}/tokens`, { json: { name: 'wr-ro', permissions: ['kv:read'] } });
+  const ro = { env: { CLOUDFLARE_API_TOKEN: tok.result.value } };
+  assert.equal((await ok(['kv', 'key', 'get', 'k', ...base], ro)).stdout, 'legacy-auth');
+  assert.deepEqual(JSON.parse((await ok(['kv', 'key', 'list', ...base], ro)).stdout), [{ name: 'k' }]);
+  const denied = await wrangler(['kv', 'key', 'put', 'k', 'overwrite', ...base], ro);
+  assert.notEqual(denied.code, 0, show(denied));
+  assert.match(denied.stdout + denied.stderr, /PUT method not allowed for the api_token authentication scheme/, show(denied));
+  assert.equal((await getValue(nsId, 'k')).body.toString(), 'legacy-auth');
+});
+
+test('expiry: a key put with --ttl 60 disappears for wrangler once the TTL passes (test clock)', async () => {
+  const clocked = await startServer({ testClock: true });
+  try {
+    const opts = { server: clocked };
+    const nsRes = await clocked.api('POST', `/accounts/${clocked.accountId}/storage/kv/namespaces`, { json: { title: 'expiry' } });
+    const nsId = nsRes.body.result.id;
+    const base = ['--namespace-id', nsId, '--remote'];
+    await ok(['kv', 'key', 'put', 'short', 'bye', ...base, '--ttl', '60'], opts);
+    await ok(['kv', 'key', 'put', 'stay', 'here', ...base], opts);
+    assert.equal((await ok(['kv', 'key', 'get', 'short', ...base], opts)).stdout, 'bye');
+
+    await clocked.advanceClock(61);
+    const g = await wrangler(['kv', 'key', 'get', 'short', ...base], opts);
+    assert.notEqual(g.code, 0, show(g));
+    assert.match(g.stdout + g.stderr, /404/, show(g));
+    assert.deepEqual(JSON.parse((await ok(['kv', 'key', 'list', ...base], opts)).stdout), [{ name: 'stay' }]);
+  } finally {
+    await clocked.stop();
+  }
 });

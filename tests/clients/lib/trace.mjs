@@ -17,6 +17,7 @@ export function makeTracer(limit = 6) {
   const entries = [];
   async function tracingFetch(url, init = {}) {
     const req = new Request(url, init);
+    if (!req.url.startsWith('http')) return fetch(req); // the SDK probes `data:` URLs; not API traffic
     let reqBody = '';
     if (req.body) reqBody = printable(await req.clone().arrayBuffer());
     const entry = {
