@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, expectOk, hex32, newToken, multipart, sleep } from './lib/harness.mjs';
+import { startServer, expectOk, expectError, hex32, newToken, multipart, sleep, within } from './lib/harness.mjs';
 
 const LOAD_MS = 2000; // write load before the kill
 const HARD_STOP_MS = 8000; // no loop runs longer than this, whatever happens
@@ -68,8 +68,9 @@ describe('crash safety', { timeout: 120000 }, () => {
     // 1 overwriter: the same few keys with increasing versions; after the crash each must hold
     // at least its last acknowledged version
     const overwriteLoop = async () => {
-      for (let i = 1; i < MAX_OPS_PER_LOOP && running(); i++) {
-        const key = `hot/${i % 5}`;
+      for (let j = 1; j < MAX_OPS_PER_LOOP && running(); j++) {
+        const i = (round + 1) * 1000000 + j; // versions grow across rounds too
+        const key = `hot/${j % 5}`;
         const mp = multipart([{ name: 'value', data: valueOf(key, i) },
           { name: 'metadata', data: JSON.stringify(metaOf(key, i)) }]);
         try {
@@ -108,7 +109,7 @@ describe('crash safety', { timeout: 120000 }, () => {
     const hadLoad = state.acked.size > ackedBefore;
     await srv.kill('SIGKILL');
     stop = true;
-    await Promise.race([Promise.all(loops), sleep(HARD_STOP_MS + 2000)]);
+    await within(Promise.all(loops), HARD_STOP_MS + 2000);
     assert.ok(hadLoad, 'no write was acknowledged during the load phase');
     return srv;
   }
@@ -184,7 +185,68 @@ describe('crash safety', { timeout: 120000 }, () => {
     for (const k of del) assert.ok(!listed.has(k), `deleted key listed: ${k}`);
   }
 
-  it('every acknowledged write survives SIGKILL (two kill/restart rounds)', async () => {
+  it('catalog and KV state survive a clean restart and a SIGKILL restart', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'edgekv-it-restart-'));
+    dirs.push(dataDir);
+    const accountId = hex32();
+    const token = newToken();
+    let srv = await startServer({ dataDir, accountId, token });
+    servers.push(srv);
+    const nsA = await srv.createNamespace('restart-a');
+    const nsB = await srv.createNamespace('restart-b');
+    const nsGone = await srv.createNamespace('restart-gone');
+    expectOk(await srv.api('PUT', `/accounts/${accountId}/storage/kv/namespaces/${nsB}`, { json: { title: 'restart-b2' } }));
+    expectOk(await srv.api('DELETE', `/accounts/${accountId}/storage/kv/namespaces/${nsGone}`));
+    const mk = async (name, permissions) => expectOk(await srv.api('POST', `/accounts/${accountId}/tokens`,
+      { json: { name, permissions } }));
+    const ro = await mk('ro', ['kv:read']);
+    const revoked = await mk('revoked', ['kv:read', 'kv:write']);
+    expectOk(await srv.api('DELETE', `/accounts/${accountId}/tokens/${revoked.id}`));
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const mp = multipart([{ name: 'value', data: 'with-meta' }, { name: 'metadata', data: '{"x":[1,2]}' }]);
+    expectOk(await srv.api('PUT', `${srv.ns(nsA)}/values/k1?expiration=${exp}`,
+      { body: mp.body, headers: { 'content-type': mp.contentType } }));
+    expectOk(await srv.api('PUT', `${srv.ns(nsA)}/values/deleted`, { body: 'x' }));
+    expectOk(await srv.api('DELETE', `${srv.ns(nsA)}/values/deleted`));
+
+    const check = async (s) => {
+      const list = expectOk(await s.api('GET', `/accounts/${accountId}/storage/kv/namespaces?order=title`));
+      assert.deepEqual(list.filter((n) => n.title.startsWith('restart-')).map((n) => [n.id, n.title]),
+        [[nsA, 'restart-a'], [nsB, 'restart-b2']]);
+      assert.ok(!list.some((n) => n.id === nsGone));
+      expectError(await s.api('GET', `/accounts/${accountId}/storage/kv/namespaces/${nsGone}`), 404, 10013);
+      const res = await s.fetch('GET', `${s.ns(nsA)}/values/k1`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'with-meta');
+      assert.equal(res.headers.get('expiration'), String(exp));
+      assert.deepEqual(expectOk(await s.api('GET', `${s.ns(nsA)}/metadata/k1`)), { x: [1, 2] });
+      assert.deepEqual(expectOk(await s.api('GET', `${s.ns(nsA)}/keys`)),
+        [{ name: 'k1', expiration: exp, metadata: { x: [1, 2] } }]);
+      const roH = { auth: false, headers: { authorization: `Bearer ${ro.value}` } };
+      expectOk(await s.api('GET', `${s.ns(nsA)}/keys`, roH));
+      assert.equal((await s.api('PUT', `${s.ns(nsA)}/values/z`, { ...roH, body: 'z' })).status, 405);
+      const rvH = { auth: false, headers: { authorization: `Bearer ${revoked.value}` } };
+      assert.equal((await s.api('GET', `${s.ns(nsA)}/keys`, rvH)).status, 403);
+      // titles in use stay taken
+      expectError(await s.api('POST', `/accounts/${accountId}/storage/kv/namespaces`, { json: { title: 'restart-b2' } }),
+        400, 10014);
+    };
+
+    assert.deepEqual(await srv.stop(), { code: 0, signal: null });
+    srv = await startServer({ dataDir, accountId, token });
+    servers.push(srv);
+    await check(srv);
+    await srv.kill('SIGKILL');
+    srv = await startServer({ dataDir, accountId, token });
+    servers.push(srv);
+    await check(srv);
+    // the deleted namespace's title and the renamed one's old title are free
+    expectOk(await srv.api('POST', `/accounts/${accountId}/storage/kv/namespaces`, { json: { title: 'restart-gone' } }));
+    expectOk(await srv.api('POST', `/accounts/${accountId}/storage/kv/namespaces`, { json: { title: 'restart-b' } }));
+    await srv.stop();
+  });
+
+  it('every acknowledged write survives SIGKILL (two kill/restart rounds)', async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'edgekv-it-crash-'));
     dirs.push(dataDir);
     const accountId = hex32();
@@ -209,6 +271,8 @@ describe('crash safety', { timeout: 120000 }, () => {
         await srv.kill('SIGKILL');
       }
     }
+    t.diagnostic(`acknowledged keys checked: ${state.acked.size}, acknowledged deletes: ${state.deleted.size}, `
+      + `overwritten keys: ${state.hot.size}`);
     assert.ok(state.acked.size > 100, `only ${state.acked.size} writes were acknowledged`);
     assert.ok(state.deleted.size > 0, 'no delete was acknowledged');
   });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startServer, RawConn, rawRequest, expectOk, sleep, hex32, newToken, sha256 } from './lib/harness.mjs';
+import { startServer, RawConn, rawRequest, expectOk, sleep, within, hex32, newToken, sha256 } from './lib/harness.mjs';
 
 const req = (method, path, { headers = {}, body, host = 'edgekv.test' } = {}) => {
   let h = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n`;
@@ -117,6 +117,65 @@ describe('http', { timeout: 90000 }, () => {
     } finally { c.destroy(); }
   });
 
+  it('a body on a GET is read and ignored; the next pipelined request is intact', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      const fake = `GET ${p}/values/k3 HTTP/1.1\r\nHost: x\r\n\r\n`; // looks like a request, is body
+      await c.write(Buffer.concat([
+        req('GET', `${p}/values/k1`, { headers: auth, body: fake }),
+        req('GET', `${p}/values/k2`, { headers: auth }),
+      ]));
+      const r1 = await c.readResponse(5000);
+      assert.equal(r1.body.toString(), 'value-k1');
+      const r2 = await c.readResponse(5000);
+      assert.equal(r2.body.toString(), 'value-k2');
+      await sleep(100);
+      assert.equal(c.pending().length, 0, 'the GET body was served as a request');
+    } finally { c.destroy(); }
+  });
+
+  it('300 concurrent connections are all served', async () => {
+    const conns = await Promise.all(Array.from({ length: 300 }, () => RawConn.open(srv.port)));
+    try {
+      await Promise.all(conns.map((c, i) => c.write(req('GET', `${p}/values/k${(i % 3) + 1}`, { headers: auth }))));
+      const rs = await Promise.all(conns.map((c) => c.readResponse(15000)));
+      rs.forEach((r, i) => {
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), `value-k${(i % 3) + 1}`);
+      });
+    } finally { for (const c of conns) c.destroy(); }
+  });
+
+  it('a request delivered one byte per write is parsed correctly', async () => {
+    const c = await RawConn.open(srv.port);
+    c.sock.setNoDelay(true);
+    try {
+      const body = 'byte-by-byte';
+      const bytes = Buffer.concat([
+        req('PUT', `${p}/values/dribble`, { headers: auth, body }),
+        req('GET', `${p}/values/dribble`, { headers: auth }),
+      ]);
+      for (let i = 0; i < bytes.length; i++) {
+        await c.write(bytes.subarray(i, i + 1));
+        if (i % 16 === 0) await new Promise((r) => setImmediate(r));
+      }
+      assert.equal((await c.readResponse(5000)).status, 200);
+      const g = await c.readResponse(5000);
+      assert.equal(g.status, 200);
+      assert.equal(g.body.toString(), body);
+    } finally { c.destroy(); }
+  });
+
+  it('header names are case-insensitive', async () => {
+    const r = await rawRequest(srv.port, `GET ${p}/values/k1 HTTP/1.1\r\nHOST: x\r\nAUTHORIZATION: Bearer ${srv.token}\r\n\r\n`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'value-k1');
+    const r2 = await rawRequest(srv.port, `GET ${p}/values/k2 HTTP/1.1\r\nhost: x\r\nX-AUTH-KEY: ${srv.token}\r\n`
+      + 'x-auth-EMAIL: a@b.c\r\n\r\n');
+    assert.equal(r2.status, 200);
+    assert.equal(r2.body.toString(), 'value-k2');
+  });
+
   it('Connection: close and HTTP/1.0 close the connection after the reply', async () => {
     let c = await RawConn.open(srv.port);
     try {
@@ -211,13 +270,35 @@ describe('http', { timeout: 90000 }, () => {
     assert.equal((await srv.api('GET', `${p.slice('/client/v4'.length)}/values/too-big`)).status, 404);
   });
 
+  it('a client that sends an oversized body at once (fetch) still receives the 413', async () => {
+    // fetch() streams the body without waiting for an early reply; the server must not reset the
+    // connection (close with unread input) before the 413 reaches the client.
+    const results = [];
+    for (let i = 0; i < 3; i++) {
+      try {
+        const r = await srv.api('POST', `${p.slice('/client/v4'.length)}/bulk/get`,
+          { body: Buffer.alloc(3 * 1024 * 1024, 0x20), headers: { 'content-type': 'application/json' } });
+        results.push(`${r.status}/${r.body?.errors?.[0]?.code}`);
+      } catch (e) {
+        results.push(`fetch failed: ${e.cause?.code || e.message}`);
+      }
+    }
+    try {
+      const r = await srv.api('PUT', `${p.slice('/client/v4'.length)}/values/too-big-streamed`,
+        { body: Buffer.alloc(26214400 + 65536 + 1024 * 1024, 0x61) });
+      results.push(`${r.status}/${r.body?.errors?.[0]?.code}`);
+    } catch (e) {
+      results.push(`fetch failed: ${e.cause?.code || e.message}`);
+    }
+    assert.deepEqual(results, ['413/10024', '413/10024', '413/10024', '413/10024']);
+  });
+
   it('chunked request bodies work (value bytes exact)', async () => {
     const parts = [Buffer.from('chunk-one|'), randomBytes(5000), Buffer.from([0, 1, 2, 13, 10]), Buffer.from('|end')];
-    let body = '';
     const bufs = [];
     for (const part of parts) bufs.push(Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n'));
     bufs.push(Buffer.from('0\r\n\r\n'));
-    body = Buffer.concat(bufs);
+    const body = Buffer.concat(bufs);
     const c = await RawConn.open(srv.port);
     try {
       await c.write(`PUT ${p}/values/chunked HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n`
@@ -339,6 +420,39 @@ describe('http', { timeout: 90000 }, () => {
   });
 });
 
+describe('overload', { timeout: 60000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ args: ['--readers', '1', '--reader-queue', '1', '--cache-bytes', '0'] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('a full reader queue answers 503/10001 with Retry-After: 1, and recovers', async () => {
+    const p = srv.ns(await srv.createNamespace());
+    const items = Array.from({ length: 3000 }, (_, i) => ({ key: `k${i}`, value: 'v', metadata: { i } }));
+    expectOk(await srv.api('PUT', `${p}/bulk`, { json: items }));
+    const rs = await Promise.all(Array.from({ length: 60 }, () => srv.api('GET', `${p}/keys?limit=1000`)));
+    let busy = 0;
+    for (const r of rs) {
+      if (r.status === 200) {
+        assert.equal(r.body.result.length, 1000);
+        continue;
+      }
+      busy++;
+      assert.equal(r.status, 503, JSON.stringify(r.body));
+      assert.deepEqual(r.body, {
+        success: false, errors: [{ code: 10001, message: 'server busy, retry later' }], messages: [], result: null,
+      });
+      assert.equal(r.headers.get('retry-after'), '1');
+    }
+    assert.ok(busy > 0, 'no request was refused with a reader queue of 1');
+    assert.ok(busy < rs.length, 'every request was refused');
+    // after the burst, requests are served again
+    const again = await srv.api('GET', `${p}/keys?limit=10`);
+    assert.equal(expectOk(again).length, 10);
+  });
+});
+
 describe('graceful shutdown', { timeout: 60000 }, () => {
   let dataDir;
   let srv;
@@ -369,7 +483,7 @@ describe('graceful shutdown', { timeout: 60000 }, () => {
       assert.equal(r.status, 200, r.body.toString());
       assert.equal(r.json.success, true);
     } finally { c.destroy(); }
-    const ex = await Promise.race([srv.exited, sleep(15000).then(() => null)]);
+    const ex = await within(srv.exited, 15000);
     assert.ok(ex, 'server did not exit within 15 s of SIGTERM');
     assert.deepEqual(ex, { code: 0, signal: null });
 
@@ -390,7 +504,7 @@ describe('graceful shutdown', { timeout: 60000 }, () => {
       assert.equal((await c.readResponse(3000)).status, 200);
       const t0 = Date.now();
       s.proc.kill('SIGTERM');
-      const ex = await Promise.race([s.exited, sleep(10000).then(() => null)]);
+      const ex = await within(s.exited, 10000);
       assert.ok(ex, 'server with an idle connection did not exit within 10 s');
       assert.deepEqual(ex, { code: 0, signal: null });
       assert.ok(Date.now() - t0 < 10000);

@@ -97,6 +97,16 @@ describe('list keys', { timeout: 120000 }, () => {
     }
   });
 
+  it("'+' in the query string is a space, %2B is a plus", async () => {
+    const p = srv.ns(await srv.createNamespace());
+    await bulkPut(srv, p, ['a b', 'a+b', 'a-b'].map((key) => ({ key, value: 'v' })));
+    const names = async (q) => expectOk(await srv.api('GET', `${p}/keys?${q}`)).map((i) => i.name);
+    assert.deepEqual(await names('prefix=a+'), ['a b']);
+    assert.deepEqual(await names('prefix=a%2B'), ['a+b']);
+    assert.deepEqual(await names('prefix=a%20b'), ['a b']);
+    assert.deepEqual(await names('prefix=a'), ['a b', 'a+b', 'a-b']);
+  });
+
   it('prefix longer than 512 bytes is 414/10030; 512 is accepted', async () => {
     const p = srv.ns(await srv.createNamespace());
     const r = await srv.api('GET', `${p}/keys?prefix=${'p'.repeat(513)}`);
@@ -206,6 +216,18 @@ describe('list keys', { timeout: 120000 }, () => {
     assert.ok(rest.includes('k25a'), 'key written after the cursor point must be seen');
     assert.ok(!rest.includes('k05a'), 'key before the cursor point must not be returned later');
     assert.deepEqual(rest, [...keys.slice(10, 26), 'k25a', ...keys.slice(26)]);
+  });
+
+  it('a cursor stays valid when its key is deleted between pages', async () => {
+    const p = srv.ns(await srv.createNamespace());
+    const keys = Array.from({ length: 25 }, (_, i) => `c${String(i).padStart(2, '0')}`);
+    await bulkPut(srv, p, keys.map((key) => ({ key, value: 'v' })));
+    const r1 = await srv.api('GET', `${p}/keys?limit=10`);
+    assert.deepEqual(expectOk(r1).map((i) => i.name), keys.slice(0, 10));
+    // delete the last key of page 1 (the one the cursor points at) and the first of page 2
+    expectOk(await srv.api('POST', `${p}/bulk/delete`, { json: ['c09', 'c10'] }));
+    const r2 = await srv.api('GET', `${p}/keys?limit=10&cursor=${encodeURIComponent(r1.body.result_info.cursor)}`);
+    assert.deepEqual(expectOk(r2).map((i) => i.name), keys.slice(11, 21));
   });
 
   it('continuation with the same prefix stays inside the prefix', async () => {

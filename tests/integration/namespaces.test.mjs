@@ -25,8 +25,8 @@ describe('namespaces: create, get, rename, delete', T, () => {
     const ns = expectOk(r);
     assert.match(ns.id, /^[0-9a-f]{32}$/);
     checkNamespace(ns, ns.id, title);
-    // the id is a random UUID (version 4 nibble) printed without dashes
-    assert.equal(ns.id[12], '4', `namespace id ${ns.id} is not a v4 UUID`);
+    // the id is a random (version 4, RFC 4122 variant) UUID printed without dashes
+    assert.ok(ns.id[12] === '4' && '89ab'.includes(ns.id[16]), `namespace id ${ns.id} is not a v4 UUID`);
 
     const g = expectOk(await srv.api('GET', `${nsPath}/${ns.id}`));
     checkNamespace(g, ns.id, title);
@@ -125,6 +125,53 @@ describe('namespaces: create, get, rename, delete', T, () => {
     expectError(await srv.api('GET', `${srv.ns(id2)}/values/k1`), 404, 10009, "get: 'key not found'");
     const keys = expectOk(await srv.api('GET', `${srv.ns(id2)}/keys`));
     assert.deepEqual(keys, []);
+  });
+
+  it('titles with quotes, backslashes and unicode round-trip', async () => {
+    const title = `q"uo\\te/ключ 🔑 ${hex32().slice(0, 6)}`;
+    const ns = expectOk(await srv.api('POST', nsPath, { json: { title } }));
+    assert.equal(ns.title, title);
+    assert.equal(expectOk(await srv.api('GET', `${nsPath}/${ns.id}`)).title, title);
+    const list = expectOk(await srv.api('GET', `${nsPath}?per_page=1000`));
+    assert.equal(list.find((n) => n.id === ns.id)?.title, title);
+  });
+
+  it('concurrent creates with one title: exactly one wins, the rest are 400/10014', async () => {
+    const title = `race-${hex32()}`;
+    const rs = await Promise.all(Array.from({ length: 20 }, () => srv.api('POST', nsPath, { json: { title } })));
+    const ok = rs.filter((r) => r.status === 200);
+    assert.equal(ok.length, 1, `winners: ${ok.length}`);
+    for (const r of rs.filter((x) => x.status !== 200)) {
+      expectError(r, 400, 10014, 'a namespace with this account ID and title already exists');
+    }
+    const list = expectOk(await srv.api('GET', `${nsPath}?per_page=1000`));
+    assert.equal(list.filter((n) => n.title === title).length, 1);
+  });
+
+  it('concurrent renames to one title: exactly one wins', async () => {
+    const title = `race-rename-${hex32()}`;
+    const ids = [];
+    for (let i = 0; i < 10; i++) ids.push(await srv.createNamespace());
+    const rs = await Promise.all(ids.map((id) => srv.api('PUT', `${nsPath}/${id}`, { json: { title } })));
+    assert.equal(rs.filter((r) => r.status === 200).length, 1);
+    for (const r of rs.filter((x) => x.status !== 200)) expectError(r, 400, 10014);
+    const list = expectOk(await srv.api('GET', `${nsPath}?per_page=1000`));
+    assert.equal(list.filter((n) => n.title === title).length, 1);
+  });
+
+  it('a deleted namespace is gone even right after its keys were read (no stale cache)', async () => {
+    const id = await srv.createNamespace();
+    expectOk(await srv.api('PUT', `${srv.ns(id)}/values/cached`, { body: 'c' }));
+    const g = await srv.fetch('GET', `${srv.ns(id)}/values/cached`);
+    assert.equal(await g.text(), 'c');
+    expectOk(await srv.api('GET', `${srv.ns(id)}/metadata/cached`));
+    expectOk(await srv.api('DELETE', `${nsPath}/${id}`));
+    expectError(await srv.api('GET', `${srv.ns(id)}/values/cached`), 404, 10013, "get: 'namespace not found'");
+    expectError(await srv.api('GET', `${srv.ns(id)}/metadata/cached`), 404, 10013, "metadata: 'namespace not found'");
+    expectError(await srv.api('POST', `${srv.ns(id)}/bulk/get`, { json: { keys: ['cached'] } }), 404, 10013,
+      "bulk get keys: 'namespace not found'");
+    expectError(await srv.api('PUT', `${srv.ns(id)}/values/cached`, { body: 'again' }), 404, 10013,
+      "put: 'namespace not found'");
   });
 
   it('keys of one namespace are not visible in another', async () => {

@@ -132,6 +132,61 @@ describe('values', { timeout: 120000 }, () => {
     });
   });
 
+  describe('read-after-write coherence (cache)', () => {
+    it('a cached value is replaced by an overwrite, removed by a delete, and a cached miss is filled by a put',
+      async () => {
+        // miss first (a negative cache entry must not hide the later write)
+        expectError(await srv.api('GET', `${p}/values/coh`), 404, 10009);
+        expectError(await getMeta('coh'), 404, 10009);
+        expectOk(await putRaw('coh', 'one'));
+        await expectValue('coh', 'one');
+        await expectValue('coh', 'one');
+        expectOk(await putForm('coh', [{ name: 'value', data: 'two' }, { name: 'metadata', data: '{"v":2}' }]));
+        await expectValue('coh', 'two');
+        assert.deepEqual(expectOk(await getMeta('coh')), { v: 2 });
+        expectOk(await srv.api('PUT', `${p}/bulk`, { json: [{ key: 'coh', value: 'three' }] }));
+        await expectValue('coh', 'three');
+        assert.equal(expectOk(await getMeta('coh')), null);
+        expectOk(await srv.api('DELETE', `${p}/values/coh`));
+        expectError(await srv.api('GET', `${p}/values/coh`), 404, 10009);
+        expectOk(await putRaw('coh', 'four'));
+        await expectValue('coh', 'four');
+        expectOk(await srv.api('POST', `${p}/bulk/delete`, { json: ['coh'] }));
+        expectError(await srv.api('GET', `${p}/values/coh`), 404, 10009);
+        expectError(await getMeta('coh'), 404, 10009);
+        expectOk(await putRaw('coh', 'five'));
+        await expectValue('coh', 'five');
+        expectOk(await srv.api('DELETE', `${p}/bulk`, { json: ['coh'] }));
+        expectError(await srv.api('GET', `${p}/values/coh`), 404, 10009);
+      });
+
+    it('a large (uncached) value replaced by a small one and back', async () => {
+      const big = randomBytes(3 * 1024 * 1024);
+      expectOk(await putRaw('size-flip', big));
+      await expectValue('size-flip', big);
+      expectOk(await putRaw('size-flip', 'small'));
+      await expectValue('size-flip', 'small');
+      const big2 = randomBytes(2 * 1024 * 1024 + 7);
+      expectOk(await putRaw('size-flip', big2));
+      await expectValue('size-flip', big2);
+    });
+
+    it('concurrent writes to one key: the survivor\'s value and metadata come from the same write', async () => {
+      for (let round = 0; round < 3; round++) {
+        const writes = Array.from({ length: 30 }, (_, i) => putForm('contended', [
+          { name: 'value', data: `value-${i}` },
+          { name: 'metadata', data: JSON.stringify({ i }) },
+        ]));
+        for (const r of await Promise.all(writes)) expectOk(r);
+        const g = await getRaw('contended');
+        const m = expectOk(await getMeta('contended'));
+        assert.equal(g.bytes.toString(), `value-${m.i}`, 'value and metadata from different writes');
+        const listed = expectOk(await srv.api('GET', `${p}/keys?prefix=contended`));
+        assert.deepEqual(listed, [{ name: 'contended', metadata: { i: m.i } }]);
+      }
+    });
+  });
+
   describe('expiration on writes', () => {
     it('expiration_ttl sets the expiration header to now + ttl', async () => {
       const before = nowS();
@@ -173,9 +228,11 @@ describe('values', { timeout: 120000 }, () => {
         'Invalid expiration_ttl of 0. Please specify integer greater than 0.');
       expectError(await putRaw('ttl-neg', 'v', { query: '?expiration_ttl=-100' }), 400, 10034,
         'Invalid expiration_ttl of -100. Please specify integer greater than 0.');
+      expectError(await putRaw('ttl-float', 'v', { query: '?expiration_ttl=120.5' }), 400, 10034,
+        'Invalid expiration_ttl of 120.5. Please specify integer greater than 0.');
       expectError(await putRaw('ttl-nan', 'v', { query: '?expiration_ttl=abc' }), 400, 10034,
         /^Invalid expiration_ttl of .*\. Please specify integer greater than 0\.$/);
-      for (const k of ['ttl-59', 'ttl-1', 'ttl-0', 'ttl-neg', 'ttl-nan']) {
+      for (const k of ['ttl-59', 'ttl-1', 'ttl-0', 'ttl-neg', 'ttl-float', 'ttl-nan']) {
         expectError(await srv.api('GET', `${p}/values/${k}`), 404, 10009, "get: 'key not found'");
       }
     });
@@ -288,6 +345,54 @@ describe('values', { timeout: 120000 }, () => {
       assert.equal(expectOk(await getMeta('mp-empty')), null);
     });
 
+    it('malformed multipart bodies are rejected with a 400 envelope and write nothing', async () => {
+      const put = (body, ct) => srv.api('PUT', `${p}/values/mp-broken`, { body, headers: { 'content-type': ct } });
+      const good = multipart([{ name: 'value', data: 'v' }], 'BOUNDARY');
+      const cases = [
+        ['truncated (no closing boundary)', good.body.subarray(0, good.body.length - 12), good.contentType],
+        ['boundary parameter missing', good.body, 'multipart/form-data'],
+        ['body uses another boundary', good.body, 'multipart/form-data; boundary=OTHER'],
+        ['no value part', multipart([{ name: 'metadata', data: '{}' }], 'BOUNDARY').body, good.contentType],
+        ['not multipart at all', Buffer.from('this is not multipart'), good.contentType],
+        ['part without a name',
+          Buffer.from('--BOUNDARY\r\nContent-Disposition: form-data\r\n\r\nv\r\n--BOUNDARY--\r\n'), good.contentType],
+      ];
+      const bad = [];
+      for (const [what, body, ct] of cases) {
+        const r = await put(body, ct);
+        if (r.status !== 400 || r.body?.success !== false || r.body?.result !== null
+          || typeof r.body?.errors?.[0]?.code !== 'number') {
+          bad.push(`${what} (Content-Type: ${ct}) -> ${r.status} ${JSON.stringify(r.body)}`);
+        }
+        const g = await srv.api('GET', `${p}/values/mp-broken`);
+        if (g.status !== 404) {
+          bad.push(`${what}: something was stored: ${g.text.slice(0, 80)}`);
+          expectOk(await srv.api('DELETE', `${p}/values/mp-broken`));
+        }
+      }
+      assert.deepEqual(bad, [], 'malformed multipart accepted');
+      // the server is fine afterwards
+      expectOk(await putForm('mp-after-broken', [{ name: 'value', data: 'ok' }]));
+      await expectValue('mp-after-broken', 'ok');
+    });
+
+    it('metadata strings containing \\u0000 are stored, not dropped', async () => {
+      const meta = { a: 'x\u0000y', b: ['\u0000'] };
+      const text = JSON.stringify(meta);
+      assert.ok(text.includes('\\u0000'));
+      expectOk(await putForm('meta-nul', [{ name: 'value', data: 'v' }, { name: 'metadata', data: text }]));
+      assert.deepEqual(expectOk(await getMeta('meta-nul')), meta, 'valid JSON metadata was lost');
+      const listed = expectOk(await srv.api('GET', `${p}/keys?prefix=meta-nul`));
+      assert.deepEqual(listed, [{ name: 'meta-nul', metadata: meta }]);
+    });
+
+    it('metadata with integers beyond 64 bits is valid JSON and accepted', async () => {
+      const text = '{"id":12345678901234567890,"neg":-98765432109876543210}';
+      expectOk(await putForm('meta-bigint', [{ name: 'value', data: 'v' }, { name: 'metadata', data: text }]));
+      // compare as JavaScript reads it (doubles): precision beyond 2^53 is not promised
+      assert.deepEqual(expectOk(await getMeta('meta-bigint')), JSON.parse(text));
+    });
+
     it('invalid metadata JSON is 400/10047 and writes nothing', async () => {
       for (const bad of ['{bad', '{"a":1', "{'a':1}", 'undefined']) {
         const r = await putForm('mp-badmeta', [{ name: 'value', data: 'v' }, { name: 'metadata', data: bad }]);
@@ -312,6 +417,7 @@ describe('values', { timeout: 120000 }, () => {
       "sub-delims:@!$&'()*,;=",
       '..x',
       'tab\there',
+      'nul\u0000inside',
     ];
 
     for (const key of specials) {
@@ -436,6 +542,17 @@ describe('values', { timeout: 120000 }, () => {
       assert.ok(spaced.length > 1024);
       expectOk(await putForm('meta-spaced', [{ name: 'value', data: 'v' }, { name: 'metadata', data: spaced }]));
       assert.deepEqual(expectOk(await getMeta('meta-spaced')), JSON.parse(compact));
+    });
+
+    it('the metadata limit counts UTF-8 bytes', async () => {
+      // {"m":"<508 x é>"} = 8 + 1016 = 1024 bytes (but only 516 characters)
+      const ok = JSON.stringify({ m: 'é'.repeat(508) });
+      assert.equal(Buffer.byteLength(ok), 1024);
+      expectOk(await putForm('meta-utf8', [{ name: 'value', data: 'v' }, { name: 'metadata', data: ok }]));
+      assert.deepEqual(expectOk(await getMeta('meta-utf8')), JSON.parse(ok));
+      const over = JSON.stringify({ m: 'é'.repeat(509) });
+      expectError(await putForm('meta-utf8-over', [{ name: 'value', data: 'v' }, { name: 'metadata', data: over }]),
+        413, 10047, 'Metadata length of 1026 exceeds limit of 1024.');
     });
 
     it('bracket-field metadata over 1024 bytes is 413/10047', async () => {

@@ -79,7 +79,11 @@ export async function startServer(opts = {}) {
   let stdout = '';
   let stderr = '';
   proc.stdout.on('data', (d) => { stdout += d; });
+  const cleanupOnFailure = () => {
+    if (!opts.keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
   const port = await new Promise((resolve, reject) => {
+    // (on failure the fresh data dir is removed below)
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`edgekv did not start:\n${stderr}`));
@@ -94,7 +98,7 @@ export async function startServer(opts = {}) {
       clearTimeout(timer);
       reject(new Error(`edgekv exited early (code ${code}, signal ${sig}):\n${stderr}`));
     });
-  });
+  }).catch((e) => { cleanupOnFailure(); throw e; });
   const origin = `http://127.0.0.1:${port}`;
   const base = `${origin}/client/v4`;
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
@@ -145,6 +149,8 @@ export async function startServer(opts = {}) {
     await waitHealthy(origin);
   } catch (e) {
     proc.kill('SIGKILL');
+    await exited;
+    cleanupOnFailure();
     throw e;
   }
   return srv;
@@ -179,6 +185,16 @@ export async function waitFor(fn, timeoutMs = 5000, what = 'condition', stepMs =
     if (v) return v;
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(stepMs);
+  }
+}
+
+// p's value, or null if it does not settle within ms (the timer never keeps node alive).
+export async function within(p, ms) {
+  let t;
+  try {
+    return await Promise.race([p, new Promise((res) => { t = setTimeout(() => res(null), ms); })]);
+  } finally {
+    clearTimeout(t);
   }
 }
 
