@@ -9,7 +9,8 @@
 #   2. strace -c -f: syscalls per request type (how many syscalls a request costs);
 #   3. edgekv /metrics counters before/after (cache hits, commit batches, fsyncs).
 # Env: DURATION=8 (seconds of load per step) CONNS=64 THREADS=1 PIN=1 EDGEKV_BIN=... KEEP=1
-#      PERF_CALLGRAPH=dwarf (or fp, lbr, none)  PERF_FREQ=999  STRACE=1 (0 to skip step 2)
+#      PERF_CALLGRAPH=dwarf (or fp, lbr, none)  PERF_FREQ=1999  STRACE=1 (0 to skip step 2)
+#      PROFILER=callgrind (force the valgrind fallback)  NICE=-10 (default as root, as run.sh)
 # Output: bench/results/<timestamp>-perf-<mode>.txt
 set -euo pipefail
 
@@ -23,8 +24,13 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 PIN=${PIN:-1}
 PERF_CALLGRAPH=${PERF_CALLGRAPH:-dwarf}
-PERF_FREQ=${PERF_FREQ:-999}
+PERF_FREQ=${PERF_FREQ:-1999}
 STRACE=${STRACE:-1}
+PROFILER=${PROFILER:-auto}
+if [ -z "${NICE:-}" ]; then
+    NICE=0; [ "$(id -u)" -eq 0 ] && NICE=-10
+fi
+export NICE
 VALUE_SIZE=100
 
 bench_install_trap
@@ -53,28 +59,35 @@ bench_edgekv_put "$EKV_URL" "$ns" bench-get "$BENCH_WORK/v100"
 
 values="/client/v4/accounts/$EKV_ACCOUNT/storage/kv/namespaces/$ns/values/"
 export EDGEKV_BENCH_VALUES=$values EDGEKV_BENCH_TOKEN=$EKV_TOKEN BENCH_VALUE_SIZE=$VALUE_SIZE
-if [ "$MODE" = get ]; then
-    WRK_TARGET=(-H "Authorization: Bearer $EKV_TOKEN" "$EKV_URL${values}bench-get")
-else
-    WRK_TARGET=(-s "$BENCH_DIR/lua/edgekv_put.lua" "$EKV_URL")
-fi
+# the wrk target for the current EKV_URL (it changes when edgekv restarts under valgrind)
+set_target() {
+    if [ "$MODE" = get ]; then
+        WRK_TARGET=(-H "Authorization: Bearer $EKV_TOKEN" "$EKV_URL${values}bench-get")
+    else
+        WRK_TARGET=(-s "$BENCH_DIR/lua/edgekv_put.lua" "$EKV_URL")
+    fi
+}
+set_target
 
 # load SECONDS LABEL [extra wrk args] - run wrk in the background, sets LOAD_PID
 load() {
     local secs=$1 label=$2; shift 2
     export BENCH_PREFIX="$label"
-    timeout $((secs + 30)) ${CLIENT_CPU:+taskset -c "$CLIENT_CPU"} \
+    # shellcheck disable=SC2046
+    timeout $((secs + 30)) $(bench_nice_prefix) ${CLIENT_CPU:+taskset -c "$CLIENT_CPU"} \
         wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 5s --latency "$@" "${WRK_TARGET[@]}" \
         >"$BENCH_WORK/wrk-$label.txt" 2>&1 &
     LOAD_PID=$!
+    BENCH_PIDS+=("$LOAD_PID")   # stopped by the cleanup trap if we are interrupted
 }
 wrk_summary() {
     python3 "$BENCH_DIR/lib/wrkstats.py" parse "$BENCH_WORK/wrk-$1.txt" |
         awk '{printf "%.0f req/s, p50 %.2f ms, p99 %.2f ms, %d requests, non-2xx %d, socket errors %d\n", $1, $2, $3, $4, $5, $6}'
 }
 metrics() {
-    curl -s --max-time 5 "$EKV_URL/metrics" | grep -v '^#' |
-        grep -Ei 'cache|commit|fsync|sync|reader|queue|http_requests_total' | head -60 || true
+    curl -s --max-time 5 "$EKV_URL/metrics" >"$BENCH_WORK/metrics.txt" || true
+    awk '!/^#/ && tolower($0) ~ /cache|commit|fsync|sync|reader|queue|http_requests_total/ && n++ < 60' \
+        "$BENCH_WORK/metrics.txt"
 }
 
 say "edgekv perf  $TS  mode=$MODE  load: wrk -t$THREADS -c$CONNS -d${DURATION}s${CLIENT_CPU:+ (client cpu $CLIENT_CPU${SERVER_CPU:+, server cpu $SERVER_CPU})}"
@@ -82,11 +95,19 @@ say "binary: $EDGEKV_BIN"
 metrics >"$BENCH_WORK/metrics-before.txt"
 
 # warm-up
-load 2 warm; wait "$LOAD_PID" || die "wrk warm-up failed"
+# load_wait - wait for the current load; its status
+load_wait() {
+    local rc=0
+    wait "$LOAD_PID" || rc=$?
+    bench_forget "$LOAD_PID"
+    return "$rc"
+}
+
+load 2 warm; load_wait || die "wrk warm-up failed"
 
 # --- 1. perf record, or callgrind -------------------------------------------------------------
 perf_ok=0
-if command -v perf >/dev/null 2>&1 && perf record -e cpu-clock -o "$BENCH_WORK/probe.data" -- true >/dev/null 2>&1; then
+if [ "$PROFILER" != callgrind ] && command -v perf >/dev/null 2>&1 && perf record -e cpu-clock -o "$BENCH_WORK/probe.data" -- true >/dev/null 2>&1; then
     perf_ok=1
 fi
 if [ "$perf_ok" = 1 ]; then
@@ -96,27 +117,32 @@ if [ "$perf_ok" = 1 ]; then
     perf record -e cpu-clock -F "$PERF_FREQ" "${cg[@]}" -p "$EKV_PID" -o "$BENCH_WORK/perf.data" \
         -- sleep $((DURATION > 2 ? DURATION - 1 : 1)) >"$BENCH_WORK/perf-record.log" 2>&1 ||
         { cat "$BENCH_WORK/perf-record.log" >&2; die "perf record failed"; }
-    wait "$LOAD_PID" || die "wrk failed"
+    load_wait || die "wrk failed"
     say ""
     say "== load during perf record: $(wrk_summary perf)"
+    # section TITLE MAXLINES perf-report-args... (via a file: no SIGPIPE under pipefail)
+    section() {
+        local title=$1 max=$2; shift 2
+        perf report -i "$BENCH_WORK/perf.data" --stdio "$@" >"$BENCH_WORK/report.txt" 2>/dev/null || true
+        say ""
+        say "== perf: $title =="
+        awk -v max="$max" 'NF && !/^#/ && n++ < max' "$BENCH_WORK/report.txt" | tee -a "$OUT"
+    }
+    section "CPU by thread" 20 --no-children --sort pid -g none --percent-limit 1
+    section "CPU by binary (kernel = syscalls + TCP stack)" 12 --no-children --sort dso -g none --percent-limit 0.5
+    section "flat profile, self time by symbol" 40 --no-children --sort dso,sym -g none --percent-limit 0.4
     say ""
-    say "== perf: per thread (comm) =="
-    perf report -i "$BENCH_WORK/perf.data" --stdio --no-children --sort comm --percent-limit 1 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | head -20 | tee -a "$OUT"
-    say ""
-    say "== perf: flat profile, self time by symbol (top 45) =="
-    perf report -i "$BENCH_WORK/perf.data" --stdio --no-children --sort dso,sym -g none --percent-limit 0.4 2>/dev/null |
-        grep -v '^#' | grep -v '^$' | head -45 | tee -a "$OUT"
+    say "== perf: user space only (edgekv, libc, libuv, rocksdb...), self time by symbol =="
+    perf report -i "$BENCH_WORK/perf.data" --stdio --no-children --sort dso,sym -g none 2>/dev/null |
+        awk '!/^#/ && NF && !/\[k\]/ && n++ < 30' | tee -a "$OUT" || true
     if [ "$PERF_CALLGRAPH" != none ]; then
+        section "inclusive time (self + callees) by symbol" 30 --children --sort sym -g none --percent-limit 2
         say ""
-        say "== perf: inclusive time (children) by symbol, top 40 =="
-        perf report -i "$BENCH_WORK/perf.data" --stdio --children --sort sym -g none --percent-limit 2 2>/dev/null |
-            grep -v '^#' | grep -v '^$' | head -40 | tee -a "$OUT"
-        perf report -i "$BENCH_WORK/perf.data" --stdio --no-children --sort sym -g caller,0.5,callee --percent-limit 3 \
-            >"$BENCH_WORK/perf-callgraph.txt" 2>/dev/null || true
-        say ""
-        say "== perf: call graphs of the hottest symbols (first 120 lines) =="
-        grep -v '^#' "$BENCH_WORK/perf-callgraph.txt" | grep -v '^$' | head -120 | tee -a "$OUT"
+        say "== perf: inclusive time of user-space functions (what each step of a request costs) =="
+        perf report -i "$BENCH_WORK/perf.data" --stdio --children --sort sym -g none --percent-limit 0.5 2>/dev/null |
+            awk '!/^#/ && NF && !/\[k\]/ && !/\] 0x[0-9a-f]+ *$/ && n++ < 45' | tee -a "$OUT" || true
+        section "call graphs of the hottest symbols (callers)" 150 --no-children --sort sym \
+            -g caller,0.5,callee,function,percent --percent-limit 3
     fi
 else
     say "perf cannot record here: profiling with callgrind (4 connections, slow by design)"
@@ -129,12 +155,14 @@ else
         --listen "127.0.0.1:$port" --data-dir "$BENCH_WORK/edgekv-data"
     EKV_PID=$BENCH_LAST_PID; EKV_URL="http://127.0.0.1:$port"
     bench_wait_http "$EKV_URL/healthz" "$EKV_PID" 120 || die "edgekv under valgrind did not start"
+    set_target
     bench_edgekv_get "$EKV_URL" "$ns" bench-get /dev/null >/dev/null
     CONNS=4 THREADS=1 load "$DURATION" callgrind
-    wait "$LOAD_PID" || true
+    load_wait || true
     bench_stop "$EKV_PID"
     say "== load under callgrind: $(wrk_summary callgrind)"
-    callgrind_annotate --inclusive=no "$BENCH_WORK/callgrind.out" 2>/dev/null | head -60 | tee -a "$OUT"
+    callgrind_annotate --inclusive=no "$BENCH_WORK/callgrind.out" >"$BENCH_WORK/cg.txt" 2>/dev/null || true
+    awk 'n++ < 60' "$BENCH_WORK/cg.txt" | tee -a "$OUT"
     exit 0
 fi
 
@@ -144,17 +172,19 @@ if [ "$STRACE" = 1 ] && command -v strace >/dev/null 2>&1; then
     # strace spans the whole load, so syscalls/request = total calls / requests answered
     timeout $((secs + 20)) strace -c -f -p "$EKV_PID" -o "$BENCH_WORK/strace.txt" 2>/dev/null &
     st_pid=$!
+    BENCH_PIDS+=("$st_pid")
     sleep 0.5
     load "$secs" strace
-    wait "$LOAD_PID" || true
+    load_wait || true
     kill -INT "$st_pid" 2>/dev/null || true
     wait "$st_pid" 2>/dev/null || true
+    bench_forget "$st_pid"
     reqs=$(python3 "$BENCH_DIR/lib/wrkstats.py" parse "$BENCH_WORK/wrk-strace.txt" | awk '{print $4}')
     say ""
     say "== strace -c -f (slows the server a lot; read the counts, not the times) =="
     say "   load under strace: $(wrk_summary strace)"
-    head -25 "$BENCH_WORK/strace.txt" | tee -a "$OUT"
-    calls=$(awk '$NF=="total"{print $(NF-2)}' "$BENCH_WORK/strace.txt" | head -1)
+    awk 'n++ < 25' "$BENCH_WORK/strace.txt" | tee -a "$OUT"
+    calls=$(awk '$NF=="total"{print $4; exit}' "$BENCH_WORK/strace.txt")
     if [ -n "$calls" ] && [ "${reqs:-0}" -gt 0 ]; then
         say "   ~$(awk -v c="$calls" -v r="$reqs" 'BEGIN{printf "%.2f", c/r}') syscalls per request (all threads)"
     fi

@@ -57,9 +57,16 @@ for s in socks: s.close()
 PY
 }
 
+# NICE=-10 (root only) runs servers and wrk ahead of other work on a shared machine.
+bench_nice_prefix() {
+    if [ "${NICE:-0}" != 0 ]; then echo nice -n "$NICE"; fi
+}
+
 # bench_start NAME CPUS LOGFILE CMD...   (CPUS "" = no pinning). Sets BENCH_LAST_PID.
 bench_start() {
     local name=$1 cpus=$2 logf=$3; shift 3
+    # shellcheck disable=SC2046  # the prefix is zero or three words
+    set -- $(bench_nice_prefix) "$@"
     if [ -n "$cpus" ] && command -v taskset >/dev/null 2>&1; then
         taskset -c "$cpus" "$@" >"$logf" 2>&1 &
     else
@@ -70,20 +77,38 @@ bench_start() {
     log "started $name (pid $BENCH_LAST_PID${cpus:+, cpu $cpus})"
 }
 
+bench_forget() {
+    local keep=() p
+    for p in "${BENCH_PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
+    BENCH_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
 # Stop one process we started: TERM, wait up to 10 s, then KILL.
 bench_stop() {
     local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
-    local keep=() p
-    for p in "${BENCH_PIDS[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
-    BENCH_PIDS=("${keep[@]+"${keep[@]}"}")
+    bench_forget "$pid"
+}
+
+# bench_run_bg CMD... - run a bounded client command in the background and wait for it, so
+# that Ctrl-C / TERM reach the cleanup trap at once (bash defers traps while a foreground
+# child runs) and the cleanup stops the client too. Returns the command's status.
+bench_run_bg() {
+    local pid rc=0
+    "$@" &
+    pid=$!
+    BENCH_PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    bench_forget "$pid"
+    return "$rc"
 }
 
 bench_cleanup() {
