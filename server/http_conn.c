@@ -55,13 +55,15 @@ struct ekv_conn_s {
     llhttp_t parser;
     conn_state_t state;
     int handles_open;
-    int close_after; /* close once the current reply is written */
-    int paused;      /* parser paused at a message boundary or early reply */
-    int err;         /* ekv_err_t found by a parser callback (limits) */
-    int reading;     /* uv_read_start is in effect */
-    int in_parse;    /* inside conn_parse: a reply written at once only sets sync_done */
-    int sync_done;   /* the current reply was written completely by uv_try_write */
-    int linger;      /* the client may still be sending (early/error reply): close gently */
+    int close_after;    /* close once the current reply is written */
+    int paused;         /* parser paused at a message boundary or early reply */
+    int err;            /* ekv_err_t found by a parser callback (limits) */
+    int reading;        /* uv_read_start is in effect */
+    int in_parse;       /* inside conn_parse: a reply written at once only sets sync_done */
+    int sync_done;      /* the current reply was written completely by uv_try_write */
+    int linger;         /* the client may still be sending (early/error reply): close gently */
+    uint64_t deadline;  /* loop time (ms) when the current timeout expires, 0 = none */
+    uint64_t timer_due; /* when the libuv timer is set to fire */
     size_t linger_bytes;
     uv_shutdown_t shutdown;
     /* request accumulation */
@@ -88,7 +90,7 @@ typedef struct {
 } write_req_t;
 
 static const char *hdr_names[EKV_HDR_COUNT] = {"authorization", "x-auth-key", "x-auth-email",
-                                               "content-type"};
+                                               "content-type", "expect"};
 
 static void conn_close(ekv_conn_t *c);
 static void send_http_error(ekv_conn_t *c, int err);
@@ -165,9 +167,23 @@ static void req_reset(ekv_conn_t *c)
 
 static void timer_arm(ekv_conn_t *c, int ms);
 
+/*
+ * One libuv timer per connection, driven by a deadline (nginx/h2o style): arming only moves
+ * c->deadline; the timer is restarted only when it fired before the deadline or must fire
+ * sooner than it is set to. So a request costs no timer-heap operations in the common case.
+ */
 static void timer_cb(uv_timer_t *t)
 {
     ekv_conn_t *c = t->data;
+    if (!c->deadline)
+        return; /* disarmed meanwhile */
+    uint64_t now = uv_now(c->srv->loop);
+    if (now < c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
+        return;
+    }
+    c->deadline = 0;
     c->srv->stats.timeouts++;
     if (c->state == CS_HEADERS || c->state == CS_BODY) {
         ekv_log_debug("request read timeout", "state=%d", c->state);
@@ -181,12 +197,19 @@ static void timer_cb(uv_timer_t *t)
     }
 }
 
+/* Time out `ms` from now (0 = no timeout). */
 static void timer_arm(ekv_conn_t *c, int ms)
 {
-    if (ms > 0)
+    if (ms <= 0) {
+        c->deadline = 0;
+        return;
+    }
+    uint64_t now = uv_now(c->srv->loop);
+    c->deadline = now + (uint64_t)ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->deadline < c->timer_due) {
+        c->timer_due = c->deadline;
         uv_timer_start(&c->timer, timer_cb, (uint64_t)ms, 0);
-    else
-        uv_timer_stop(&c->timer);
+    }
 }
 
 /* ---------------------------------------------------------------- parser callbacks */
@@ -271,6 +294,30 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+static void continue_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w);
+}
+
+/* "100 Continue" before reading the body. Written ahead of the final reply on the same
+ * stream, so ordering holds; a write that does not complete at once is queued. */
+static void send_continue(ekv_conn_t *c)
+{
+    static char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = uv_buf_init(msg, sizeof(msg) - 1);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)b.len)
+        return;
+    if (n > 0) {
+        b.base += n;
+        b.len -= (unsigned)n;
+    }
+    uv_write_t *w = malloc(sizeof(*w));
+    if (w && uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, continue_written) != 0)
+        free(w);
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     ekv_conn_t *c = p->data;
@@ -323,6 +370,11 @@ static int on_headers_complete(llhttp_t *p)
         c->paused = 1;
         return HPE_PAUSED;
     }
+    /* curl waits a second for this before sending bodies over 1 MiB */
+    const ekv_hdr_t *ex = &r->hdr[EKV_HDR_EXPECT];
+    if (ex->present && ex->len == 12 && strncasecmp(ex->v, "100-continue", 12) == 0 &&
+        r->content_length != 0)
+        send_continue(c);
     ekv_buf_init(&r->body, r->body_limit);
     if (r->content_length > 0 && ekv_buf_reserve(&r->body, (size_t)r->content_length))
         return -1;
@@ -348,7 +400,7 @@ static int on_message_complete(llhttp_t *p)
     c->state = CS_PROCESSING;
     if (!llhttp_should_keep_alive(p))
         c->close_after = 1;
-    uv_timer_stop(&c->timer);
+    timer_arm(c, 0);
     c->paused = 1;
     return HPE_PAUSED;
 }

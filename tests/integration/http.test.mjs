@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startServer, RawConn, rawRequest, expectOk, sleep, within, hex32, newToken, sha256 } from './lib/harness.mjs';
+import net from 'node:net';
+import { startServer, RawConn, rawRequest, expectOk, sleep, within, waitFor, hex32, newToken, sha256 } from './lib/harness.mjs';
 
 const req = (method, path, { headers = {}, body, host = 'edgekv.test' } = {}) => {
   let h = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n`;
@@ -35,6 +36,27 @@ describe('http', { timeout: 90000 }, () => {
     assert.equal(r.status, 200);
     assert.deepEqual(r.json, { status: 'ok' });
     assert.match(r.headers['content-type'], /^application\/json/);
+  });
+
+  // Regression: without "100 Continue" curl waits a second before sending bodies > 1 MiB.
+  it('Expect: 100-continue gets "100 Continue" before the body is sent', async () => {
+    const sock = net.connect({ port: srv.port, host: '127.0.0.1' });
+    try {
+      await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+      let got = Buffer.alloc(0);
+      sock.on('data', (d) => { got = Buffer.concat([got, d]); });
+      const body = Buffer.alloc(2 * 1024 * 1024, 7);
+      sock.write(`PUT ${p}/values/expect-100 HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.Authorization}\r\n` +
+        `Content-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
+      await waitFor(() => got.includes('\r\n\r\n'), 2000, '100 Continue', 5);
+      assert.match(got.toString('latin1'), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+      got = Buffer.alloc(0);
+      sock.write(body);
+      await waitFor(() => got.includes('"result":null}'), 5000, 'the PUT reply', 5);
+      assert.match(got.toString('latin1'), /^HTTP\/1\.1 200 OK\r\n/);
+    } finally { sock.destroy(); }
+    const back = await srv.fetch('GET', `${p.slice('/client/v4'.length)}/values/expect-100`);
+    assert.equal(Buffer.from(await back.arrayBuffer()).equals(Buffer.alloc(2 * 1024 * 1024, 7)), true);
   });
 
   it('keep-alive: several requests on one connection', async () => {
