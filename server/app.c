@@ -47,7 +47,7 @@ static int app_on_headers(void *ctx, ekv_req_t *req)
     ekv_app_t *app = ctx;
     req->app = app;
     req->route_id = -1;
-    req->route_rc = ekv_router_match(ekv_routes, ekv_nroutes, req->method, req->path, req->path_len,
+    req->route_rc = ekv_router_match(ekv_routes_router(), req->method, req->path, req->path_len,
                                      &req->route, &req->params);
     if (req->route_rc == 0) {
         req->route_id = (int)(req->route - ekv_routes);
@@ -305,6 +305,10 @@ int ekv_app_run(ekv_config_t *cfg)
     }
     snprintf(dbdir, sizeof(dbdir), "%s/db", cfg->data_dir);
 
+    if (ekv_routes_init()) {
+        ekv_log_error("route table does not compile", "%s", "");
+        return 1;
+    }
     app->loop = uv_default_loop();
     if (ekv_doneq_init(&app->doneq, app->loop))
         return 1;

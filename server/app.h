@@ -65,6 +65,9 @@ enum {
 
 extern const ekv_route_t ekv_routes[];
 extern const size_t ekv_nroutes;
+/* Compile the table once at start-up; then the compiled router (read-only). */
+int ekv_routes_init(void);
+const ekv_router_t *ekv_routes_router(void);
 
 /* The operation name Cloudflare puts in front of messages for a route ("get", "list keys"). */
 const char *ekv_route_op(const ekv_route_t *r);

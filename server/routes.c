@@ -63,6 +63,18 @@ const ekv_route_t ekv_routes[] = {
 };
 const size_t ekv_nroutes = sizeof(ekv_routes) / sizeof(ekv_routes[0]);
 
+static ekv_router_t router;
+
+int ekv_routes_init(void)
+{
+    return ekv_router_init(&router, ekv_routes, ekv_nroutes);
+}
+
+const ekv_router_t *ekv_routes_router(void)
+{
+    return &router;
+}
+
 const char *ekv_route_op(const ekv_route_t *r)
 {
     static const struct {

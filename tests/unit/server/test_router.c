@@ -19,7 +19,13 @@ static const ekv_route_t table[] = {
 
 static int match(int method, const char *path, const ekv_route_t **r, ekv_route_params_t *p)
 {
-    return ekv_router_match(table, N, method, path, strlen(path), r, p);
+    static ekv_router_t router;
+    static int ready;
+    if (!ready) {
+        cr_assert_eq(ekv_router_init(&router, table, N), 0);
+        ready = 1;
+    }
+    return ekv_router_match(&router, method, path, strlen(path), r, p);
 }
 
 Test(router, literal_route)
@@ -107,7 +113,8 @@ static const ekv_route_t *real(int method, const char *path)
 {
     const ekv_route_t *r = NULL;
     ekv_route_params_t p;
-    int rc = ekv_router_match(ekv_routes, ekv_nroutes, method, path, strlen(path), &r, &p);
+    cr_assert_eq(ekv_routes_init(), 0);
+    int rc = ekv_router_match(ekv_routes_router(), method, path, strlen(path), &r, &p);
     return rc ? NULL : r;
 }
 
@@ -148,4 +155,33 @@ Test(router, real_table_route_names_are_unique)
         for (size_t j = i + 1; j < ekv_nroutes; j++)
             cr_assert_str_neq(ekv_routes[i].name, ekv_routes[j].name, "duplicate route name %s",
                               ekv_routes[i].name);
+}
+
+Test(router, long_paths_reach_star_routes_only)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    const char *path = "/a/1/items/2/values/s1/s2/s3/s4/s5/s6/s7/s8/s9/s10/s11/s12/s13";
+    cr_assert_eq(match(HTTP_GET, path, &r, &p), 0);
+    cr_assert_str_eq(r->name, "value");
+    cr_assert_str_eq(p.v[2].p, "s1/s2/s3/s4/s5/s6/s7/s8/s9/s10/s11/s12/s13");
+    cr_assert_eq(match(HTTP_GET, "/a/1/items/2/3/4/5/6/7/8/9/10/11/12/13/14", &r, &p),
+                 EKV_ENO_ROUTE);
+}
+
+Test(router, malformed_patterns_are_refused)
+{
+    static const ekv_route_t bad_star[] = {{HTTP_GET, "/a/*/b", "x", 0, NULL, 0, 0}};
+    static const ekv_route_t no_slash[] = {{HTTP_GET, "a/b", "x", 0, NULL, 0, 0}};
+    ekv_router_t r;
+    cr_assert_eq(ekv_router_init(&r, bad_star, 1), EKV_EINTERNAL);
+    cr_assert_eq(ekv_router_init(&r, no_slash, 1), EKV_EINTERNAL);
+}
+
+Test(router, path_without_leading_slash_matches_nothing)
+{
+    const ekv_route_t *r;
+    ekv_route_params_t p;
+    cr_assert_eq(match(HTTP_GET, "healthz", &r, &p), EKV_ENO_ROUTE);
+    cr_assert_eq(match(HTTP_GET, "*", &r, &p), EKV_ENO_ROUTE);
 }
