@@ -7,10 +7,13 @@
 #include "common/errors.h"
 #include "server/reply.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#include <xxhash.h>
 
 int ekv_random_id(char out[EKV_ID_HEX_LEN + 1])
 {
@@ -33,12 +36,58 @@ int ekv_random_token(char out[41])
     return 0;
 }
 
+/* OpenSSL 3 looks the digest implementation up on every EVP_Digest(EVP_sha256()) call;
+ * fetch it once. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void ekv_token_hash(const char *secret, size_t len, char out[EKV_TOKEN_HASH_LEN + 1])
 {
     uint8_t md[32];
     unsigned int mdlen = 0;
-    EVP_Digest(secret, len, md, &mdlen, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_Digest(secret, len, md, &mdlen, sha256_md ? sha256_md : EVP_sha256(), NULL);
     ekv_hex_encode(md, 32, out);
+}
+
+/*
+ * Recently presented secrets and their hashes, so a client that sends the same token on
+ * every request costs one compare instead of a SHA-256. Direct-mapped by xxh3 of the secret,
+ * compared in constant time. It only caches secret -> hash: whether that hash is a live token
+ * is still decided by the catalog on every request, so revocation takes effect at once.
+ * Loop thread only.
+ */
+#define TOKEN_CACHE_SLOTS 256
+#define TOKEN_CACHE_MAX   128 /* longer secrets are hashed every time */
+
+typedef struct {
+    size_t len; /* 0 = empty slot */
+    char secret[TOKEN_CACHE_MAX];
+    char hash[EKV_TOKEN_HASH_LEN + 1];
+} token_slot_t;
+
+static token_slot_t token_cache[TOKEN_CACHE_SLOTS];
+
+static void token_hash_cached(const char *secret, size_t len, char out[EKV_TOKEN_HASH_LEN + 1])
+{
+    if (len > TOKEN_CACHE_MAX) {
+        ekv_token_hash(secret, len, out);
+        return;
+    }
+    token_slot_t *slot = &token_cache[XXH3_64bits(secret, len) % TOKEN_CACHE_SLOTS];
+    if (slot->len == len && CRYPTO_memcmp(slot->secret, secret, len) == 0) {
+        memcpy(out, slot->hash, EKV_TOKEN_HASH_LEN + 1);
+        return;
+    }
+    ekv_token_hash(secret, len, out);
+    slot->len = len;
+    memcpy(slot->secret, secret, len);
+    memcpy(slot->hash, out, EKV_TOKEN_HASH_LEN + 1);
 }
 
 /* A token is 1..512 visible ASCII characters (no spaces or controls). */
@@ -89,7 +138,7 @@ int ekv_auth_or_reply(ekv_catalog_t *cat, ekv_req_t *req, int verify_style, cons
         return -1;
     }
     char hash[EKV_TOKEN_HASH_LEN + 1];
-    ekv_token_hash(secret, len, hash);
+    token_hash_cached(secret, len, hash);
     const ekv_token_t *t = ekv_catalog_find_token(cat, hash);
     if (!t) {
         if (verify_style)
