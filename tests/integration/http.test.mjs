@@ -536,3 +536,45 @@ describe('graceful shutdown', { timeout: 60000 }, () => {
     }
   });
 });
+
+describe('connection limits', { timeout: 60000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ args: ['--max-connections', '2', '--idle-timeout-ms', '400'] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('connections over --max-connections are closed at once; a freed slot is reused', async () => {
+    const a = await RawConn.open(srv.port);
+    const b = await RawConn.open(srv.port);
+    try {
+      await a.write(req('GET', '/healthz'));
+      assert.equal((await a.readResponse(3000)).status, 200);
+      const c = await RawConn.open(srv.port);
+      assert.equal(await c.waitClose(2000), true, 'third connection was not refused');
+      c.destroy();
+      await b.write(req('GET', '/healthz'));
+      assert.equal((await b.readResponse(3000)).status, 200, 'the second one still works');
+      b.destroy();
+      await sleep(100);
+      const d = await RawConn.open(srv.port);
+      await d.write(req('GET', '/healthz'));
+      assert.equal((await d.readResponse(3000)).status, 200, 'slot freed by b is usable');
+      d.destroy();
+    } finally { a.destroy(); b.destroy(); }
+  });
+
+  it('an idle keep-alive connection is closed after --idle-timeout-ms and says so', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(req('GET', '/healthz'));
+      const r = await c.readResponse(3000);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['keep-alive'], 'timeout=1'); /* 400 ms, never advertised as 0 */
+      const t0 = Date.now();
+      assert.equal(await c.waitClose(3000), true, 'idle connection stayed open');
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 300 && waited < 2500, `closed after ${waited} ms`);
+    } finally { c.destroy(); }
+  });
+});
