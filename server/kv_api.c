@@ -805,6 +805,7 @@ typedef struct {
     size_t *key_lens;
     ekv_kv_entry_t *entries;
     int *rcs;
+    int too_large; /* the values add up to more than EKV_MAX_BULK_GET_BYTES */
     int as_json, with_meta;
     int64_t now_s;
 } bulk_get_job_t;
@@ -827,14 +828,27 @@ static void bulk_get_free(ekv_req_t *req)
 static void bulk_get_work(ekv_job_t *job)
 {
     bulk_get_job_t *j = (bulk_get_job_t *)job;
-    for (size_t i = 0; i < j->n; i++)
+    size_t total = 0;
+    for (size_t i = 0; i < j->n; i++) {
         j->rcs[i] = ekv_store_kv_get(j->app->store, j->nsid, j->keys[i], j->key_lens[i], 1,
                                      j->now_s, &j->entries[i]);
+        total += j->rcs[i] ? 0 : j->entries[i].value_len;
+        if (total > EKV_MAX_BULK_GET_BYTES) { /* stop reading: memory stays bounded */
+            j->too_large = 1;
+            return;
+        }
+    }
 }
 
 static void bulk_get_done(ekv_job_t *job)
 {
     bulk_get_job_t *j = (bulk_get_job_t *)job;
+    if (j->too_large) {
+        ekv_reply_error(j->req, EKV_ETOO_LARGE,
+                        "bulk get keys: 'The requested values add up to more than %u bytes'",
+                        EKV_MAX_BULK_GET_BYTES);
+        return;
+    }
     ekv_buf_t b;
     ekv_buf_init(&b, 0);
     int rc = ekv_reply_begin(&b);

@@ -19,6 +19,7 @@
 #define EKV_MAX_BULK_ITEMS     10000
 #define EKV_MAX_BULK_BYTES     (100u * 1000 * 1000) /* 100 MB */
 #define EKV_MAX_BULK_GET_KEYS  100
+#define EKV_MAX_BULK_GET_BYTES (25u * 1000 * 1000) /* summed values of one bulk get */
 #define EKV_LIST_MIN_LIMIT     10
 #define EKV_LIST_MAX_LIMIT     1000
 #define EKV_LIST_DEFAULT_LIMIT 1000

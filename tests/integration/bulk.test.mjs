@@ -11,6 +11,20 @@ describe('bulk', { timeout: 120000 }, () => {
   after(async () => { await srv?.stop(); });
 
   const newNs = async () => srv.ns(await srv.createNamespace());
+
+  // Regression: 100 keys of 25 MiB each would have been read into memory at once.
+  it('bulk get refuses values adding up to more than 25 MB (413/10024), each alone is fine', async () => {
+    const p = await newNs();
+    const big = Buffer.alloc(13 * 1000 * 1000, 0x61); /* text, 13 MB */
+    for (const k of ['big1', 'big2']) expectOk(await srv.api('PUT', `${p}/values/${k}`, { body: big }));
+    const both = await srv.api('POST', `${p}/bulk/get`, { json: { keys: ['big1', 'big2'] } });
+    assert.equal(both.status, 413, JSON.stringify(both.body).slice(0, 300));
+    assert.equal(both.body.errors[0].code, 10024);
+    assert.match(both.body.errors[0].message, /^bulk get keys: /);
+    const one = expectOk(await srv.api('POST', `${p}/bulk/get`, { json: { keys: ['big1', 'missing'] } }));
+    assert.equal(one.values.big1.length, big.length);
+    assert.equal(one.values.missing, null);
+  });
   const getRaw = async (p, key) => {
     const res = await srv.fetch('GET', `${p}/values/${encodeURIComponent(key)}`);
     return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()), headers: res.headers };
