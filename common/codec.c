@@ -25,7 +25,7 @@ void ekv_hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int hex_value(char c)
+int ekv_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -41,8 +41,8 @@ int ekv_hex_decode(const char *in, size_t in_len, uint8_t *out, size_t out_cap, 
     if (in_len % 2 != 0 || in_len / 2 > out_cap)
         return -1;
     for (size_t i = 0; i < in_len / 2; i++) {
-        int hi = hex_value(in[2 * i]);
-        int lo = hex_value(in[2 * i + 1]);
+        int hi = ekv_hex_value(in[2 * i]);
+        int lo = ekv_hex_value(in[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Value of one hex digit (either case), or -1. */
+int ekv_hex_value(char c);
 /* Lowercase hex of n bytes into out (2n+1 bytes incl. NUL). */
 void ekv_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decode exactly 2n hex chars (either case) into n bytes. 0 or -1 on a bad char/length. */

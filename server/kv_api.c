@@ -355,20 +355,33 @@ static int query_param_or_reply(ekv_req_t *req, const ekv_query_t *q, const char
     return 0;
 }
 
+/* The job of a single-key PUT/DELETE with its decoded, checked key; NULL after answering. */
+static write_job_t *single_write_or_reply(ekv_call_t *c, ekv_op_type_t type)
+{
+    size_t klen;
+    char *key = key_param_or_reply(c, &klen);
+    if (!key)
+        return NULL;
+    write_job_t *j = write_job_new(c, type, single_write_done);
+    if (!j) {
+        free(key);
+        return NULL;
+    }
+    j->key = key;
+    j->one.key = key;
+    j->one.key_len = klen;
+    j->w.items = &j->one;
+    j->w.nitems = 1;
+    return j;
+}
+
 void ekv_h_value_put(ekv_call_t *c)
 {
     ekv_req_t *req = c->req;
     char msg[MSG_CAP];
-    size_t klen;
-    char *key = key_param_or_reply(c, &klen);
-    if (!key)
+    write_job_t *j = single_write_or_reply(c, EKV_OP_KV_PUT);
+    if (!j)
         return;
-    write_job_t *j = write_job_new(c, EKV_OP_KV_PUT, single_write_done);
-    if (!j) {
-        free(key);
-        return;
-    }
-    j->key = key;
 
     ekv_query_t q;
     if (ekv_query_parse(req->query, req->query_len, &q)) {
@@ -441,33 +454,17 @@ void ekv_h_value_put(ekv_call_t *c)
         ekv_reply_error(req, rc, "%s", msg);
         return;
     }
-    j->one.key = key;
-    j->one.key_len = klen;
     j->one.value = value;
     j->one.value_len = value_len;
     j->one.expiration = expiration;
-    j->w.items = &j->one;
-    j->w.nitems = 1;
     submit_write(j);
 }
 
 void ekv_h_value_delete(ekv_call_t *c)
 {
-    size_t klen;
-    char *key = key_param_or_reply(c, &klen);
-    if (!key)
-        return;
-    write_job_t *j = write_job_new(c, EKV_OP_KV_DELETE, single_write_done);
-    if (!j) {
-        free(key);
-        return;
-    }
-    j->key = key;
-    j->one.key = key;
-    j->one.key_len = klen;
-    j->w.items = &j->one;
-    j->w.nitems = 1;
-    submit_write(j);
+    write_job_t *j = single_write_or_reply(c, EKV_OP_KV_DELETE);
+    if (j)
+        submit_write(j);
 }
 
 /* ---------------------------------------------------------------- bulk write / delete */

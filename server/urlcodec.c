@@ -10,19 +10,9 @@
  * one asked for and is skipped; a malformed *value* of the parameter asked for is an error.
  */
 #include "server/urlcodec.h"
+#include "common/codec.h"
 
 #include <string.h>
-
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode one unit at in[*i], advancing *i. Returns the byte (0..255), or -1 when malformed. */
 static int decode_unit(const char *in, size_t n, size_t *i, int plus_is_space)
@@ -31,8 +21,8 @@ static int decode_unit(const char *in, size_t n, size_t *i, int plus_is_space)
     if (c == '%') {
         if (n - *i < 3)
             return -1;
-        int hi = hex_nibble(in[*i + 1]);
-        int lo = hex_nibble(in[*i + 2]);
+        int hi = ekv_hex_value(in[*i + 1]);
+        int lo = ekv_hex_value(in[*i + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         *i += 3;
