@@ -32,8 +32,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  log=$(mktemp)
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+      >"$log" 2>&1; then
+    tail -30 "$log" >&2
+    echo "install-deps: apt-get failed (full log: $log)" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
 
 # Debian bookworm's nodejs is 18; the pinned wrangler refuses to start on it. The npm registry
