@@ -73,6 +73,7 @@ struct ekv_conn_s {
     char field[24];
     size_t field_len;
     int cur_hdr;
+    int in_trailers; /* headers are complete: later fields are chunked trailers, ignored */
     ekv_buf_t hdrbuf[EKV_HDR_COUNT];
     ekv_req_t req;
     /* unparsed input kept in rbuf while paused */
@@ -162,6 +163,7 @@ static void req_reset(ekv_conn_t *c)
     c->header_count = 0;
     c->field_len = 0;
     c->cur_hdr = -1;
+    c->in_trailers = 0;
     c->err = 0;
 }
 
@@ -258,7 +260,9 @@ static int on_header_field_complete(llhttp_t *p)
         return -1;
     }
     c->cur_hdr = -1;
-    if (c->field_len < sizeof(c->field)) {
+    /* Trailers must not touch the headers the request already points at (a realloc here
+     * would leave req->hdr[] dangling); they still count against the header limits. */
+    if (!c->in_trailers && c->field_len < sizeof(c->field)) {
         c->field[c->field_len] = '\0';
         for (int i = 0; i < EKV_HDR_COUNT; i++) {
             if (strcmp(c->field, hdr_names[i]) == 0) {
@@ -348,6 +352,10 @@ static int on_headers_complete(llhttp_t *p)
             r->hdr[i].len = c->hdrbuf[i].len;
         }
     }
+    c->in_trailers = 1;
+    /* No protocol upgrades (h2c, websocket) and no CONNECT tunnels: answer the request as a
+     * plain one and keep parsing the connection as HTTP/1.1. */
+    p->upgrade = 0;
     r->method = p->method;
     r->method_str = llhttp_method_name((llhttp_method_t)p->method);
     if (p->flags & F_CONTENT_LENGTH)

@@ -59,6 +59,46 @@ describe('http', { timeout: 90000 }, () => {
     assert.equal(Buffer.from(await back.arrayBuffer()).equals(Buffer.alloc(2 * 1024 * 1024, 7)), true);
   });
 
+  // Regression (review): a chunked trailer named like a kept header reallocated its buffer
+  // after the request pointed at it (use-after-free in auth).
+  it('chunked trailers do not replace request headers', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      const body = '{"keys":["k1"]}';
+      await c.write(`POST ${p}/bulk/get HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.Authorization}\r\n` +
+        `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n` +
+        `0\r\nAuthorization: Bearer ${'Z'.repeat(2000)}\r\nContent-Type: text/plain\r\n\r\n`);
+      const r = await c.readResponse(5000);
+      assert.equal(r.status, 200, r.body.toString());
+      assert.deepEqual(r.json.result.values, { k1: 'value-k1' });
+      await c.write(req('GET', '/healthz'));
+      assert.equal((await c.readResponse(5000)).status, 200);
+    } finally { c.destroy(); }
+  });
+
+  // Regression (review): llhttp paused for an upgrade and the next request got 400.
+  it('Upgrade (h2c) and CONNECT requests are answered as plain HTTP/1.1 and keep-alive goes on', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(`GET ${p}/values/k1 HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.Authorization}\r\n` +
+        'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n');
+      const r1 = await c.readResponse(5000);
+      assert.equal(r1.status, 200);
+      assert.equal(r1.body.toString(), 'value-k1');
+      await c.write(req('GET', `${p}/values/k2`, { headers: auth }));
+      const r2 = await c.readResponse(5000);
+      assert.equal(r2.status, 200);
+      assert.equal(r2.body.toString(), 'value-k2');
+    } finally { c.destroy(); }
+    const d = await RawConn.open(srv.port);
+    try {
+      await d.write('CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n' + req('GET', '/healthz'));
+      const r1 = await d.readResponse(5000);
+      assert.equal(r1.status, 404);
+      assert.equal((await d.readResponse(5000)).status, 200);
+    } finally { d.destroy(); }
+  });
+
   it('keep-alive: several requests on one connection', async () => {
     const c = await RawConn.open(srv.port);
     try {
