@@ -64,6 +64,7 @@ struct ekv_conn_s {
     int linger;         /* the client may still be sending (early/error reply): close gently */
     uint64_t deadline;  /* loop time (ms) when the current timeout expires, 0 = none */
     uint64_t timer_due; /* when the libuv timer is set to fire */
+    size_t write_mark;  /* bytes still queued at the last write-progress check */
     size_t linger_bytes;
     uv_shutdown_t shutdown;
     /* request accumulation */
@@ -186,6 +187,19 @@ static void timer_cb(uv_timer_t *t)
         return;
     }
     c->deadline = 0;
+    if (c->state == CS_WRITING) {
+        /* a reply the client is not reading: go on while the queue shrinks, else drop it */
+        size_t queued = c->tcp.write_queue_size;
+        if (queued < c->write_mark) {
+            c->write_mark = queued;
+            timer_arm(c, c->srv->opts.idle_timeout_ms);
+            return;
+        }
+        c->srv->stats.timeouts++;
+        ekv_log_info("send timeout: client stopped reading", "queued_bytes=%zu", queued);
+        conn_close(c);
+        return;
+    }
     c->srv->stats.timeouts++;
     if (c->state == CS_HEADERS || c->state == CS_BODY) {
         ekv_log_debug("request read timeout", "state=%d", c->state);
@@ -447,7 +461,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
  * discard for at most EKV_LINGER_MS / EKV_LINGER_BYTES, then close.
  */
 #define EKV_LINGER_MS    2000
-#define EKV_LINGER_BYTES (8u * 1024 * 1024)
+#define EKV_LINGER_BYTES (128u * 1024 * 1024) /* above every route's body limit */
 
 static void conn_linger(ekv_conn_t *c)
 {
@@ -473,7 +487,7 @@ static int request_finished(ekv_conn_t *c)
         c->paused = 0;
     }
     if (c->close_after || c->srv->stopping) {
-        if (c->linger)
+        if (c->linger || c->pend_len) /* the client sent more: do not answer it with RST */
             conn_linger(c);
         else
             conn_close(c);
@@ -755,7 +769,11 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, nbufs, write_cb) != 0) {
         write_req_free(wr);
         conn_close(c);
+        return;
     }
+    /* bounded by the send timeout: no progress for idle_timeout_ms closes the connection */
+    c->write_mark = c->tcp.write_queue_size;
+    timer_arm(c, s->opts.idle_timeout_ms);
 }
 
 static void send_http_error(ekv_conn_t *c, int err)

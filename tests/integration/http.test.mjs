@@ -618,3 +618,35 @@ describe('connection limits', { timeout: 60000 }, () => {
     } finally { c.destroy(); }
   });
 });
+
+describe('send timeout', { timeout: 60000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ args: ['--idle-timeout-ms', '1000', '--header-timeout-ms', '1000'] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  const gauge = async (name) => {
+    const text = await (await fetch(`${srv.origin}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+
+  // Regression (review): a reply the client never read kept its connection (and the reply
+  // body) forever, and blocked a graceful shutdown.
+  it('a client that stops reading a large reply is dropped after the idle timeout', async () => {
+    const ns = await srv.createNamespace();
+    const path = `/client/v4${srv.ns(ns)}/values/big`;
+    expectOk(await srv.api('PUT', `${srv.ns(ns)}/values/big`, { body: Buffer.alloc(20 * 1024 * 1024, 1) }));
+    const before = await gauge('edgekv_http_timeouts_total');
+    const sock = net.connect({ port: srv.port, host: '127.0.0.1' });
+    sock.on('error', () => {});
+    await new Promise((res) => sock.once('connect', res));
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n\r\n`);
+    // never read: the socket stays paused (no 'data' listener)
+    await waitFor(async () => (await gauge('edgekv_http_timeouts_total')) > before, 8000,
+      'the send timeout');
+    await waitFor(async () => (await gauge('edgekv_http_connections')) <= 1, 3000, 'the close');
+    sock.destroy();
+  });
+});
