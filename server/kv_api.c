@@ -791,199 +791,190 @@ void ekv_h_keys_list(ekv_call_t *c)
 
 /* ---------------------------------------------------------------- bulk get */
 
+/* Everything after the auth/namespace checks runs on a reader thread: parsing the body,
+ * the reads, and building the reply (up to 25 MB of values is JSON-escaped there, not on
+ * the loop). done() only sends the bytes or the error. */
 typedef struct {
     ekv_job_t job;
     ekv_app_t *app;
     ekv_req_t *req;
     uint8_t nsid[EKV_NSID_LEN];
-    json_t *body;
-    size_t n;
-    const char **keys;
-    size_t *key_lens;
-    ekv_kv_entry_t *entries;
-    int *rcs;
-    int too_large; /* the values add up to more than EKV_MAX_BULK_GET_BYTES */
-    int as_json, with_meta;
     int64_t now_s;
+    int err; /* 0, or the error to answer with msg */
+    char msg[MSG_CAP];
+    ekv_buf_t out; /* the reply when err == 0 */
 } bulk_get_job_t;
 
 static void bulk_get_free(ekv_req_t *req)
 {
     bulk_get_job_t *j = req->state;
-    for (size_t i = 0; j->entries && i < j->n; i++)
-        ekv_kv_entry_clear(&j->entries[i]);
-    free(j->entries);
-    free(j->rcs);
-    free(j->keys);
-    free(j->key_lens);
-    if (j->body)
-        json_decref(j->body);
+    ekv_buf_deinit(&j->out);
     free(j);
     req->state = NULL;
 }
 
+#define BULK_GET_FAIL(code, ...)                                                                   \
+    do {                                                                                           \
+        j->err = (code);                                                                           \
+        snprintf(j->msg, sizeof(j->msg), __VA_ARGS__);                                             \
+        goto out;                                                                                  \
+    } while (0)
+
 static void bulk_get_work(ekv_job_t *job)
 {
     bulk_get_job_t *j = (bulk_get_job_t *)job;
-    size_t total = 0;
-    for (size_t i = 0; i < j->n; i++) {
-        j->rcs[i] = ekv_store_kv_get(j->app->store, j->nsid, j->keys[i], j->key_lens[i], 1,
-                                     j->now_s, &j->entries[i]);
-        total += j->rcs[i] ? 0 : j->entries[i].value_len;
-        if (total > EKV_MAX_BULK_GET_BYTES) { /* stop reading: memory stays bounded */
-            j->too_large = 1;
-            return;
+    ekv_req_t *req = j->req;
+    ekv_kv_entry_t *entries = NULL;
+    int *rcs = NULL;
+    size_t n = 0;
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len,
+                              EKV_JSON_PARSE_FLAGS, &jerr);
+    if (!json_is_object(body))
+        BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: 'malformed JSON body: %s'",
+                      body ? "expected an object" : jerr.text);
+    json_t *keys = json_object_get(body, "keys");
+    if (!json_is_array(keys))
+        BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: 'keys must be an array'");
+    n = json_array_size(keys);
+    if (n > EKV_MAX_BULK_GET_KEYS)
+        BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: 'You can request a maximum of %d keys'",
+                      EKV_MAX_BULK_GET_KEYS);
+    if (n == 0)
+        BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: 'You must request a minimum of 1 key'");
+    int as_json = 0;
+    json_t *type = json_object_get(body, "type");
+    if (type && !json_is_null(type)) {
+        const char *t = json_is_string(type) ? json_string_value(type) : "";
+        if (!strcmp(t, "json"))
+            as_json = 1;
+        else if (strcmp(t, "text") != 0)
+            BULK_GET_FAIL(
+                EKV_EBAD_REQUEST,
+                "bulk get keys: '\"%.64s\" is not a valid type. Use \"json\" or \"text\"'", t);
+    }
+    int with_meta = json_is_true(json_object_get(body, "withMetadata"));
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = json_array_get(keys, i);
+        if (!json_is_string(k))
+            BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: 'keys must be strings'");
+        int rc =
+            ekv_kv_check_key(json_string_value(k), json_string_length(k), j->msg, sizeof(j->msg));
+        if (!rc &&
+            !utf8_valid((const unsigned char *)json_string_value(k), json_string_length(k))) {
+            rc = EKV_EBAD_KEY;
+            snprintf(j->msg, sizeof(j->msg), "bulk get keys: 'Key names must be valid UTF-8'");
+        }
+        if (rc) {
+            j->err = rc;
+            goto out;
         }
     }
+
+    entries = calloc(n, sizeof(*entries));
+    rcs = calloc(n, sizeof(*rcs));
+    if (!entries || !rcs)
+        BULK_GET_FAIL(EKV_ENOMEM, "out of memory");
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = json_array_get(keys, i);
+        rcs[i] = ekv_store_kv_get(j->app->store, j->nsid, json_string_value(k),
+                                  json_string_length(k), 1, j->now_s, &entries[i]);
+        if (rcs[i] && rcs[i] != EKV_EKEY_NOT_FOUND)
+            BULK_GET_FAIL(rcs[i], "%s", ekv_strerror(rcs[i]));
+        total += rcs[i] ? 0 : entries[i].value_len;
+        if (total > EKV_MAX_BULK_GET_BYTES) /* stop reading: memory stays bounded */
+            BULK_GET_FAIL(EKV_ETOO_LARGE,
+                          "bulk get keys: 'The requested values add up to more than %u bytes'",
+                          EKV_MAX_BULK_GET_BYTES);
+    }
+
+    ekv_buf_t *b = &j->out;
+    int rc = ekv_reply_begin(b);
+    if (!rc)
+        rc = ekv_buf_appends(b, "{\"values\":{");
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_t *k = json_array_get(keys, i);
+        if (i)
+            rc = ekv_buf_append(b, ",", 1);
+        if (!rc)
+            rc = ekv_json_put_str(b, json_string_value(k), json_string_length(k));
+        if (!rc)
+            rc = ekv_buf_append(b, ":", 1);
+        if (rc)
+            break;
+        if (rcs[i] == EKV_EKEY_NOT_FOUND) {
+            rc = ekv_buf_append(b, "null", 4);
+            continue;
+        }
+        const ekv_kv_entry_t *e = &entries[i];
+        const char *val = e->value ? e->value : "";
+        json_t *parsed = NULL;
+        int bad = as_json ? !(parsed = json_loadb(val, e->value_len, EKV_JSON_PARSE_FLAGS, NULL))
+                          : !utf8_valid((const unsigned char *)val, e->value_len);
+        if (bad)
+            BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: '%s'",
+                          as_json ? "At least one of the requested keys corresponds to a "
+                                    "non-json value"
+                                  : "At least one of the requested keys corresponds to a "
+                                    "non-text value");
+        if (with_meta)
+            rc = ekv_buf_appends(b, "{\"value\":");
+        if (!rc)
+            rc = parsed ? ekv_json_put_value(b, parsed) : ekv_json_put_str(b, val, e->value_len);
+        if (parsed)
+            json_decref(parsed);
+        if (!rc && with_meta) {
+            rc = ekv_buf_appends(b, ",\"metadata\":");
+            if (!rc)
+                rc = put_metadata(b, e->metadata, e->metadata_len);
+            if (!rc && e->expiration) {
+                rc = ekv_buf_appends(b, ",\"expiration\":");
+                if (!rc)
+                    rc = ekv_json_put_i64(b, e->expiration);
+            }
+            if (!rc)
+                rc = ekv_buf_append(b, "}", 1);
+        }
+    }
+    if (!rc)
+        rc = ekv_buf_appends(b, "}}");
+    if (rc)
+        BULK_GET_FAIL(rc, "%s", ekv_strerror(rc));
+out:
+    for (size_t i = 0; entries && i < n; i++)
+        ekv_kv_entry_clear(&entries[i]);
+    free(entries);
+    free(rcs);
+    if (body)
+        json_decref(body);
 }
 
 static void bulk_get_done(ekv_job_t *job)
 {
     bulk_get_job_t *j = (bulk_get_job_t *)job;
-    if (j->too_large) {
-        ekv_reply_error(j->req, EKV_ETOO_LARGE,
-                        "bulk get keys: 'The requested values add up to more than %u bytes'",
-                        EKV_MAX_BULK_GET_BYTES);
+    if (j->err) {
+        ekv_reply_error(j->req, j->err, "%s", j->msg);
         return;
     }
-    ekv_buf_t b;
-    ekv_buf_init(&b, 0);
-    int rc = ekv_reply_begin(&b);
-    if (!rc)
-        rc = ekv_buf_appends(&b, "{\"values\":{");
-    for (size_t i = 0; i < j->n && !rc; i++) {
-        if (i)
-            rc = ekv_buf_append(&b, ",", 1);
-        if (!rc)
-            rc = ekv_json_put_str(&b, j->keys[i], j->key_lens[i]);
-        if (!rc)
-            rc = ekv_buf_append(&b, ":", 1);
-        if (rc)
-            break;
-        if (j->rcs[i] == EKV_EKEY_NOT_FOUND) {
-            rc = ekv_buf_append(&b, "null", 4);
-            continue;
-        }
-        if (j->rcs[i]) {
-            rc = j->rcs[i];
-            break;
-        }
-        const ekv_kv_entry_t *e = &j->entries[i];
-        const char *val = e->value ? e->value : "";
-        json_t *parsed = NULL;
-        int bad = j->as_json ? !(parsed = json_loadb(val, e->value_len, EKV_JSON_PARSE_FLAGS, NULL))
-                             : !utf8_valid((const unsigned char *)val, e->value_len);
-        if (bad) {
-            ekv_buf_deinit(&b);
-            ekv_reply_error(j->req, EKV_EBAD_REQUEST, "bulk get keys: '%s'",
-                            j->as_json ? "At least one of the requested keys corresponds to a "
-                                         "non-json value"
-                                       : "At least one of the requested keys corresponds to a "
-                                         "non-text value");
-            return;
-        }
-        if (j->with_meta)
-            rc = ekv_buf_appends(&b, "{\"value\":");
-        if (!rc)
-            rc = parsed ? ekv_json_put_value(&b, parsed) : ekv_json_put_str(&b, val, e->value_len);
-        if (parsed)
-            json_decref(parsed);
-        if (!rc && j->with_meta) {
-            rc = ekv_buf_appends(&b, ",\"metadata\":");
-            if (!rc)
-                rc = put_metadata(&b, e->metadata, e->metadata_len);
-            if (!rc && e->expiration) {
-                rc = ekv_buf_appends(&b, ",\"expiration\":");
-                if (!rc)
-                    rc = ekv_json_put_i64(&b, e->expiration);
-            }
-            if (!rc)
-                rc = ekv_buf_append(&b, "}", 1);
-        }
-    }
-    if (!rc)
-        rc = ekv_buf_appends(&b, "}}");
-    if (rc) {
-        ekv_buf_deinit(&b);
-        ekv_reply_error(j->req, rc, NULL);
-        return;
-    }
-    ekv_reply_send(j->req, &b, NULL, 0);
+    ekv_reply_send(j->req, &j->out, NULL, 0);
 }
 
 void ekv_h_bulk_get(ekv_call_t *c)
 {
-    ekv_req_t *req = c->req;
     bulk_get_job_t *j = calloc(1, sizeof(*j));
     if (!j) {
-        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        ekv_reply_error(c->req, EKV_ENOMEM, NULL);
         return;
     }
-    req->state = j;
-    req->cleanup = bulk_get_free;
+    c->req->state = j;
+    c->req->cleanup = bulk_get_free;
     j->app = c->app;
-    j->req = req;
+    j->req = c->req;
     memcpy(j->nsid, c->nsid, EKV_NSID_LEN);
-    json_error_t jerr;
-    j->body = json_loadb(req->body.data ? req->body.data : "", req->body.len, EKV_JSON_PARSE_FLAGS,
-                         &jerr);
-    if (!json_is_object(j->body)) {
-        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'malformed JSON body: %s'",
-                        j->body ? "expected an object" : jerr.text);
-        return;
-    }
-    json_t *keys = json_object_get(j->body, "keys");
-    if (!json_is_array(keys)) {
-        ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'keys must be an array'");
-        return;
-    }
-    j->n = json_array_size(keys);
-    if (j->n > EKV_MAX_BULK_GET_KEYS) {
-        ekv_reply_error(req, EKV_EBAD_REQUEST,
-                        "bulk get keys: 'You can request a maximum of %d keys'",
-                        EKV_MAX_BULK_GET_KEYS);
-        return;
-    }
-    if (j->n == 0) {
-        ekv_reply_error(req, EKV_EBAD_REQUEST,
-                        "bulk get keys: 'You must request a minimum of 1 key'");
-        return;
-    }
-    json_t *type = json_object_get(j->body, "type");
-    if (type && !json_is_null(type)) {
-        const char *t = json_is_string(type) ? json_string_value(type) : "";
-        if (!strcmp(t, "json"))
-            j->as_json = 1;
-        else if (strcmp(t, "text") != 0) {
-            ekv_reply_error(req, EKV_EBAD_REQUEST,
-                            "bulk get keys: '\"%s\" is not a valid type. Use \"json\" or \"text\"'",
-                            t);
-            return;
-        }
-    }
-    json_t *wm = json_object_get(j->body, "withMetadata");
-    j->with_meta = json_is_true(wm);
-    j->keys = calloc(j->n, sizeof(*j->keys));
-    j->key_lens = calloc(j->n, sizeof(*j->key_lens));
-    j->entries = calloc(j->n, sizeof(*j->entries));
-    j->rcs = calloc(j->n, sizeof(*j->rcs));
-    if (!j->keys || !j->key_lens || !j->entries || !j->rcs) {
-        ekv_reply_error(req, EKV_ENOMEM, NULL);
-        return;
-    }
-    for (size_t i = 0; i < j->n; i++) {
-        json_t *k = json_array_get(keys, i);
-        if (!json_is_string(k)) {
-            ekv_reply_error(req, EKV_EBAD_REQUEST, "bulk get keys: 'keys must be strings'");
-            return;
-        }
-        j->keys[i] = json_string_value(k);
-        j->key_lens[i] = json_string_length(k);
-        if (check_key_or_reply(req, "bulk get keys", j->keys[i], j->key_lens[i]))
-            return;
-    }
+    ekv_buf_init(&j->out, 0);
     j->now_s = ekv_clock_now_s();
     j->job.work = bulk_get_work;
     j->job.done = bulk_get_done;
-    ekv_app_read_or_reply(c->app, req, &j->job);
+    ekv_app_read_or_reply(c->app, c->req, &j->job);
 }
