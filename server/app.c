@@ -4,6 +4,7 @@
  */
 #include "server/app.h"
 #include "common/clock.h"
+#include "common/codec.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "server/auth.h"
@@ -42,22 +43,6 @@ int ekv_app_write_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w)
 
 /* ---------------------------------------------------------------- dispatch */
 
-static int app_on_headers(void *ctx, ekv_req_t *req)
-{
-    ekv_app_t *app = ctx;
-    req->app = app;
-    req->route_id = -1;
-    req->route_rc = ekv_router_match(ekv_routes_router(), req->method, req->path, req->path_len,
-                                     &req->route, &req->params);
-    if (req->route_rc == 0) {
-        req->route_id = (int)(req->route - ekv_routes);
-        req->body_limit = req->route->body_limit ? req->route->body_limit : 64 * 1024;
-    } else {
-        req->body_limit = 64 * 1024; /* errors are answered after the (small) body */
-    }
-    return 0;
-}
-
 static void reply_route_error(ekv_req_t *req, int rc)
 {
     if (rc == EKV_EBAD_METHOD)
@@ -66,6 +51,68 @@ static void reply_route_error(ekv_req_t *req, int rc)
         ekv_reply_error(req, EKV_ENO_ROUTE,
                         "Could not route to %s, perhaps your object identifier is invalid?",
                         req->path);
+}
+
+/* Authentication, the URL's account must be the token's, permissions. Fills call->token and
+ * call->account_id. 0, or -1 after answering. */
+static int authorize_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_call_t *call)
+{
+    const ekv_route_t *r = call->route;
+    if (r->flags & EKV_RT_NOAUTH)
+        return 0;
+    if (ekv_auth_or_reply(app->catalog, req, (r->flags & EKV_RT_VERIFY) != 0, &call->token))
+        return -1;
+    snprintf(call->account_id, sizeof(call->account_id), "%s", call->token->account_id);
+    if (r->flags & EKV_RT_ACCOUNT) {
+        const ekv_slice_t *a = &call->params.v[0];
+        if (a->n != EKV_ID_HEX_LEN || memcmp(a->p, call->token->account_id, a->n) != 0) {
+            ekv_reply_error(req, EKV_EAUTH, NULL);
+            return -1;
+        }
+    }
+    uint32_t perms = call->token->perms;
+    if (perms & EKV_PERM_ADMIN)
+        perms |= EKV_PERM_KV_READ | EKV_PERM_KV_WRITE;
+    if ((r->flags & EKV_RT_ADMIN) && !(perms & EKV_PERM_ADMIN)) {
+        ekv_reply_error(req, EKV_EAUTH, NULL);
+        return -1;
+    }
+    if ((r->flags & EKV_RT_WRITE) && !(perms & EKV_PERM_KV_WRITE)) {
+        ekv_reply_error(req, EKV_EAUTH_METHOD,
+                        "%s method not allowed for the api_token authentication scheme",
+                        req->method_str);
+        return -1;
+    }
+    if ((r->flags & EKV_RT_READ) && !(perms & (EKV_PERM_KV_READ | EKV_PERM_KV_WRITE))) {
+        ekv_reply_error(req, EKV_EAUTH, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static int app_on_headers(void *ctx, ekv_req_t *req)
+{
+    ekv_app_t *app = ctx;
+    req->app = app;
+    req->route_id = -1;
+    req->route_rc = ekv_router_match(ekv_routes_router(), req->method, req->path, req->path_len,
+                                     &req->route, &req->params);
+    if (req->route_rc) {
+        req->body_limit = 64 * 1024; /* errors are answered after the (small) body */
+        return 0;
+    }
+    req->route_id = (int)(req->route - ekv_routes);
+    req->body_limit = req->route->body_limit ? req->route->body_limit : 64 * 1024;
+    if (req->has_body) {
+        /* refuse before buffering up to 100 MB for a client that may not write at all */
+        ekv_call_t call;
+        memset(&call, 0, sizeof(call));
+        call.route = req->route;
+        call.params = req->params;
+        if (authorize_or_reply(app, req, &call))
+            return -1;
+    }
+    return 0;
 }
 
 static void app_on_request(void *ctx, ekv_req_t *req)
@@ -82,35 +129,9 @@ static void app_on_request(void *ctx, ekv_req_t *req)
     call.route = req->route;
     call.params = req->params;
     const ekv_route_t *r = call.route;
-    if (!(r->flags & EKV_RT_NOAUTH)) {
-        if (ekv_auth_or_reply(app->catalog, req, (r->flags & EKV_RT_VERIFY) != 0, &call.token))
-            return;
-        snprintf(call.account_id, sizeof(call.account_id), "%s", call.token->account_id);
-        if (r->flags & EKV_RT_ACCOUNT) {
-            const ekv_slice_t *a = &call.params.v[0];
-            if (a->n != EKV_ID_HEX_LEN || memcmp(a->p, call.token->account_id, a->n) != 0) {
-                ekv_reply_error(req, EKV_EAUTH, NULL);
-                return;
-            }
-        }
-        uint32_t perms = call.token->perms;
-        if (perms & EKV_PERM_ADMIN)
-            perms |= EKV_PERM_KV_READ | EKV_PERM_KV_WRITE;
-        if ((r->flags & EKV_RT_ADMIN) && !(perms & EKV_PERM_ADMIN)) {
-            ekv_reply_error(req, EKV_EAUTH, NULL);
-            return;
-        }
-        if ((r->flags & EKV_RT_WRITE) && !(perms & EKV_PERM_KV_WRITE)) {
-            ekv_reply_error(req, EKV_EAUTH_METHOD,
-                            "%s method not allowed for the api_token authentication scheme",
-                            req->method_str);
-            return;
-        }
-        if ((r->flags & EKV_RT_READ) && !(perms & (EKV_PERM_KV_READ | EKV_PERM_KV_WRITE))) {
-            ekv_reply_error(req, EKV_EAUTH, NULL);
-            return;
-        }
-    }
+    /* again at the end of the body: the token may have been revoked meanwhile */
+    if (authorize_or_reply(app, req, &call))
+        return;
     if (r->flags & EKV_RT_NS) {
         const ekv_slice_t *n = &call.params.v[1];
         char msg[160];
@@ -119,13 +140,7 @@ static void app_on_request(void *ctx, ekv_req_t *req)
             ekv_reply_error(req, EKV_EBAD_NS_ID, "%s", msg);
             return;
         }
-        /* canonical lowercase form for the lookup */
-        static const char digits[] = "0123456789abcdef";
-        for (int i = 0; i < EKV_NSID_LEN; i++) {
-            hex[2 * i] = digits[call.nsid[i] >> 4];
-            hex[2 * i + 1] = digits[call.nsid[i] & 15];
-        }
-        hex[EKV_ID_HEX_LEN] = '\0';
+        ekv_hex_encode(call.nsid, EKV_NSID_LEN, hex); /* canonical lowercase for the lookup */
         call.ns = ekv_catalog_find_ns(app->catalog, call.account_id, hex);
         if (!call.ns) {
             ekv_reply_error(req, EKV_ENS_NOT_FOUND, "%s: 'namespace not found'", ekv_route_op(r));
@@ -340,8 +355,12 @@ int ekv_app_run(ekv_config_t *cfg)
                        &app->doneq))
         return 1;
 
-    ekv_http_opts_t ho = {cfg->host, cfg->port, (int)cfg->max_connections,
-                          (int)cfg->header_timeout_ms, (int)cfg->idle_timeout_ms};
+    ekv_http_opts_t ho = {cfg->host,
+                          cfg->port,
+                          (int)cfg->max_connections,
+                          (int)cfg->header_timeout_ms,
+                          (int)cfg->idle_timeout_ms,
+                          (size_t)cfg->body_memory_mb * 1024 * 1024};
     ekv_http_handler_t hh = {app, app_on_headers, app_on_request, app_on_response};
     if (ekv_http_server_start(&app->http, app->loop, &ho, &hh))
         return 1;

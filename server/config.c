@@ -30,6 +30,8 @@ static const opt_t opts[] = {
     {"cache-bytes", OPT_INT, OFF(cache_bytes), "268435456", "hot value cache size (0 = off)"},
     {"cache-max-entry", OPT_INT, OFF(cache_max_entry), "1048576", "largest value cached"},
     {"max-connections", OPT_INT, OFF(max_connections), "10000", "open client connections"},
+    {"body-memory-mb", OPT_INT, OFF(body_memory_mb), "1024",
+     "request bodies buffered at once, all connections (then 503)"},
     {"header-timeout-ms", OPT_INT, OFF(header_timeout_ms), "10000",
      "time to receive a request's headers"},
     {"idle-timeout-ms", OPT_INT, OFF(idle_timeout_ms), "60000",

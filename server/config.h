@@ -23,6 +23,7 @@ typedef struct {
     int64_t cache_bytes;
     int64_t cache_max_entry;
     int64_t max_connections;
+    int64_t body_memory_mb;
     int64_t header_timeout_ms;
     int64_t idle_timeout_ms;
     int64_t log_retain_mb;

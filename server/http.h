@@ -16,9 +16,12 @@
  *  - Limits are checked before allocating: URL bytes, total header bytes, header count, and
  *    the body limit the router gives for the route (Content-Length over the limit is
  *    answered 413 before the body is read, then the connection is closed).
- *  - Timers: header-read timeout (from first byte of a request to end of headers, also
- *    covers slow bodies) and keep-alive idle timeout. Max connections: excess accepts are
- *    closed at once.
+ *  - Request bodies are authenticated by the application before they are read (on_headers),
+ *    and all bodies buffered at once are capped (max_body_memory -> 503).
+ *  - Timers: header timeout (from accept or a request's first byte to the end of its
+ *    headers); idle timeout for keep-alive, for each pause inside a body (nginx's
+ *    client_body_timeout) and for a reply that stops draining (send timeout). Max
+ *    connections: excess accepts are closed at once.
  *  - Malformed HTTP -> 400 and close; never a crash.
  *
  * The application sees two callbacks (ekv_http_handler_t): on_headers decides the body limit
@@ -73,6 +76,7 @@ struct ekv_req_s {
     size_t query_len;
     ekv_hdr_t hdr[EKV_HDR_COUNT];
     int64_t content_length; /* -1 when not given */
+    int has_body;           /* Content-Length > 0 or chunked */
     ekv_buf_t body;         /* bounded by body_limit */
     size_t body_limit;      /* set by on_headers */
     uint64_t start_ns;
@@ -90,7 +94,7 @@ struct ekv_req_s {
 typedef struct {
     void *ctx;
     /* After the headers: set req->body_limit (default 1 MiB) and return 0, or answer now via
-     * ekv_http_send() and return -1 (the body is not read; the connection closes). */
+     * ekv_http_send() and return -1 (the body is not read; the connection closes gently). */
     int (*on_headers)(void *ctx, ekv_req_t *req);
     /* The complete request. Must eventually call ekv_http_send() exactly once. */
     void (*on_request)(void *ctx, ekv_req_t *req);
@@ -104,6 +108,7 @@ typedef struct {
     int max_connections;
     int header_timeout_ms;
     int idle_timeout_ms;
+    size_t max_body_memory; /* request bodies buffered at once, all connections (0 = no cap) */
 } ekv_http_opts_t;
 
 /* Bind and listen. The bound port is available from ekv_http_server_port(). */

@@ -37,6 +37,7 @@ struct ekv_http_server_s {
     ekv_conn_t *conns;
     size_t nconns;
     ekv_http_stats_t stats;
+    size_t body_memory; /* bytes reserved for request bodies, all connections */
     void (*stop_cb)(void *);
     void *stop_arg;
     int listener_open;
@@ -55,16 +56,17 @@ struct ekv_conn_s {
     llhttp_t parser;
     conn_state_t state;
     int handles_open;
-    int close_after;    /* close once the current reply is written */
-    int paused;         /* parser paused at a message boundary or early reply */
-    int err;            /* ekv_err_t found by a parser callback (limits) */
-    int reading;        /* uv_read_start is in effect */
-    int in_parse;       /* inside conn_parse: a reply written at once only sets sync_done */
-    int sync_done;      /* the current reply was written completely by uv_try_write */
-    int linger;         /* the client may still be sending (early/error reply): close gently */
-    uint64_t deadline;  /* loop time (ms) when the current timeout expires, 0 = none */
-    uint64_t timer_due; /* when the libuv timer is set to fire */
-    size_t write_mark;  /* bytes still queued at the last write-progress check */
+    int close_after;     /* close once the current reply is written */
+    int paused;          /* parser paused at a message boundary or early reply */
+    int err;             /* ekv_err_t found by a parser callback (limits) */
+    int reading;         /* uv_read_start is in effect */
+    int in_parse;        /* inside conn_parse: a reply written at once only sets sync_done */
+    int sync_done;       /* the current reply was written completely by uv_try_write */
+    int linger;          /* the client may still be sending (early/error reply): close gently */
+    uint64_t deadline;   /* loop time (ms) when the current timeout expires, 0 = none */
+    uint64_t timer_due;  /* when the libuv timer is set to fire */
+    size_t write_mark;   /* bytes still queued at the last write-progress check */
+    size_t body_charged; /* this request's share of srv->body_memory */
     size_t linger_bytes;
     uv_shutdown_t shutdown;
     /* request accumulation */
@@ -154,6 +156,8 @@ static void req_reset(ekv_conn_t *c)
     if (r->cleanup)
         r->cleanup(r);
     ekv_buf_deinit(&r->body);
+    c->srv->body_memory -= c->body_charged;
+    c->body_charged = 0;
     memset(r, 0, sizeof(*r));
     r->conn = c;
     r->content_length = -1;
@@ -226,6 +230,20 @@ static void timer_arm(ekv_conn_t *c, int ms)
         c->timer_due = c->deadline;
         uv_timer_start(&c->timer, timer_cb, (uint64_t)ms, 0);
     }
+}
+
+/* Reserve n more bytes of the server-wide request-body budget for this request. */
+static int body_charge(ekv_conn_t *c, size_t n)
+{
+    ekv_http_server_t *s = c->srv;
+    if (s->opts.max_body_memory && s->body_memory + n > s->opts.max_body_memory) {
+        ekv_log_warn("request body memory budget exhausted", "buffered=%zu wanted=%zu max=%zu",
+                     s->body_memory, n, s->opts.max_body_memory);
+        return -1;
+    }
+    s->body_memory += n;
+    c->body_charged += n;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- parser callbacks */
@@ -377,13 +395,16 @@ static int on_headers_complete(llhttp_t *p)
     r->body_limit = 1024 * 1024;
     c->state = CS_BODY;
 
+    r->has_body = r->content_length > 0 || (p->flags & F_CHUNKED) != 0;
+    int keep = c->close_after;
+    c->close_after = 1; /* a reply sent from on_headers closes the connection */
     if (s->h.on_headers(s->h.ctx, r) != 0) {
-        /* answered already (e.g. unknown route with a large body): stop parsing */
-        c->close_after = 1;
+        /* answered already (e.g. an unauthenticated upload): stop parsing */
         c->linger = 1;
         c->paused = 1;
         return HPE_PAUSED;
     }
+    c->close_after = keep;
     if (r->content_length >= 0 && (uint64_t)r->content_length > r->body_limit) {
         c->state = CS_PROCESSING;
         c->close_after = 1;
@@ -398,8 +419,18 @@ static int on_headers_complete(llhttp_t *p)
         r->content_length != 0)
         send_continue(c);
     ekv_buf_init(&r->body, r->body_limit);
-    if (r->content_length > 0 && ekv_buf_reserve(&r->body, (size_t)r->content_length))
-        return -1;
+    if (r->content_length > 0) {
+        if (body_charge(c, (size_t)r->content_length)) {
+            c->state = CS_PROCESSING;
+            c->close_after = 1;
+            c->linger = 1;
+            send_http_error(c, EKV_EBUSY);
+            c->paused = 1;
+            return HPE_PAUSED;
+        }
+        if (ekv_buf_reserve(&r->body, (size_t)r->content_length))
+            return -1;
+    }
     /* headers done: the body is bounded by the idle timeout between reads */
     timer_arm(c, s->opts.idle_timeout_ms);
     return 0;
@@ -408,6 +439,11 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     ekv_conn_t *c = p->data;
+    size_t need = c->req.body.len + len;
+    if (need > c->body_charged && body_charge(c, need - c->body_charged)) {
+        c->err = EKV_EBUSY;
+        return -1;
+    }
     int rc = ekv_buf_append(&c->req.body, at, len);
     if (rc) {
         c->err = rc == EKV_ENOMEM ? EKV_ENOMEM : EKV_EHTTP_BODY_TOO_LARGE;
@@ -787,8 +823,9 @@ static void send_http_error(ekv_conn_t *c, int err)
     c->req.conn = c;
     if (!c->req.method_str)
         c->req.method_str = "-";
-    ekv_http_send(&c->req, ekv_err_http_status(err), "application/json", NULL, body, (size_t)n,
-                  NULL, NULL);
+    int status = ekv_err_http_status(err);
+    ekv_http_send(&c->req, status, "application/json", status == 503 ? "Retry-After: 1\r\n" : NULL,
+                  body, (size_t)n, NULL, NULL);
 }
 
 /* ---------------------------------------------------------------- connections */

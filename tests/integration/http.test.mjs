@@ -650,3 +650,42 @@ describe('send timeout', { timeout: 60000 }, () => {
     sock.destroy();
   });
 });
+
+describe('request body memory', { timeout: 60000 }, () => {
+  let srv;
+  let p;
+  before(async () => {
+    srv = await startServer({ args: ['--body-memory-mb', '1'] });
+    p = `/client/v4${srv.ns(await srv.createNamespace())}`;
+  });
+  after(async () => { await srv?.stop(); });
+
+  // Regression (review): bodies were buffered (up to 100 MB each) before authentication.
+  it('an unauthenticated upload is refused from its headers, before the body is sent', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(`PUT ${p}/bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${50 * 1000 * 1000}\r\n\r\n`);
+      const r = await c.readResponse(3000); /* no body byte was sent */
+      assert.equal(r.status, 400);
+      assert.equal(r.json.errors[0].code, 9106);
+      assert.equal((r.headers.connection || '').toLowerCase(), 'close');
+      const bad = await RawConn.open(srv.port);
+      await bad.write(`PUT ${p}/values/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'x'.repeat(40)}\r\n` +
+        'Content-Length: 1000000\r\n\r\n');
+      const r2 = await bad.readResponse(3000);
+      assert.equal(r2.status, 403);
+      assert.equal(r2.json.errors[0].code, 10000);
+      bad.destroy();
+    } finally { c.destroy(); }
+  });
+
+  it('bodies beyond --body-memory-mb are refused with 503 + Retry-After, then work again', async () => {
+    const r = await srv.fetch('PUT', `${p.slice('/client/v4'.length)}/values/big`, { body: Buffer.alloc(2 * 1024 * 1024, 3) });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal((await r.json()).errors[0].code, 10001);
+    const ok = await srv.fetch('PUT', `${p.slice('/client/v4'.length)}/values/small`, { body: Buffer.alloc(512 * 1024, 3) });
+    assert.equal(ok.status, 200);
+  });
+});
