@@ -2,7 +2,8 @@
 # Install what is missing, build with -Werror, and run every test:
 #   1. release build: unit tests (Criterion), integration tests (real binary over loopback),
 #      real-client tests (the official cloudflare SDK and wrangler, pinned in tests/clients);
-#   2. ASan+UBSan build: unit tests and the integration suite again against the sanitized binary.
+#   2. ASan+UBSan build: unit tests and the integration suite again against the sanitized binary;
+#   3. the libFuzzer targets (tests/fuzz), 15 s each.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +31,8 @@ cmake --build build-asan -j"$jobs"
 echo "== tests (ASan+UBSan: unit + integration)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j1 -L 'unit|integration'
+
+echo "== fuzz (libFuzzer, short run per target)"
+scripts/fuzz.sh 15
 
 echo "== all tests passed in $(( $(date +%s) - start ))s"
