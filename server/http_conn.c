@@ -413,11 +413,6 @@ static int on_headers_complete(llhttp_t *p)
         c->paused = 1;
         return HPE_PAUSED;
     }
-    /* curl waits a second for this before sending bodies over 1 MiB */
-    const ekv_hdr_t *ex = &r->hdr[EKV_HDR_EXPECT];
-    if (ex->present && ex->len == 12 && strncasecmp(ex->v, "100-continue", 12) == 0 &&
-        r->content_length != 0)
-        send_continue(c);
     ekv_buf_init(&r->body, r->body_limit);
     if (r->content_length > 0) {
         if (body_charge(c, (size_t)r->content_length)) {
@@ -431,6 +426,11 @@ static int on_headers_complete(llhttp_t *p)
         if (ekv_buf_reserve(&r->body, (size_t)r->content_length))
             return -1;
     }
+    /* every check passed: invite the body (curl waits a second for this above 1 MiB) */
+    const ekv_hdr_t *ex = &r->hdr[EKV_HDR_EXPECT];
+    if (ex->present && ex->len == 12 && strncasecmp(ex->v, "100-continue", 12) == 0 &&
+        r->content_length != 0)
+        send_continue(c);
     /* headers done: the body is bounded by the idle timeout between reads */
     timer_arm(c, s->opts.idle_timeout_ms);
     return 0;
