@@ -52,7 +52,9 @@
     X(HTTP_URL_TOO_LONG, 414, 6003, "URL too long")                                                \
     X(HTTP_HEADERS_TOO_LARGE, 431, 6003, "request headers too large")                              \
     X(HTTP_BODY_TOO_LARGE, 413, 10024, "request body too large")                                   \
-    X(HTTP_TIMEOUT, 408, 6003, "request timeout")
+    X(HTTP_TIMEOUT, 408, 6003, "request timeout")                                                  \
+    X(REPL_FRAME_TOO_LARGE, 500, 10001, "replication frame exceeds the size cap")                  \
+    X(REPL_FRAME_MALFORMED, 500, 10001, "malformed replication frame")
 
 typedef enum {
     EKV_OK = 0,

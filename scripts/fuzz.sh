@@ -14,6 +14,12 @@ clang "${flags[@]}" tests/fuzz/fuzz_multipart.c server/multipart.c server/json_o
   "${common[@]}" -ljansson -o "$out/fuzz_multipart"
 clang "${flags[@]}" tests/fuzz/fuzz_urlcodec.c server/urlcodec.c server/cursor.c \
   "${common[@]}" -o "$out/fuzz_urlcodec"
+# the replication frame decoder needs the protobuf-c code generated from proto/
+mkdir -p "$out/proto"
+protoc-c --proto_path=proto --c_out="$out/proto" proto/*.proto
+clang "${flags[@]}" -I"$out/proto" tests/fuzz/fuzz_repl_frame.c replication/frame.c \
+  "$out/proto/repl.pb-c.c" "$out/proto/changelog.pb-c.c" "${common[@]}" -lprotobuf-c \
+  -o "$out/fuzz_repl_frame"
 
 run() { # name, extra libFuzzer args...
   local name=$1; shift
@@ -26,3 +32,4 @@ run() { # name, extra libFuzzer args...
 }
 run multipart -max_len=4096 -dict=tests/fuzz/multipart.dict
 run urlcodec
+run repl_frame -max_len=4096

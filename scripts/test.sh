@@ -12,7 +12,7 @@ jobs=$(nproc)
 start=$(date +%s)
 
 echo "== format check (clang-format, .clang-format)"
-unformatted=$(find common storage server tests proto -name '*.[ch]' -not -path '*/node_modules/*' |
+unformatted=$(find common storage replication server tests proto -name '*.[ch]' -not -path '*/node_modules/*' |
   while read -r f; do clang-format --dry-run "$f" 2>&1 | grep -q warning && echo "$f"; done || true)
 if [ -n "$unformatted" ]; then
   echo "not clang-formatted (run clang-format -i):" $unformatted >&2

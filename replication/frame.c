@@ -1,0 +1,292 @@
+/*
+ * frame.c - replication frame codec (see frame.h for the format and the contracts).
+ *
+ * The decoder has two paths. Fast path: no partial frame is buffered and the fed bytes hold a
+ * whole frame, which is unpacked straight from them. Slow path: the frame is split across
+ * feeds; its bytes accumulate in `part` (header first, so the length is checked before the
+ * body is buffered) until it is whole. Either way at most one frame is ever buffered.
+ */
+#include "replication/frame.h"
+
+#include "common/errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A split frame's buffer larger than this is released after use rather than kept for the
+ * next one, so one big snapshot chunk does not pin its memory for the link's lifetime. */
+#define KEEP_PART_BYTES (64u * 1024u)
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static int body_present(const Edgekv__Frame *f)
+{
+    switch (f->body_case) {
+    case EDGEKV__FRAME__BODY_HELLO:
+        return f->hello != NULL;
+    case EDGEKV__FRAME__BODY_CHANGE_BATCH:
+        return f->change_batch != NULL;
+    case EDGEKV__FRAME__BODY_ACK:
+        return f->ack != NULL;
+    case EDGEKV__FRAME__BODY_HEARTBEAT:
+        return f->heartbeat != NULL;
+    case EDGEKV__FRAME__BODY_SNAPSHOT_BEGIN:
+        return f->snapshot_begin != NULL;
+    case EDGEKV__FRAME__BODY_SNAPSHOT_CHUNK:
+        return f->snapshot_chunk != NULL;
+    case EDGEKV__FRAME__BODY_SNAPSHOT_END:
+        return f->snapshot_end != NULL;
+    case EDGEKV__FRAME__BODY_ERROR:
+        return f->error != NULL;
+    default:
+        return 0;
+    }
+}
+
+const char *ekv_repl_frame_body_name(Edgekv__Frame__BodyCase body_case)
+{
+    switch (body_case) {
+    case EDGEKV__FRAME__BODY_HELLO:
+        return "hello";
+    case EDGEKV__FRAME__BODY_CHANGE_BATCH:
+        return "change_batch";
+    case EDGEKV__FRAME__BODY_ACK:
+        return "ack";
+    case EDGEKV__FRAME__BODY_HEARTBEAT:
+        return "heartbeat";
+    case EDGEKV__FRAME__BODY_SNAPSHOT_BEGIN:
+        return "snapshot_begin";
+    case EDGEKV__FRAME__BODY_SNAPSHOT_CHUNK:
+        return "snapshot_chunk";
+    case EDGEKV__FRAME__BODY_SNAPSHOT_END:
+        return "snapshot_end";
+    case EDGEKV__FRAME__BODY_ERROR:
+        return "error";
+    default:
+        return "none";
+    }
+}
+
+int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out)
+{
+    if (!body_present(f))
+        return EKV_EREPL_FRAME_MALFORMED;
+    size_t n = edgekv__frame__get_packed_size(f);
+    if (n > EKV_REPL_MAX_FRAME)
+        return EKV_EREPL_FRAME_TOO_LARGE;
+    int rc = ekv_buf_reserve(out, EKV_REPL_HEADER_LEN + n);
+    if (rc)
+        return rc;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    put_be32(p, (uint32_t)n);
+    if (edgekv__frame__pack(f, p + EKV_REPL_HEADER_LEN) != n)
+        return EKV_EINTERNAL; /* protobuf-c disagrees with itself: out->len not advanced */
+    out->len += EKV_REPL_HEADER_LEN + n;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+void ekv_repl_frame_free(Edgekv__Frame *f)
+{
+    if (f)
+        edgekv__frame__free_unpacked(f, NULL);
+}
+
+void ekv_repl_decoder_init(ekv_repl_decoder_t *d, size_t max)
+{
+    d->in = NULL;
+    d->in_len = 0;
+    d->max = max ? max : EKV_REPL_MAX_FRAME;
+    /* the buffer's own cap is a second guard; lengths are checked before appending */
+    ekv_buf_init(&d->part, EKV_REPL_HEADER_LEN + d->max);
+    d->err = 0;
+    d->reason[0] = '\0';
+}
+
+void ekv_repl_decoder_deinit(ekv_repl_decoder_t *d)
+{
+    ekv_buf_deinit(&d->part);
+    d->in = NULL;
+    d->in_len = 0;
+}
+
+/* Record the first error; drop the input and any partial frame. Returns err. */
+static int fail(ekv_repl_decoder_t *d, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(ekv_repl_decoder_t *d, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+    va_end(ap);
+    d->err = err;
+    d->in = NULL;
+    d->in_len = 0;
+    ekv_buf_deinit(&d->part);
+    return err;
+}
+
+/* Check an announced length. 0 or the (sticky) error. */
+static int check_len(ekv_repl_decoder_t *d, uint32_t len)
+{
+    if (len == 0)
+        return fail(d, EKV_EREPL_FRAME_MALFORMED, "zero-length frame");
+    if (len > d->max)
+        return fail(d, EKV_EREPL_FRAME_TOO_LARGE, "frame length %lu exceeds cap %zu",
+                    (unsigned long)len, d->max);
+    return 0;
+}
+
+/*
+ * Whether field number 0 occurs anywhere in m. protobuf-c rejects a one-byte tag 0 but accepts
+ * field 0 written as an overlong tag varint (0x80 0x00), keeps it as an unknown field, and then
+ * packs it as the one-byte tag it rejects: such a frame would not survive being forwarded, and
+ * 0 is not a valid protobuf field number at all (found by fuzz_repl_frame). The recursion
+ * follows the schema (Frame -> body -> records/entries), which is not recursive: bounded depth.
+ */
+static int has_field_zero(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 1;
+    const ProtobufCMessageDescriptor *desc = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &desc->fields[i];
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + fd->quantifier_offset);
+            ProtobufCMessage *const *v =
+                *(ProtobufCMessage *const *const *)(const void *)(base + fd->offset);
+            for (size_t k = 0; k < n; k++)
+                if (has_field_zero(v[k]))
+                    return 1;
+            continue;
+        }
+        /* oneof members share one slot: only the member named by the case is there */
+        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)(base + fd->quantifier_offset) != fd->id)
+            continue;
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(const void *)(base + fd->offset);
+        if (sub && has_field_zero(sub))
+            return 1;
+    }
+    return 0;
+}
+
+/* Unpack len bytes into a frame with a body. 1 or the (sticky) error. */
+static int unpack(ekv_repl_decoder_t *d, const uint8_t *p, size_t len, Edgekv__Frame **out)
+{
+    Edgekv__Frame *f = edgekv__frame__unpack(NULL, len, p);
+    if (!f) /* protobuf-c does not tell malformed from out of memory */
+        return fail(d, EKV_EREPL_FRAME_MALFORMED, "protobuf unpack failed (%zu bytes)", len);
+    if (!body_present(f)) {
+        edgekv__frame__free_unpacked(f, NULL);
+        return fail(d, EKV_EREPL_FRAME_MALFORMED, "frame has no known body (%zu bytes)", len);
+    }
+    if (has_field_zero(&f->base)) {
+        edgekv__frame__free_unpacked(f, NULL);
+        return fail(d, EKV_EREPL_FRAME_MALFORMED, "frame has field number 0 (%zu bytes)", len);
+    }
+    *out = f;
+    return 1;
+}
+
+/* Move up to n fed bytes into the partial frame. 0 or the (sticky) error. */
+static int take(ekv_repl_decoder_t *d, size_t n)
+{
+    if (n > d->in_len)
+        n = d->in_len;
+    int rc = ekv_buf_append(&d->part, d->in, n);
+    if (rc)
+        return fail(d, rc, "cannot buffer a split frame: %s", ekv_strerror(rc));
+    d->in += n;
+    d->in_len -= n;
+    return 0;
+}
+
+int ekv_repl_decoder_feed(ekv_repl_decoder_t *d, const void *bytes, size_t len)
+{
+    if (d->err)
+        return d->err;
+    if (d->in_len)
+        return EKV_EINTERNAL;
+    d->in = bytes;
+    d->in_len = len;
+    return 0;
+}
+
+int ekv_repl_decoder_next(ekv_repl_decoder_t *d, Edgekv__Frame **out)
+{
+    int rc;
+    *out = NULL;
+    if (d->err)
+        return d->err;
+
+    if (d->part.len == 0) {
+        if (d->in_len == 0)
+            return 0;
+        if (d->in_len >= EKV_REPL_HEADER_LEN) {
+            uint32_t len = get_be32(d->in);
+            if ((rc = check_len(d, len)))
+                return rc;
+            if (d->in_len - EKV_REPL_HEADER_LEN >= len) { /* fast path: whole frame here */
+                const uint8_t *p = d->in + EKV_REPL_HEADER_LEN;
+                d->in += EKV_REPL_HEADER_LEN + len;
+                d->in_len -= EKV_REPL_HEADER_LEN + len;
+                return unpack(d, p, len, out);
+            }
+        }
+        /* a split frame: bounded by the checked length (or < 4 bytes of header) */
+        if ((rc = take(d, d->in_len)))
+            return rc;
+        return 0;
+    }
+
+    if (d->part.len < EKV_REPL_HEADER_LEN) {
+        if ((rc = take(d, EKV_REPL_HEADER_LEN - d->part.len)))
+            return rc;
+        if (d->part.len < EKV_REPL_HEADER_LEN)
+            return 0;
+        if ((rc = check_len(d, get_be32((const uint8_t *)d->part.data))))
+            return rc;
+    }
+    size_t whole = EKV_REPL_HEADER_LEN + get_be32((const uint8_t *)d->part.data);
+    if ((rc = take(d, whole - d->part.len)))
+        return rc;
+    if (d->part.len < whole)
+        return 0;
+    rc = unpack(d, (const uint8_t *)d->part.data + EKV_REPL_HEADER_LEN, whole - EKV_REPL_HEADER_LEN,
+                out);
+    if (rc < 0)
+        return rc;
+    if (d->part.cap > KEEP_PART_BYTES)
+        ekv_buf_deinit(&d->part);
+    else
+        ekv_buf_reset(&d->part);
+    return rc;
+}
+
+const char *ekv_repl_decoder_reason(const ekv_repl_decoder_t *d)
+{
+    return d->reason;
+}
+
+size_t ekv_repl_decoder_buffered(const ekv_repl_decoder_t *d)
+{
+    return d->part.len + d->in_len;
+}

@@ -1,0 +1,102 @@
+/*
+ * frame.h - the replication wire format: u32 big-endian length + one packed protobuf Frame.
+ *
+ *   +----------------+----------------------------------------+
+ *   | length (u32 BE)| edgekv.Frame, protobuf-packed (length) |
+ *   +----------------+----------------------------------------+
+ *
+ * The Frame message and its bodies are defined in proto/repl.proto (generated code:
+ * repl.pb-c.h in the build tree). This file is pure logic: no loop, no thread, no I/O, so it
+ * is unit-tested and fuzzed directly (tests/unit/replication/test_frame.c,
+ * tests/fuzz/fuzz_repl_frame.c).
+ *
+ * Decoding is incremental and bounded: the length is checked against the decoder's cap as soon
+ * as its 4 bytes are in, before any byte of the body is buffered, and the buffer only grows
+ * with bytes actually received (a peer that announces 64 MiB and sends 10 bytes costs 10
+ * bytes, not 64 MiB). A frame that is entirely inside the fed bytes is unpacked in place,
+ * without a copy; only a frame split across feeds is buffered, and never more than one.
+ *
+ * Errors are sticky: after the first error the decoder returns that same error from every
+ * call, and ekv_repl_decoder_reason() says why, for the log line. The owner then closes the
+ * link (never the process). Which body types are acceptable in which link state is the state
+ * machines' business, not the codec's: any Frame with a known body decodes.
+ *
+ * Not thread-safe: a decoder belongs to one connection, used from one thread.
+ */
+#ifndef EKV_REPLICATION_FRAME_H
+#define EKV_REPLICATION_FRAME_H
+
+#include "common/buf.h"
+#include "repl.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Default (and encoder) cap on the packed Frame, header excluded: 64 MiB. */
+#define EKV_REPL_MAX_FRAME (64u * 1024u * 1024u)
+/* Bytes of the length prefix. */
+#define EKV_REPL_HEADER_LEN 4u
+
+/*
+ * Append one frame (header + packed f) to out. f must have a body set (and its pointer
+ * non-NULL); its packed size must be 1..EKV_REPL_MAX_FRAME. On error out is unchanged.
+ * Returns 0, EKV_EREPL_FRAME_MALFORMED (no body), EKV_EREPL_FRAME_TOO_LARGE (packed size over
+ * the cap), or ekv_buf's EKV_ETOO_LARGE (out's own max) / EKV_ENOMEM.
+ */
+int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out);
+
+/* Free a frame returned by ekv_repl_decoder_next(). NULL is a no-op. Not for frames the
+ * caller built itself. */
+void ekv_repl_frame_free(Edgekv__Frame *f);
+
+/* Name of a body case for log lines ("hello", "change_batch", ..., "none"); never NULL. */
+const char *ekv_repl_frame_body_name(Edgekv__Frame__BodyCase body_case);
+
+typedef struct {
+    const uint8_t *in; /* fed bytes not consumed yet (the caller's memory) */
+    size_t in_len;     /* ... and how many */
+    ekv_buf_t part;    /* the one frame split across feeds (header included), if any */
+    size_t max;        /* cap on a frame's packed length */
+    int err;           /* 0, or the first (sticky) error */
+    char reason[112];  /* why err, for the log; "" while err == 0 */
+} ekv_repl_decoder_t;
+
+/* Initialise an embedded decoder. max = cap on a frame's packed length (header excluded);
+ * 0 means EKV_REPL_MAX_FRAME. Allocates nothing. */
+void ekv_repl_decoder_init(ekv_repl_decoder_t *d, size_t max);
+/* Release the buffered partial frame, if any. Frames already returned stay valid. */
+void ekv_repl_decoder_deinit(ekv_repl_decoder_t *d);
+
+/*
+ * Hand the decoder the next bytes read from the link. The decoder keeps a pointer to them
+ * (no copy): they must stay valid and unchanged until ekv_repl_decoder_next() has returned 0
+ * or an error. Call _next() until then before feeding again.
+ * Returns 0, the sticky error if the decoder has failed (bytes ignored), or EKV_EINTERNAL if
+ * the previous bytes are not consumed yet (caller bug; the state is unchanged).
+ */
+int ekv_repl_decoder_feed(ekv_repl_decoder_t *d, const void *bytes, size_t len);
+
+/*
+ * Take the next complete frame out of the fed bytes.
+ *   1: *out is a frame with a body set; the caller owns it (ekv_repl_frame_free). It copies
+ *      everything it needs: it stays valid after the fed bytes are gone.
+ *   0: all fed bytes are consumed (any tail of a frame is buffered); feed more.
+ *   EKV_EREPL_FRAME_TOO_LARGE: announced length over the cap (detected from the 4 header
+ *      bytes alone, nothing allocated for the body).
+ *   EKV_EREPL_FRAME_MALFORMED: zero length, bytes that protobuf-c cannot unpack, a Frame
+ *      without a known body (e.g. a body type from a newer version), or field number 0
+ *      anywhere in it (invalid protobuf that protobuf-c lets through, see frame.c).
+ *   EKV_ENOMEM: could not buffer a split frame.
+ * Errors are sticky (see the file comment). *out is NULL unless 1 is returned.
+ */
+int ekv_repl_decoder_next(ekv_repl_decoder_t *d, Edgekv__Frame **out);
+
+/* Why the decoder failed, e.g. "frame length 70000000 exceeds cap 67108864"; "" if it has
+ * not failed. Valid until the decoder is deinitialised. */
+const char *ekv_repl_decoder_reason(const ekv_repl_decoder_t *d);
+
+/* Bytes of a partial frame held by the decoder (header included): non-zero when the link
+ * closes means the peer sent a truncated frame. */
+size_t ekv_repl_decoder_buffered(const ekv_repl_decoder_t *d);
+
+#endif
