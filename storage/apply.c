@@ -418,6 +418,8 @@ static int apply_token_revoke(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int
 
 int ekv__apply_op(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal)
 {
+    if (w->type == EKV__OP_APPLY_RECORDS)
+        return ekv__apply_records(s, w->udata, seq, fatal);
     switch (w->type) {
     case EKV_OP_KV_PUT:
     case EKV_OP_KV_DELETE:
@@ -437,4 +439,161 @@ int ekv__apply_op(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
     }
     ekv_log_warn("unknown write op", "type=%d", (int)w->type);
     return EKV_EBAD_REQUEST;
+}
+
+/* ---- replica apply ---- */
+
+/* Copy a record string into a fixed field; 0 or EKV_EBAD_REQUEST when it does not fit. */
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        return EKV_EBAD_REQUEST;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+    return 0;
+}
+
+/* KV_EXPIRE exactly as the primary's purger writes it (purge.c): the key, its value and its
+ * exp index entry go, with the record. */
+static int apply_expire(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64_t *seq, int *fatal)
+{
+    const uint8_t *nsid = r->namespace_id.data;
+    const char *key = (const char *)r->key.data;
+    size_t key_len = r->key.len;
+    char *k = key_buf(s, EKV_KEY_BE64_LEN + EKV_NSID_LEN + key_len);
+    if (!k) {
+        *fatal = EKV_ENOMEM;
+        return EKV_ENOMEM;
+    }
+    size_t klen = ekv_key_kv(k, nsid, key, key_len);
+    rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_KVMETA], k, klen);
+    rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_KVVAL], k, klen);
+    klen = ekv_key_exp(k, r->expiration, nsid, key, key_len);
+    rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_EXP], k, klen);
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__KV_EXPIRE, ++*seq, r->commit_time_ms);
+    int rc = log_put(s, &rec, NULL, 0);
+    if (rc)
+        *fatal = rc;
+    return rc;
+}
+
+/* Turn one decoded record into the ekv_write_t the primary applied (one item for KV ops)
+ * and run it through the same apply function. */
+static int apply_record(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64_t *seq, int *fatal)
+{
+    int has_ns = r->op == EDGEKV__CHANGE_OP__KV_PUT || r->op == EDGEKV__CHANGE_OP__KV_DELETE ||
+                 r->op == EDGEKV__CHANGE_OP__KV_EXPIRE || r->op == EDGEKV__CHANGE_OP__NS_CREATE ||
+                 r->op == EDGEKV__CHANGE_OP__NS_RENAME || r->op == EDGEKV__CHANGE_OP__NS_DELETE;
+    if (has_ns && r->namespace_id.len != EKV_NSID_LEN)
+        return EKV_EBAD_REQUEST;
+    if (r->op == EDGEKV__CHANGE_OP__KV_EXPIRE) {
+        if (!r->key.len || r->expiration < 0)
+            return EKV_EBAD_REQUEST;
+        return apply_expire(s, r, seq, fatal);
+    }
+
+    ekv_write_t w;
+    ekv_kv_item_t it;
+    memset(&w, 0, sizeof(w));
+    memset(&it, 0, sizeof(it));
+    int rc = 0;
+    switch (r->op) {
+    case EDGEKV__CHANGE_OP__KV_PUT:
+    case EDGEKV__CHANGE_OP__KV_DELETE:
+        w.type = r->op == EDGEKV__CHANGE_OP__KV_PUT ? EKV_OP_KV_PUT : EKV_OP_KV_DELETE;
+        memcpy(w.nsid, r->namespace_id.data, EKV_NSID_LEN);
+        it.key = (const char *)r->key.data;
+        it.key_len = r->key.len;
+        it.value = r->value.len ? (const char *)r->value.data : NULL;
+        it.value_len = r->value.len;
+        it.metadata = r->metadata.len ? (const char *)r->metadata.data : NULL;
+        it.metadata_len = r->metadata.len;
+        it.expiration = r->expiration;
+        w.items = &it;
+        w.nitems = 1;
+        break;
+    case EDGEKV__CHANGE_OP__NS_CREATE:
+    case EDGEKV__CHANGE_OP__NS_RENAME:
+    case EDGEKV__CHANGE_OP__NS_DELETE:
+        w.type = r->op == EDGEKV__CHANGE_OP__NS_CREATE   ? EKV_OP_NS_CREATE
+                 : r->op == EDGEKV__CHANGE_OP__NS_RENAME ? EKV_OP_NS_RENAME
+                                                         : EKV_OP_NS_DELETE;
+        ekv_hex_encode(r->namespace_id.data, EKV_NSID_LEN, w.ns.id);
+        rc = copy_str(w.ns.account_id, sizeof(w.ns.account_id), r->account_id);
+        if (!rc && r->op != EDGEKV__CHANGE_OP__NS_DELETE)
+            rc = copy_str(w.ns.title, sizeof(w.ns.title), r->title);
+        w.ns.created_ms = r->created_ms;
+        break;
+    case EDGEKV__CHANGE_OP__ACCOUNT_CREATE:
+        w.type = EKV_OP_ACCOUNT_CREATE;
+        rc = copy_str(w.account.id, sizeof(w.account.id), r->account_id);
+        if (!rc)
+            rc = copy_str(w.account.name, sizeof(w.account.name), r->title);
+        w.account.created_ms = r->created_ms;
+        break;
+    case EDGEKV__CHANGE_OP__TOKEN_CREATE:
+    case EDGEKV__CHANGE_OP__TOKEN_REVOKE:
+        w.type =
+            r->op == EDGEKV__CHANGE_OP__TOKEN_CREATE ? EKV_OP_TOKEN_CREATE : EKV_OP_TOKEN_REVOKE;
+        rc = copy_str(w.token.hash, sizeof(w.token.hash), r->token_hash);
+        if (!rc)
+            rc = copy_str(w.token.id, sizeof(w.token.id), r->token_id);
+        if (!rc)
+            rc = copy_str(w.token.account_id, sizeof(w.token.account_id), r->account_id);
+        if (!rc && r->op == EDGEKV__CHANGE_OP__TOKEN_CREATE)
+            rc = copy_str(w.token.name, sizeof(w.token.name), r->title);
+        w.token.perms = r->perms;
+        w.token.created_ms = r->created_ms;
+        break;
+    default:
+        return EKV_EBAD_REQUEST;
+    }
+    if (rc)
+        return rc;
+    return ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
+}
+
+int ekv__apply_records(ekv_store_t *s, const ekv_log_batch_t *b, uint64_t *seq, int *fatal)
+{
+    if (!b || !b->count)
+        return 0;
+    if (!b->recs)
+        return EKV_EBAD_REQUEST;
+    /* the whole run is checked before the first mutation: a gap writes nothing */
+    for (size_t i = 0; i < b->count; i++)
+        if (b->recs[i].seq != *seq + 1 + i || !b->recs[i].data)
+            return b->recs[i].data ? EKV_ELOG_GAP : EKV_EBAD_REQUEST;
+
+    for (size_t i = 0; i < b->count; i++) {
+        const ekv_log_record_t *lr = &b->recs[i];
+        Edgekv__ChangeRecord *r = edgekv__change_record__unpack(NULL, lr->len, lr->data);
+        int rc;
+        uint64_t before = *seq;
+        if (!r) {
+            rc = EKV_EBAD_REQUEST;
+        } else if (r->seq != lr->seq) {
+            rc = EKV_ELOG_GAP;
+        } else {
+            s->repl_raw = lr->data;
+            s->repl_raw_len = lr->len;
+            rc = apply_record(s, r, seq, fatal);
+            s->repl_raw = NULL;
+            s->repl_raw_len = 0;
+            if (!rc && *seq != before + 1) /* one record in, exactly one record out */
+                rc = EKV_EINTERNAL;
+        }
+        if (r)
+            edgekv__change_record__free_unpacked(r, NULL);
+        if (rc) {
+            /* earlier records of the batch may already be in s->wb: abandon it all */
+            ekv_log_error("replicated record rejected", "seq=%llu err=%s",
+                          (unsigned long long)lr->seq, ekv_err_name(rc));
+            if (!*fatal)
+                *fatal = rc;
+            return rc;
+        }
+    }
+    return 0;
 }

@@ -18,7 +18,11 @@
  * above log_retain_bytes we drop the oldest records, estimated at log_bytes / count each,
  * down to 90% of the limit. Age: when the oldest record's commit_time_ms is older than
  * log_retain_ms, a binary search over [first, last] (sequence numbers are contiguous) finds
- * the first record young enough. The newest record is never trimmed.
+ * the first record young enough. The newest record is never trimmed, nor any record >= the
+ * lowest trim pin (repl.c).
+ *
+ * Replica apply (repl.c, apply.c): while s->repl_raw is set, ekv__log_put stores the
+ * primary's packed record verbatim under rec->seq instead of packing rec.
  */
 #include "changelog.pb-c.h"
 #include "common/clock.h"
@@ -47,6 +51,15 @@ static size_t put_varint(uint8_t *out, uint64_t v)
 
 int64_t ekv__log_put(ekv_store_t *s, Edgekv__ChangeRecord *rec, const char *value, size_t value_len)
 {
+    if (s->repl_raw) {
+        /* replica apply: the primary's record, byte for byte, under the same seq */
+        char rkey[EKV_KEY_LOG_LEN];
+        ekv_key_log(rkey, rec->seq);
+        rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_LOG], rkey, sizeof(rkey),
+                                  (const char *)s->repl_raw, s->repl_raw_len);
+        s->batch_log_bytes += s->repl_raw_len + EKV_KEY_LOG_LEN;
+        return (int64_t)s->repl_raw_len;
+    }
     rec->value.data = NULL;
     rec->value.len = 0;
     size_t n = edgekv__change_record__get_packed_size(rec);
@@ -190,6 +203,10 @@ int ekv__log_recover(ekv_store_t *s)
 
     s->last_seq = meta_seq > log_last ? meta_seq : log_last;
     s->first_log_seq = log_first;
+    atomic_store_explicit(&s->pub_last_seq, s->last_seq, memory_order_release);
+    pthread_mutex_lock(&s->pin_lock);
+    s->pin_floor = log_first ? log_first : s->last_seq + 1;
+    pthread_mutex_unlock(&s->pin_lock);
     s->log_bytes = 0;
     if (log_first) {
         char lo[8], hi[8];
@@ -263,6 +280,16 @@ void ekv__log_trim(ekv_store_t *s, int check_age)
     if (cut <= first)
         return;
 
+    /* pins: never drop records >= the lowest pin. pin_lock is held through the DeleteRange
+     * so a pin set concurrently either is seen here or sees the new pin_floor. */
+    pthread_mutex_lock(&s->pin_lock);
+    uint64_t pin = ekv__pin_lowest_locked(s);
+    if (pin && cut > pin)
+        cut = pin;
+    if (cut <= first) {
+        pthread_mutex_unlock(&s->pin_lock);
+        return;
+    }
     char lo[8], hi[8], *err = NULL;
     ekv_key_log(lo, first);
     ekv_key_log(hi, cut);
@@ -270,6 +297,9 @@ void ekv__log_trim(ekv_store_t *s, int check_age)
     rocksdb_writebatch_delete_range_cf(s->wb, s->cf[EKV_CF_LOG], lo, sizeof(lo), hi, sizeof(hi));
     rocksdb_write(s->db, s->wopts_lazy, s->wb, &err);
     rocksdb_writebatch_clear(s->wb);
+    if (!err)
+        s->pin_floor = cut;
+    pthread_mutex_unlock(&s->pin_lock);
     if (err) {
         ekv__store_rocks_err("log trim", err);
         return;

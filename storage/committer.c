@@ -17,6 +17,8 @@
  *  - A failed write fails every op of the group with EKV_ESTORAGE; nothing of it is durable
  *    (RocksDB applies a batch atomically), sequence numbers are reused, and the in-memory
  *    catalog index is rebuilt from the DB before the next group.
+ *  - A replicated batch (ekv_store_apply_records) is an internal op that always forms a group
+ *    of its own, so the store keeps exactly one writer.
  *  - Between groups, when due: purge expired keys (purge.c) and trim the log (changelog.c).
  */
 #include "common/clock.h"
@@ -62,6 +64,8 @@ static void sync_done_cb(ekv_job_t *job)
 static size_t op_bytes(const ekv_write_t *w)
 {
     size_t n = OP_OVERHEAD_BYTES;
+    if (w->type == EKV__OP_APPLY_RECORDS && w->udata)
+        return n + ((const ekv_log_batch_t *)w->udata)->bytes;
     if (w->type == EKV_OP_KV_PUT || w->type == EKV_OP_KV_DELETE)
         for (size_t i = 0; i < w->nitems; i++)
             n += ITEM_OVERHEAD_BYTES + w->items[i].key_len + w->items[i].value_len +
@@ -240,6 +244,10 @@ static void *committer_main(void *arg)
             while (j) {
                 size_t b = op_bytes(job_write(j));
                 if (n > 0 && bytes + b > s->opts.commit_max_batch_bytes)
+                    break;
+                /* a replicated batch is a group of its own: its failure fails only itself */
+                if (n > 0 && (job_write(j)->type == EKV__OP_APPLY_RECORDS ||
+                              job_write(last)->type == EKV__OP_APPLY_RECORDS))
                     break;
                 bytes += b;
                 n++;

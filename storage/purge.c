@@ -12,6 +12,10 @@
  * deleted; otherwise the entry is stale (the key was overwritten, deleted, or its namespace
  * dropped) and only the index entry goes. The committer is the only writer, so nothing can
  * change between that check and the write.
+ *
+ * On a replica (opts.replica) live expired keys are left alone: they go only through the
+ * primary's KV_EXPIRE records (ekv_store_apply_records), so sequence numbers stay the
+ * primary's; stale index entries are still dropped.
  */
 #include "changelog.pb-c.h"
 #include "common/clock.h"
@@ -60,7 +64,7 @@ int ekv__purge_round(ekv_store_t *s, int64_t now_s, int *more)
     int purged = 0, examined = 0, rc = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         if (examined == EKV_PURGE_MAX_PER_ROUND) {
-            *more = 1;
+            *more = !s->opts.replica; /* a replica's skipped live entries would spin it */
             break;
         }
         examined++;
@@ -85,6 +89,8 @@ int ekv__purge_round(ekv_store_t *s, int64_t now_s, int *more)
                 rc = live;
                 break;
             }
+            if (live && s->opts.replica)
+                continue; /* a replica waits for the primary's KV_EXPIRE record */
             if (live) {
                 rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_KVMETA], k, klen);
                 rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_KVVAL], k, klen);

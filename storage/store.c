@@ -168,6 +168,7 @@ static void store_free(ekv_store_t *s)
     pthread_mutex_destroy(&s->qlock);
     pthread_cond_destroy(&s->qcond);
     pthread_mutex_destroy(&s->stats_lock);
+    pthread_mutex_destroy(&s->pin_lock);
     free(s->dir);
     free(s);
 }
@@ -190,6 +191,7 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     pthread_cond_init(&s->qcond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->pin_lock, NULL);
     ekv_buf_init(&s->kbuf, 0);
     ekv_buf_init(&s->vbuf, 0);
     ekv_buf_init(&s->pbuf, 0);
@@ -256,6 +258,7 @@ void ekv__store_note_commit(ekv_store_t *s, uint64_t last_seq, uint64_t log_byte
     s->log_bytes += log_bytes_added;
     if (!s->first_log_seq && last_seq > prev)
         s->first_log_seq = prev + 1;
+    atomic_store_explicit(&s->pub_last_seq, last_seq, memory_order_release);
     pthread_mutex_lock(&s->stats_lock);
     s->st.last_seq = s->last_seq;
     s->st.first_log_seq = s->first_log_seq;

@@ -12,6 +12,7 @@
  *    opts.doneq. A write is never reported done before it is durable under the sync policy.
  *  - The committer also purges expired keys (through the log, like any delete) and trims the
  *    change log by size/age, between batches.
+ *  - The replication primitives at the end of this file state their own threads.
  *
  * Column families (docs/STORAGE.md has the byte layouts):
  *   meta   accounts, tokens (by SHA-256 hash), namespaces, title index, last seq
@@ -49,7 +50,10 @@ typedef struct {
     uint64_t log_retain_bytes;     /* trim the change log above this size (0 = 1 GiB) */
     int64_t log_retain_ms;         /* ...and records older than this (0 = 24 h) */
     int purge_interval_ms;         /* expired-key purge period (0 = 1000) */
-    ekv_doneq_t *doneq;            /* completions go here; NULL = done() on committer thread */
+    int replica;        /* 1: never expire keys by this node's clock: live expired keys go only
+                         * through applied KV_EXPIRE records (ekv_store_apply_records); the purger
+                         * still drops stale exp entries. 0 (default): primary behaviour */
+    ekv_doneq_t *doneq; /* completions go here; NULL = done() on committer thread */
 } ekv_store_opts_t;
 
 /* Open (create) the database, start the committer. */
@@ -203,6 +207,7 @@ typedef struct {
     uint64_t purged_keys;
     uint64_t log_trimmed;
     size_t queue_depth;
+    uint64_t lowest_pin; /* lowest log pin (ekv_store_log_pin), 0 = none */
 } ekv_store_stats_t;
 
 /* Any thread; no RocksDB call (counters only). */
@@ -210,5 +215,89 @@ void ekv_store_stats(ekv_store_t *s, ekv_store_stats_t *out);
 /* A RocksDB property ("rocksdb.estimate-num-keys", ...) summed over the CFs; malloc'd text or
  * NULL. Reader threads only. */
 char *ekv_store_property(ekv_store_t *s, const char *cf, const char *name);
+
+/* ---- for replication (docs/STORAGE.md, "For replication") ---- */
+
+/* Last committed (durable) change-log seq. Any thread; one atomic load, no lock, no RocksDB
+ * call. Records 1..ekv_store_last_seq() have been committed (older ones may be trimmed). */
+uint64_t ekv_store_last_seq(ekv_store_t *s);
+
+typedef struct {
+    uint64_t seq;
+    uint8_t *data; /* packed protobuf ChangeRecord (proto/changelog.proto), malloc'd */
+    size_t len;
+} ekv_log_record_t;
+
+typedef struct {
+    ekv_log_record_t *recs; /* recs[i].seq == recs[0].seq + i */
+    size_t count;
+    size_t bytes; /* sum of recs[i].len */
+} ekv_log_batch_t;
+
+/* Free every record and the array; *b is left empty (count 0) and may be reused. */
+void ekv_log_batch_clear(ekv_log_batch_t *b);
+
+/*
+ * Read consecutive committed log records starting EXACTLY at from_seq (>= 1): at most
+ * max_records (0 counts as 1) and at most max_bytes of record data, except that the first
+ * record is always returned whatever its size. Stops early at a hole. Reader threads (any
+ * thread; no committer lock; reads a consistent RocksDB view). out must be empty or cleared;
+ * on success the caller owns it (ekv_log_batch_clear), on error it is left empty.
+ *   0, count >= 1   records from_seq .. from_seq + count - 1
+ *   0, count == 0   caught up: from_seq > ekv_store_last_seq()
+ *   EKV_ELOG_GAP    from_seq was trimmed (older than the oldest retained record) or the first
+ *                   record found is not from_seq: the replica needs a snapshot
+ *   EKV_EBAD_REQUEST (from_seq 0), EKV_ENOMEM, EKV_ESTORAGE
+ */
+int ekv_store_log_read(ekv_store_t *s, uint64_t from_seq, size_t max_records, size_t max_bytes,
+                       ekv_log_batch_t *out);
+
+#define EKV_LOG_MAX_PINS 64
+
+/*
+ * Trim pins: log trimming (size and age, committer thread) never deletes records >= the
+ * lowest pinned seq. Any thread (a mutex shared with the trimmer; a pin call waits at most for
+ * one trim DeleteRange). A successful pin of seq guarantees every record >= seq that was or
+ * will be committed stays readable until it is unpinned/moved.
+ *   pin:      0 and *pin_id (0..EKV_LOG_MAX_PINS-1); EKV_EBUSY when all pins are taken;
+ *             EKV_ELOG_GAP when seq is already trimmed (< oldest retained); EKV_EBAD_REQUEST
+ *             for seq 0.
+ *   pin_move: re-point a pin (usually forward as a replica acks): 0, EKV_ELOG_GAP (seq
+ *             already trimmed: the pin is left unchanged), EKV_EBAD_REQUEST (bad id or seq 0).
+ *   unpin:    0 or EKV_EBAD_REQUEST (bad or free id).
+ * The lowest pin is in ekv_store_stats().lowest_pin.
+ */
+int ekv_store_log_pin(ekv_store_t *s, uint64_t seq, int *pin_id);
+int ekv_store_log_pin_move(ekv_store_t *s, int pin_id, uint64_t seq);
+int ekv_store_log_unpin(ekv_store_t *s, int pin_id);
+
+/*
+ * Replica apply: apply the records of batch (as returned by ekv_store_log_read on the primary)
+ * in ONE WriteBatch written with the store's sync policy. Each record's mutation goes through
+ * the primary's own apply code (identical data layouts, catalog index updated), each record is
+ * stored verbatim in this store's log under the SAME seq, and s/last_seq = the last seq.
+ * Runs as one op on the committer thread (single writer; never grouped with other ops); the
+ * caller BLOCKS until it is durable, so call it from a worker thread, never an event loop.
+ * The batch is borrowed for the duration of the call.
+ *   0                 applied; ekv_store_last_seq() == last record's seq (empty batch: no-op)
+ *   EKV_ELOG_GAP      recs[0].seq != last_seq + 1, the batch is not contiguous, or a record's
+ *                     packed seq differs from recs[i].seq: nothing written
+ *   EKV_EBAD_REQUEST  a record does not decode or names an unknown op: nothing written
+ *   other             a record is rejected by the apply checks (e.g. EKV_ENS_NOT_FOUND: the
+ *                     replica diverged) or EKV_ESTORAGE/EKV_EBUSY/EKV_ESHUTDOWN: nothing written
+ * A replica store must not take ordinary writes (they would consume sequence numbers) and
+ * should be opened with opts.replica = 1 (no local expiry).
+ */
+int ekv_store_apply_records(ekv_store_t *s, const ekv_log_batch_t *batch);
+
+/*
+ * Checksum of the replicated keyspace at one RocksDB snapshot: XXH3-64 streamed over
+ * (u8 cf id, be64 key length, key, be64 value length, value) for every entry, in key order, of
+ * meta (except node-local "s/" keys such as s/last_seq), kvmeta and kvval. The log and the exp
+ * index are excluded (exp is derived from kvmeta, and its stale entries are dropped by each
+ * node's purger at its own time). Two stores holding the same data give the same sum.
+ * Reader threads; reads the whole keyspace (O(data)). 0 or EKV_ESTORAGE/EKV_ENOMEM.
+ */
+int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys);
 
 #endif

@@ -6,7 +6,8 @@
  *  - open/close: everything.
  *  - readers (any thread): db, cf[], ropts, opts; never the committer's fields or locks.
  *  - committer thread: wb, bufs, idx, last_seq, log_bytes, first_log_seq, maintenance state.
- *  - qlock guards the submit queue; stats_lock guards st.
+ *  - qlock guards the submit queue; stats_lock guards st; pin_lock guards pins[] and
+ *    pin_floor (lock order: pin_lock before stats_lock).
  */
 #ifndef EKV_STORAGE_STORE_INT_H
 #define EKV_STORAGE_STORE_INT_H
@@ -17,6 +18,7 @@
 
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef enum {
@@ -30,6 +32,10 @@ typedef enum {
 } ekv_cf_t;
 
 extern const char *const ekv__cf_names[EKV_CF_COUNT];
+
+/* Internal op type (never in the public enum): apply a replicated ekv_log_batch_t, passed in
+ * w->udata. The committer runs it alone in its group. */
+#define EKV__OP_APPLY_RECORDS ((ekv_op_type_t)100)
 
 /* Entries the purger examines per round (it comes back sooner when more are due). */
 #define EKV_PURGE_MAX_PER_ROUND 1000
@@ -73,6 +79,17 @@ struct ekv_store_s {
     uint64_t next_maint_ns;   /* monotonic time of the next purge / age-trim round */
     int purge_more;           /* last purge round hit its limit: run again soon */
 
+    /* Set by ekv__apply_records around one record: ekv__log_put stores these bytes verbatim
+     * (the primary's record) instead of packing a new one. Committer-owned. */
+    const uint8_t *repl_raw;
+    size_t repl_raw_len;
+
+    _Atomic uint64_t pub_last_seq; /* copy of last_seq for any thread (release/acquire) */
+
+    pthread_mutex_t pin_lock;
+    uint64_t pins[EKV_LOG_MAX_PINS]; /* 0 = free slot */
+    uint64_t pin_floor;              /* records >= this were never trimmed (pins must be) */
+
     pthread_mutex_t stats_lock;
     ekv_store_stats_t st; /* queue_depth is filled in by ekv_store_stats */
 };
@@ -100,6 +117,9 @@ void ekv__log_trim(ekv_store_t *s, int check_age);
  * *fatal is set (and the whole batch must be abandoned) when the batch may hold a partial op. */
 int ekv__apply_op(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal);
 
+/* apply.c: apply a replicated batch (EKV__OP_APPLY_RECORDS); same contract as ekv__apply_op. */
+int ekv__apply_records(ekv_store_t *s, const ekv_log_batch_t *b, uint64_t *seq, int *fatal);
+
 /* purge.c: one purge round (committer thread). Returns the number of keys purged, or a
  * negative ekv_err_t; *more = 1 when the round hit its limit. */
 int ekv__purge_round(ekv_store_t *s, int64_t now_s, int *more);
@@ -110,5 +130,8 @@ void ekv__committer_stop(ekv_store_t *s);
 
 /* Committed-state bookkeeping after a successful write of records (first..last]. */
 void ekv__store_note_commit(ekv_store_t *s, uint64_t last_seq, uint64_t log_bytes_added);
+
+/* repl.c: lowest pin (0 = none); caller holds pin_lock. */
+uint64_t ekv__pin_lowest_locked(ekv_store_t *s);
 
 #endif

@@ -1,0 +1,622 @@
+/*
+ * test_replication_store.c - the storage primitives of replication against real RocksDB
+ * stores in temp dirs: log_read, trim pins, replica apply, keyspace checksum.
+ */
+#include "changelog.pb-c.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "storage/store.h"
+
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ACC  "0123456789abcdef0123456789abcdef"
+#define NS1  "11111111111111111111111111111111"
+#define NS2  "22222222222222222222222222222222"
+#define NS3  "33333333333333333333333333333333"
+#define TOKH "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define TOKI "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static char root[64], pdir[96], rdir[96];
+static ekv_store_t *pst, *rst; /* primary, replica */
+static uint8_t ns1[16], ns2[16], ns3[16];
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void hex16(const char *hex, uint8_t out[16])
+{
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (uint8_t)v;
+    }
+}
+
+static ekv_store_t *open_store(const char *d, int replica, uint64_t retain_bytes)
+{
+    ekv_store_opts_t o;
+    memset(&o, 0, sizeof(o));
+    o.dir = d;
+    o.sync = EKV_SYNC_FSYNC;
+    o.block_cache_bytes = 8 << 20;
+    o.purge_interval_ms = 50;
+    o.replica = replica;
+    o.log_retain_bytes = retain_bytes;
+    ekv_store_t *s = NULL;
+    cr_assert_eq(ekv_store_open(&s, &o), 0);
+    return s;
+}
+
+static void setup(void)
+{
+    snprintf(root, sizeof(root), "/tmp/ekv-repl-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(root));
+    snprintf(pdir, sizeof(pdir), "%s/primary", root);
+    snprintf(rdir, sizeof(rdir), "%s/replica", root);
+    hex16(NS1, ns1);
+    hex16(NS2, ns2);
+    hex16(NS3, ns3);
+    pst = open_store(pdir, 0, 0);
+    rst = open_store(rdir, 1, 0);
+}
+
+static void teardown(void)
+{
+    if (pst)
+        ekv_store_close(pst);
+    if (rst)
+        ekv_store_close(rst);
+    pst = rst = NULL;
+    nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(repl_store, .init = setup, .fini = teardown);
+
+/* ---- write helpers (all on the primary unless s says otherwise) ---- */
+
+static int ns_op(ekv_store_t *s, ekv_op_type_t type, const char *id, const char *title)
+{
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = type;
+    snprintf(w.ns.id, sizeof(w.ns.id), "%s", id);
+    snprintf(w.ns.account_id, sizeof(w.ns.account_id), "%s", ACC);
+    if (title)
+        snprintf(w.ns.title, sizeof(w.ns.title), "%s", title);
+    return ekv_store_write_sync(s, &w);
+}
+
+static int put_full(ekv_store_t *s, const uint8_t *nsid, const char *key, const char *value,
+                    const char *meta, int64_t exp)
+{
+    ekv_kv_item_t it = {.key = key,
+                        .key_len = strlen(key),
+                        .value = value,
+                        .value_len = strlen(value),
+                        .metadata = meta,
+                        .metadata_len = meta ? strlen(meta) : 0,
+                        .expiration = exp};
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = EKV_OP_KV_PUT;
+    memcpy(w.nsid, nsid, 16);
+    w.items = &it;
+    w.nitems = 1;
+    return ekv_store_write_sync(s, &w);
+}
+
+static int del(ekv_store_t *s, const uint8_t *nsid, const char *key)
+{
+    ekv_kv_item_t it = {.key = key, .key_len = strlen(key)};
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = EKV_OP_KV_DELETE;
+    memcpy(w.nsid, nsid, 16);
+    w.items = &it;
+    w.nitems = 1;
+    return ekv_store_write_sync(s, &w);
+}
+
+static int bulk_put(ekv_store_t *s, const uint8_t *nsid, const char *prefix, int n)
+{
+    ekv_kv_item_t items[8];
+    char keys[8][32], vals[8][32];
+    cr_assert(n <= 8);
+    for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "%s%d", prefix, i);
+        snprintf(vals[i], sizeof(vals[i]), "bulk value %d", i * 7);
+        items[i] = (ekv_kv_item_t){.key = keys[i],
+                                   .key_len = strlen(keys[i]),
+                                   .value = vals[i],
+                                   .value_len = strlen(vals[i])};
+    }
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = EKV_OP_KV_PUT;
+    memcpy(w.nsid, nsid, 16);
+    w.items = items;
+    w.nitems = (size_t)n;
+    return ekv_store_write_sync(s, &w);
+}
+
+static int account_create(ekv_store_t *s)
+{
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = EKV_OP_ACCOUNT_CREATE;
+    snprintf(w.account.id, sizeof(w.account.id), "%s", ACC);
+    snprintf(w.account.name, sizeof(w.account.name), "acme");
+    return ekv_store_write_sync(s, &w);
+}
+
+static int token_op(ekv_store_t *s, ekv_op_type_t type)
+{
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = type;
+    snprintf(w.token.hash, sizeof(w.token.hash), "%s", TOKH);
+    snprintf(w.token.id, sizeof(w.token.id), "%s", TOKI);
+    snprintf(w.token.account_id, sizeof(w.token.account_id), "%s", ACC);
+    snprintf(w.token.name, sizeof(w.token.name), "ci token");
+    w.token.perms = EKV_PERM_KV_READ | EKV_PERM_KV_WRITE;
+    return ekv_store_write_sync(s, &w);
+}
+
+/* ---- replication helpers ---- */
+
+static uint64_t sum_of(ekv_store_t *s, uint64_t *nkeys)
+{
+    uint64_t sum = 0, n = 0;
+    cr_assert_eq(ekv_store_checksum(s, &sum, &n), 0);
+    if (nkeys)
+        *nkeys = n;
+    return sum;
+}
+
+/* Stream primary -> replica in batches of 3 from the replica's last seq + 1 until caught up;
+ * checks every seq comes exactly once, in order. Returns the number of records moved. */
+static uint64_t stream(void)
+{
+    uint64_t next = ekv_store_last_seq(rst) + 1, moved = 0;
+    for (;;) {
+        ekv_log_batch_t b;
+        int rc = ekv_store_log_read(pst, next, 3, 1 << 20, &b);
+        cr_assert_eq(rc, 0, "log_read(%llu) = %s", (unsigned long long)next, ekv_err_name(rc));
+        if (b.count == 0)
+            break;
+        cr_assert_leq(b.count, 3);
+        size_t bytes = 0;
+        for (size_t i = 0; i < b.count; i++) {
+            cr_assert_eq(b.recs[i].seq, next + i);
+            Edgekv__ChangeRecord *r =
+                edgekv__change_record__unpack(NULL, b.recs[i].len, b.recs[i].data);
+            cr_assert_not_null(r);
+            cr_assert_eq(r->seq, next + i);
+            edgekv__change_record__free_unpacked(r, NULL);
+            bytes += b.recs[i].len;
+        }
+        cr_assert_eq(b.bytes, bytes);
+        rc = ekv_store_apply_records(rst, &b);
+        cr_assert_eq(rc, 0, "apply from %llu: %s", (unsigned long long)next, ekv_err_name(rc));
+        next += b.count;
+        moved += b.count;
+        cr_assert_eq(ekv_store_last_seq(rst), next - 1);
+        ekv_log_batch_clear(&b);
+    }
+    cr_assert_eq(next - 1, ekv_store_last_seq(pst));
+    return moved;
+}
+
+/* Same answer from both stores for one key. */
+static void same_key(const uint8_t *nsid, const char *key, int want_found)
+{
+    ekv_kv_entry_t a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    int ra = ekv_store_kv_get(pst, nsid, key, strlen(key), 1, 0, &a);
+    int rb = ekv_store_kv_get(rst, nsid, key, strlen(key), 1, 0, &b);
+    cr_assert_eq(ra, want_found ? 0 : EKV_EKEY_NOT_FOUND, "%s: %s", key, ekv_err_name(ra));
+    cr_assert_eq(rb, ra, "%s: %s", key, ekv_err_name(rb));
+    if (ra == 0) {
+        cr_assert_eq(a.value_len, b.value_len);
+        cr_assert_eq(memcmp(a.value, b.value, a.value_len), 0);
+        cr_assert_eq(a.metadata_len, b.metadata_len);
+        if (a.metadata_len)
+            cr_assert_eq(memcmp(a.metadata, b.metadata, a.metadata_len), 0);
+        cr_assert_eq(a.expiration, b.expiration);
+    }
+    ekv_kv_entry_clear(&a);
+    ekv_kv_entry_clear(&b);
+}
+
+typedef struct {
+    int accounts, tokens, namespaces;
+} counts_t;
+
+static void on_account(void *ctx, const ekv_account_t *a)
+{
+    (void)a;
+    ((counts_t *)ctx)->accounts++;
+}
+static void on_token(void *ctx, const ekv_token_t *t)
+{
+    (void)t;
+    ((counts_t *)ctx)->tokens++;
+}
+static void on_namespace(void *ctx, const ekv_namespace_t *ns)
+{
+    (void)ns;
+    ((counts_t *)ctx)->namespaces++;
+}
+
+static counts_t catalog_counts(ekv_store_t *s)
+{
+    counts_t c = {0, 0, 0};
+    ekv_catalog_visitor_t v = {
+        .ctx = &c, .on_account = on_account, .on_token = on_token, .on_namespace = on_namespace};
+    cr_assert_eq(ekv_store_catalog_load(s, &v), 0);
+    return c;
+}
+
+/* A batch holding copies of the primary's records [from, from + n). */
+static void read_exact(uint64_t from, size_t n, ekv_log_batch_t *b)
+{
+    cr_assert_eq(ekv_store_log_read(pst, from, n, 1 << 20, b), 0);
+    cr_assert_eq(b->count, n);
+}
+
+/* ---- tests ---- */
+
+Test(repl_store, stream_mixed_writes_to_replica)
+{
+    int64_t now = ekv_clock_now_s();
+    cr_assert_eq(account_create(pst), 0);
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS1, "first"), 0);
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS2, "second"), 0);
+    cr_assert_eq(token_op(pst, EKV_OP_TOKEN_CREATE), 0);
+    cr_assert_eq(put_full(pst, ns1, "plain", "hello world", NULL, 0), 0);
+    cr_assert_eq(put_full(pst, ns1, "meta", "with metadata", "{\"a\":1}", 0), 0);
+    cr_assert_eq(put_full(pst, ns1, "exp", "expires later", "{\"b\":[2]}", now + 3600), 0);
+    cr_assert_eq(put_full(pst, ns1, "empty", "", NULL, 0), 0);
+    cr_assert_eq(bulk_put(pst, ns1, "bulk", 5), 0);
+    cr_assert_eq(put_full(pst, ns2, "doomed", "ns goes away", NULL, 0), 0);
+    cr_assert_eq(put_full(pst, ns1, "plain", "hello again", NULL, 0), 0); /* overwrite */
+    cr_assert_eq(del(pst, ns1, "bulk2"), 0);
+    cr_assert_eq(del(pst, ns1, "never-existed"), 0);
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_RENAME, NS1, "renamed"), 0);
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_DELETE, NS2, NULL), 0);
+    cr_assert_eq(put_full(pst, ns1, "soon", "short-lived", NULL, now + 2), 0);
+    uint64_t plast = ekv_store_last_seq(pst);
+    cr_assert_eq(plast, 20); /* 1+2+1+4+5+1+1+2+1+1+1 records */
+
+    /* records 1..last arrive exactly once, in order; the replica's log is byte-identical */
+    cr_assert_eq(stream(), plast);
+    cr_assert_eq(ekv_store_last_seq(rst), plast);
+    ekv_log_batch_t pa, ra;
+    read_exact(1, plast, &pa);
+    cr_assert_eq(ekv_store_log_read(rst, 1, plast, 1 << 20, &ra), 0);
+    cr_assert_eq(ra.count, plast);
+    for (size_t i = 0; i < plast; i++) {
+        cr_assert_eq(ra.recs[i].len, pa.recs[i].len);
+        cr_assert_eq(memcmp(ra.recs[i].data, pa.recs[i].data, pa.recs[i].len), 0);
+    }
+    ekv_log_batch_clear(&pa);
+    ekv_log_batch_clear(&ra);
+
+    uint64_t np = 0, nr = 0, sp = sum_of(pst, &np), sr = sum_of(rst, &nr);
+    cr_assert_eq(sp, sr);
+    cr_assert_eq(np, nr);
+    /* 1 account + 1 token + 1 ns + 1 title, 9 live keys x (kvmeta + kvval) */
+    cr_assert_eq(np, 4 + 2 * 9, "nkeys=%llu", (unsigned long long)np);
+    same_key(ns1, "plain", 1);
+    same_key(ns1, "meta", 1);
+    same_key(ns1, "exp", 1);
+    same_key(ns1, "empty", 1);
+    same_key(ns1, "bulk0", 1);
+    same_key(ns1, "bulk4", 1);
+    same_key(ns1, "bulk2", 0);
+    same_key(ns2, "doomed", 0);
+    counts_t cp = catalog_counts(pst), cr = catalog_counts(rst);
+    cr_assert_eq(cp.accounts, 1);
+    cr_assert_eq(cp.tokens, 1);
+    cr_assert_eq(cp.namespaces, 1);
+    cr_assert_eq(cr.accounts, cp.accounts);
+    cr_assert_eq(cr.tokens, cp.tokens);
+    cr_assert_eq(cr.namespaces, cp.namespaces);
+
+    /* a replica never expires by its own clock; the primary's KV_EXPIRE record does it */
+    ekv_store_stats_t stp;
+    for (int i = 0; i < 100; i++) {
+        ekv_store_stats(pst, &stp);
+        if (stp.purged_keys >= 1)
+            break;
+        usleep(50 * 1000);
+    }
+    cr_assert_eq(stp.purged_keys, 1);
+    ekv_store_stats_t str;
+    ekv_store_stats(rst, &str);
+    cr_assert_eq(str.purged_keys, 0);
+    cr_assert_eq(ekv_store_last_seq(rst), plast);
+    cr_assert_eq(sum_of(rst, NULL), sr); /* "soon" still stored on the replica */
+    cr_assert_eq(ekv_store_last_seq(pst), plast + 1);
+    cr_assert_eq(stream(), 1);
+    cr_assert_eq(sum_of(rst, &nr), sum_of(pst, &np));
+    cr_assert_eq(nr, 4 + 2 * 8);
+
+    /* the catalog index followed too: the token can be revoked through the log, the
+     * renamed namespace takes keys, the deleted one does not exist */
+    cr_assert_eq(token_op(pst, EKV_OP_TOKEN_REVOKE), 0);
+    cr_assert_eq(put_full(pst, ns1, "after", "post-expiry", NULL, 0), 0);
+    cr_assert_eq(stream(), 2);
+    cr_assert_eq(catalog_counts(rst).tokens, 0);
+    same_key(ns1, "after", 1);
+    cr_assert_eq(put_full(rst, ns2, "x", "y", NULL, 0), EKV_ENS_NOT_FOUND);
+    cr_assert_eq(sum_of(rst, NULL), sum_of(pst, NULL));
+}
+
+Test(repl_store, apply_rejects_gaps_and_repeats)
+{
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS1, "t"), 0);
+    for (int i = 0; i < 5; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        cr_assert_eq(put_full(pst, ns1, k, "v", NULL, 0), 0);
+    }
+    cr_assert_eq(ekv_store_last_seq(pst), 6);
+
+    ekv_log_batch_t b;
+    read_exact(1, 3, &b);
+    cr_assert_eq(ekv_store_apply_records(rst, &b), 0);
+    cr_assert_eq(ekv_store_last_seq(rst), 3);
+    uint64_t sum = sum_of(rst, NULL);
+
+    /* the same batch again: first seq != last + 1 */
+    cr_assert_eq(ekv_store_apply_records(rst, &b), EKV_ELOG_GAP);
+    ekv_log_batch_clear(&b);
+    /* starting at last + 2 */
+    read_exact(5, 2, &b);
+    cr_assert_eq(ekv_store_apply_records(rst, &b), EKV_ELOG_GAP);
+    ekv_log_batch_clear(&b);
+    /* right start, but not contiguous: 4, 6 */
+    read_exact(4, 3, &b);
+    ekv_log_record_t hole = b.recs[1];
+    b.recs[1] = b.recs[2];
+    b.count = 2;
+    cr_assert_eq(ekv_store_apply_records(rst, &b), EKV_ELOG_GAP);
+    b.recs[2] = b.recs[1];
+    b.recs[1] = hole;
+    b.count = 3;
+    /* the packed seq must match the claimed one: record 5's bytes claimed as 4 */
+    uint8_t *d0 = b.recs[0].data;
+    size_t l0 = b.recs[0].len;
+    b.recs[0].data = b.recs[1].data;
+    b.recs[0].len = b.recs[1].len;
+    cr_assert_eq(ekv_store_apply_records(rst, &b), EKV_ELOG_GAP);
+    /* garbage bytes */
+    uint8_t junk[4] = {0xff, 0xff, 0xff, 0xff};
+    b.recs[0].data = junk;
+    b.recs[0].len = sizeof(junk);
+    cr_assert_eq(ekv_store_apply_records(rst, &b), EKV_EBAD_REQUEST);
+    b.recs[0].data = d0;
+    b.recs[0].len = l0;
+    /* nothing of the rejected batches was written */
+    cr_assert_eq(ekv_store_last_seq(rst), 3);
+    cr_assert_eq(sum_of(rst, NULL), sum);
+    ekv_log_batch_t none;
+    cr_assert_eq(ekv_store_log_read(rst, 4, 10, 1 << 20, &none), 0);
+    cr_assert_eq(none.count, 0);
+
+    /* the replica state survives a reopen and applying continues from there */
+    ekv_store_close(rst);
+    rst = open_store(rdir, 1, 0);
+    cr_assert_eq(ekv_store_last_seq(rst), 3);
+    cr_assert_eq(sum_of(rst, NULL), sum);
+    cr_assert_eq(ekv_store_apply_records(rst, &b), 0);
+    ekv_log_batch_clear(&b);
+    cr_assert_eq(ekv_store_last_seq(rst), 6);
+    cr_assert_eq(sum_of(rst, NULL), sum_of(pst, NULL));
+    same_key(ns1, "k4", 1);
+
+    /* an empty batch is a no-op */
+    cr_assert_eq(ekv_store_apply_records(rst, &b), 0);
+    cr_assert_eq(ekv_store_last_seq(rst), 6);
+}
+
+Test(repl_store, log_read_limits_and_caught_up)
+{
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS1, "t"), 0);
+    char big[4096];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(put_full(pst, ns1, i % 2 ? "a" : "b", big, NULL, 0), 0);
+    ekv_log_batch_t b;
+    /* caught up: from last + 1 (and beyond) -> 0 records */
+    cr_assert_eq(ekv_store_log_read(pst, 6, 10, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, 0);
+    cr_assert_eq(ekv_store_log_read(pst, 1000, 10, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, 0);
+    cr_assert_eq(ekv_store_log_read(pst, 0, 10, 1 << 20, &b), EKV_EBAD_REQUEST);
+    /* max_bytes smaller than one record: still exactly one record */
+    cr_assert_eq(ekv_store_log_read(pst, 2, 10, 100, &b), 0);
+    cr_assert_eq(b.count, 1);
+    cr_assert_eq(b.recs[0].seq, 2);
+    cr_assert_gt(b.recs[0].len, 4000);
+    ekv_log_batch_clear(&b);
+    /* room for two */
+    cr_assert_eq(ekv_store_log_read(pst, 2, 10, 9000, &b), 0);
+    cr_assert_eq(b.count, 2);
+    cr_assert_eq(b.recs[1].seq, 3);
+    ekv_log_batch_clear(&b);
+    /* max_records */
+    cr_assert_eq(ekv_store_log_read(pst, 1, 2, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, 2);
+    ekv_log_batch_clear(&b);
+    cr_assert_eq(ekv_store_log_read(pst, 4, 10, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, 2);
+    cr_assert_eq(b.recs[0].seq, 4);
+    cr_assert_eq(b.recs[1].seq, 5);
+    ekv_log_batch_clear(&b);
+}
+
+static void put_n(int n)
+{
+    char v[300];
+    memset(v, 'p', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(put_full(pst, ns1, "k", v, NULL, 0), 0);
+}
+
+/* Trimming runs on the committer right AFTER it completed a group: poll for its result. */
+static uint64_t first_log_after_trim(uint64_t at_least)
+{
+    ekv_store_stats_t stt;
+    for (int i = 0; i < 100; i++) {
+        ekv_store_stats(pst, &stt);
+        if (stt.first_log_seq >= at_least)
+            break;
+        usleep(10 * 1000);
+    }
+    return stt.first_log_seq;
+}
+
+Test(repl_store, trim_gap_and_pins)
+{
+    ekv_store_close(pst);
+    pst = open_store(pdir, 0, 2000); /* ~6 records of 300 bytes */
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS1, "t"), 0);
+
+    /* pinned at 1: size trimming keeps everything */
+    int pin = -1;
+    cr_assert_eq(ekv_store_log_pin(pst, 1, &pin), 0);
+    cr_assert_geq(pin, 0);
+    ekv_store_stats_t stt;
+    ekv_store_stats(pst, &stt);
+    cr_assert_eq(stt.lowest_pin, 1);
+    put_n(40);
+    ekv_store_stats(pst, &stt);
+    cr_assert_eq(stt.first_log_seq, 1);
+    cr_assert_eq(stt.log_trimmed, 0);
+    ekv_log_batch_t b;
+    cr_assert_eq(ekv_store_log_read(pst, 1, 100, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, 41);
+    ekv_log_batch_clear(&b);
+
+    /* moved to 30: records before 30 go at the next trim, 30 and later stay */
+    cr_assert_eq(ekv_store_log_pin_move(pst, pin, 30), 0);
+    put_n(1);
+    cr_assert_eq(first_log_after_trim(30), 30);
+    ekv_store_stats(pst, &stt);
+    cr_assert_eq(stt.lowest_pin, 30);
+    cr_assert_eq(ekv_store_log_read(pst, 1, 3, 1 << 20, &b), EKV_ELOG_GAP);
+    cr_assert_eq(b.count, 0);
+    cr_assert_eq(ekv_store_log_read(pst, 29, 3, 1 << 20, &b), EKV_ELOG_GAP);
+    cr_assert_eq(ekv_store_log_read(pst, 30, 3, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, 3);
+    cr_assert_eq(b.recs[0].seq, 30);
+    ekv_log_batch_clear(&b);
+    /* a trimmed seq cannot be pinned again */
+    int pin2 = -1;
+    cr_assert_eq(ekv_store_log_pin(pst, 10, &pin2), EKV_ELOG_GAP);
+    cr_assert_eq(ekv_store_log_pin_move(pst, pin, 10), EKV_ELOG_GAP);
+    ekv_store_stats(pst, &stt);
+    cr_assert_eq(stt.lowest_pin, 30);
+
+    /* the lowest of several pins wins */
+    cr_assert_eq(ekv_store_log_pin(pst, 35, &pin2), 0);
+    cr_assert_neq(pin2, pin);
+    cr_assert_eq(ekv_store_log_unpin(pst, pin), 0);
+    ekv_store_stats(pst, &stt);
+    cr_assert_eq(stt.lowest_pin, 35);
+    put_n(1);
+    cr_assert_eq(first_log_after_trim(35), 35);
+
+    /* unpinned: size trimming goes back to its limit */
+    cr_assert_eq(ekv_store_log_unpin(pst, pin2), 0);
+    cr_assert_eq(ekv_store_log_unpin(pst, pin2), EKV_EBAD_REQUEST);
+    ekv_store_stats(pst, &stt);
+    cr_assert_eq(stt.lowest_pin, 0);
+    put_n(1);
+    first_log_after_trim(36);
+    ekv_store_stats(pst, &stt);
+    uint64_t last = ekv_store_last_seq(pst);
+    cr_assert_eq(last, 44);
+    cr_assert_gt(stt.first_log_seq, 35);
+    cr_assert_lt(stt.first_log_seq, last);
+    cr_assert_eq(ekv_store_log_read(pst, 35, 3, 1 << 20, &b), EKV_ELOG_GAP);
+    cr_assert_eq(ekv_store_log_read(pst, stt.first_log_seq, 100, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, last - stt.first_log_seq + 1);
+    ekv_log_batch_clear(&b);
+    cr_assert_eq(ekv_store_log_read(pst, last + 1, 3, 1 << 20, &b), 0);
+    cr_assert_eq(b.count, 0);
+
+    /* a replica that needs a trimmed record cannot stream (it needs a snapshot) */
+    cr_assert_eq(ekv_store_log_read(pst, ekv_store_last_seq(rst) + 1, 3, 1 << 20, &b),
+                 EKV_ELOG_GAP);
+
+    /* the pin table is bounded */
+    int ids[EKV_LOG_MAX_PINS];
+    for (int i = 0; i < EKV_LOG_MAX_PINS; i++)
+        cr_assert_eq(ekv_store_log_pin(pst, last, &ids[i]), 0);
+    cr_assert_eq(ekv_store_log_pin(pst, last, &pin), EKV_EBUSY);
+    cr_assert_eq(ekv_store_log_pin(pst, 0, &pin), EKV_EBAD_REQUEST);
+    cr_assert_eq(ekv_store_log_unpin(pst, -1), EKV_EBAD_REQUEST);
+    cr_assert_eq(ekv_store_log_unpin(pst, EKV_LOG_MAX_PINS), EKV_EBAD_REQUEST);
+    cr_assert_eq(ekv_store_log_unpin(pst, ids[7]), 0);
+    cr_assert_eq(ekv_store_log_pin(pst, last + 5, &pin), 0); /* future seqs are fine */
+    cr_assert_eq(pin, ids[7]);
+}
+
+Test(repl_store, age_trim_respects_pin)
+{
+    ekv_store_close(pst);
+    ekv_store_opts_t o;
+    memset(&o, 0, sizeof(o));
+    o.dir = pdir;
+    o.purge_interval_ms = 20;
+    o.log_retain_ms = 1;
+    cr_assert_eq(ekv_store_open(&pst, &o), 0);
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS1, "t"), 0);
+    int pin = -1;
+    cr_assert_eq(ekv_store_log_pin(pst, 2, &pin), 0);
+    put_n(5);
+    usleep(300 * 1000); /* several maintenance rounds */
+    ekv_store_stats_t stt;
+    ekv_store_stats(pst, &stt);
+    cr_assert_eq(stt.first_log_seq, 2);
+    cr_assert_eq(ekv_store_log_unpin(pst, pin), 0);
+    for (int i = 0; i < 100 && stt.first_log_seq != 6; i++) {
+        usleep(20 * 1000);
+        ekv_store_stats(pst, &stt);
+    }
+    cr_assert_eq(stt.first_log_seq, 6); /* the newest record is never trimmed */
+}
+
+Test(repl_store, checksum_distinguishes_and_skips_node_local)
+{
+    uint64_t n0 = 1, s0 = sum_of(pst, &n0), r0 = sum_of(rst, NULL);
+    cr_assert_eq(n0, 0);
+    cr_assert_eq(s0, r0); /* two empty stores */
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS3, "t"), 0);
+    cr_assert_eq(put_full(pst, ns3, "k", "v1", NULL, 0), 0);
+    uint64_t s1 = sum_of(pst, NULL);
+    cr_assert_neq(s1, s0);
+    cr_assert_eq(put_full(pst, ns3, "k", "v2", NULL, 0), 0);
+    uint64_t s2 = sum_of(pst, NULL);
+    cr_assert_neq(s2, s1);
+    cr_assert_eq(put_full(pst, ns3, "k", "v1", NULL, 0), 0);
+    cr_assert_eq(sum_of(pst, NULL), s1); /* same data, other last_seq and log: same sum */
+    cr_assert_eq(stream(), 4);
+    cr_assert_eq(sum_of(rst, NULL), s1);
+}
