@@ -354,6 +354,17 @@ static void send_continue(ekv_conn_t *c)
         free(w);
 }
 
+/* Answer err before reading the body, then close gently; stops the parser. */
+static int refuse_before_body(ekv_conn_t *c, int err)
+{
+    c->state = CS_PROCESSING;
+    c->close_after = 1;
+    c->linger = 1;
+    send_http_error(c, err);
+    c->paused = 1;
+    return HPE_PAUSED;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     ekv_conn_t *c = p->data;
@@ -405,24 +416,12 @@ static int on_headers_complete(llhttp_t *p)
         return HPE_PAUSED;
     }
     c->close_after = keep;
-    if (r->content_length >= 0 && (uint64_t)r->content_length > r->body_limit) {
-        c->state = CS_PROCESSING;
-        c->close_after = 1;
-        c->linger = 1;
-        send_http_error(c, EKV_EHTTP_BODY_TOO_LARGE);
-        c->paused = 1;
-        return HPE_PAUSED;
-    }
+    if (r->content_length >= 0 && (uint64_t)r->content_length > r->body_limit)
+        return refuse_before_body(c, EKV_EHTTP_BODY_TOO_LARGE);
     ekv_buf_init(&r->body, r->body_limit);
     if (r->content_length > 0) {
-        if (body_charge(c, (size_t)r->content_length)) {
-            c->state = CS_PROCESSING;
-            c->close_after = 1;
-            c->linger = 1;
-            send_http_error(c, EKV_EBUSY);
-            c->paused = 1;
-            return HPE_PAUSED;
-        }
+        if (body_charge(c, (size_t)r->content_length))
+            return refuse_before_body(c, EKV_EBUSY);
         if (ekv_buf_reserve(&r->body, (size_t)r->content_length))
             return -1;
     }
