@@ -605,10 +605,16 @@ describe('connection limits', { timeout: 60000 }, () => {
   });
 
   it('an idle keep-alive connection is closed after --idle-timeout-ms and says so', async () => {
-    const c = await RawConn.open(srv.port);
-    try {
+    // the previous test's sockets may still hold both slots for a moment: retry until served
+    let c;
+    let r;
+    await waitFor(async () => {
+      c?.destroy();
+      c = await RawConn.open(srv.port);
       await c.write(req('GET', '/healthz'));
-      const r = await c.readResponse(3000);
+      try { r = await c.readResponse(1000); return true; } catch { return false; }
+    }, 5000, 'a free connection slot', 100);
+    try {
       assert.equal(r.status, 200);
       assert.equal(r.headers['keep-alive'], 'timeout=1'); /* 400 ms, never advertised as 0 */
       const t0 = Date.now();
