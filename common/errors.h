@@ -55,7 +55,8 @@
     X(HTTP_TIMEOUT, 408, 6003, "request timeout")                                                  \
     X(REPL_FRAME_TOO_LARGE, 500, 10001, "replication frame exceeds the size cap")                  \
     X(REPL_FRAME_MALFORMED, 500, 10001, "malformed replication frame")                             \
-    X(LOG_GAP, 500, 10001, "change log record not retained")
+    X(LOG_GAP, 500, 10001, "change log record not retained")                                       \
+    X(INGEST_PENDING, 503, 10001, "snapshot ingest in progress")
 
 typedef enum {
     EKV_OK = 0,

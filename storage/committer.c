@@ -17,8 +17,10 @@
  *  - A failed write fails every op of the group with EKV_ESTORAGE; nothing of it is durable
  *    (RocksDB applies a batch atomically), sequence numbers are reused, and the in-memory
  *    catalog index is rebuilt from the DB before the next group.
- *  - A replicated batch (ekv_store_apply_records) is an internal op that always forms a group
- *    of its own, so the store keeps exactly one writer.
+ *  - A replicated batch (ekv_store_apply_records) and the snapshot-ingest ops (snapshot.c)
+ *    are internal ops that always form a group of their own, so the store keeps exactly one
+ *    writer. While an ingest is unfinished every other op fails with EKV_EINGEST_PENDING and
+ *    the purger is paused.
  *  - Between groups, when due: purge expired keys (purge.c) and trim the log (changelog.c).
  */
 #include "common/clock.h"
@@ -66,6 +68,8 @@ static size_t op_bytes(const ekv_write_t *w)
     size_t n = OP_OVERHEAD_BYTES;
     if (w->type == EKV__OP_APPLY_RECORDS && w->udata)
         return n + ((const ekv_log_batch_t *)w->udata)->bytes;
+    if (w->type == EKV__OP_INGEST_CHUNK && w->udata)
+        return n + ((const ekv_snapshot_chunk_t *)w->udata)->bytes;
     if (w->type == EKV_OP_KV_PUT || w->type == EKV_OP_KV_DELETE)
         for (size_t i = 0; i < w->nitems; i++)
             n += ITEM_OVERHEAD_BYTES + w->items[i].key_len + w->items[i].value_len +
@@ -134,6 +138,20 @@ static void commit_group(ekv_store_t *s, ekv_job_t *first, size_t n)
     int fatal = 0;
     s->batch_log_bytes = 0;
 
+    if (n == 1 && EKV__OP_SOLO(job_write(first)->type) &&
+        job_write(first)->type != EKV__OP_APPLY_RECORDS) {
+        /* snapshot ingest: its own batch, write and state changes (snapshot.c) */
+        ekv_write_t *w = job_write(first);
+        w->seq = 0;
+        w->status = ekv__ingest_run(s, w);
+        goto done;
+    }
+    if (s->ingesting) {
+        /* a partial snapshot is no state to build on: only the ingest ops may write */
+        fail_all(first, n, EKV_EINGEST_PENDING);
+        goto done;
+    }
+
     if (s->idx_dirty) {
         int rc = ekv__catalog_index_load(s);
         if (rc) {
@@ -195,7 +213,7 @@ done:
 static void maintenance(ekv_store_t *s)
 {
     int more = 0;
-    int rc = ekv__purge_round(s, ekv_clock_now_s(), &more);
+    int rc = s->ingesting ? 0 : ekv__purge_round(s, ekv_clock_now_s(), &more);
     if (rc > 0) {
         pthread_mutex_lock(&s->stats_lock);
         s->st.purged_keys += (uint64_t)rc;
@@ -245,9 +263,10 @@ static void *committer_main(void *arg)
                 size_t b = op_bytes(job_write(j));
                 if (n > 0 && bytes + b > s->opts.commit_max_batch_bytes)
                     break;
-                /* a replicated batch is a group of its own: its failure fails only itself */
-                if (n > 0 && (job_write(j)->type == EKV__OP_APPLY_RECORDS ||
-                              job_write(last)->type == EKV__OP_APPLY_RECORDS))
+                /* a replicated batch or an ingest op is a group of its own: its failure
+                 * fails only itself */
+                if (n > 0 &&
+                    (EKV__OP_SOLO(job_write(j)->type) || EKV__OP_SOLO(job_write(last)->type)))
                     break;
                 bytes += b;
                 n++;

@@ -10,6 +10,7 @@
  *                  "n/" nsid hex (32 lowercase)                      namespace record
  *                  "T/" account_id "/" title                         nsid (16 raw bytes)
  *                  "s/last_seq"                                      be64(last committed seq)
+ *                  "s/ingest"                                        "" while ingesting
  *
  * Big-endian integers make RocksDB's bytewise order the numeric order, so the exp CF is
  * scanned oldest-first and the log CF in sequence order. Account ids and token hashes never
@@ -30,6 +31,8 @@
 #define EKV_KEY_META_MAX     (2 + EKV_ID_HEX_LEN + 1 + EKV_KEY_MAX_TITLE)
 #define EKV_KEY_LAST_SEQ     "s/last_seq"
 #define EKV_KEY_LAST_SEQ_LEN (sizeof(EKV_KEY_LAST_SEQ) - 1)
+#define EKV_KEY_INGEST       "s/ingest" /* present while a snapshot ingest is unfinished */
+#define EKV_KEY_INGEST_LEN   (sizeof(EKV_KEY_INGEST) - 1)
 
 /* Meta-CF record prefixes (two bytes each). */
 #define EKV_KEY_PFX_ACCOUNT "a/"

@@ -224,6 +224,8 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     if (!rc)
         rc = ekv__log_recover(s);
     if (!rc)
+        rc = ekv__ingest_recover(s);
+    if (!rc)
         rc = ekv__committer_start(s);
     if (rc) {
         store_free(s);

@@ -300,4 +300,104 @@ int ekv_store_apply_records(ekv_store_t *s, const ekv_log_batch_t *batch);
  */
 int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys);
 
+/* ---- snapshots (docs/STORAGE.md, "Snapshots") ---- */
+
+/* Column families a snapshot carries (same numbers as the checksum's cf ids). The log is not
+ * copied: the replica streams it from ekv_snapshot_seq() + 1 afterwards. */
+typedef enum {
+    EKV_SNAP_CF_META = 1, /* except node-local "s/" keys */
+    EKV_SNAP_CF_KVMETA = 2,
+    EKV_SNAP_CF_KVVAL = 3,
+    EKV_SNAP_CF_EXP = 4, /* copied so the replica's purger sees the primary's expirations */
+} ekv_snapshot_cf_t;
+
+typedef struct ekv_snapshot_s ekv_snapshot_t;
+
+/* A position in a snapshot: the entry (cf, key) last received. cf 0 = before the start (key
+ * ignored). key is borrowed: the call reads it only while it runs. */
+typedef struct {
+    int cf; /* 0 or an ekv_snapshot_cf_t */
+    const char *key;
+    size_t key_len;
+} ekv_snapshot_pos_t;
+
+typedef struct {
+    int cf;    /* ekv_snapshot_cf_t */
+    char *key; /* malloc'd; value points into the same allocation, just after the key */
+    size_t key_len;
+    char *value;
+    size_t value_len;
+} ekv_snapshot_entry_t;
+
+typedef struct {
+    ekv_snapshot_entry_t *entries;
+    size_t count;
+    size_t bytes; /* sum of key_len + value_len over entries: <= max_bytes unless count == 1 */
+    ekv_snapshot_pos_t next; /* resume after this (the last entry; borrows its key from
+                              * entries, so copy it before ekv_snapshot_chunk_clear); equals
+                              * `after` when count == 0 */
+    int done;                /* 1: no entry after `next` */
+} ekv_snapshot_chunk_t;
+
+/* Free every entry and the array; *c is left empty and may be reused. */
+void ekv_snapshot_chunk_clear(ekv_snapshot_chunk_t *c);
+
+/*
+ * Snapshot source (primary). open: pins the log at S + 1 (a trim pin, see ekv_store_log_pin),
+ * then takes a RocksDB snapshot and reads S = s/last_seq THROUGH it, so S is exactly the last
+ * record whose effects the snapshot holds (s/last_seq is written in the same WriteBatch as the
+ * data), then moves the pin to S + 1: every record after the snapshot stays readable with
+ * ekv_store_log_read until close. Any thread (no committer round-trip).
+ *   0 and *out; EKV_EBUSY (all log pins taken), EKV_ELOG_GAP (could not pin: the log was
+ *   trimmed past last_seq repeatedly while pinning), EKV_ENOMEM, EKV_ESTORAGE.
+ * The caller owns *out and must ekv_store_snapshot_close it before ekv_store_close(s).
+ */
+int ekv_store_snapshot_open(ekv_store_t *s, ekv_snapshot_t **out);
+/* S: the snapshot holds the effects of records 1..S exactly. Any thread. */
+uint64_t ekv_store_snapshot_seq(const ekv_snapshot_t *snap);
+/*
+ * The entries strictly after `after` (NULL = from the start) in (cf, key) order, meta, kvmeta,
+ * kvval, exp: as many as fit in max_bytes of key + value bytes (0 counts as 1), but always at
+ * least one while any remain. Stateless: any position previously returned (or acknowledged
+ * by a replica) can be resumed from, in any order, any number of times; memory is bounded by
+ * max_bytes plus one oversized entry. Reader threads; one snapshot may be read by several
+ * threads at once (several replicas can share one snapshot). out must be empty or cleared;
+ * on success the caller owns it (ekv_snapshot_chunk_clear), on error it is left empty.
+ *   0 (count may be 0 only with done == 1), EKV_EBAD_REQUEST (bad after->cf),
+ *   EKV_ENOMEM, EKV_ESTORAGE.
+ */
+int ekv_store_snapshot_next(ekv_snapshot_t *snap, const ekv_snapshot_pos_t *after, size_t max_bytes,
+                            ekv_snapshot_chunk_t *out);
+/* Release the RocksDB snapshot and the log pin, free snap. NULL is a no-op. Any thread, once
+ * no ekv_store_snapshot_next call on snap is running. */
+void ekv_store_snapshot_close(ekv_snapshot_t *snap);
+
+/*
+ * Snapshot ingest (replica). Each call is one internal op through the committer (a group of
+ * its own, like ekv_store_apply_records: the store keeps a single writer) and BLOCKS until it
+ * is written: worker threads only, never an event loop.
+ *  begin: in ONE WriteBatch, synced: deletes every entry of meta (except "s/" keys), kvmeta,
+ *         kvval, exp and the log, sets s/last_seq = 0 and writes the durable marker s/ingest.
+ *         May be called again at any time to restart (e.g. after a crash mid-ingest).
+ *  chunk: writes the chunk's entries (from ekv_store_snapshot_next on the primary) in one
+ *         WriteBatch, NOT synced (a crash before end means restarting; end's synced write
+ *         makes every earlier chunk durable). The chunk is borrowed for the call.
+ *  end:   s/last_seq = snap_seq and the marker removed (one synced batch), then the
+ *         committer's state is reloaded: last_seq = snap_seq, empty log (log_read of
+ *         <= snap_seq is EKV_ELOG_GAP), catalog index from the ingested meta. Afterwards
+ *         ekv_store_apply_records continues at snap_seq + 1.
+ * While ingesting (from begin to end, also across a reopen) every other write, including
+ * ekv_store_apply_records, fails with EKV_EINGEST_PENDING and the purger is paused.
+ *   0; EKV_EINGEST_PENDING (chunk/end without begin: not ingesting); EKV_EBAD_REQUEST (chunk
+ *   entry with an unknown cf, an empty key or a meta "s/" key: nothing of the chunk written);
+ *   EKV_ESTORAGE/EKV_ENOMEM/EKV_EBUSY/EKV_ESHUTDOWN.
+ */
+int ekv_store_ingest_begin(ekv_store_t *s);
+int ekv_store_ingest_chunk(ekv_store_t *s, const ekv_snapshot_chunk_t *chunk);
+int ekv_store_ingest_end(ekv_store_t *s, uint64_t snap_seq);
+/* 1 while an ingest is begun and not ended, durably: a store reopened after a crash mid-ingest
+ * reports 1 and holds partial data; the caller must restart (begin) the ingest. Any thread
+ * (one atomic load). */
+int ekv_store_ingest_pending(ekv_store_t *s);
+
 #endif

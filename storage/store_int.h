@@ -36,6 +36,13 @@ extern const char *const ekv__cf_names[EKV_CF_COUNT];
 /* Internal op type (never in the public enum): apply a replicated ekv_log_batch_t, passed in
  * w->udata. The committer runs it alone in its group. */
 #define EKV__OP_APPLY_RECORDS ((ekv_op_type_t)100)
+/* Snapshot ingest ops (snapshot.c), each a group of its own: udata = the chunk (CHUNK) or a
+ * uint64_t snap_seq (END). */
+#define EKV__OP_INGEST_BEGIN ((ekv_op_type_t)101)
+#define EKV__OP_INGEST_CHUNK ((ekv_op_type_t)102)
+#define EKV__OP_INGEST_END   ((ekv_op_type_t)103)
+/* Internal ops that always form a group of their own. */
+#define EKV__OP_SOLO(t) ((int)(t) >= 100)
 
 /* Entries the purger examines per round (it comes back sooner when more are due). */
 #define EKV_PURGE_MAX_PER_ROUND 1000
@@ -84,6 +91,9 @@ struct ekv_store_s {
     const uint8_t *repl_raw;
     size_t repl_raw_len;
 
+    int ingesting;             /* committer-owned: a snapshot ingest is begun and not ended */
+    _Atomic int pub_ingesting; /* copy for ekv_store_ingest_pending (any thread) */
+
     _Atomic uint64_t pub_last_seq; /* copy of last_seq for any thread (release/acquire) */
 
     pthread_mutex_t pin_lock;
@@ -130,6 +140,11 @@ void ekv__committer_stop(ekv_store_t *s);
 
 /* Committed-state bookkeeping after a successful write of records (first..last]. */
 void ekv__store_note_commit(ekv_store_t *s, uint64_t last_seq, uint64_t log_bytes_added);
+
+/* snapshot.c: at open, set ingesting from the s/ingest marker. 0 or EKV_ESTORAGE. */
+int ekv__ingest_recover(ekv_store_t *s);
+/* snapshot.c: run one EKV__OP_INGEST_* op alone (its own batch and write). Returns its status. */
+int ekv__ingest_run(ekv_store_t *s, ekv_write_t *w);
 
 /* repl.c: lowest pin (0 = none); caller holds pin_lock. */
 uint64_t ekv__pin_lowest_locked(ekv_store_t *s);
