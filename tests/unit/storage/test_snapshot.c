@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/errors.h"
 #include "storage/store.h"
+#define EKV_FIXTURE_PAIR
 #include "tests/unit/storage/fixture.h"
 
 #include <criterion/criterion.h>
@@ -14,33 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char root[64], pdir[96], rdir[96];
-static ekv_store_t *pst, *rst; /* primary, replica */
-static uint8_t ns1[16], ns2[16], ns3[16];
-
-static void setup(void)
-{
-    snprintf(root, sizeof(root), "/tmp/ekv-snap-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
-    snprintf(pdir, sizeof(pdir), "%s/primary", root);
-    snprintf(rdir, sizeof(rdir), "%s/replica", root);
-    hex16(NS1, ns1);
-    hex16(NS2, ns2);
-    hex16(NS3, ns3);
-    pst = open_store(pdir, 0, 0);
-    rst = open_store(rdir, 1, 0);
-}
-
-static void teardown(void)
-{
-    if (pst)
-        ekv_store_close(pst);
-    if (rst)
-        ekv_store_close(rst);
-    pst = rst = NULL;
-    nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
 

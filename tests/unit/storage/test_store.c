@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/errors.h"
 #include "storage/store.h"
+#include "tests/unit/storage/fixture.h"
 
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -24,23 +25,6 @@
 static char dir[64];
 static ekv_store_t *st;
 static uint8_t ns1[16], ns2[16], ns3[16];
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void hex16(const char *hex, uint8_t out[16])
-{
-    for (int i = 0; i < 16; i++) {
-        unsigned v;
-        sscanf(hex + 2 * i, "%2x", &v);
-        out[i] = (uint8_t)v;
-    }
-}
 
 static ekv_store_opts_t base_opts(void)
 {
@@ -92,36 +76,13 @@ static void reopen(const ekv_store_opts_t *o)
 
 static int ns_op(ekv_op_type_t type, const char *id, const char *account, const char *title)
 {
-    ekv_write_t w;
-    memset(&w, 0, sizeof(w));
-    w.type = type;
-    snprintf(w.ns.id, sizeof(w.ns.id), "%s", id);
-    snprintf(w.ns.account_id, sizeof(w.ns.account_id), "%s", account);
-    if (title)
-        snprintf(w.ns.title, sizeof(w.ns.title), "%s", title);
-    return ekv_store_write_sync(st, &w);
+    return fx_ns_op(st, type, id, account, title);
 }
 
 static int put_full(const uint8_t *nsid, const char *key, const char *value, const char *meta,
                     int64_t exp, uint64_t *seq)
 {
-    ekv_kv_item_t it = {.key = key,
-                        .key_len = strlen(key),
-                        .value = value,
-                        .value_len = value ? strlen(value) : 0,
-                        .metadata = meta,
-                        .metadata_len = meta ? strlen(meta) : 0,
-                        .expiration = exp};
-    ekv_write_t w;
-    memset(&w, 0, sizeof(w));
-    w.type = EKV_OP_KV_PUT;
-    memcpy(w.nsid, nsid, 16);
-    w.items = &it;
-    w.nitems = 1;
-    int rc = ekv_store_write_sync(st, &w);
-    if (seq)
-        *seq = w.seq;
-    return rc;
+    return fx_put(st, nsid, key, value, meta, exp, seq);
 }
 
 static int put(const uint8_t *nsid, const char *key, const char *value)
@@ -131,17 +92,7 @@ static int put(const uint8_t *nsid, const char *key, const char *value)
 
 static int del(const uint8_t *nsid, const char *key, uint64_t *seq)
 {
-    ekv_kv_item_t it = {.key = key, .key_len = strlen(key)};
-    ekv_write_t w;
-    memset(&w, 0, sizeof(w));
-    w.type = EKV_OP_KV_DELETE;
-    memcpy(w.nsid, nsid, 16);
-    w.items = &it;
-    w.nitems = 1;
-    int rc = ekv_store_write_sync(st, &w);
-    if (seq)
-        *seq = w.seq;
-    return rc;
+    return fx_del(st, nsid, key, seq);
 }
 
 static uint64_t last_seq(void)
