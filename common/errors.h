@@ -56,7 +56,13 @@
     X(REPL_FRAME_TOO_LARGE, 500, 10001, "replication frame exceeds the size cap")                  \
     X(REPL_FRAME_MALFORMED, 500, 10001, "malformed replication frame")                             \
     X(LOG_GAP, 500, 10001, "change log record not retained")                                       \
-    X(INGEST_PENDING, 503, 10001, "snapshot ingest in progress")
+    X(INGEST_PENDING, 503, 10001, "snapshot ingest in progress")                                   \
+    X(SYNC_TIMEOUT, 504, 10001,                                                                    \
+      "write committed on the primary but not acknowledged by enough replicas in time")            \
+    X(READ_ONLY, 403, 10001, "this node is a read-only replica; send writes to the primary")       \
+    X(FENCED, 503, 10001, "this node was fenced: a newer primary exists")                          \
+    X(NOT_SYNCED, 503, 10001, "this replica has not completed its first sync with a primary")      \
+    X(NOT_REPLICA, 400, 10001, "only a replica can be promoted")
 
 typedef enum {
     EKV_OK = 0,

@@ -31,6 +31,99 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+/* protobuf varint: bytes needed, and writer */
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Frame field numbers and wire types used by the direct encoder (proto/repl.proto). */
+#define TAG_FRAME_EPOCH        0x08 /* field 1, varint */
+#define TAG_FRAME_CHANGE_BATCH 0x1a /* field 3, length-delimited */
+#define TAG_BATCH_RECORD       0x0a /* ChangeBatch field 1, length-delimited */
+
+int ekv_repl_encode_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,
+                                 ekv_buf_t *out)
+{
+    uint64_t inner = 0;
+    for (size_t i = 0; i < n; i++)
+        inner += 1 + varint_len(recs[i].len) + recs[i].len;
+    uint64_t total = inner + 1 + varint_len(inner);
+    if (epoch)
+        total += 1 + varint_len(epoch);
+    if (n == 0 || total > EKV_REPL_MAX_FRAME)
+        return n == 0 ? EKV_EREPL_FRAME_MALFORMED : EKV_EREPL_FRAME_TOO_LARGE;
+    int rc = ekv_buf_reserve(out, EKV_REPL_HEADER_LEN + (size_t)total);
+    if (rc)
+        return rc;
+    uint8_t tmp[32];
+    uint8_t *p = tmp;
+    put_be32(p, (uint32_t)total);
+    p += EKV_REPL_HEADER_LEN;
+    if (epoch) {
+        *p++ = TAG_FRAME_EPOCH;
+        p = varint_put(p, epoch);
+    }
+    *p++ = TAG_FRAME_CHANGE_BATCH;
+    p = varint_put(p, inner);
+    ekv_buf_append(out, tmp, (size_t)(p - tmp));
+    for (size_t i = 0; i < n; i++) {
+        p = tmp;
+        *p++ = TAG_BATCH_RECORD;
+        p = varint_put(p, recs[i].len);
+        ekv_buf_append(out, tmp, (size_t)(p - tmp));
+        ekv_buf_append(out, recs[i].data, recs[i].len);
+    }
+    return 0;
+}
+
+static int varint_get(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len)
+{
+    const uint8_t *p = data, *end = data + len;
+    while (p < end) {
+        uint64_t tag, v;
+        if (varint_get(&p, end, &tag))
+            return 0;
+        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
+        if (field > 2 || wt != 0)
+            return 0; /* commit_time_ms comes before any other field */
+        if (varint_get(&p, end, &v))
+            return 0;
+        if (field == 2)
+            return (int64_t)v;
+    }
+    return 0;
+}
+
 static int body_present(const Edgekv__Frame *f)
 {
     switch (f->body_case) {

@@ -28,6 +28,7 @@
 
 #include "common/buf.h"
 #include "repl.pb-c.h"
+#include "storage/store.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,21 @@
  * the cap), or ekv_buf's EKV_ETOO_LARGE (out's own max) / EKV_ENOMEM.
  */
 int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out);
+
+/*
+ * Append a ChangeBatch frame built straight from packed ChangeRecords (as read from the log
+ * by ekv_store_log_read): no unpack and re-pack on the primary. The bytes are exactly what
+ * packing a Frame{epoch, change_batch{records}} would give. n >= 1.
+ * Returns 0, EKV_EREPL_FRAME_TOO_LARGE (over the default cap; out unchanged), or ekv_buf's
+ * EKV_ETOO_LARGE / EKV_ENOMEM (out unchanged).
+ */
+int ekv_repl_encode_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,
+                                 ekv_buf_t *out);
+
+/* commit_time_ms of a packed ChangeRecord, read from its leading fields without unpacking
+ * the record (protobuf-c writes fields in number order: seq 1, commit_time_ms 2). 0 if the
+ * field is absent or the bytes are malformed. */
+int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len);
 
 /* Free a frame returned by ekv_repl_decoder_next(). NULL is a no-op. Not for frames the
  * caller built itself. */

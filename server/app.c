@@ -33,6 +33,7 @@ int ekv_app_read_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_job_t *job)
 
 int ekv_app_write_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w)
 {
+    ekv_node_hold_write(app, req, w);
     int rc = ekv_store_write_submit(app->store, w);
     if (rc) {
         ekv_log_warn("commit queue full", "err=%s", ekv_err_name(rc));
@@ -103,6 +104,8 @@ static int app_on_headers(void *ctx, ekv_req_t *req)
     }
     req->route_id = (int)(req->route - ekv_routes);
     req->body_limit = req->route->body_limit ? req->route->body_limit : 64 * 1024;
+    if (ekv_node_gate_or_reply(app, req, req->route))
+        return -1;
     if (req->has_body) {
         /* refuse before buffering up to 100 MB for a client that may not write at all */
         ekv_call_t call;
@@ -129,6 +132,8 @@ static void app_on_request(void *ctx, ekv_req_t *req)
     call.route = req->route;
     call.params = req->params;
     const ekv_route_t *r = call.route;
+    if (ekv_node_gate_or_reply(app, req, r)) /* again: a promotion or fence may have happened */
+        return;
     /* again at the end of the body: the token may have been revoked meanwhile */
     if (authorize_or_reply(app, req, &call))
         return;
@@ -280,13 +285,19 @@ static int bootstrap(ekv_app_t *app)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static void on_node_stopped(void *arg)
+{
+    ekv_app_t *app = arg;
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    ekv_doneq_close(&app->doneq);
+}
+
 static void on_http_stopped(void *arg)
 {
     ekv_app_t *app = arg;
     ekv_log_info("connections drained", "%s", "");
-    uv_close((uv_handle_t *)&app->sigterm, NULL);
-    uv_close((uv_handle_t *)&app->sigint, NULL);
-    ekv_doneq_close(&app->doneq);
+    ekv_node_stop(app, on_node_stopped, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -325,9 +336,12 @@ int ekv_app_run(ekv_config_t *cfg)
         return 1;
     }
     app->loop = uv_default_loop();
-    if (ekv_doneq_init(&app->doneq, app->loop))
+    if (ekv_doneq_init(&app->doneq, app->loop) || ekv_node_early_init(app))
         return 1;
     ekv_store_opts_t so = {0};
+    so.replica = !strcmp(cfg->role, "replica");
+    so.on_commit = ekv_node_on_commit;
+    so.on_commit_ctx = app;
     so.dir = dbdir;
     so.sync = strcmp(cfg->sync, "none") == 0 ? EKV_SYNC_NONE : EKV_SYNC_FSYNC;
     so.commit_max_queue = (size_t)cfg->commit_queue;
@@ -364,7 +378,14 @@ int ekv_app_run(ekv_config_t *cfg)
     ekv_http_handler_t hh = {app, app_on_headers, app_on_request, app_on_response};
     if (ekv_http_server_start(&app->http, app->loop, &ho, &hh))
         return 1;
-    if (bootstrap(app))
+    if (so.replica) {
+        if (cfg->account_id[0] || cfg->root_token[0])
+            ekv_log_info("account/token presets ignored on a replica",
+                         "why=\"accounts and tokens are replicated from the primary\"%s", "");
+    } else if (bootstrap(app)) {
+        return 1;
+    }
+    if (ekv_node_start(app))
         return 1;
     uv_signal_init(app->loop, &app->sigterm);
     uv_signal_init(app->loop, &app->sigint);
@@ -379,6 +400,7 @@ int ekv_app_run(ekv_config_t *cfg)
     uv_run(app->loop, UV_RUN_DEFAULT);
 
     /* all connections are closed: no request waits for a job any more */
+    ekv_node_free(app);
     ekv_workq_deinit(&app->readers);
     ekv_store_close(app->store);
     ekv_http_server_free(app->http);

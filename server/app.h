@@ -19,7 +19,36 @@
 #include "server/router.h"
 #include "storage/store.h"
 
+#include <stdatomic.h>
 #include <uv.h>
+
+struct ekv_repl_primary_s;
+struct ekv_repl_replica_s;
+
+typedef enum { EKV_ROLE_STANDALONE = 0, EKV_ROLE_PRIMARY, EKV_ROLE_REPLICA } ekv_role_t;
+
+/* Replication state of this process (server/node_role.c). Loop thread unless noted. */
+typedef struct {
+    ekv_role_t role;
+    char node_id[64];
+    char advertise_url[300];
+    ekv_node_state_t st;                /* epoch, history ids, fence (saved in the store) */
+    struct ekv_repl_primary_s *primary; /* role primary (also after a promotion) */
+    struct ekv_repl_replica_s *replica; /* role replica */
+    struct ekv_repl_replica_s *stopping_replica; /* being stopped (promotion, shutdown) */
+    int primary_stopped;
+    uv_async_t commit_async; /* committer thread -> loop: new records */
+    _Atomic uint64_t committed_seq;
+    uv_timer_t probe_timer; /* after a promotion: fence the old primary */
+    int probing, promoting, fenced;
+    uint64_t fenced_epoch_seen;
+    unsigned probe_done_mask; /* --primary addresses that answered a fence probe */
+    int probes_in_flight;     /* probe links open (+ the handles closing at stop) */
+    void *probes;             /* list of open probe links */
+    int stopping;
+    void (*stop_done)(void *);
+    void *stop_arg;
+} ekv_node_t;
 
 typedef struct ekv_app_s {
     uv_loop_t *loop;
@@ -32,6 +61,7 @@ typedef struct ekv_app_s {
     ekv_metrics_t *metrics;
     ekv_http_server_t *http;
     uv_signal_t sigterm, sigint;
+    ekv_node_t node;
     int stopping;
     int64_t started_ms;
 } ekv_app_t;
@@ -61,6 +91,7 @@ enum {
     EKV_RT_WRITE = 1u << 4,   /* needs kv:write */
     EKV_RT_ADMIN = 1u << 5,   /* needs admin */
     EKV_RT_VERIFY = 1u << 6,  /* token verify: bad token -> 401/1000 */
+    EKV_RT_ANYROLE = 1u << 7, /* allowed on a replica and before its first sync (promote) */
 };
 
 extern const ekv_route_t ekv_routes[];
@@ -80,6 +111,32 @@ int ekv_app_run(ekv_config_t *cfg);
 int ekv_app_read_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_job_t *job);
 /* Submit a write to the committer; same contract. */
 int ekv_app_write_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
+
+/* ---- replication roles (server/node_role.c) ---- */
+
+/* Before the store opens: the commit hook's async handle. */
+int ekv_node_early_init(ekv_app_t *app);
+/* The store's on_commit hook (committer thread). */
+void ekv_node_on_commit(void *ctx, uint64_t last_seq);
+/* After the store and catalog are loaded: node state (created on first start), then the role's
+ * replication side (primary listener, or following a primary). 0 or -1 (logged). */
+int ekv_node_start(ekv_app_t *app);
+/* Shutdown, after the HTTP server drained: stop replication, close the node's handles. */
+void ekv_node_stop(ekv_app_t *app, void (*done)(void *arg), void *arg);
+void ekv_node_free(ekv_app_t *app);
+/* Request gate by role: a write on a replica (403 naming the primary), on a fenced primary
+ * (503), anything but ops routes on a replica that never synced (503). 0, or -1 after
+ * answering. */
+int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r);
+/* Promote this replica (POST /_edgekv/replication/promote): stop following, new epoch and
+ * history id (saved), accept writes, listen for replicas, fence the old primary. done(ctx,
+ * 0 or error) runs on the loop when finished. Returns 0 (done will run), or EKV_ENOT_REPLICA,
+ * EKV_ENOT_SYNCED, EKV_EBUSY (already promoting), EKV_ENOMEM (done will not run). */
+int ekv_node_promote(ekv_app_t *app, void (*done)(void *ctx, int rc), void *ctx);
+/* --sync-replicas: wrap w's completion so the reply waits for replica acks. */
+void ekv_node_hold_write(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
+/* /metrics lines for replication. */
+int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out);
 
 /* Handlers (server/ops_api.c, account_api.c, ns_api.c, kv_api.c). */
 void ekv_h_healthz(ekv_call_t *c);
@@ -104,5 +161,8 @@ void ekv_h_keys_list(ekv_call_t *c);
 void ekv_h_bulk_put(ekv_call_t *c);
 void ekv_h_bulk_delete(ekv_call_t *c);
 void ekv_h_bulk_get(ekv_call_t *c);
+void ekv_h_repl_status(ekv_call_t *c); /* server/repl_api.c */
+void ekv_h_repl_checksum(ekv_call_t *c);
+void ekv_h_repl_promote(ekv_call_t *c);
 
 #endif

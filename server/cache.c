@@ -205,6 +205,15 @@ void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16])
     }
 }
 
+void ekv_cache_clear(ekv_cache_t *c)
+{
+    c->gen++;
+    for (ekv_cache_entry_t *e = c->lru_head, *next; e; e = next) {
+        next = e->lnext;
+        entry_remove(c, e);
+    }
+}
+
 uint64_t ekv_cache_gen(const ekv_cache_t *c)
 {
     return c->gen;

@@ -48,6 +48,8 @@ void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size
                    const char *value, size_t value_len, int64_t expiration);
 void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len);
 void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16]);
+/* Drop every entry (a replica's data was replaced by a snapshot). */
+void ekv_cache_clear(ekv_cache_t *c);
 uint64_t ekv_cache_gen(const ekv_cache_t *c);
 
 typedef struct {

@@ -17,7 +17,8 @@ typedef struct {
 
 #define OFF(f) offsetof(ekv_config_t, f)
 static const opt_t opts[] = {
-    {"role", OPT_STR, OFF(role), "standalone", "standalone (primary + edge in one process)"},
+    {"role", OPT_STR, OFF(role), "standalone",
+     "standalone (one process) | primary (streams its log to replicas) | replica"},
     {"listen", OPT_STR, OFF(listen), "127.0.0.1:8787", "HOST:PORT for the REST API (port 0 = any)"},
     {"data-dir", OPT_STR, OFF(data_dir), "./data", "where the database lives"},
     {"sync", OPT_STR, OFF(sync), "fsync", "fsync (ack after the WAL is synced) | none"},
@@ -39,6 +40,23 @@ static const opt_t opts[] = {
     {"log-retain-mb", OPT_INT, OFF(log_retain_mb), "1024", "change log kept, in MiB"},
     {"log-retain-hours", OPT_INT, OFF(log_retain_hours), "24", "change log kept, in hours"},
     {"test-clock", OPT_BOOL, OFF(test_clock), "0", "enable POST /_edgekv/test/clock (tests only)"},
+    {"node-id", OPT_STR, OFF(node_id), "",
+     "this node's name in logs and status (default edgekv-PORT)"},
+    {"repl-listen", OPT_STR, OFF(repl_listen), "",
+     "HOST:PORT replicas connect to (primary: default 127.0.0.1:8788; replica: after promotion)"},
+    {"primary", OPT_STR, OFF(primary), "",
+     "replica: HOST:PORT[,HOST:PORT...] of the primary's --repl-listen"},
+    {"advertise-url", OPT_STR, OFF(advertise_url), "",
+     "this node's API URL as told to peers (default http://LISTEN)"},
+    {"sync-replicas", OPT_INT, OFF(sync_replicas), "0",
+     "primary: answer a write only after this many replicas acked it"},
+    {"sync-timeout-ms", OPT_INT, OFF(sync_timeout_ms), "5000",
+     "then answer 504 (the write is committed on the primary)"},
+    {"repl-timeout-ms", OPT_INT, OFF(repl_timeout_ms), "10000",
+     "drop a replication link silent or stalled this long"},
+    {"repl-max-lag-ms", OPT_INT, OFF(repl_max_lag_ms), "60000",
+     "primary: drop a replica whose oldest unacked record is older"},
+    {"repl-heartbeat-ms", OPT_INT, OFF(repl_heartbeat_ms), "1000", "heartbeats and keepalive acks"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -96,28 +114,85 @@ void ekv_config_usage(FILE *out)
     fprintf(out, "  --%-18s this help\n", "help");
 }
 
-static int parse_listen(ekv_config_t *cfg)
+/* HOST:PORT (or [v6]:PORT) -> host, port. 0 or -1 after printing what is wrong. */
+static int parse_hostport(const char *flag, const char *v, char *host, size_t cap, int *port_out)
 {
-    const char *colon = strrchr(cfg->listen, ':');
-    if (!colon || colon == cfg->listen || (size_t)(colon - cfg->listen) >= sizeof(cfg->host)) {
-        fprintf(stderr, "edgekv: --listen must be HOST:PORT, got '%s'\n", cfg->listen);
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= cap) {
+        fprintf(stderr, "edgekv: --%s must be HOST:PORT, got '%s'\n", flag, v);
         return -1;
     }
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || end == colon + 1 || port < 0 || port > 65535) {
-        fprintf(stderr, "edgekv: bad port in --listen '%s'\n", cfg->listen);
+        fprintf(stderr, "edgekv: bad port in --%s '%s'\n", flag, v);
         return -1;
     }
-    size_t hl = (size_t)(colon - cfg->listen);
-    const char *h = cfg->listen;
+    size_t hl = (size_t)(colon - v);
+    const char *h = v;
     if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') { /* [::1]:8787 */
         h++;
         hl -= 2;
     }
-    memcpy(cfg->host, h, hl);
-    cfg->host[hl] = '\0';
-    cfg->port = (int)port;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port_out = (int)port;
+    return 0;
+}
+
+static int check_replication(ekv_config_t *cfg)
+{
+    int primary = !strcmp(cfg->role, "primary"), replica = !strcmp(cfg->role, "replica");
+    if (!primary && !replica && strcmp(cfg->role, "standalone")) {
+        fprintf(stderr, "edgekv: --role must be standalone, primary or replica (got '%s')\n",
+                cfg->role);
+        return -1;
+    }
+    if (primary && !cfg->repl_listen[0]) {
+        free(cfg->repl_listen);
+        cfg->repl_listen = strdup("127.0.0.1:8788");
+        if (!cfg->repl_listen)
+            return -1;
+    }
+    cfg->repl_port = -1;
+    if (cfg->repl_listen[0]) {
+        if (!primary && !replica) {
+            fprintf(stderr, "edgekv: --repl-listen needs --role primary or replica\n");
+            return -1;
+        }
+        if (parse_hostport("repl-listen", cfg->repl_listen, cfg->repl_host, sizeof(cfg->repl_host),
+                           &cfg->repl_port))
+            return -1;
+    }
+    if (replica && !cfg->primary[0]) {
+        fprintf(stderr, "edgekv: --role replica needs --primary HOST:PORT (the primary's "
+                        "--repl-listen)\n");
+        return -1;
+    }
+    if (!replica && cfg->primary[0]) {
+        fprintf(stderr, "edgekv: --primary is only for --role replica\n");
+        return -1;
+    }
+    if (cfg->sync_replicas && !primary) {
+        fprintf(stderr, "edgekv: --sync-replicas is only for --role primary\n");
+        return -1;
+    }
+    if (cfg->sync_replicas > 16) {
+        fprintf(stderr, "edgekv: --sync-replicas must be 0..16\n");
+        return -1;
+    }
+    if (cfg->sync_timeout_ms < 1 || cfg->repl_timeout_ms < 100 || cfg->repl_heartbeat_ms < 10 ||
+        cfg->repl_max_lag_ms < 100 || cfg->repl_heartbeat_ms >= cfg->repl_timeout_ms) {
+        fprintf(stderr, "edgekv: need --sync-timeout-ms >= 1, --repl-timeout-ms >= 100, "
+                        "--repl-max-lag-ms >= 100 and 10 <= --repl-heartbeat-ms < "
+                        "--repl-timeout-ms\n");
+        return -1;
+    }
+    if (strlen(cfg->node_id) > 63 || strpbrk(cfg->node_id, " \t\n\"=")) {
+        fprintf(stderr, "edgekv: --node-id must be at most 63 characters without spaces, "
+                        "quotes or '='\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -169,11 +244,8 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
         if (set_opt(cfg, o, val, "--"))
             return -1;
     }
-    if (strcmp(cfg->role, "standalone") != 0) {
-        fprintf(stderr, "edgekv: role '%s' is not available in this build yet (only standalone)\n",
-                cfg->role);
+    if (check_replication(cfg))
         return -1;
-    }
     if (strcmp(cfg->sync, "fsync") && strcmp(cfg->sync, "none")) {
         fprintf(stderr, "edgekv: --sync must be fsync or none\n");
         return -1;
@@ -182,7 +254,9 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
         fprintf(stderr, "edgekv: --readers must be 1..64\n");
         return -1;
     }
-    return parse_listen(cfg);
+    if (parse_hostport("listen", cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port))
+        return -1;
+    return 0;
 }
 
 void ekv_config_free(ekv_config_t *cfg)

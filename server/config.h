@@ -29,9 +29,21 @@ typedef struct {
     int64_t log_retain_mb;
     int64_t log_retain_hours;
     int64_t test_clock;
+    /* replication */
+    char *node_id;
+    char *repl_listen;
+    char *primary;
+    char *advertise_url;
+    int64_t sync_replicas;
+    int64_t sync_timeout_ms;
+    int64_t repl_timeout_ms;
+    int64_t repl_max_lag_ms;
+    int64_t repl_heartbeat_ms;
     /* derived */
     char host[256];
     int port;
+    char repl_host[256];
+    int repl_port; /* -1: no --repl-listen */
 } ekv_config_t;
 
 /* Defaults, then EDGEKV_* env, then argv[first..argc). On error prints a message to stderr and

@@ -87,6 +87,8 @@ struct ekv_req_s {
     ekv_route_params_t params; /* slices of path */
     int route_rc;              /* 0, EKV_ENO_ROUTE or EKV_EBAD_METHOD */
     void *app;
+    int sync_failed; /* the write is committed but not acked by --sync-replicas in time: the
+                      * handler's success reply becomes a 504 (server/reply.c) */
     void *state;
     ekv_req_cleanup_fn cleanup;
 };

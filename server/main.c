@@ -3,6 +3,7 @@
  */
 #include "server/app.h"
 #include "server/config.h"
+#include "server/repl_cli.h"
 #include "server/token_cli.h"
 
 #include <stdio.h>
@@ -18,7 +19,11 @@ static void usage(FILE *out)
             "edgekv %s - a self-hosted Workers KV REST API\n\n"
             "usage:\n"
             "  edgekv [serve] [--role standalone] [--listen HOST:PORT] [--data-dir DIR] ...\n"
+            "  edgekv [serve] --role primary --repl-listen HOST:PORT ...\n"
+            "  edgekv [serve] --role replica --primary HOST:PORT ...\n"
             "  edgekv token create|list|revoke ...\n"
+            "  edgekv status [--url URL]         replication status of a running node\n"
+            "  edgekv promote [--url URL]        make a replica the primary\n"
             "  edgekv version\n\n"
             "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
             EKV_VERSION);
@@ -39,6 +44,8 @@ int main(int argc, char **argv)
         }
         if (!strcmp(cmd, "token"))
             return ekv_token_cli(argc - 2, argv + 2);
+        if (!strcmp(cmd, "status") || !strcmp(cmd, "promote"))
+            return ekv_repl_cli(cmd, argc - 2, argv + 2);
         if (!strcmp(cmd, "serve"))
             first = 2;
         else if (cmd[0] != '-') {

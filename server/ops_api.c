@@ -124,6 +124,8 @@ static void metrics_done(ekv_job_t *job)
                                  (unsigned long long)cum, (unsigned long long)ss.committed_ops,
                                  (unsigned long long)ss.commits);
     }
+    if (!rc)
+        rc = ekv_node_metrics(app, &out);
     for (size_t i = 0; i < NPROPS && !rc; i++)
         if (j->vals[i])
             rc = ekv_metrics_gauge(&out, rocks_props[i].metric, rocks_props[i].help,

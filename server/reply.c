@@ -22,8 +22,26 @@ static void send_json(ekv_req_t *req, int status, json_t *root)
     ekv_http_send(req, status, JSON_CT, NULL, text, strlen(text), free, text);
 }
 
+/* A write held for replica acks that timed out: its success reply is replaced (the effects on
+ * caches and catalog were applied by the handler, as the write IS committed). */
+static int sync_failed_reply(ekv_req_t *req)
+{
+    if (!req->sync_failed)
+        return 0;
+    ekv_reply_error(req, EKV_ESYNC_TIMEOUT,
+                    "write committed on the primary but not acknowledged by the required "
+                    "number of replicas (--sync-replicas) in time; it is durable here and "
+                    "will reach the replicas when they catch up");
+    return 1;
+}
+
 void ekv_reply_ok(ekv_req_t *req, json_t *result, json_t *result_info)
 {
+    if (sync_failed_reply(req)) {
+        json_decref(result);
+        json_decref(result_info);
+        return;
+    }
     json_t *root = json_pack("{s:b, s:[], s:[], s:o}", "success", 1, "errors", "messages", "result",
                              result ? result : json_null());
     if (result_info && root)
@@ -39,6 +57,8 @@ void ekv_reply_ok(ekv_req_t *req, json_t *result, json_t *result_info)
 
 void ekv_reply_ok_null(ekv_req_t *req)
 {
+    if (sync_failed_reply(req))
+        return;
     static const char body[] = "{\"success\":true,\"errors\":[],\"messages\":[],\"result\":null}";
     ekv_http_send(req, 200, JSON_CT, NULL, body, sizeof(body) - 1, NULL, NULL);
 }
@@ -112,6 +132,10 @@ int ekv_reply_begin(ekv_buf_t *b)
 
 void ekv_reply_send(ekv_req_t *req, ekv_buf_t *b, const char *result_info, size_t info_len)
 {
+    if (sync_failed_reply(req)) {
+        ekv_buf_deinit(b);
+        return;
+    }
     int rc = 0;
     if (result_info) {
         rc = ekv_buf_appends(b, ",\"result_info\":");

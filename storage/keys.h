@@ -33,6 +33,8 @@
 #define EKV_KEY_LAST_SEQ_LEN (sizeof(EKV_KEY_LAST_SEQ) - 1)
 #define EKV_KEY_INGEST       "s/ingest" /* present while a snapshot ingest is unfinished */
 #define EKV_KEY_INGEST_LEN   (sizeof(EKV_KEY_INGEST) - 1)
+#define EKV_KEY_NODE         "s/node" /* node state: epoch, history ids, fence (node.c) */
+#define EKV_KEY_NODE_LEN     (sizeof(EKV_KEY_NODE) - 1)
 
 /* Meta-CF record prefixes (two bytes each). */
 #define EKV_KEY_PFX_ACCOUNT "a/"

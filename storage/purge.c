@@ -25,6 +25,8 @@
 #include "storage/keys.h"
 #include "storage/store_int.h"
 
+#include <stdatomic.h>
+
 #include <inttypes.h>
 #include <string.h>
 
@@ -64,7 +66,8 @@ int ekv__purge_round(ekv_store_t *s, int64_t now_s, int *more)
     int purged = 0, examined = 0, rc = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         if (examined == EKV_PURGE_MAX_PER_ROUND) {
-            *more = !s->opts.replica; /* a replica's skipped live entries would spin it */
+            *more =
+                !atomic_load(&s->replica_mode); /* a replica's skipped live entries would spin it */
             break;
         }
         examined++;
@@ -89,7 +92,7 @@ int ekv__purge_round(ekv_store_t *s, int64_t now_s, int *more)
                 rc = live;
                 break;
             }
-            if (live && s->opts.replica)
+            if (live && atomic_load(&s->replica_mode))
                 continue; /* a replica waits for the primary's KV_EXPIRE record */
             if (live) {
                 rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_KVMETA], k, klen);

@@ -182,6 +182,7 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     if (!s)
         return EKV_ENOMEM;
     s->opts = *opts;
+    atomic_store(&s->replica_mode, opts->replica ? 1 : 0);
     apply_defaults(&s->opts);
     s->dir = strdup(opts->dir);
     pthread_mutex_init(&s->qlock, NULL);
@@ -265,6 +266,13 @@ void ekv__store_note_commit(ekv_store_t *s, uint64_t last_seq, uint64_t log_byte
     s->st.last_seq = s->last_seq;
     s->st.first_log_seq = s->first_log_seq;
     pthread_mutex_unlock(&s->stats_lock);
+    if (s->opts.on_commit && last_seq > prev)
+        s->opts.on_commit(s->opts.on_commit_ctx, last_seq);
+}
+
+void ekv_store_set_replica(ekv_store_t *s, int replica)
+{
+    atomic_store(&s->replica_mode, replica ? 1 : 0);
 }
 
 void ekv_store_stats(ekv_store_t *s, ekv_store_stats_t *out)

@@ -54,6 +54,11 @@ typedef struct {
                          * through applied KV_EXPIRE records (ekv_store_apply_records); the purger
                          * still drops stale exp entries. 0 (default): primary behaviour */
     ekv_doneq_t *doneq; /* completions go here; NULL = done() on committer thread */
+    /* Called on the committer thread after every durable write that added change-log records
+     * (client writes, purges, applied batches, ingest end), with the new last seq. Must be
+     * quick and non-blocking (e.g. uv_async_send). NULL = none. */
+    void (*on_commit)(void *ctx, uint64_t last_seq);
+    void *on_commit_ctx;
 } ekv_store_opts_t;
 
 /* Open (create) the database, start the committer. */
@@ -180,6 +185,10 @@ typedef struct ekv_write_s {
     uint64_t seq;     /* change-log seq of the op's last record (0 if none written) */
     size_t batch_ops; /* how many ops shared this op's group commit (for metrics) */
     void *udata;
+    /* not used by the store: the server's --sync-replicas hold keeps the handler's done and
+     * the request here while job.done points at its own callback */
+    ekv_job_fn held_done;
+    void *held_req;
 } ekv_write_t;
 
 /*
@@ -399,5 +408,31 @@ int ekv_store_ingest_end(ekv_store_t *s, uint64_t snap_seq);
  * reports 1 and holds partial data; the caller must restart (begin) the ingest. Any thread
  * (one atomic load). */
 int ekv_store_ingest_pending(ekv_store_t *s);
+
+/* ---- node state (docs/REPLICATION.md, "History and epochs") ---- */
+
+#define EKV_HISTORY_ID_LEN 32 /* lowercase hex */
+
+/* This node's place in the replication history: node-local (meta "s/node", never
+ * replicated, kept across snapshot ingests). */
+typedef struct {
+    uint64_t epoch;                           /* 0 = never set (fresh store) */
+    char history_id[EKV_HISTORY_ID_LEN + 1];  /* the history this node's log belongs to */
+    char history2_id[EKV_HISTORY_ID_LEN + 1]; /* the previous history ("" = none)... */
+    uint64_t history2_seq;                    /* ...which this node shares up to this seq */
+    uint64_t fenced_epoch;                    /* > 0: a primary of this epoch exists */
+    char fenced_by[64];                       /* its node id (for messages) */
+} ekv_node_state_t;
+
+/* Load the node state; a store that has none gives an all-zero state. 0 or EKV_ESTORAGE /
+ * EKV_EBAD_REQUEST (unparsable record). Any thread (blocking RocksDB read). */
+int ekv_store_node_load(ekv_store_t *s, ekv_node_state_t *out);
+/* Replace the node state: one synced put, whatever the sync policy. Any thread (blocking:
+ * never an event loop). 0 or EKV_ESTORAGE. */
+int ekv_store_node_save(ekv_store_t *s, const ekv_node_state_t *st);
+
+/* Switch expiry behaviour at run time (a promoted replica becomes a primary): 1 = replica
+ * (no local expiry, see opts.replica), 0 = primary. Any thread. */
+void ekv_store_set_replica(ekv_store_t *s, int replica);
 
 #endif

@@ -91,6 +91,8 @@ struct ekv_store_s {
     const uint8_t *repl_raw;
     size_t repl_raw_len;
 
+    _Atomic int replica_mode; /* opts.replica, switchable by ekv_store_set_replica */
+
     int ingesting;             /* committer-owned: a snapshot ingest is begun and not ended */
     _Atomic int pub_ingesting; /* copy for ekv_store_ingest_pending (any thread) */
 

@@ -816,3 +816,104 @@ Test(frame, body_names)
     cr_assert(eq(str, (char *)ekv_repl_frame_body_name(EDGEKV__FRAME__BODY_ERROR), "error"));
     cr_assert(eq(str, (char *)ekv_repl_frame_body_name(EDGEKV__FRAME__BODY__NOT_SET), "none"));
 }
+
+/* ---- the primary's direct ChangeBatch encoder ------------------------------------------- */
+
+/* Pack a record the way the store's log does, into a malloc'd ekv_log_record_t. */
+static ekv_log_record_t packed_record(uint64_t seq, int64_t commit_ms, const char *key,
+                                      size_t key_len, size_t value_len)
+{
+    Edgekv__ChangeRecord r = EDGEKV__CHANGE_RECORD__INIT;
+    r.seq = seq;
+    r.commit_time_ms = commit_ms;
+    r.op = EDGEKV__CHANGE_OP__KV_PUT;
+    r.namespace_id = BIN(ns_id);
+    r.key.data = (uint8_t *)key;
+    r.key.len = key_len;
+    uint8_t *v = malloc(value_len + 1);
+    for (size_t i = 0; i < value_len; i++)
+        v[i] = (uint8_t)(i * 7);
+    r.value.data = v;
+    r.value.len = value_len;
+    ekv_log_record_t out = {seq, NULL, 0};
+    out.len = protobuf_c_message_get_packed_size(&r.base);
+    out.data = malloc(out.len);
+    protobuf_c_message_pack(&r.base, out.data);
+    free(v);
+    return out;
+}
+
+Test(frame_direct, change_batch_equals_protobuf_packing_and_decodes)
+{
+    /* value sizes around the 1- and 2-byte varint length boundaries, and a large one */
+    const size_t sizes[] = {0, 1, 127, 128, 16383, 16384, 300000};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    ekv_log_record_t lrecs[N];
+    for (size_t i = 0; i < N; i++)
+        lrecs[i] =
+            packed_record(1000 + i, 1700000000000 + (int64_t)i, key0, sizeof(key0) - 1, sizes[i]);
+    for (uint64_t epoch = 1; epoch <= 300; epoch += 299) {
+        ekv_buf_t direct, packed;
+        ekv_buf_init(&direct, 0);
+        ekv_buf_init(&packed, 0);
+        cr_assert(eq(int, ekv_repl_encode_change_batch(epoch, lrecs, N, &direct), 0));
+
+        /* the same frame built and packed by protobuf-c */
+        Edgekv__ChangeRecord *un[N];
+        for (size_t i = 0; i < N; i++)
+            un[i] = edgekv__change_record__unpack(NULL, lrecs[i].len, lrecs[i].data);
+        Edgekv__ChangeBatch b = EDGEKV__CHANGE_BATCH__INIT;
+        b.n_records = N;
+        b.records = un;
+        Edgekv__Frame f = EDGEKV__FRAME__INIT;
+        f.epoch = epoch;
+        f.body_case = EDGEKV__FRAME__BODY_CHANGE_BATCH;
+        f.change_batch = &b;
+        cr_assert(eq(int, ekv_repl_frame_encode(&f, &packed), 0));
+        cr_assert(eq(sz, direct.len, packed.len));
+        cr_assert(eq(mem, MEM(direct.data, direct.len), MEM(packed.data, packed.len)));
+
+        /* and it decodes to the same records */
+        ekv_repl_decoder_t d;
+        ekv_repl_decoder_init(&d, 0);
+        Edgekv__Frame *got = NULL;
+        cr_assert(eq(int, ekv_repl_decoder_feed(&d, direct.data, direct.len), 0));
+        cr_assert(eq(int, ekv_repl_decoder_next(&d, &got), 1));
+        cr_assert(eq(u64, got->epoch, epoch));
+        cr_assert(eq(sz, got->change_batch->n_records, N));
+        for (size_t i = 0; i < N; i++) {
+            cr_assert(eq(u64, got->change_batch->records[i]->seq, 1000 + i));
+            cr_assert(eq(sz, got->change_batch->records[i]->value.len, sizes[i]));
+        }
+        ekv_repl_frame_free(got);
+        ekv_repl_decoder_deinit(&d);
+        for (size_t i = 0; i < N; i++)
+            edgekv__change_record__free_unpacked(un[i], NULL);
+        ekv_buf_deinit(&direct);
+        ekv_buf_deinit(&packed);
+    }
+    for (size_t i = 0; i < N; i++)
+        free(lrecs[i].data);
+}
+
+Test(frame_direct, change_batch_refuses_empty_and_oversized)
+{
+    ekv_buf_t out;
+    ekv_buf_init(&out, 0);
+    cr_assert(eq(int, ekv_repl_encode_change_batch(1, NULL, 0, &out), EKV_EREPL_FRAME_MALFORMED));
+    ekv_log_record_t big = {1, malloc(EKV_REPL_MAX_FRAME), EKV_REPL_MAX_FRAME};
+    cr_assert(eq(int, ekv_repl_encode_change_batch(1, &big, 1, &out), EKV_EREPL_FRAME_TOO_LARGE));
+    cr_assert(eq(sz, out.len, 0));
+    free(big.data);
+    ekv_buf_deinit(&out);
+}
+
+Test(frame_direct, commit_time_read_from_packed_record)
+{
+    ekv_log_record_t r = packed_record(77, 1712345678901, key1, sizeof(key1) - 1, 10);
+    cr_assert(eq(i64, ekv_repl_record_commit_ms(r.data, r.len), 1712345678901));
+    cr_assert(eq(i64, ekv_repl_record_commit_ms(r.data, 1), 0)); /* truncated */
+    const uint8_t no_time[] = {0x08, 0x05, 0x18, 0x01};          /* seq 5, op 1 */
+    cr_assert(eq(i64, ekv_repl_record_commit_ms(no_time, sizeof(no_time)), 0));
+    free(r.data);
+}

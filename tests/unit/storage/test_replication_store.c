@@ -6,11 +6,14 @@
 #include "common/clock.h"
 #include "common/errors.h"
 #include "storage/store.h"
+
 #define EKV_FIXTURE_PAIR
 #include "tests/unit/storage/fixture.h"
 
 #include <criterion/criterion.h>
+#include <criterion/new/assert.h>
 #include <ftw.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,4 +483,70 @@ Test(repl_store, checksum_distinguishes_and_skips_node_local)
     cr_assert_eq(sum_of(pst, NULL), s1); /* same data, other last_seq and log: same sum */
     cr_assert_eq(stream(), 4);
     cr_assert_eq(sum_of(rst, NULL), s1);
+}
+
+/* ---- node state (s/node) ---- */
+
+Test(repl_store, node_state_roundtrip_and_survives_ingest)
+{
+    ekv_node_state_t st;
+    cr_assert(eq(int, ekv_store_node_load(rst, &st), 0));
+    cr_assert(eq(u64, st.epoch, 0)); /* fresh store: all zero */
+    cr_assert(eq(str, st.history_id, ""));
+
+    ekv_node_state_t w;
+    memset(&w, 0, sizeof(w));
+    w.epoch = 7;
+    strcpy(w.history_id, "0123456789abcdef0123456789abcdef");
+    strcpy(w.history2_id, "fedcba9876543210fedcba9876543210");
+    w.history2_seq = 123456789012ull;
+    w.fenced_epoch = 9;
+    strcpy(w.fenced_by, "node with spaces");
+    cr_assert(eq(int, ekv_store_node_save(rst, &w), 0));
+    /* a snapshot ingest wipes the replicated keyspace, never the node-local state */
+    cr_assert(eq(int, ekv_store_ingest_begin(rst), 0));
+    cr_assert(eq(int, ekv_store_ingest_end(rst, 0), 0));
+    cr_assert(eq(int, ekv_store_node_load(rst, &st), 0));
+    cr_assert(eq(u64, st.epoch, 7));
+    cr_assert(eq(str, st.history_id, w.history_id));
+    cr_assert(eq(str, st.history2_id, w.history2_id));
+    cr_assert(eq(u64, st.history2_seq, 123456789012ull));
+    cr_assert(eq(u64, st.fenced_epoch, 9));
+    cr_assert(eq(str, st.fenced_by, "node_with_spaces")); /* one-line record */
+
+    /* and it is not part of the replicated checksum */
+    uint64_t a, b, na, nb;
+    cr_assert(eq(int, ekv_store_checksum(rst, &a, &na), 0));
+    w.epoch = 8;
+    cr_assert(eq(int, ekv_store_node_save(rst, &w), 0));
+    cr_assert(eq(int, ekv_store_checksum(rst, &b, &nb), 0));
+    cr_assert(eq(u64, a, b));
+    cr_assert(eq(u64, na, nb));
+}
+
+static _Atomic uint64_t hook_seq;
+static _Atomic int hook_calls;
+static void on_commit_hook(void *ctx, uint64_t last_seq)
+{
+    (void)ctx;
+    atomic_store(&hook_seq, last_seq);
+    atomic_fetch_add(&hook_calls, 1);
+}
+
+Test(repl_store, on_commit_hook_reports_each_durable_seq)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/hook", root);
+    ekv_store_opts_t o = {0};
+    o.dir = dir;
+    o.on_commit = on_commit_hook;
+    ekv_store_t *s = NULL;
+    cr_assert(eq(int, ekv_store_open(&s, &o), 0));
+    cr_assert(eq(int, fx_ns_op(s, EKV_OP_NS_CREATE, NS1, ACC, "hook"), 0));
+    uint64_t seq = 0;
+    cr_assert(eq(int, fx_put(s, ns1, "k", "v", NULL, 0, &seq), 0));
+    cr_assert(eq(u64, atomic_load(&hook_seq), seq));
+    cr_assert(eq(u64, seq, ekv_store_last_seq(s)));
+    cr_assert(eq(int, atomic_load(&hook_calls), 2));
+    ekv_store_close(s);
 }

@@ -1,0 +1,84 @@
+/*
+ * link.h - one replication TCP connection on a libuv loop: framed reads into a bounded
+ * decoder, a byte-counted write queue, and the liveness facts the state machines judge
+ * (last frame received, last write progress). Used by both sides (primary.c, replica.c).
+ *
+ * Contracts:
+ *  - Loop thread only.
+ *  - on_frame gets each decoded frame in order and owns it (ekv_repl_frame_free). It may call
+ *    ekv_repl_link_close(); no further frame is delivered after that.
+ *  - A decode error or a read error/EOF closes the link with a logged reason; on_close runs
+ *    exactly once, from the handle's close callback, after which the owner frees the link.
+ *  - Sends never block and never fail silently: bytes are queued (the owner bounds the queue
+ *    by checking ekv_repl_link_queued() against its high-water mark, and is told through
+ *    on_drain when it falls below the low-water mark).
+ */
+#ifndef EKV_REPLICATION_LINK_H
+#define EKV_REPLICATION_LINK_H
+
+#include "replication/frame.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct ekv_repl_link_s ekv_repl_link_t;
+
+typedef struct {
+    void (*on_frame)(ekv_repl_link_t *l, Edgekv__Frame *f);
+    void (*on_close)(ekv_repl_link_t *l); /* the link is closed; free it now */
+    void (*on_drain)(ekv_repl_link_t *l); /* queued bytes fell below the low-water mark */
+} ekv_repl_link_cbs_t;
+
+#define EKV_REPL_READ_BUF (256u * 1024u)
+
+struct ekv_repl_link_s {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    void (*on_connected)(ekv_repl_link_t *l, int status);
+    ekv_repl_decoder_t dec;
+    ekv_repl_link_cbs_t cbs;
+    void *owner;               /* for the callbacks */
+    size_t queued;             /* bytes handed to uv_write and not yet written */
+    size_t low_water;          /* on_drain when queued drops below this */
+    uint64_t last_recv_ns;     /* monotonic time of the last frame received */
+    uint64_t last_progress_ns; /* last write completion, or when the queue became non-empty */
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    int closing;
+    int reading;
+    int paused;    /* reads stopped by the owner (backpressure) */
+    char peer[64]; /* "host:port" for log lines */
+    char close_reason[160];
+    char *rbuf; /* EKV_REPL_READ_BUF bytes, reused for every read */
+};
+
+/* Set up l around an initialised, connected (or accepted) uv_tcp_t that lives inside l:
+ * callers init l->tcp first (uv_tcp_init + uv_accept, or ekv_repl_link_connect). */
+int ekv_repl_link_init(ekv_repl_link_t *l, void *owner, const ekv_repl_link_cbs_t *cbs,
+                       size_t max_frame);
+/* Start an outgoing connection: init the tcp handle and connect to host:port. on_connected
+ * (status 0 or a libuv error) runs once; on failure call ekv_repl_link_close. */
+int ekv_repl_link_connect(ekv_repl_link_t *l, uv_loop_t *loop, const char *host, int port,
+                          void (*on_connected)(ekv_repl_link_t *l, int status));
+/* Start reading frames. */
+int ekv_repl_link_start(ekv_repl_link_t *l);
+/* Stop / resume reading (backpressure from the owner's apply queue). */
+void ekv_repl_link_pause(ekv_repl_link_t *l);
+void ekv_repl_link_resume(ekv_repl_link_t *l);
+
+/* Encode and queue one frame. 0, or an encode error (the link is then closed). */
+int ekv_repl_link_send(ekv_repl_link_t *l, const Edgekv__Frame *f);
+/* Queue already-encoded frames; takes ownership of the malloc'd bytes (freed after the
+ * write, or at once on error). */
+int ekv_repl_link_send_raw(ekv_repl_link_t *l, char *bytes, size_t len);
+/* Bytes queued and not yet written. */
+size_t ekv_repl_link_queued(const ekv_repl_link_t *l);
+
+/* Close with a reason (logged by the owner from l->close_reason). When code != 0, first try
+ * (without blocking) to tell the peer with an Error frame {code, reason}. Idempotent. */
+void ekv_repl_link_close(ekv_repl_link_t *l, uint64_t epoch, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "host:port" -> host, port. 0 or -1. */
+int ekv_repl_parse_addr(const char *addr, char *host, size_t host_cap, int *port);
+
+#endif

@@ -1,0 +1,902 @@
+/*
+ * replica.c - follow a primary (see replica.h and docs/REPLICATION.md).
+ *
+ * The loop side decodes frames, checks them against the state (a ChangeBatch must start
+ * exactly at the next expected seq, chunks must be numbered 0, 1, 2...), and queues them. The
+ * apply side runs one job at a time on a single worker thread, so frames are applied in the
+ * order received. A failed apply closes the link: nothing partial was written (every apply
+ * is one WriteBatch) and the next Hello tells the primary where this node really is.
+ */
+#include "replication/replica.h"
+
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "common/workq.h"
+#include "replication/link.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define MAX_PRIMARIES      16
+#define QUEUE_PAUSE_BYTES  (64u << 20)
+#define QUEUE_RESUME_BYTES (16u << 20)
+#define MERGE_MAX_RECORDS  8192
+#define MERGE_MAX_BYTES    (16u << 20)
+#define BACKOFF_FIRST_MS   100
+#define BACKOFF_MAX_MS     5000
+#define LAG_SAMPLES        4096
+
+typedef enum {
+    RS_CONNECTING,
+    RS_HANDSHAKE,
+    RS_SNAPSHOT,
+    RS_STREAMING,
+    RS_BACKOFF,
+    RS_STOPPED
+} rstate_t;
+typedef enum { IT_ADOPT, IT_BATCH, IT_BEGIN, IT_CHUNK, IT_END } item_kind_t;
+
+typedef struct item_s {
+    item_kind_t kind;
+    Edgekv__Frame *frame; /* owned (NULL for ADOPT) */
+    size_t bytes;
+    ekv_node_state_t adopt; /* IT_ADOPT */
+    struct item_s *next;
+} item_t;
+
+typedef struct {
+    ekv_repl_link_t link; /* first */
+    ekv_repl_replica_t *r;
+} conn_t;
+
+typedef struct {
+    ekv_job_t job;
+    ekv_repl_replica_t *r;
+    item_t *items; /* one item, or several IT_BATCH merged */
+    int rc;
+    char why[160];
+    void *loaded;      /* after_ingest_work's result (IT_END) */
+    uint64_t last_seq; /* IT_BATCH / IT_END: seq now applied */
+} apply_job_t;
+
+struct ekv_repl_replica_s {
+    ekv_repl_replica_opts_t o;
+    char hosts[MAX_PRIMARIES][256];
+    int ports[MAX_PRIMARIES];
+    int nprimaries, cur;
+    rstate_t state;
+    conn_t *conn; /* current link, NULL when none */
+    uv_timer_t backoff_timer, tick;
+    int attempts;
+    uint64_t state_since_ns, last_ack_ns;
+    ekv_doneq_t doneq;
+    ekv_workq_t applier;
+    item_t *qh, *qt;
+    size_t qbytes;
+    int busy;
+    apply_job_t job;
+    /* progress */
+    uint64_t applied_seq; /* durable here */
+    uint64_t expect_seq;  /* next record the link must deliver (streaming) */
+    uint64_t primary_latest_seq;
+    int64_t pending_first_ms; /* commit time of the oldest received, unapplied record */
+    /* handshake facts (ours, sent in Hello) and the primary's */
+    uint64_t hello_seq;
+    char hello_history[EKV_HISTORY_ID_LEN + 1];
+    char primary_node_id[64], primary_url[256];
+    uint64_t primary_epoch;
+    int hello_done;
+    /* snapshot in progress (loop side) */
+    uint64_t snap_seq, snap_chunks, snap_entries;
+    XXH64_state_t *xxh; /* updated by the apply thread, in chunk order */
+    /* stats */
+    uint64_t snapshots, snapshot_attempts, connects, reconnects, discarded;
+    int32_t lag[LAG_SAMPLES];
+    uint64_t nlag;
+    int handles_open;
+    int stopping;
+    void (*stop_done)(void *);
+    void *stop_arg;
+};
+
+static const char *state_name(rstate_t s)
+{
+    static const char *const n[] = {"connecting", "handshake", "snapshot",
+                                    "streaming",  "backoff",   "stopped"};
+    return n[s];
+}
+
+static void set_state(ekv_repl_replica_t *r, rstate_t to, const char *why)
+{
+    if (r->state == to)
+        return;
+    ekv_log_info("replica state", "from=%s to=%s primary=%s:%d reason=\"%s\"", state_name(r->state),
+                 state_name(to), r->hosts[r->cur], r->ports[r->cur], why);
+    r->state = to;
+    r->state_since_ns = ekv_clock_mono_ns();
+}
+
+static void connect_next(ekv_repl_replica_t *r);
+static void pump(ekv_repl_replica_t *r);
+static void maybe_stopped(ekv_repl_replica_t *r);
+
+/* ---------------------------------------------------------------- queue */
+
+static void item_free(item_t *it)
+{
+    ekv_repl_frame_free(it->frame);
+    free(it);
+}
+
+static void queue_clear(ekv_repl_replica_t *r)
+{
+    while (r->qh) {
+        item_t *it = r->qh;
+        r->qh = it->next;
+        item_free(it);
+    }
+    r->qt = NULL;
+    r->qbytes = 0;
+}
+
+static int enqueue(ekv_repl_replica_t *r, item_kind_t kind, Edgekv__Frame *f, size_t bytes)
+{
+    item_t *it = calloc(1, sizeof(*it));
+    if (!it) {
+        ekv_repl_frame_free(f);
+        return EKV_ENOMEM;
+    }
+    it->kind = kind;
+    it->frame = f;
+    it->bytes = bytes;
+    if (r->qt)
+        r->qt->next = it;
+    else
+        r->qh = it;
+    r->qt = it;
+    r->qbytes += bytes;
+    if (r->conn && r->qbytes > QUEUE_PAUSE_BYTES)
+        ekv_repl_link_pause(&r->conn->link);
+    pump(r);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- link */
+
+static void send_frame(ekv_repl_replica_t *r, Edgekv__Frame *f)
+{
+    if (!r->conn || r->conn->link.closing)
+        return;
+    f->epoch = r->o.node->epoch;
+    ekv_repl_link_send(&r->conn->link, f);
+}
+
+static void send_ack(ekv_repl_replica_t *r)
+{
+    Edgekv__Ack a = EDGEKV__ACK__INIT;
+    a.applied_seq = r->applied_seq;
+    Edgekv__Frame f = EDGEKV__FRAME__INIT;
+    f.body_case = EDGEKV__FRAME__BODY_ACK;
+    f.ack = &a;
+    r->last_ack_ns = ekv_clock_mono_ns();
+    send_frame(r, &f);
+}
+
+static void close_link(ekv_repl_replica_t *r, int code, const char *why)
+{
+    if (r->conn && !r->conn->link.closing)
+        ekv_repl_link_close(&r->conn->link, r->o.node->epoch, code, "%s", why);
+}
+
+/* Move on to the next candidate primary on the next attempt. */
+static void next_candidate(ekv_repl_replica_t *r)
+{
+    r->cur = (r->cur + 1) % r->nprimaries;
+}
+
+static void on_backoff_timer(uv_timer_t *t)
+{
+    ekv_repl_replica_t *r = t->data;
+    if (r->stopping)
+        return;
+    if (r->busy) { /* the next Hello must report what is really applied */
+        uv_timer_start(&r->backoff_timer, on_backoff_timer, 20, 0);
+        return;
+    }
+    connect_next(r);
+}
+
+static void on_conn_close(ekv_repl_link_t *l)
+{
+    conn_t *c = (conn_t *)l;
+    ekv_repl_replica_t *r = c->r;
+    if (r->conn == c)
+        r->conn = NULL;
+    r->handles_open--;
+    ekv_log_warn("replication link closed", "primary=%s reason=\"%s\" applied_seq=%" PRIu64,
+                 l->peer, l->close_reason, r->applied_seq);
+    free(c);
+    queue_clear(r);
+    if (r->stopping) {
+        set_state(r, RS_STOPPED, "stopping");
+        maybe_stopped(r);
+        return;
+    }
+    if (r->state != RS_STREAMING)
+        next_candidate(r);
+    int step = BACKOFF_FIRST_MS << (r->attempts < 6 ? r->attempts : 6);
+    if (step > BACKOFF_MAX_MS)
+        step = BACKOFF_MAX_MS;
+    int delay = step / 2 + (int)((unsigned)rand() % (unsigned)(step / 2 + 1));
+    r->attempts++;
+    set_state(r, RS_BACKOFF, l->close_reason);
+    uv_timer_start(&r->backoff_timer, on_backoff_timer, (uint64_t)delay, 0);
+}
+
+static void send_hello(ekv_repl_replica_t *r)
+{
+    Edgekv__Hello h = EDGEKV__HELLO__INIT;
+    h.node_id = (char *)r->o.node_id;
+    h.role = EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA;
+    r->hello_seq = ekv_store_ingest_pending(r->o.store) ? 0 : ekv_store_last_seq(r->o.store);
+    snprintf(r->hello_history, sizeof(r->hello_history), "%s", r->o.node->history_id);
+    h.last_applied_seq = r->hello_seq;
+    h.history_id = r->hello_history;
+    h.epoch = r->o.node->epoch;
+    Edgekv__Frame f = EDGEKV__FRAME__INIT;
+    f.body_case = EDGEKV__FRAME__BODY_HELLO;
+    f.hello = &h;
+    send_frame(r, &f);
+}
+
+static void on_primary_hello(ekv_repl_replica_t *r, Edgekv__Frame *f)
+{
+    const Edgekv__Hello *h = f->hello;
+    if (h->role != EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY) {
+        close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_NOT_PRIMARY, "peer is not a primary");
+        return;
+    }
+    snprintf(r->primary_node_id, sizeof(r->primary_node_id), "%s", h->node_id ? h->node_id : "");
+    snprintf(r->primary_url, sizeof(r->primary_url), "%s",
+             h->advertise_url ? h->advertise_url : "");
+    r->primary_epoch = f->epoch;
+    if (h->last_applied_seq > r->primary_latest_seq || r->primary_latest_seq == 0)
+        r->primary_latest_seq = h->last_applied_seq;
+    r->connects++;
+    /* adopt the primary's epoch and history (saved before anything of it is applied) */
+    item_t *it = calloc(1, sizeof(*it));
+    if (!it) {
+        close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_INTERNAL, "out of memory");
+        return;
+    }
+    it->kind = IT_ADOPT;
+    it->adopt = *r->o.node;
+    it->adopt.epoch = f->epoch;
+    snprintf(it->adopt.history_id, sizeof(it->adopt.history_id), "%s",
+             h->history_id ? h->history_id : "");
+    snprintf(it->adopt.history2_id, sizeof(it->adopt.history2_id), "%s",
+             h->history2_id ? h->history2_id : "");
+    it->adopt.history2_seq = h->history2_seq;
+    if (it->adopt.fenced_epoch && it->adopt.fenced_epoch <= f->epoch) {
+        it->adopt.fenced_epoch = 0; /* a fenced old primary that rejoined as a replica */
+        it->adopt.fenced_by[0] = '\0';
+    }
+    if (r->qt)
+        r->qt->next = it;
+    else
+        r->qh = it;
+    r->qt = it;
+    /* records this node has that the primary's history does not: discarded by the snapshot
+     * that follows (counted now, while both sides' facts are at hand) */
+    uint64_t n = r->hello_seq;
+    r->discarded = 0;
+    if (n && h->history2_id && !strcmp(r->hello_history, h->history2_id) && n > h->history2_seq)
+        r->discarded = n - h->history2_seq;
+    else if (n && h->history_id && !strcmp(r->hello_history, h->history_id) &&
+             n > h->last_applied_seq)
+        r->discarded = n - h->last_applied_seq;
+    r->expect_seq = r->hello_seq + 1;
+    ekv_log_info("primary hello",
+                 "primary=%s node_id=%s epoch=%" PRIu64 " latest_seq=%" PRIu64 " history_id=%s",
+                 r->conn->link.peer, r->primary_node_id, f->epoch, h->last_applied_seq,
+                 h->history_id ? h->history_id : "-");
+    pump(r);
+}
+
+static int chunk_cf(const char *name)
+{
+    static const char *const names[] = {"", "meta", "kvmeta", "kvval", "exp"};
+    for (int i = 1; i < 5; i++)
+        if (name && !strcmp(name, names[i]))
+            return i;
+    return 0;
+}
+
+static void on_conn_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
+{
+    conn_t *c = (conn_t *)l;
+    ekv_repl_replica_t *r = c->r;
+    char why[192];
+    if (f->body_case == EDGEKV__FRAME__BODY_ERROR) {
+        snprintf(why, sizeof(why), "primary says: %s (code %d)",
+                 f->error->message ? f->error->message : "", (int)f->error->code);
+        ekv_repl_frame_free(f);
+        close_link(r, 0, why);
+        return;
+    }
+    if (f->epoch < r->o.node->epoch) {
+        snprintf(why, sizeof(why), "stale primary: epoch %" PRIu64 " < ours %" PRIu64, f->epoch,
+                 r->o.node->epoch);
+        ekv_repl_frame_free(f);
+        /* the Error frame carries our epoch: a stale primary fences itself on reading it */
+        close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_FENCED, why);
+        return;
+    }
+    switch (r->state) {
+    case RS_HANDSHAKE:
+        if (!r->hello_done) {
+            if (f->body_case != EDGEKV__FRAME__BODY_HELLO) {
+                ekv_repl_frame_free(f);
+                close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, "expected a hello");
+                return;
+            }
+            r->hello_done = 1;
+            on_primary_hello(r, f);
+            ekv_repl_frame_free(f);
+            return;
+        }
+        /* the primary's answer to our position: a snapshot, or the stream */
+        if (f->body_case != EDGEKV__FRAME__BODY_SNAPSHOT_BEGIN)
+            set_state(r, RS_STREAMING, "resuming from our last applied seq");
+        break;
+    case RS_STREAMING:
+    case RS_SNAPSHOT:
+        break;
+    default:
+        ekv_repl_frame_free(f);
+        return;
+    }
+    switch (f->body_case) {
+    case EDGEKV__FRAME__BODY_HEARTBEAT:
+        if (f->heartbeat->latest_seq > r->primary_latest_seq)
+            r->primary_latest_seq = f->heartbeat->latest_seq;
+        ekv_repl_frame_free(f);
+        return;
+    case EDGEKV__FRAME__BODY_CHANGE_BATCH: {
+        const Edgekv__ChangeBatch *b = f->change_batch;
+        if (r->state != RS_STREAMING || b->n_records == 0) {
+            ekv_repl_frame_free(f);
+            close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL,
+                       "change batch outside streaming or empty");
+            return;
+        }
+        for (size_t i = 0; i < b->n_records; i++) {
+            if (b->records[i]->seq != r->expect_seq + i) {
+                snprintf(why, sizeof(why), "expected seq %" PRIu64 ", got %" PRIu64,
+                         r->expect_seq + i, b->records[i]->seq);
+                ekv_repl_frame_free(f);
+                close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, why);
+                return;
+            }
+        }
+        r->expect_seq += b->n_records;
+        if (r->expect_seq - 1 > r->primary_latest_seq)
+            r->primary_latest_seq = r->expect_seq - 1;
+        if (!r->pending_first_ms)
+            r->pending_first_ms = b->records[0]->commit_time_ms;
+        size_t bytes = 64;
+        for (size_t i = 0; i < b->n_records; i++)
+            bytes += 96 + b->records[i]->key.len + b->records[i]->value.len +
+                     b->records[i]->metadata.len;
+        enqueue(r, IT_BATCH, f, bytes);
+        return;
+    }
+    case EDGEKV__FRAME__BODY_SNAPSHOT_BEGIN:
+        if (r->state != RS_HANDSHAKE || r->expect_seq != r->hello_seq + 1) {
+            ekv_repl_frame_free(f);
+            close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL,
+                       "snapshot begin after records");
+            return;
+        }
+        set_state(r, RS_SNAPSHOT, "primary sends a snapshot");
+        r->snap_seq = f->snapshot_begin->snapshot_seq;
+        r->snap_chunks = r->snap_entries = 0;
+        r->snapshot_attempts++;
+        if (r->discarded)
+            ekv_log_warn("history switch: records discarded",
+                         "count=%" PRIu64 " our_last_seq=%" PRIu64 " primary=%s", r->discarded,
+                         r->hello_seq, r->primary_node_id);
+        else if (r->hello_seq)
+            ekv_log_warn("local data replaced by a snapshot",
+                         "our_last_seq=%" PRIu64 " snapshot_seq=%" PRIu64, r->hello_seq,
+                         r->snap_seq);
+        enqueue(r, IT_BEGIN, f, 64);
+        return;
+    case EDGEKV__FRAME__BODY_SNAPSHOT_CHUNK: {
+        const Edgekv__SnapshotChunk *ch = f->snapshot_chunk;
+        if (r->state != RS_SNAPSHOT || ch->chunk_seq != r->snap_chunks ||
+            !chunk_cf(ch->column_family)) {
+            snprintf(why, sizeof(why), "bad snapshot chunk %" PRIu64 " (expected %" PRIu64 ")",
+                     ch->chunk_seq, r->snap_chunks);
+            ekv_repl_frame_free(f);
+            close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, why);
+            return;
+        }
+        r->snap_chunks++;
+        r->snap_entries += ch->n_entries;
+        size_t bytes = 64;
+        for (size_t i = 0; i < ch->n_entries; i++)
+            bytes += ch->entries[i]->key.len + ch->entries[i]->value.len + 32;
+        enqueue(r, IT_CHUNK, f, bytes);
+        return;
+    }
+    case EDGEKV__FRAME__BODY_SNAPSHOT_END: {
+        const Edgekv__SnapshotEnd *e = f->snapshot_end;
+        if (r->state != RS_SNAPSHOT || e->snapshot_seq != r->snap_seq ||
+            e->chunk_count != r->snap_chunks || e->entry_count != r->snap_entries) {
+            snprintf(why, sizeof(why),
+                     "snapshot end does not match: seq %" PRIu64 "/%" PRIu64 " chunks %" PRIu64
+                     "/%" PRIu64 " entries %" PRIu64 "/%" PRIu64,
+                     e->snapshot_seq, r->snap_seq, e->chunk_count, r->snap_chunks, e->entry_count,
+                     r->snap_entries);
+            ekv_repl_frame_free(f);
+            close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, why);
+            return;
+        }
+        r->expect_seq = r->snap_seq + 1;
+        enqueue(r, IT_END, f, 64);
+        set_state(r, RS_STREAMING, "snapshot received");
+        return;
+    }
+    default:
+        snprintf(why, sizeof(why), "unexpected %s frame", ekv_repl_frame_body_name(f->body_case));
+        ekv_repl_frame_free(f);
+        close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, why);
+        return;
+    }
+}
+
+static void on_conn_connected(ekv_repl_link_t *l, int status)
+{
+    conn_t *c = (conn_t *)l;
+    ekv_repl_replica_t *r = c->r;
+    if (status) {
+        ekv_repl_link_close(l, 0, 0, "connect failed: %s", uv_strerror(status));
+        return;
+    }
+    static const ekv_repl_link_cbs_t cbs = {on_conn_frame, on_conn_close, NULL};
+    if (ekv_repl_link_init(l, c, &cbs, 0) || ekv_repl_link_start(l)) {
+        ekv_repl_link_close(l, 0, 0, "link setup failed");
+        return;
+    }
+    set_state(r, RS_HANDSHAKE, "connected");
+    r->hello_done = 0;
+    send_hello(r);
+}
+
+static void connect_next(ekv_repl_replica_t *r)
+{
+    conn_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        uv_timer_start(&r->backoff_timer, on_backoff_timer, BACKOFF_MAX_MS, 0);
+        return;
+    }
+    c->r = r;
+    static const ekv_repl_link_cbs_t cbs = {on_conn_frame, on_conn_close, NULL};
+    c->link.cbs = cbs; /* on_close must work even if the connect never completes */
+    r->conn = c;
+    r->handles_open++;
+    if (r->connects || r->attempts)
+        r->reconnects++;
+    set_state(r, RS_CONNECTING, "connect");
+    int rc = ekv_repl_link_connect(&c->link, r->o.loop, r->hosts[r->cur], r->ports[r->cur],
+                                   on_conn_connected);
+    if (rc) {
+        r->handles_open--;
+        r->conn = NULL;
+        free(c);
+        next_candidate(r);
+        set_state(r, RS_BACKOFF, "bad address");
+        uv_timer_start(&r->backoff_timer, on_backoff_timer, BACKOFF_MAX_MS, 0);
+    }
+}
+
+/* ---------------------------------------------------------------- apply (worker) */
+
+static int apply_batch(apply_job_t *j)
+{
+    ekv_repl_replica_t *r = j->r;
+    size_t n = 0;
+    for (item_t *it = j->items; it; it = it->next)
+        n += it->frame->change_batch->n_records;
+    ekv_log_batch_t b = {0};
+    b.recs = calloc(n, sizeof(*b.recs));
+    if (!b.recs)
+        return EKV_ENOMEM;
+    int rc = 0;
+    for (item_t *it = j->items; it && !rc; it = it->next) {
+        const Edgekv__ChangeBatch *cb = it->frame->change_batch;
+        for (size_t i = 0; i < cb->n_records; i++) {
+            const ProtobufCMessage *m = &cb->records[i]->base;
+            size_t len = protobuf_c_message_get_packed_size(m);
+            uint8_t *data = malloc(len ? len : 1);
+            if (!data) {
+                rc = EKV_ENOMEM;
+                break;
+            }
+            protobuf_c_message_pack(m, data);
+            b.recs[b.count].seq = cb->records[i]->seq;
+            b.recs[b.count].data = data;
+            b.recs[b.count].len = len;
+            b.count++;
+            b.bytes += len;
+        }
+    }
+    if (!rc)
+        rc = ekv_store_apply_records(r->o.store, &b);
+    if (!rc)
+        j->last_seq = b.recs[b.count - 1].seq;
+    ekv_log_batch_clear(&b);
+    return rc;
+}
+
+static void hash_u32(XXH64_state_t *x, size_t n)
+{
+    uint8_t b[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    XXH64_update(x, b, 4);
+}
+
+static int apply_chunk(apply_job_t *j)
+{
+    ekv_repl_replica_t *r = j->r;
+    const Edgekv__SnapshotChunk *ch = j->items->frame->snapshot_chunk;
+    int cf = chunk_cf(ch->column_family);
+    ekv_snapshot_chunk_t c = {0};
+    c.entries = calloc(ch->n_entries ? ch->n_entries : 1, sizeof(*c.entries));
+    if (!c.entries)
+        return EKV_ENOMEM;
+    size_t cfl = strlen(ch->column_family);
+    for (size_t i = 0; i < ch->n_entries; i++) {
+        const Edgekv__KeyValue *kv = ch->entries[i];
+        ekv_snapshot_entry_t *e = &c.entries[c.count++];
+        e->cf = cf;
+        e->key = (char *)kv->key.data; /* borrowed: ingest_chunk only reads */
+        e->key_len = kv->key.len;
+        e->value = (char *)kv->value.data;
+        e->value_len = kv->value.len;
+        c.bytes += kv->key.len + kv->value.len;
+        hash_u32(r->xxh, cfl);
+        XXH64_update(r->xxh, ch->column_family, cfl);
+        hash_u32(r->xxh, kv->key.len);
+        XXH64_update(r->xxh, kv->key.data, kv->key.len);
+        hash_u32(r->xxh, kv->value.len);
+        XXH64_update(r->xxh, kv->value.data, kv->value.len);
+    }
+    int rc = ekv_store_ingest_chunk(r->o.store, &c);
+    free(c.entries); /* the entries' bytes belong to the frame */
+    return rc;
+}
+
+static void apply_work(ekv_job_t *job)
+{
+    apply_job_t *j = (apply_job_t *)job;
+    ekv_repl_replica_t *r = j->r;
+    item_t *it = j->items;
+    j->why[0] = '\0';
+    switch (it->kind) {
+    case IT_ADOPT:
+        j->rc = ekv_store_node_save(r->o.store, &it->adopt);
+        break;
+    case IT_BATCH:
+        j->rc = apply_batch(j);
+        break;
+    case IT_BEGIN:
+        XXH64_reset(r->xxh, 0);
+        j->rc = ekv_store_ingest_begin(r->o.store);
+        break;
+    case IT_CHUNK:
+        j->rc = apply_chunk(j);
+        break;
+    case IT_END: {
+        const Edgekv__SnapshotEnd *e = it->frame->snapshot_end;
+        uint64_t sum = XXH64_digest(r->xxh);
+        if (e->checksum && sum != e->checksum) {
+            snprintf(j->why, sizeof(j->why),
+                     "snapshot checksum mismatch: got %016" PRIx64 ", primary sent %016" PRIx64,
+                     sum, e->checksum);
+            j->rc = EKV_EREPL_FRAME_MALFORMED;
+            break;
+        }
+        j->rc = ekv_store_ingest_end(r->o.store, e->snapshot_seq);
+        if (!j->rc) {
+            j->last_seq = e->snapshot_seq;
+            if (r->o.after_ingest_work)
+                j->loaded = r->o.after_ingest_work(r->o.ctx);
+        }
+        break;
+    }
+    }
+}
+
+static void note_lag(ekv_repl_replica_t *r, const item_t *items)
+{
+    int64_t now = ekv_clock_now_ms();
+    for (const item_t *it = items; it; it = it->next) {
+        const Edgekv__ChangeBatch *b = it->frame->change_batch;
+        for (size_t i = 0; i < b->n_records; i++) {
+            int64_t d = now - b->records[i]->commit_time_ms;
+            r->lag[r->nlag++ % LAG_SAMPLES] = (int32_t)(d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : d);
+        }
+    }
+}
+
+static void apply_done(ekv_job_t *job)
+{
+    apply_job_t *j = (apply_job_t *)job;
+    ekv_repl_replica_t *r = j->r;
+    item_t *items = j->items;
+    j->items = NULL;
+    r->busy = 0;
+    if (j->rc) {
+        char why[256];
+        snprintf(why, sizeof(why), "apply failed (%s): %s", ekv_err_name(j->rc),
+                 j->why[0] ? j->why : "nothing written");
+        ekv_log_error("replica apply failed", "kind=%d err=%s detail=\"%s\" applied_seq=%" PRIu64,
+                      (int)items->kind, ekv_err_name(j->rc), j->why, r->applied_seq);
+        close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_INTERNAL, why);
+        if (j->loaded && r->o.after_ingest_done)
+            r->o.after_ingest_done(r->o.ctx, j->loaded);
+    } else {
+        switch (items->kind) {
+        case IT_ADOPT:
+            *r->o.node = items->adopt;
+            break;
+        case IT_BATCH: {
+            r->applied_seq = j->last_seq;
+            note_lag(r, items);
+            if (r->o.on_applied)
+                for (item_t *it = items; it; it = it->next)
+                    r->o.on_applied(r->o.ctx, it->frame->change_batch->records,
+                                    it->frame->change_batch->n_records);
+            r->pending_first_ms = 0;
+            for (item_t *it = r->qh; it; it = it->next)
+                if (it->kind == IT_BATCH) {
+                    r->pending_first_ms = it->frame->change_batch->records[0]->commit_time_ms;
+                    break;
+                }
+            send_ack(r);
+            break;
+        }
+        case IT_END:
+            r->applied_seq = j->last_seq;
+            r->snapshots++;
+            ekv_log_info("snapshot complete",
+                         "snapshot_seq=%" PRIu64 " chunks=%" PRIu64 " entries=%" PRIu64,
+                         j->last_seq, items->frame->snapshot_end->chunk_count,
+                         items->frame->snapshot_end->entry_count);
+            if (r->o.after_ingest_done)
+                r->o.after_ingest_done(r->o.ctx, j->loaded);
+            send_ack(r);
+            break;
+        default:
+            break;
+        }
+    }
+    j->loaded = NULL;
+    for (item_t *it = items, *next; it; it = next) {
+        next = it->next;
+        r->qbytes -= it->bytes <= r->qbytes ? it->bytes : r->qbytes;
+        item_free(it);
+    }
+    if (r->conn && r->qbytes < QUEUE_RESUME_BYTES)
+        ekv_repl_link_resume(&r->conn->link);
+    if (r->stopping)
+        maybe_stopped(r);
+    else
+        pump(r);
+}
+
+/* Start the next apply job if none is running. Consecutive batches are merged into one
+ * WriteBatch (one fsync) when the replica is behind. */
+static void pump(ekv_repl_replica_t *r)
+{
+    if (r->busy || !r->qh || r->stopping)
+        return;
+    item_t *first = r->qh, *last = first;
+    if (first->kind == IT_BATCH) {
+        size_t recs = first->frame->change_batch->n_records, bytes = first->bytes;
+        while (last->next && last->next->kind == IT_BATCH &&
+               recs + last->next->frame->change_batch->n_records <= MERGE_MAX_RECORDS &&
+               bytes + last->next->bytes <= MERGE_MAX_BYTES) {
+            last = last->next;
+            recs += last->frame->change_batch->n_records;
+            bytes += last->bytes;
+        }
+    }
+    r->qh = last->next;
+    if (!r->qh)
+        r->qt = NULL;
+    last->next = NULL;
+    apply_job_t *j = &r->job;
+    memset(j, 0, sizeof(*j));
+    j->job.work = apply_work;
+    j->job.done = apply_done;
+    j->r = r;
+    j->items = first;
+    r->busy = 1;
+    if (ekv_workq_submit(&r->applier, &j->job)) { /* cannot happen: queue of 4, one job */
+        r->busy = 0;
+        j->rc = EKV_EBUSY;
+        apply_done(&j->job);
+    }
+}
+
+/* ---------------------------------------------------------------- timers, lifecycle */
+
+static void on_tick(uv_timer_t *t)
+{
+    ekv_repl_replica_t *r = t->data;
+    if (!r->conn || r->conn->link.closing)
+        return;
+    uint64_t now = ekv_clock_mono_ns();
+    uint64_t tmo = (uint64_t)r->o.timeout_ms * 1000000ull;
+    char why[96];
+    if (r->state == RS_CONNECTING) {
+        if (now - r->state_since_ns > tmo)
+            close_link(r, 0, "connect timed out");
+        return;
+    }
+    if (now - r->conn->link.last_recv_ns > tmo) {
+        snprintf(why, sizeof(why), "nothing from the primary for %llu ms",
+                 (unsigned long long)((now - r->conn->link.last_recv_ns) / 1000000ull));
+        close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, why);
+        return;
+    }
+    if (r->state == RS_STREAMING && r->attempts && now - r->state_since_ns > tmo)
+        r->attempts = 0; /* a link that streamed for a while resets the backoff */
+    if ((r->state == RS_STREAMING || r->state == RS_SNAPSHOT) &&
+        now - r->last_ack_ns >= (uint64_t)r->o.heartbeat_ms * 1000000ull)
+        send_ack(r); /* keepalive: the primary drops replicas that stay silent */
+}
+
+int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts_t *o)
+{
+    ekv_repl_replica_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return EKV_ENOMEM;
+    r->o = *o;
+    if (r->o.heartbeat_ms <= 0)
+        r->o.heartbeat_ms = 1000;
+    if (r->o.timeout_ms <= 0)
+        r->o.timeout_ms = 10000;
+    const char *p = o->primaries ? o->primaries : "";
+    while (*p && r->nprimaries < MAX_PRIMARIES) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char addr[256];
+        if (n == 0 || n >= sizeof(addr) ||
+            (memcpy(addr, p, n), addr[n] = '\0',
+             ekv_repl_parse_addr(addr, r->hosts[r->nprimaries], sizeof(r->hosts[0]),
+                                 &r->ports[r->nprimaries])) ||
+            r->ports[r->nprimaries] == 0) {
+            ekv_log_error("bad --primary address (want HOST:PORT[,HOST:PORT...])", "value=\"%s\"",
+                          o->primaries);
+            free(r);
+            return EKV_EBAD_REQUEST;
+        }
+        r->nprimaries++;
+        p = e ? e + 1 : p + n;
+    }
+    if (!r->nprimaries) {
+        ekv_log_error("a replica needs --primary HOST:PORT", "%s", "");
+        free(r);
+        return EKV_EBAD_REQUEST;
+    }
+    r->xxh = XXH64_createState();
+    if (!r->xxh || ekv_doneq_init(&r->doneq, o->loop)) {
+        XXH64_freeState(r->xxh);
+        free(r);
+        return EKV_ENOMEM;
+    }
+    if (ekv_workq_init(&r->applier, "repl-apply", 1, 4, &r->doneq)) {
+        ekv_doneq_close(&r->doneq);
+        return EKV_ENOMEM; /* r stays allocated: the doneq handle closes on the next turn */
+    }
+    r->applied_seq = ekv_store_ingest_pending(o->store) ? 0 : ekv_store_last_seq(o->store);
+    r->state = RS_BACKOFF;
+    uv_timer_init(o->loop, &r->backoff_timer);
+    uv_timer_init(o->loop, &r->tick);
+    r->backoff_timer.data = r->tick.data = r;
+    r->handles_open = 2;
+    int every = r->o.heartbeat_ms < 250 ? r->o.heartbeat_ms : 250;
+    uv_timer_start(&r->tick, on_tick, (uint64_t)every, (uint64_t)every);
+    srand((unsigned)ekv_clock_mono_ns());
+    connect_next(r);
+    *out = r;
+    return 0;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void ekv_repl_replica_info(const ekv_repl_replica_t *r, ekv_repl_replica_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->state = state_name(r->state);
+    snprintf(out->primary_addr, sizeof(out->primary_addr), "%s:%d", r->hosts[r->cur],
+             r->ports[r->cur]);
+    snprintf(out->primary_node_id, sizeof(out->primary_node_id), "%s", r->primary_node_id);
+    snprintf(out->primary_url, sizeof(out->primary_url), "%s", r->primary_url);
+    out->applied_seq = r->applied_seq;
+    out->primary_latest_seq = r->primary_latest_seq;
+    out->lag_seqs =
+        r->primary_latest_seq > r->applied_seq ? r->primary_latest_seq - r->applied_seq : 0;
+    int64_t now = ekv_clock_now_ms();
+    out->lag_ms = out->lag_seqs && r->pending_first_ms && now > r->pending_first_ms
+                      ? now - r->pending_first_ms
+                      : 0;
+    out->snapshots = r->snapshots;
+    out->snapshot_attempts = r->snapshot_attempts;
+    out->connects = r->connects;
+    out->reconnects = r->reconnects;
+    out->discarded_records = r->discarded;
+    size_t n = r->nlag < LAG_SAMPLES ? (size_t)r->nlag : LAG_SAMPLES;
+    out->apply_lag_samples = r->nlag;
+    if (n) {
+        int32_t *v = malloc(n * sizeof(*v));
+        if (v) {
+            memcpy(v, r->lag, n * sizeof(*v));
+            qsort(v, n, sizeof(*v), cmp_i32);
+            out->apply_lag_p50_ms = v[(n - 1) / 2];
+            out->apply_lag_p99_ms = v[(n * 99 + 99) / 100 - 1];
+            free(v);
+        }
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    ekv_repl_replica_t *r = h->data;
+    r->handles_open--;
+    maybe_stopped(r);
+}
+
+static void maybe_stopped(ekv_repl_replica_t *r)
+{
+    if (!r->stopping || !r->stop_done || r->handles_open > 0 || r->busy)
+        return;
+    ekv_doneq_close(&r->doneq);
+    void (*done)(void *) = r->stop_done;
+    r->stop_done = NULL;
+    done(r->stop_arg);
+}
+
+void ekv_repl_replica_stop(ekv_repl_replica_t *r, void (*done)(void *arg), void *arg)
+{
+    r->stopping = 1;
+    r->stop_done = done;
+    r->stop_arg = arg;
+    queue_clear(r);
+    close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_SHUTDOWN, "replica stopping");
+    uv_timer_stop(&r->backoff_timer);
+    uv_close((uv_handle_t *)&r->backoff_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&r->tick, on_handle_closed);
+    if (!r->conn)
+        set_state(r, RS_STOPPED, "stopping");
+    maybe_stopped(r);
+}
+
+void ekv_repl_replica_free(ekv_repl_replica_t *r)
+{
+    if (!r)
+        return;
+    ekv_workq_deinit(&r->applier);
+    XXH64_freeState(r->xxh);
+    free(r);
+}

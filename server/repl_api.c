@@ -1,0 +1,191 @@
+/*
+ * repl_api.c - the replication endpoints (docs/REPLICATION.md, "Operating"):
+ *   GET  /_edgekv/replication/status    role, epoch, history, seqs, links and lag (no auth,
+ *                                       like /metrics: counters only, no data)
+ *   GET  /_edgekv/replication/checksum  full-keyspace checksum (admin; O(data), reader thread)
+ *   POST /_edgekv/replication/promote   make this replica the primary (admin)
+ */
+#include "common/errors.h"
+#include "replication/primary.h"
+#include "replication/replica.h"
+#include "server/app.h"
+#include "server/reply.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *role_name(ekv_role_t r)
+{
+    return r == EKV_ROLE_PRIMARY ? "primary" : r == EKV_ROLE_REPLICA ? "replica" : "standalone";
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+void ekv_h_repl_status(ekv_call_t *c)
+{
+    ekv_app_t *app = c->app;
+    ekv_node_t *n = &app->node;
+    ekv_store_stats_t ss;
+    ekv_store_stats(app->store, &ss);
+    json_t *o = json_object();
+    json_object_set_new(o, "role", json_string(role_name(n->role)));
+    json_object_set_new(o, "node_id", json_string(n->node_id));
+    json_object_set_new(o, "advertise_url", json_string(n->advertise_url));
+    json_object_set_new(o, "epoch", json_integer((json_int_t)n->st.epoch));
+    json_object_set_new(o, "history_id", str_or_null(n->st.history_id));
+    json_object_set_new(o, "history2_id", str_or_null(n->st.history2_id));
+    json_object_set_new(o, "history2_seq", json_integer((json_int_t)n->st.history2_seq));
+    json_object_set_new(o, "last_seq", json_integer((json_int_t)ekv_store_last_seq(app->store)));
+    json_object_set_new(o, "first_log_seq", json_integer((json_int_t)ss.first_log_seq));
+    json_object_set_new(o, "log_pin", json_integer((json_int_t)ss.lowest_pin));
+    json_object_set_new(o, "log_retain_mb", json_integer((json_int_t)app->cfg->log_retain_mb));
+    json_object_set_new(o, "log_retain_hours",
+                        json_integer((json_int_t)app->cfg->log_retain_hours));
+    json_object_set_new(o, "fenced", json_boolean(n->fenced));
+    if (n->fenced) {
+        json_object_set_new(o, "fenced_by", json_string(n->st.fenced_by));
+        json_object_set_new(o, "fenced_epoch", json_integer((json_int_t)n->st.fenced_epoch));
+    }
+    json_object_set_new(o, "writable",
+                        json_boolean(n->role != EKV_ROLE_REPLICA && !n->fenced && !n->promoting));
+    json_object_set_new(o, "sync_replicas", json_integer((json_int_t)app->cfg->sync_replicas));
+    if (n->primary) {
+        char addr[300];
+        snprintf(addr, sizeof(addr), "%s:%d", app->cfg->repl_host,
+                 ekv_repl_primary_port(n->primary));
+        json_object_set_new(o, "repl_listen", json_string(addr));
+        ekv_repl_peer_info_t peers[EKV_REPL_MAX_REPLICAS + 2];
+        size_t np = ekv_repl_primary_peers(n->primary, peers, sizeof(peers) / sizeof(peers[0]));
+        if (np > sizeof(peers) / sizeof(peers[0]))
+            np = sizeof(peers) / sizeof(peers[0]);
+        json_t *arr = json_array();
+        for (size_t i = 0; i < np; i++)
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "node_id",
+                                                 peers[i].node_id, "addr", peers[i].addr, "state",
+                                                 peers[i].state, "acked_seq",
+                                                 (json_int_t)peers[i].acked_seq, "sent_seq",
+                                                 (json_int_t)peers[i].sent_seq, "lag_seqs",
+                                                 (json_int_t)peers[i].lag_seqs, "lag_ms",
+                                                 (json_int_t)peers[i].lag_ms));
+        json_object_set_new(o, "replicas", arr);
+        ekv_repl_primary_stats_t st;
+        ekv_repl_primary_stats(n->primary, &st);
+        json_object_set_new(o, "dropped",
+                            json_pack("{s:I, s:I, s:I}", "timeout", (json_int_t)st.dropped_timeout,
+                                      "lag", (json_int_t)st.dropped_lag, "protocol",
+                                      (json_int_t)st.dropped_protocol));
+        json_object_set_new(
+            o, "primary_stats",
+            json_pack("{s:I, s:I, s:I, s:I, s:I}", "accepted", (json_int_t)st.accepted,
+                      "snapshots_sent", (json_int_t)st.snapshots_sent, "resumes",
+                      (json_int_t)st.resumes, "sync_timeouts", (json_int_t)st.sync_timeouts,
+                      "sync_waiting", (json_int_t)st.sync_waiting));
+    } else {
+        json_object_set_new(o, "repl_listen", json_null());
+    }
+    if (n->replica) {
+        ekv_repl_replica_info_t ri;
+        ekv_repl_replica_info(n->replica, &ri);
+        json_t *r = json_pack(
+            "{s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+            "state", ri.state, "primary_addr", ri.primary_addr, "primary_node_id",
+            str_or_null(ri.primary_node_id), "primary_url", str_or_null(ri.primary_url),
+            "applied_seq", (json_int_t)ri.applied_seq, "primary_latest_seq",
+            (json_int_t)ri.primary_latest_seq, "lag_seqs", (json_int_t)ri.lag_seqs, "lag_ms",
+            (json_int_t)ri.lag_ms, "snapshots", (json_int_t)ri.snapshots, "snapshot_attempts",
+            (json_int_t)ri.snapshot_attempts, "connects", (json_int_t)ri.connects, "reconnects",
+            (json_int_t)ri.reconnects, "discarded_records", (json_int_t)ri.discarded_records,
+            "apply_lag_p50_ms", (json_int_t)ri.apply_lag_p50_ms, "apply_lag_p99_ms",
+            (json_int_t)ri.apply_lag_p99_ms, "apply_lag_samples", (json_int_t)ri.apply_lag_samples);
+        json_object_set_new(o, "replica", r ? r : json_null());
+    }
+    ekv_reply_ok(c->req, o, NULL);
+}
+
+/* ---- checksum (reader thread) ---- */
+
+typedef struct {
+    ekv_job_t job;
+    ekv_app_t *app;
+    ekv_req_t *req;
+    uint64_t sum, keys, seq;
+    int rc;
+} checksum_job_t;
+
+static void checksum_work(ekv_job_t *job)
+{
+    checksum_job_t *j = (checksum_job_t *)job;
+    j->seq = ekv_store_last_seq(j->app->store);
+    j->rc = ekv_store_checksum(j->app->store, &j->sum, &j->keys);
+}
+
+static void checksum_done(ekv_job_t *job)
+{
+    checksum_job_t *j = (checksum_job_t *)job;
+    if (j->rc) {
+        ekv_reply_error(j->req, j->rc, NULL);
+        return;
+    }
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)j->sum);
+    ekv_reply_ok(j->req,
+                 json_pack("{s:s, s:I, s:I}", "checksum", hex, "keys", (json_int_t)j->keys,
+                           "last_seq", (json_int_t)j->seq),
+                 NULL);
+}
+
+static void free_state(ekv_req_t *req)
+{
+    free(req->state);
+    req->state = NULL;
+}
+
+void ekv_h_repl_checksum(ekv_call_t *c)
+{
+    checksum_job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        ekv_reply_error(c->req, EKV_ENOMEM, NULL);
+        return;
+    }
+    j->app = c->app;
+    j->req = c->req;
+    j->job.work = checksum_work;
+    j->job.done = checksum_done;
+    c->req->state = j;
+    c->req->cleanup = free_state;
+    ekv_app_read_or_reply(c->app, c->req, &j->job);
+}
+
+/* ---- promote ---- */
+
+static void promote_done(void *ctx, int rc)
+{
+    ekv_req_t *req = ctx;
+    ekv_app_t *app = req->app;
+    if (rc) {
+        ekv_reply_error(req, rc, "promotion failed: %s", ekv_err_name(rc));
+        return;
+    }
+    ekv_node_t *n = &app->node;
+    ekv_reply_ok(req,
+                 json_pack("{s:s, s:I, s:s, s:I}", "role", "primary", "epoch",
+                           (json_int_t)n->st.epoch, "history_id", n->st.history_id, "last_seq",
+                           (json_int_t)ekv_store_last_seq(app->store)),
+                 NULL);
+}
+
+void ekv_h_repl_promote(ekv_call_t *c)
+{
+    int rc = ekv_node_promote(c->app, promote_done, c->req);
+    if (rc == EKV_ENOT_REPLICA)
+        ekv_reply_error(c->req, rc, "only a replica can be promoted; this node is %s",
+                        role_name(c->app->node.role));
+    else if (rc == EKV_EBUSY)
+        ekv_reply_error(c->req, rc, "a promotion is already in progress");
+    else if (rc)
+        ekv_reply_error(c->req, rc, NULL);
+}
