@@ -218,6 +218,8 @@ static void on_conn_close(ekv_repl_link_t *l)
     r->handles_open--;
     ekv_log_warn("replication link closed", "primary=%s reason=\"%s\" applied_seq=%" PRIu64,
                  l->peer, l->close_reason, r->applied_seq);
+    char reason[sizeof(l->close_reason)];
+    snprintf(reason, sizeof(reason), "%s", l->close_reason);
     free(c);
     queue_clear(r);
     if (r->stopping) {
@@ -232,7 +234,7 @@ static void on_conn_close(ekv_repl_link_t *l)
         step = BACKOFF_MAX_MS;
     int delay = step / 2 + (int)((unsigned)rand() % (unsigned)(step / 2 + 1));
     r->attempts++;
-    set_state(r, RS_BACKOFF, l->close_reason);
+    set_state(r, RS_BACKOFF, reason);
     uv_timer_start(&r->backoff_timer, on_backoff_timer, (uint64_t)delay, 0);
 }
 

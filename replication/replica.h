@@ -53,7 +53,7 @@ typedef struct {
 
 typedef struct {
     const char *state; /* connecting, handshake, snapshot, streaming, backoff, stopped */
-    char primary_addr[64];
+    char primary_addr[300];
     char primary_node_id[64];
     char primary_url[256];
     uint64_t applied_seq;
