@@ -80,10 +80,11 @@ struct peer_s {
     shared_snap_t *snap;
     uint64_t chunk_seq, entries;
     XXH64_state_t *xxh;
-    /* lag: (last seq of a sent batch, commit time of its first record) */
+    /* sent, unacked batches: (last seq, commit time of its first record, when it was sent) */
     struct {
         uint64_t last_seq;
         int64_t first_ms;
+        int64_t sent_ms;
     } ring[LAG_RING];
     size_t ring_head, ring_len;
 };
@@ -261,6 +262,7 @@ static void ring_push(peer_t *pe, uint64_t last_seq, int64_t first_ms)
     size_t i = (pe->ring_head + pe->ring_len) % LAG_RING;
     pe->ring[i].last_seq = last_seq;
     pe->ring[i].first_ms = first_ms;
+    pe->ring[i].sent_ms = ekv_clock_now_ms();
     pe->ring_len++;
 }
 
@@ -272,12 +274,22 @@ static void ring_ack(peer_t *pe, uint64_t acked)
     }
 }
 
-/* Age in ms of the oldest record sent and not acked (0 = none). */
+/* Replication lag in ms: age (since its commit) of the oldest record sent and not acked. */
 static int64_t peer_lag_ms(const peer_t *pe)
 {
     if (!pe->ring_len)
         return 0;
     int64_t age = ekv_clock_now_ms() - pe->ring[pe->ring_head].first_ms;
+    return age > 0 ? age : 0;
+}
+
+/* How long the oldest unacked batch has been waiting for its ack since it was SENT: a replica
+ * catching up acks each batch quickly even when the records are old; a stuck one does not. */
+static int64_t peer_ack_wait_ms(const peer_t *pe)
+{
+    if (!pe->ring_len)
+        return 0;
+    int64_t age = ekv_clock_now_ms() - pe->ring[pe->ring_head].sent_ms;
     return age > 0 ? age : 0;
 }
 
@@ -801,10 +813,10 @@ static void on_tick(uv_timer_t *t)
             drop(pe, "timeout", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, why);
             continue;
         }
-        int64_t lag = peer_lag_ms(pe);
-        if (pe->state == PS_STREAMING && lag > p->o.max_lag_ms) {
-            snprintf(why, sizeof(why), "oldest unacked record is %lld ms old (cap %d ms)",
-                     (long long)lag, p->o.max_lag_ms);
+        int64_t wait = peer_ack_wait_ms(pe);
+        if (pe->state == PS_STREAMING && wait > p->o.max_lag_ms) {
+            snprintf(why, sizeof(why), "records sent %lld ms ago are not acked (cap %d ms)",
+                     (long long)wait, p->o.max_lag_ms);
             drop(pe, "lag", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, why);
             continue;
         }

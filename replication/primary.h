@@ -10,9 +10,9 @@
  *
  * Per replica link (states): handshake -> (snapshot ->) streaming. A link is dropped, with a
  * log line and a counted reason, when the peer sends nothing for timeout_ms (replicas ack at
- * least every heartbeat), when its writes make no progress for timeout_ms, when its oldest
- * un-acked record is older than max_lag_ms, or on a protocol error. Dropping releases its log
- * pin, so retention then applies to it like to any disconnected replica.
+ * least every heartbeat), when its writes make no progress for timeout_ms, when records sent
+ * max_lag_ms ago are still not acked (alive but not applying), or on a protocol error. Dropping
+ * releases its log pin, so retention then applies to it like to any disconnected replica.
  *
  * Memory is bounded per link: at most one read job in flight (<= 4 MiB of log records or 1 MiB
  * of snapshot entries, plus one oversized value) and reads stop while more than
@@ -41,7 +41,7 @@ typedef struct {
     const ekv_node_state_t *node; /* the owner's copy: epoch and history ids, read on the loop */
     int heartbeat_ms;             /* heartbeat on idle links (default 1000) */
     int timeout_ms;               /* drop a silent or stalled replica (default 10000) */
-    int max_lag_ms;               /* drop a replica lagging more than this (default 60000) */
+    int max_lag_ms; /* drop a replica that has not acked records sent this long ago (60000) */
     /* A frame carried a higher epoch than ours: a newer primary exists. Called once; the
      * primary has already closed every link and refuses new ones. */
     void (*on_fenced)(void *ctx, uint64_t epoch, const char *by_node);

@@ -96,11 +96,16 @@ struct ekv_repl_replica_s {
     uint64_t snapshots, snapshot_attempts, connects, reconnects, discarded;
     int32_t lag[LAG_SAMPLES];
     uint64_t nlag;
+    uint64_t lag_hist[EKV_REPL_LAG_BUCKETS]; /* not cumulative */
+    uint64_t lag_sum_ms;
     int handles_open;
     int stopping;
     void (*stop_done)(void *);
     void *stop_arg;
 };
+
+const int64_t ekv_repl_lag_bucket_ms[EKV_REPL_LAG_BUCKETS - 1] = {
+    0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 50, 100, 500, 1000, 5000};
 
 static const char *state_name(rstate_t s)
 {
@@ -630,7 +635,13 @@ static void note_lag(ekv_repl_replica_t *r, const item_t *items)
         const Edgekv__ChangeBatch *b = it->frame->change_batch;
         for (size_t i = 0; i < b->n_records; i++) {
             int64_t d = now - b->records[i]->commit_time_ms;
-            r->lag[r->nlag++ % LAG_SAMPLES] = (int32_t)(d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : d);
+            d = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : d;
+            r->lag[r->nlag++ % LAG_SAMPLES] = (int32_t)d;
+            int bk = 0;
+            while (bk < EKV_REPL_LAG_BUCKETS - 1 && d > ekv_repl_lag_bucket_ms[bk])
+                bk++;
+            r->lag_hist[bk]++;
+            r->lag_sum_ms += (uint64_t)d;
         }
     }
 }
@@ -850,6 +861,10 @@ void ekv_repl_replica_info(const ekv_repl_replica_t *r, ekv_repl_replica_info_t 
     out->discarded_records = r->discarded;
     size_t n = r->nlag < LAG_SAMPLES ? (size_t)r->nlag : LAG_SAMPLES;
     out->apply_lag_samples = r->nlag;
+    uint64_t cum = 0;
+    for (int i = 0; i < EKV_REPL_LAG_BUCKETS; i++)
+        out->apply_lag_hist[i] = (cum += r->lag_hist[i]);
+    out->apply_lag_sum_ms = r->lag_sum_ms;
     if (n) {
         int32_t *v = malloc(n * sizeof(*v));
         if (v) {

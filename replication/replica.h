@@ -33,6 +33,10 @@
 
 typedef struct ekv_repl_replica_s ekv_repl_replica_t;
 
+/* Histogram bucket upper bounds (ms) of the apply delay; the last bucket is +Inf. */
+#define EKV_REPL_LAG_BUCKETS 16
+extern const int64_t ekv_repl_lag_bucket_ms[EKV_REPL_LAG_BUCKETS - 1];
+
 typedef struct {
     uv_loop_t *loop;
     ekv_store_t *store; /* opened with opts.replica = 1 */
@@ -64,6 +68,9 @@ typedef struct {
     uint64_t discarded_records;                 /* at the last history switch */
     int64_t apply_lag_p50_ms, apply_lag_p99_ms; /* primary commit -> durable here, last 4096 */
     uint64_t apply_lag_samples;
+    /* the same delay, over every record since start: cumulative counts per bucket */
+    uint64_t apply_lag_hist[EKV_REPL_LAG_BUCKETS]; /* <= ekv_repl_lag_bucket_ms[i]; last +Inf */
+    uint64_t apply_lag_sum_ms;
 } ekv_repl_replica_info_t;
 
 /* Validate the primaries list and start connecting. 0, EKV_EBAD_REQUEST (bad address list,

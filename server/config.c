@@ -55,7 +55,7 @@ static const opt_t opts[] = {
     {"repl-timeout-ms", OPT_INT, OFF(repl_timeout_ms), "10000",
      "drop a replication link silent or stalled this long"},
     {"repl-max-lag-ms", OPT_INT, OFF(repl_max_lag_ms), "60000",
-     "primary: drop a replica whose oldest unacked record is older"},
+     "primary: drop a replica that has not acked records sent this long ago"},
     {"repl-heartbeat-ms", OPT_INT, OFF(repl_heartbeat_ms), "1000", "heartbeats and keepalive acks"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

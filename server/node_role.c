@@ -713,6 +713,23 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
           ri.apply_lag_p50_ms);
         G("edgekv_repl_apply_lag_ms_p99", "Primary commit to durable apply here (last 4096).",
           ri.apply_lag_p99_ms);
+        if (!rc)
+            rc = ekv_buf_appends(out, "# HELP edgekv_repl_apply_lag_ms Primary commit to durable "
+                                      "apply here, per record (ms, clock-to-clock).\n"
+                                      "# TYPE edgekv_repl_apply_lag_ms histogram\n");
+        for (int b = 0; b < EKV_REPL_LAG_BUCKETS && !rc; b++) {
+            if (b < EKV_REPL_LAG_BUCKETS - 1)
+                rc = ekv_buf_appendf(
+                    out, "edgekv_repl_apply_lag_ms_bucket{le=\"%" PRId64 "\"} %" PRIu64 "\n",
+                    ekv_repl_lag_bucket_ms[b], ri.apply_lag_hist[b]);
+            else
+                rc = ekv_buf_appendf(out,
+                                     "edgekv_repl_apply_lag_ms_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                                     "edgekv_repl_apply_lag_ms_sum %" PRIu64 "\n"
+                                     "edgekv_repl_apply_lag_ms_count %" PRIu64 "\n",
+                                     ri.apply_lag_hist[b], ri.apply_lag_sum_ms,
+                                     ri.apply_lag_hist[b]);
+        }
     }
 #undef G
 #undef C
