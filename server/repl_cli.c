@@ -151,6 +151,14 @@ static void print_value(const char *indent, const char *key, json_t *v)
         }
         return;
     }
+    if (json_is_string(v)) { /* human-readable: no quotes */
+        printf("%s%s: %s\n", indent, key, json_string_value(v));
+        return;
+    }
+    if (json_is_null(v)) {
+        printf("%s%s: -\n", indent, key);
+        return;
+    }
     char *s = json_dumps(v, JSON_ENCODE_ANY);
     printf("%s%s: %s\n", indent, key, s ? s : "?");
     free(s);
