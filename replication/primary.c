@@ -408,6 +408,8 @@ static void job_done(ekv_job_t *job)
         shared_snap_t *ss = pe->snap;
         if (j->rc) {
             ekv_log_error("cannot open a snapshot", "err=%s", ekv_err_name(j->rc));
+            if (p->snap == ss)
+                p->snap = NULL; /* later bootstraps open a new one */
         } else {
             ss->snap = j->opened;
             ss->seq = ekv_store_snapshot_seq(j->opened);
