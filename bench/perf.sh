@@ -48,7 +48,6 @@ TS=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$BENCH_DIR/results"
 OUT="$BENCH_DIR/results/$TS-perf-$MODE.txt"
 : >"$OUT"
-say() { printf '%s\n' "$*" | tee -a "$OUT"; }
 
 read -r port <<<"$(bench_free_ports 1)"
 bench_start_edgekv edgekv "$SERVER_CPU" "$BENCH_WORK/edgekv-data" "$port"

@@ -22,26 +22,10 @@ set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-DURATION=${DURATION:-5}; DURATION=${DURATION%s}
-ROUNDS=${ROUNDS:-5}
-CONNS=${CONNS:-64}
-THREADS=${THREADS:-1}
-WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
+bench_params
 SCENARIOS=${SCENARIOS:-get,put}
-PIN=${PIN:-1}
 SKIP_EDGEKV=${SKIP_EDGEKV:-0}
-# Higher priority than the machine's other work (root only): per-round spread drops from
-# ~2x to a few % on a busy 2-core box. NICE=0 turns it off.
-if [ -z "${NICE:-}" ]; then
-    NICE=0; [ "$(id -u)" -eq 0 ] && NICE=-10
-fi
-export NICE
 VALUE_SIZE=100
-for v in DURATION ROUNDS CONNS THREADS WARMUP; do
-    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 0 ] || die "$v must be a non-negative integer (got '${!v}')"
-done
-[ "$DURATION" -ge 1 ] && [ "$ROUNDS" -ge 1 ] && [ "$CONNS" -ge "$THREADS" ] ||
-    die "need DURATION >= 1, ROUNDS >= 1, CONNS >= THREADS"
 
 STATS="python3 $BENCH_DIR/lib/wrkstats.py"
 CLK_TCK=$(getconf CLK_TCK)
@@ -58,13 +42,7 @@ if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1;
     CLIENT_CPU=0; SERVER_CPU=1
 fi
 
-TS=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$BENCH_DIR/results"
-OUT="$BENCH_DIR/results/$TS.txt"
-RAW="$BENCH_DIR/results/$TS.raw.txt"
-RECORDS="$BENCH_WORK/records.tsv"
-: >"$OUT"; : >"$RAW"; : >"$RECORDS"
-say() { printf '%s\n' "$*" | tee -a "$OUT"; }
+bench_results ""
 
 if [ "$SKIP_EDGEKV" != 1 ]; then
     bench_build_edgekv

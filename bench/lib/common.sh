@@ -14,6 +14,42 @@ BENCH_WORK=""      # temp dir (removed in cleanup unless KEEP=1)
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# --- shared knobs -----------------------------------------------------------------------------
+
+# DURATION ROUNDS CONNS THREADS WARMUP PIN NICE with their defaults, validated. NICE: higher
+# priority than the machine's other work (root only): per-round spread drops from ~2x to a
+# few % on a busy 2-core box; NICE=0 turns it off.
+bench_params() {
+    DURATION=${DURATION:-5}; DURATION=${DURATION%s}
+    ROUNDS=${ROUNDS:-5}
+    CONNS=${CONNS:-64}
+    THREADS=${THREADS:-1}
+    WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
+    PIN=${PIN:-1}
+    if [ -z "${NICE:-}" ]; then
+        NICE=0; [ "$(id -u)" -eq 0 ] && NICE=-10
+    fi
+    export NICE
+    local v
+    for v in DURATION ROUNDS CONNS THREADS WARMUP; do
+        [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 0 ] || die "$v must be a non-negative integer (got '${!v}')"
+    done
+    [ "$DURATION" -ge 1 ] && [ "$ROUNDS" -ge 1 ] && [ "$CONNS" -ge "$THREADS" ] ||
+        die "need DURATION >= 1, ROUNDS >= 1, CONNS >= THREADS"
+}
+
+# Result files: bench/results/<UTC timestamp><suffix>.txt (the report, also on stdout via
+# `say`) and .raw.txt (raw tool output); RECORDS is a scratch TSV in the work dir.
+bench_results() {
+    TS=$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$BENCH_DIR/results"
+    OUT="$BENCH_DIR/results/$TS$1.txt"
+    RAW="$BENCH_DIR/results/$TS$1.raw.txt"
+    RECORDS="$BENCH_WORK/records.tsv"
+    : >"$OUT"; : >"$RAW"; : >"$RECORDS"
+}
+say() { printf '%s\n' "$*" | tee -a "$OUT"; }
+
 # --- tools ------------------------------------------------------------------------------------
 
 # Install the Debian packages whose command is missing (apt-get only when `command -v` fails).
