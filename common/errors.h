@@ -62,7 +62,9 @@
     X(READ_ONLY, 403, 10001, "this node is a read-only replica; send writes to the primary")       \
     X(FENCED, 503, 10001, "this node was fenced: a newer primary exists")                          \
     X(NOT_SYNCED, 503, 10001, "this replica has not completed its first sync with a primary")      \
-    X(NOT_REPLICA, 400, 10001, "only a replica can be promoted")
+    X(NOT_REPLICA, 400, 10001, "only a replica can be promoted")                                   \
+    X(UPSTREAM, 503, 10001, "upstream unavailable")                                                \
+    X(TIMEOUT, 504, 10001, "upstream did not answer in time")
 
 typedef enum {
     EKV_OK = 0,

@@ -124,6 +124,47 @@ int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len)
     return 0;
 }
 
+int ekv_repl_record_strip_values(const uint8_t *data, size_t len, ekv_buf_t *out)
+{
+    const uint8_t *p = data, *end = data + len;
+    while (p < end) {
+        const uint8_t *field = p;
+        uint64_t tag, v;
+        if (varint_get(&p, end, &tag))
+            return EKV_EREPL_FRAME_MALFORMED;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (varint_get(&p, end, &v))
+                return EKV_EREPL_FRAME_MALFORMED;
+            break;
+        case 1: /* 64-bit */
+            if (end - p < 8)
+                return EKV_EREPL_FRAME_MALFORMED;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (varint_get(&p, end, &v) || v > (uint64_t)(end - p))
+                return EKV_EREPL_FRAME_MALFORMED;
+            p += v;
+            break;
+        case 5: /* 32-bit */
+            if (end - p < 4)
+                return EKV_EREPL_FRAME_MALFORMED;
+            p += 4;
+            break;
+        default:
+            return EKV_EREPL_FRAME_MALFORMED;
+        }
+        uint64_t num = tag >> 3;
+        if (num == 6 || num == 7) /* value, metadata */
+            continue;
+        int rc = ekv_buf_append(out, field, (size_t)(p - field));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int body_present(const Edgekv__Frame *f)
 {
     switch (f->body_case) {
@@ -143,6 +184,10 @@ static int body_present(const Edgekv__Frame *f)
         return f->snapshot_end != NULL;
     case EDGEKV__FRAME__BODY_ERROR:
         return f->error != NULL;
+    case EDGEKV__FRAME__BODY_REQUEST:
+        return f->request != NULL;
+    case EDGEKV__FRAME__BODY_RESPONSE:
+        return f->response != NULL;
     default:
         return 0;
     }
@@ -167,6 +212,10 @@ const char *ekv_repl_frame_body_name(Edgekv__Frame__BodyCase body_case)
         return "snapshot_end";
     case EDGEKV__FRAME__BODY_ERROR:
         return "error";
+    case EDGEKV__FRAME__BODY_REQUEST:
+        return "request";
+    case EDGEKV__FRAME__BODY_RESPONSE:
+        return "response";
     default:
         return "none";
     }

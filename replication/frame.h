@@ -61,6 +61,11 @@ int ekv_repl_encode_change_batch(uint64_t epoch, const ekv_log_record_t *recs, s
  * field is absent or the bytes are malformed. */
 int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len);
 
+/* Copy a packed ChangeRecord without its value and metadata fields (6, 7) into out (appended):
+ * what edges need to invalidate keys and follow the catalog. 0, EKV_EREPL_FRAME_MALFORMED
+ * (bytes that do not parse as protobuf fields), or ekv_buf's errors. */
+int ekv_repl_record_strip_values(const uint8_t *data, size_t len, ekv_buf_t *out);
+
 /* Free a frame returned by ekv_repl_decoder_next(). NULL is a no-op. Not for frames the
  * caller built itself. */
 void ekv_repl_frame_free(Edgekv__Frame *f);

@@ -27,7 +27,8 @@
 #define READER_THREADS       2
 #define READER_QUEUE         256
 
-typedef enum { PS_HANDSHAKE, PS_SNAPSHOT_WAIT, PS_SNAPSHOT, PS_STREAMING } peer_state_t;
+typedef enum { PS_HANDSHAKE, PS_SNAPSHOT_WAIT, PS_SNAPSHOT, PS_STREAMING, PS_RPC } peer_state_t;
+typedef enum { PK_REPLICA, PK_EDGE_STREAM, PK_EDGE_RPC } peer_kind_t;
 typedef enum { JOB_LOG, JOB_SNAP_OPEN, JOB_SNAP_CHUNK } job_kind_t;
 
 typedef struct shared_snap_s {
@@ -66,6 +67,9 @@ struct peer_s {
     ekv_repl_primary_t *p;
     peer_t *next, *prev;
     peer_state_t state;
+    peer_kind_t kind;
+    int pinning; /* counted in npinning */
+    uint64_t id; /* unique per primary: RPC answers find their link by it */
     char node_id[64];
     uint64_t connected_ns;
     uint64_t last_send_ns;
@@ -108,6 +112,8 @@ struct ekv_repl_primary_s {
     int port;
     peer_t *peers;
     size_t npeers;
+    size_t npinning; /* replica and edge-stream peers: each may hold log pins */
+    uint64_t next_peer_id;
     shared_snap_t *snap; /* the snapshot new bootstraps join, if any */
     waiter_t *wh, *wt;   /* sync waiters, in seq order */
     uint64_t latest_seq;
@@ -132,6 +138,8 @@ static const char *state_name(peer_state_t s)
         return "snapshot";
     case PS_STREAMING:
         return "streaming";
+    case PS_RPC:
+        return "rpc";
     }
     return "?";
 }
@@ -183,6 +191,8 @@ static void on_link_close(ekv_repl_link_t *l)
     if (pe->next)
         pe->next->prev = pe->prev;
     p->npeers--;
+    if (pe->pinning)
+        p->npinning--;
     p->st.connected = p->npeers;
     p->handles_open--;
     ekv_log_info("replica disconnected",
@@ -345,6 +355,32 @@ static int encode_chunk_run(read_job_t *j, const ekv_snapshot_chunk_t *ch, size_
     return rc;
 }
 
+/* Keys-only stream: replace each record by its copy without value and metadata. */
+static int strip_batch(ekv_log_batch_t *b)
+{
+    ekv_buf_t tmp;
+    ekv_buf_init(&tmp, 0);
+    for (size_t i = 0; i < b->count; i++) {
+        ekv_buf_reset(&tmp);
+        int rc = ekv_repl_record_strip_values(b->recs[i].data, b->recs[i].len, &tmp);
+        if (rc) {
+            ekv_buf_deinit(&tmp);
+            return rc;
+        }
+        uint8_t *copy = malloc(tmp.len ? tmp.len : 1);
+        if (!copy) {
+            ekv_buf_deinit(&tmp);
+            return EKV_ENOMEM;
+        }
+        memcpy(copy, tmp.data, tmp.len);
+        free(b->recs[i].data);
+        b->recs[i].data = copy;
+        b->recs[i].len = tmp.len;
+    }
+    ekv_buf_deinit(&tmp);
+    return 0;
+}
+
 static void job_work(ekv_job_t *job)
 {
     read_job_t *j = (read_job_t *)job;
@@ -355,6 +391,8 @@ static void job_work(ekv_job_t *job)
         ekv_log_batch_t b = {0};
         j->rc = ekv_store_log_read(p->o.store, j->from_seq, LOG_READ_MAX_RECORDS,
                                    LOG_READ_MAX_BYTES, &b);
+        if (j->rc == 0 && b.count && j->peer->kind == PK_EDGE_STREAM)
+            j->rc = strip_batch(&b);
         if (j->rc == 0 && b.count) {
             j->rc = ekv_repl_encode_change_batch(j->epoch, b.recs, b.count, &j->out);
             j->count = b.count;
@@ -368,6 +406,25 @@ static void job_work(ekv_job_t *job)
         ekv_snapshot_chunk_t ch = {0};
         ekv_snapshot_pos_t after = {j->pos_cf, j->pos_key, j->pos_key_len};
         j->rc = ekv_store_snapshot_next(j->peer->snap->snap, &after, SNAP_CHUNK_BYTES, &ch);
+        if (j->rc == 0 && j->peer->kind == PK_EDGE_STREAM) {
+            /* edges get the catalog only (meta comes first in snapshot order) */
+            size_t keep = 0;
+            while (keep < ch.count && ch.entries[keep].cf == EKV_SNAP_CF_META)
+                keep++;
+            if (keep < ch.count) {
+                ekv_snapshot_chunk_t tail = ch;
+                tail.entries += keep;
+                tail.count -= keep;
+                for (size_t i = 0; i < tail.count; i++)
+                    free(tail.entries[i].key);
+                ch.count = keep;
+                ch.done = 1;
+                if (keep)
+                    ch.next =
+                        (ekv_snapshot_pos_t){ch.entries[keep - 1].cf, ch.entries[keep - 1].key,
+                                             ch.entries[keep - 1].key_len};
+            }
+        }
         if (j->rc == 0) {
             size_t run = 0;
             for (size_t i = 1; i <= ch.count && j->rc == 0; i++) {
@@ -519,6 +576,7 @@ static void pump(peer_t *pe)
         return; /* on_drain calls us again */
     switch (pe->state) {
     case PS_HANDSHAKE:
+    case PS_RPC:
         return;
     case PS_SNAPSHOT_WAIT:
         if (!pe->snap->snap)
@@ -606,7 +664,7 @@ static void start_snapshot(peer_t *pe)
 
 void ekv_repl_primary_fence(ekv_repl_primary_t *p, uint64_t epoch, const char *by)
 {
-    if (p->fenced)
+    if (p->fenced || p->o.edge_only)
         return;
     p->fenced = 1;
     ekv_log_warn("fenced", "epoch=%" PRIu64 " our_epoch=%" PRIu64 " by=%s", epoch, p->o.node->epoch,
@@ -633,7 +691,7 @@ static void on_hello(peer_t *pe, const Edgekv__Frame *f)
     const Edgekv__Hello *h = f->hello;
     snprintf(pe->node_id, sizeof(pe->node_id), "%s", h->node_id ? h->node_id : "");
     const ekv_node_state_t *me = p->o.node;
-    if (h->role == EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY) {
+    if (h->role == EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY && !p->o.edge_only) {
         /* a fence probe from a promoted node (its epoch is not higher, or we would be fenced
          * already): tell it that it is the stale one */
         ekv_repl_link_close(&pe->link, me->epoch, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_FENCED,
@@ -642,14 +700,35 @@ static void on_hello(peer_t *pe, const Edgekv__Frame *f)
                             me->epoch, f->epoch);
         return;
     }
-    if (h->role != EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA) {
+    if (p->o.edge_only && h->role != EDGEKV__NODE_ROLE__NODE_ROLE_EDGE) {
+        ekv_repl_link_close(&pe->link, me->epoch, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_NOT_PRIMARY,
+                            "this node is a replica; it serves edges only");
+        return;
+    }
+    if (h->role == EDGEKV__NODE_ROLE__NODE_ROLE_EDGE && !h->keys_only) {
+        if (!p->o.on_request) {
+            drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, "no RPC here");
+            return;
+        }
+        pe->kind = PK_EDGE_RPC;
+        pe->state = PS_RPC;
+        ekv_log_info("edge connected", "edge=%s addr=%s link=rpc", peer_name(pe), pe->link.peer);
+        send_hello(pe);
+        return;
+    }
+    if (h->role != EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA &&
+        h->role != EDGEKV__NODE_ROLE__NODE_ROLE_EDGE) {
         drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, "hello without a role");
         return;
     }
-    if (p->npeers > EKV_REPL_MAX_REPLICAS) {
-        drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_INTERNAL, "too many replicas");
+    pe->kind = h->role == EDGEKV__NODE_ROLE__NODE_ROLE_EDGE ? PK_EDGE_STREAM : PK_REPLICA;
+    if (p->npinning >= EKV_REPL_MAX_REPLICAS) {
+        drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_INTERNAL,
+             "too many replicas and edge streams");
         return;
     }
+    p->npinning++;
+    pe->pinning = 1;
     uint64_t n = h->last_applied_seq, last = ekv_store_last_seq(p->o.store);
     const char *hid = h->history_id ? h->history_id : "";
     ekv_log_info("replica connected",
@@ -709,7 +788,7 @@ static void on_link_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
 {
     peer_t *pe = (peer_t *)l;
     ekv_repl_primary_t *p = pe->p;
-    if (f->epoch > p->o.node->epoch) {
+    if (f->epoch > p->o.node->epoch && !p->o.edge_only) {
         char by[64];
         snprintf(by, sizeof(by), "%s",
                  f->body_case == EDGEKV__FRAME__BODY_HELLO && f->hello->node_id &&
@@ -727,6 +806,17 @@ static void on_link_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
                  "first frame is not a hello");
         else
             on_hello(pe, f);
+        ekv_repl_frame_free(f);
+        return;
+    }
+    if (pe->state == PS_RPC) {
+        if (f->body_case == EDGEKV__FRAME__BODY_REQUEST) {
+            p->o.on_request(p->o.ctx, pe->id, f); /* takes f */
+            return;
+        }
+        if (f->body_case != EDGEKV__FRAME__BODY_HEARTBEAT) /* the edge's keepalive */
+            drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL,
+                 "unexpected frame on an RPC link");
         ekv_repl_frame_free(f);
         return;
     }
@@ -770,6 +860,7 @@ static void on_connection(uv_stream_t *ls, int status)
         p->peers->prev = pe;
     p->peers = pe;
     p->npeers++;
+    pe->id = ++p->next_peer_id;
     p->st.accepted++;
     p->st.connected = p->npeers;
     p->handles_open++;
@@ -822,7 +913,7 @@ static void on_tick(uv_timer_t *t)
             drop(pe, "lag", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, why);
             continue;
         }
-        if (pe->state == PS_STREAMING && now - pe->last_send_ns >= hb)
+        if ((pe->state == PS_STREAMING || pe->state == PS_RPC) && now - pe->last_send_ns >= hb)
             send_heartbeat(pe);
     }
 }
@@ -841,7 +932,7 @@ static uint64_t acked_by(const ekv_repl_primary_t *p, int k)
     uint64_t v[EKV_REPL_MAX_REPLICAS + 2];
     size_t n = 0;
     for (const peer_t *pe = p->peers; pe && n < sizeof(v) / sizeof(v[0]); pe = pe->next)
-        if (pe->state == PS_STREAMING && !pe->link.closing)
+        if (pe->state == PS_STREAMING && pe->kind == PK_REPLICA && !pe->link.closing)
             v[n++] = pe->acked_seq;
     if ((size_t)k > n)
         return 0;
@@ -991,6 +1082,27 @@ int ekv_repl_primary_start(ekv_repl_primary_t **out, const ekv_repl_primary_opts
     return 0;
 }
 
+int ekv_repl_primary_respond(ekv_repl_primary_t *p, uint64_t peer_id, Edgekv__Response *resp)
+{
+    for (peer_t *pe = p->peers; pe; pe = pe->next) {
+        if (pe->id != peer_id)
+            continue;
+        if (pe->link.closing || pe->state != PS_RPC)
+            return EKV_ESHUTDOWN;
+        Edgekv__Frame f = EDGEKV__FRAME__INIT;
+        f.body_case = EDGEKV__FRAME__BODY_RESPONSE;
+        f.response = resp;
+        send_frame(pe, &f);
+        return 0;
+    }
+    return EKV_ESHUTDOWN;
+}
+
+void ekv_repl_primary_set_edge_only(ekv_repl_primary_t *p, int edge_only)
+{
+    p->o.edge_only = edge_only;
+}
+
 int ekv_repl_primary_port(const ekv_repl_primary_t *p)
 {
     return p->port;
@@ -1006,6 +1118,9 @@ size_t ekv_repl_primary_peers(const ekv_repl_primary_t *p, ekv_repl_peer_info_t 
             snprintf(i->node_id, sizeof(i->node_id), "%s", peer_name(pe));
             snprintf(i->addr, sizeof(i->addr), "%s", pe->link.peer);
             i->state = state_name(pe->state);
+            i->kind = pe->kind == PK_REPLICA       ? "replica"
+                      : pe->kind == PK_EDGE_STREAM ? "edge-stream"
+                                                   : "edge-rpc";
             i->acked_seq = pe->acked_seq;
             i->sent_seq = pe->sent_seq;
             i->lag_seqs =

@@ -21,6 +21,7 @@
 #ifndef EKV_REPLICATION_PRIMARY_H
 #define EKV_REPLICATION_PRIMARY_H
 
+#include "repl.pb-c.h"
 #include "storage/store.h"
 
 #include <stdint.h>
@@ -47,6 +48,12 @@ typedef struct {
     void (*on_fenced)(void *ctx, uint64_t epoch, const char *by_node);
     void *ctx;
     int fenced; /* start fenced (the node state says a newer primary exists) */
+    /* 1 on a replica: serve edges only (keys-only streams and RPC links); replica and fence
+     * Hellos are refused with NOT_PRIMARY and epochs are not checked. */
+    int edge_only;
+    /* An edge's Request frame on an RPC link (ownership of f passes). Answer with
+     * ekv_repl_primary_respond(p, peer_id, ...) at any time, in any order. NULL = refuse RPC. */
+    void (*on_request)(void *ctx, uint64_t peer_id, Edgekv__Frame *f);
 } ekv_repl_primary_opts_t;
 
 /* Bind and listen. 0 or EKV_EINTERNAL (bind failed; logged). */
@@ -61,6 +68,12 @@ void ekv_repl_primary_notify(ekv_repl_primary_t *p, uint64_t last_seq);
  * EKV_ESYNC_TIMEOUT) after timeout_ms, cb(ctx, EKV_ESHUTDOWN) when the primary stops or is
  * fenced. Waits complete in seq order. Loop thread. 0, or EKV_ENOMEM (cb not called).
  */
+/* Send an RPC answer to the link peer_id. 0, or EKV_ESHUTDOWN when that link is gone (the
+ * edge has already failed the request). Loop thread. */
+int ekv_repl_primary_respond(ekv_repl_primary_t *p, uint64_t peer_id, Edgekv__Response *resp);
+/* Leave edge-only mode (a promoted replica now serves replicas too). */
+void ekv_repl_primary_set_edge_only(ekv_repl_primary_t *p, int edge_only);
+
 /* Another channel (a fence probe's answer) showed a higher epoch: same as receiving it on a
  * replica link. Loop thread. */
 void ekv_repl_primary_fence(ekv_repl_primary_t *p, uint64_t epoch, const char *by_node);
@@ -72,7 +85,8 @@ int ekv_repl_primary_wait(ekv_repl_primary_t *p, uint64_t seq, int k, int timeou
 typedef struct {
     char node_id[64];
     char addr[64];
-    const char *state; /* "handshake", "snapshot", "streaming" */
+    const char *kind;  /* "replica", "edge-stream" (keys-only stream), "edge-rpc" */
+    const char *state; /* "handshake", "snapshot", "streaming", "rpc" */
     uint64_t acked_seq, sent_seq;
     uint64_t lag_seqs;
     int64_t lag_ms;

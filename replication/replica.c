@@ -247,8 +247,13 @@ static void send_hello(ekv_repl_replica_t *r)
 {
     Edgekv__Hello h = EDGEKV__HELLO__INIT;
     h.node_id = (char *)r->o.node_id;
-    h.role = EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA;
-    r->hello_seq = ekv_store_ingest_pending(r->o.store) ? 0 : ekv_store_last_seq(r->o.store);
+    h.role =
+        r->o.keys_only ? EDGEKV__NODE_ROLE__NODE_ROLE_EDGE : EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA;
+    h.keys_only = r->o.keys_only ? 1 : 0;
+    if (r->o.keys_only)
+        r->hello_seq = r->applied_seq;
+    else
+        r->hello_seq = ekv_store_ingest_pending(r->o.store) ? 0 : ekv_store_last_seq(r->o.store);
     snprintf(r->hello_history, sizeof(r->hello_history), "%s", r->o.node->history_id);
     h.last_applied_seq = r->hello_seq;
     h.history_id = r->hello_history;
@@ -587,12 +592,68 @@ static int apply_chunk(apply_job_t *j)
     return rc;
 }
 
+/* Keys-only follower: nothing is stored; runs on the loop. */
+static void apply_keys_only(apply_job_t *j)
+{
+    ekv_repl_replica_t *r = j->r;
+    item_t *it = j->items;
+    j->rc = 0;
+    switch (it->kind) {
+    case IT_ADOPT:
+        break;
+    case IT_BATCH:
+        for (item_t *x = it; x; x = x->next) {
+            const Edgekv__ChangeBatch *b = x->frame->change_batch;
+            j->last_seq = b->records[b->n_records - 1]->seq;
+        }
+        break;
+    case IT_BEGIN:
+        XXH64_reset(r->xxh, 0);
+        if (r->o.on_catalog_begin)
+            r->o.on_catalog_begin(r->o.ctx);
+        break;
+    case IT_CHUNK: {
+        const Edgekv__SnapshotChunk *ch = it->frame->snapshot_chunk;
+        size_t cfl = strlen(ch->column_family);
+        int meta = !strcmp(ch->column_family, "meta");
+        for (size_t i = 0; i < ch->n_entries; i++) {
+            const Edgekv__KeyValue *kv = ch->entries[i];
+            hash_u32(r->xxh, cfl);
+            XXH64_update(r->xxh, ch->column_family, cfl);
+            hash_u32(r->xxh, kv->key.len);
+            XXH64_update(r->xxh, kv->key.data, kv->key.len);
+            hash_u32(r->xxh, kv->value.len);
+            XXH64_update(r->xxh, kv->value.data, kv->value.len);
+            if (meta && r->o.on_catalog_entry)
+                r->o.on_catalog_entry(r->o.ctx, (const char *)kv->key.data, kv->key.len,
+                                      (const char *)kv->value.data, kv->value.len);
+        }
+        break;
+    }
+    case IT_END: {
+        const Edgekv__SnapshotEnd *e = it->frame->snapshot_end;
+        uint64_t sum = XXH64_digest(r->xxh);
+        if (e->checksum && sum != e->checksum) {
+            snprintf(j->why, sizeof(j->why), "catalog snapshot checksum mismatch");
+            j->rc = EKV_EREPL_FRAME_MALFORMED;
+            break;
+        }
+        j->last_seq = e->snapshot_seq;
+        break;
+    }
+    }
+}
+
 static void apply_work(ekv_job_t *job)
 {
     apply_job_t *j = (apply_job_t *)job;
     ekv_repl_replica_t *r = j->r;
     item_t *it = j->items;
     j->why[0] = '\0';
+    if (r->o.keys_only) {
+        apply_keys_only(j);
+        return;
+    }
     switch (it->kind) {
     case IT_ADOPT:
         j->rc = ekv_store_node_save(r->o.store, &it->adopt);
@@ -740,6 +801,11 @@ static void pump(ekv_repl_replica_t *r)
     j->r = r;
     j->items = first;
     r->busy = 1;
+    if (r->o.keys_only) { /* nothing to write: apply on the loop, in order */
+        apply_work(&j->job);
+        apply_done(&j->job);
+        return;
+    }
     if (ekv_workq_submit(&r->applier, &j->job)) { /* cannot happen: queue of 4, one job */
         r->busy = 0;
         j->rc = EKV_EBUSY;
@@ -818,7 +884,8 @@ int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts
         ekv_doneq_close(&r->doneq);
         return EKV_ENOMEM; /* r stays allocated: the doneq handle closes on the next turn */
     }
-    r->applied_seq = ekv_store_ingest_pending(o->store) ? 0 : ekv_store_last_seq(o->store);
+    r->applied_seq =
+        !o->store || ekv_store_ingest_pending(o->store) ? 0 : ekv_store_last_seq(o->store);
     r->state = RS_BACKOFF;
     uv_timer_init(o->loop, &r->backoff_timer);
     uv_timer_init(o->loop, &r->tick);

@@ -53,6 +53,13 @@ typedef struct {
     void *(*after_ingest_work)(void *ctx);
     /* Loop: receives that pointer (swap it in, drop caches). */
     void (*after_ingest_done)(void *ctx, void *loaded);
+    /* Keys-only follower (an edge): store is NULL, Hello says role EDGE + keys_only, nothing
+     * is written anywhere. Records (without values) go to on_applied; a snapshot is the
+     * catalog only: on_catalog_begin, on_catalog_entry per meta entry, then
+     * after_ingest_done(ctx, NULL). Everything runs on the loop; node state is not saved. */
+    int keys_only;
+    void (*on_catalog_begin)(void *ctx);
+    void (*on_catalog_entry)(void *ctx, const char *key, size_t klen, const char *val, size_t vlen);
 } ekv_repl_replica_opts_t;
 
 typedef struct {

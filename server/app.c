@@ -8,6 +8,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "server/auth.h"
+#include "server/edge.h"
 #include "server/kv_validate.h"
 #include "server/reply.h"
 
@@ -91,7 +92,7 @@ static int authorize_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_call_t *call)
     return 0;
 }
 
-static int app_on_headers(void *ctx, ekv_req_t *req)
+int ekv_app_on_headers(void *ctx, ekv_req_t *req)
 {
     ekv_app_t *app = ctx;
     req->app = app;
@@ -118,7 +119,7 @@ static int app_on_headers(void *ctx, ekv_req_t *req)
     return 0;
 }
 
-static void app_on_request(void *ctx, ekv_req_t *req)
+void ekv_app_on_request(void *ctx, ekv_req_t *req)
 {
     ekv_app_t *app = ctx;
     ekv_call_t call;
@@ -152,10 +153,14 @@ static void app_on_request(void *ctx, ekv_req_t *req)
             return;
         }
     }
+    if (app->node.role == EKV_ROLE_EDGE && !(r->flags & (EKV_RT_NOAUTH | EKV_RT_ANYROLE))) {
+        ekv_edge_handle(&call);
+        return;
+    }
     ((ekv_handler_fn)r->handler)(&call);
 }
 
-static void app_on_response(void *ctx, ekv_req_t *req, int status, size_t bytes_out)
+void ekv_app_on_response(void *ctx, ekv_req_t *req, int status, size_t bytes_out)
 {
     ekv_app_t *app = ctx;
     uint64_t dur = req->start_ns ? ekv_clock_mono_ns() - req->start_ns : 0;
@@ -324,7 +329,8 @@ int ekv_app_run(ekv_config_t *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     char dbdir[4096];
-    if (mkdir_p(cfg->data_dir)) {
+    int edge = !strcmp(cfg->role, "edge"); /* no durable state at all */
+    if (!edge && mkdir_p(cfg->data_dir)) {
         ekv_log_error("cannot create data dir", "dir=%s err=\"%s\"", cfg->data_dir,
                       strerror(errno));
         return 1;
@@ -348,7 +354,7 @@ int ekv_app_run(ekv_config_t *cfg)
     so.log_retain_bytes = (uint64_t)cfg->log_retain_mb * 1024 * 1024;
     so.log_retain_ms = cfg->log_retain_hours * 3600 * 1000;
     so.doneq = &app->doneq;
-    int rc = ekv_store_open(&app->store, &so);
+    int rc = edge ? 0 : ekv_store_open(&app->store, &so);
     if (rc) {
         ekv_log_error("cannot open the database", "dir=%s err=%s (is another edgekv using it?)",
                       dbdir, ekv_err_name(rc));
@@ -361,7 +367,7 @@ int ekv_app_run(ekv_config_t *cfg)
         names[i] = ekv_routes[i].name;
     app->metrics = ekv_metrics_new(ekv_nroutes, names);
     if (!app->catalog || !app->cache || !names || !app->metrics ||
-        ekv_catalog_load(app->catalog, app->store)) {
+        (!edge && ekv_catalog_load(app->catalog, app->store))) {
         ekv_log_error("start-up failed", "%s", "");
         return 1;
     }
@@ -375,13 +381,14 @@ int ekv_app_run(ekv_config_t *cfg)
                           (int)cfg->header_timeout_ms,
                           (int)cfg->idle_timeout_ms,
                           (size_t)cfg->body_memory_mb * 1024 * 1024};
-    ekv_http_handler_t hh = {app, app_on_headers, app_on_request, app_on_response};
+    ekv_http_handler_t hh = {app, ekv_app_on_headers, ekv_app_on_request, ekv_app_on_response};
     if (ekv_http_server_start(&app->http, app->loop, &ho, &hh))
         return 1;
-    if (so.replica) {
+    if (so.replica || edge) {
         if (cfg->account_id[0] || cfg->root_token[0])
             ekv_log_info("account/token presets ignored on a replica",
-                         "why=\"accounts and tokens are replicated from the primary\"%s", "");
+                         "role=%s why=\"accounts and tokens are replicated from the primary\"",
+                         cfg->role);
     } else if (bootstrap(app)) {
         return 1;
     }
@@ -402,7 +409,8 @@ int ekv_app_run(ekv_config_t *cfg)
     /* all connections are closed: no request waits for a job any more */
     ekv_node_free(app);
     ekv_workq_deinit(&app->readers);
-    ekv_store_close(app->store);
+    if (app->store)
+        ekv_store_close(app->store);
     ekv_http_server_free(app->http);
     ekv_cache_free(app->cache);
     ekv_catalog_free(app->catalog);

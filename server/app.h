@@ -24,8 +24,14 @@
 
 struct ekv_repl_primary_s;
 struct ekv_repl_replica_s;
+typedef struct ekv_edge_s ekv_edge_t;
 
-typedef enum { EKV_ROLE_STANDALONE = 0, EKV_ROLE_PRIMARY, EKV_ROLE_REPLICA } ekv_role_t;
+typedef enum {
+    EKV_ROLE_STANDALONE = 0,
+    EKV_ROLE_PRIMARY,
+    EKV_ROLE_REPLICA,
+    EKV_ROLE_EDGE
+} ekv_role_t;
 
 /* Replication state of this process (server/node_role.c). Loop thread unless noted. */
 typedef struct {
@@ -34,9 +40,12 @@ typedef struct {
     char advertise_url[300];
     ekv_node_state_t st;                /* epoch, history ids, fence (saved in the store) */
     struct ekv_repl_primary_s *primary; /* role primary (also after a promotion) */
-    struct ekv_repl_replica_s *replica; /* role replica */
+    struct ekv_repl_replica_s *replica; /* role replica; role edge: its keys-only stream */
+    ekv_edge_t *edge;                   /* role edge: upstreams, single-flight */
+    ekv_catalog_t *building;            /* edge: catalog being received in a snapshot */
+    int edge_synced;                    /* edge: a catalog snapshot has arrived */
     struct ekv_repl_replica_s *stopping_replica; /* being stopped (promotion, shutdown) */
-    int primary_stopped;
+    int primary_stopped, edge_stopped;
     uv_async_t commit_async; /* committer thread -> loop: new records */
     _Atomic uint64_t committed_seq;
     uv_timer_t probe_timer; /* after a promotion: fence the old primary */
@@ -103,6 +112,12 @@ const ekv_router_t *ekv_routes_router(void);
 /* The operation name Cloudflare puts in front of messages for a route ("get", "list keys"). */
 const char *ekv_route_op(const ekv_route_t *r);
 
+/* The HTTP application callbacks (ekv_http_handler_t), also driven by server/rpc_exec.c for
+ * requests that arrive from edges over RPC. */
+int ekv_app_on_headers(void *ctx, ekv_req_t *req);
+void ekv_app_on_request(void *ctx, ekv_req_t *req);
+void ekv_app_on_response(void *ctx, ekv_req_t *req, int status, size_t bytes_out);
+
 /* Run `edgekv serve` until SIGTERM/SIGINT. Returns the process exit code. */
 int ekv_app_run(ekv_config_t *cfg);
 
@@ -137,6 +152,12 @@ int ekv_node_promote(ekv_app_t *app, void (*done)(void *ctx, int rc), void *ctx)
 void ekv_node_hold_write(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
 /* /metrics lines for replication. */
 int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out);
+
+/* kv_api.c helpers shared with the edge (server/edge.c): the decoded key of a value/metadata
+ * route (malloc'd; NULL after answering 400/414), and a value reply (body + expiration). */
+char *ekv_kv_key_param_or_reply(ekv_call_t *c, size_t *len);
+void ekv_kv_send_value(ekv_req_t *req, const char *value, size_t len, int64_t expiration,
+                       void (*release)(void *), void *arg);
 
 /* Handlers (server/ops_api.c, account_api.c, ns_api.c, kv_api.c). */
 void ekv_h_healthz(ekv_call_t *c);

@@ -161,6 +161,13 @@ void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *ke
 void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
                    const char *value, size_t value_len, int64_t expiration)
 {
+    ekv_cache_put_ex(c, nsid, key, key_len, value, value_len, expiration, 0, 0);
+}
+
+void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                      const char *value, size_t value_len, int64_t expiration, int negative,
+                      int64_t fresh_until_ms)
+{
     ekv_cache_invalidate(c, nsid, key, key_len);
     size_t cost = key_len + 16 + value_len + ENTRY_OVERHEAD;
     if (!c->max_bytes || value_len > c->max_entry_bytes || cost > c->max_bytes)
@@ -173,6 +180,8 @@ void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size
     e->refs = 1;
     e->linked = 1;
     e->expiration = expiration;
+    e->negative = negative;
+    e->fresh_until_ms = fresh_until_ms;
     e->key_len = 16 + key_len;
     e->value_len = value_len;
     memcpy(e->data, nsid, 16);

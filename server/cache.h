@@ -28,8 +28,10 @@ typedef struct ekv_cache_entry_s {
     uint64_t hash;
     int refs;
     int linked;
-    int64_t expiration; /* unix s, 0 = never */
-    size_t key_len;     /* nsid(16) + key */
+    int64_t expiration;     /* unix s, 0 = never */
+    int negative;           /* edge: "key not found" was cached */
+    int64_t fresh_until_ms; /* edge: cache TTL deadline (0 = no TTL, standalone/replica) */
+    size_t key_len;         /* nsid(16) + key */
     size_t value_len;
     char *value;
     char data[]; /* key bytes, then value bytes */
@@ -46,6 +48,11 @@ void ekv_cache_entry_release(void *entry);
 /* Copy the value in (no-op when too large or the cache is disabled). */
 void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
                    const char *value, size_t value_len, int64_t expiration);
+/* Edge form: also a negative ("not found") entry and a freshness deadline (unix ms). Entries
+ * past it are still returned by ekv_cache_get: the caller decides (stale-if-error). */
+void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                      const char *value, size_t value_len, int64_t expiration, int negative,
+                      int64_t fresh_until_ms);
 void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len);
 void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16]);
 /* Drop every entry (a replica's data was replaced by a snapshot). */

@@ -81,6 +81,13 @@ int ekv_catalog_load(ekv_catalog_t *c, ekv_store_t *store)
     return ekv_store_catalog_load(store, &v);
 }
 
+void ekv_catalog_add_entry(ekv_catalog_t *c, const char *key, size_t klen, const char *val,
+                           size_t vlen)
+{
+    ekv_catalog_visitor_t v = {c, load_account, load_token, load_ns};
+    ekv_store_catalog_visit_entry(key, klen, val, vlen, &v);
+}
+
 void ekv_catalog_put_account(ekv_catalog_t *c, const ekv_account_t *a)
 {
     ekv_account_t *slot = (ekv_account_t *)ekv_catalog_find_account(c, a->id);

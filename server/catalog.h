@@ -20,6 +20,9 @@ ekv_catalog_t *ekv_catalog_new(void);
 void ekv_catalog_free(ekv_catalog_t *c);
 /* Fill from the store (start-up). */
 int ekv_catalog_load(ekv_catalog_t *c, ekv_store_t *store);
+/* Add one raw meta-CF record (an edge's catalog snapshot); other keys are ignored. */
+void ekv_catalog_add_entry(ekv_catalog_t *c, const char *key, size_t klen, const char *val,
+                           size_t vlen);
 
 void ekv_catalog_put_account(ekv_catalog_t *c, const ekv_account_t *a);
 const ekv_account_t *ekv_catalog_find_account(const ekv_catalog_t *c, const char *id);

@@ -46,6 +46,14 @@ static const opt_t opts[] = {
      "HOST:PORT replicas connect to (primary: default 127.0.0.1:8788; replica: after promotion)"},
     {"primary", OPT_STR, OFF(primary), "",
      "replica: HOST:PORT[,HOST:PORT...] of the primary's --repl-listen"},
+    {"replicas", OPT_STR, OFF(replicas), "",
+     "edge: HOST:PORT[,...] of the replicas' --repl-listen (reads, change stream)"},
+    {"cache-ttl-s", OPT_INT, OFF(cache_ttl_s), "60",
+     "edge: cache TTL (>= 30; per request: cache_ttl)"},
+    {"stale-if-error-s", OPT_INT, OFF(stale_if_error_s), "300",
+     "edge: serve expired cache entries this long while no upstream answers"},
+    {"upstream-timeout-ms", OPT_INT, OFF(upstream_timeout_ms), "5000",
+     "edge: an upstream call without an answer by then fails (504)"},
     {"advertise-url", OPT_STR, OFF(advertise_url), "",
      "this node's API URL as told to peers (default http://LISTEN)"},
     {"sync-replicas", OPT_INT, OFF(sync_replicas), "0",
@@ -143,9 +151,31 @@ static int parse_hostport(const char *flag, const char *v, char *host, size_t ca
 static int check_replication(ekv_config_t *cfg)
 {
     int primary = !strcmp(cfg->role, "primary"), replica = !strcmp(cfg->role, "replica");
-    if (!primary && !replica && strcmp(cfg->role, "standalone")) {
-        fprintf(stderr, "edgekv: --role must be standalone, primary or replica (got '%s')\n",
+    int edge = !strcmp(cfg->role, "edge");
+    if (!primary && !replica && !edge && strcmp(cfg->role, "standalone")) {
+        fprintf(stderr, "edgekv: --role must be standalone, primary, replica or edge (got '%s')\n",
                 cfg->role);
+        return -1;
+    }
+    if (edge) {
+        if (!cfg->primary[0] || strchr(cfg->primary, ',')) {
+            fprintf(stderr, "edgekv: --role edge needs --primary HOST:PORT (the primary's "
+                            "--repl-listen) and optionally --replicas HOST:PORT,...\n");
+            return -1;
+        }
+        if (cfg->repl_listen[0] || cfg->sync_replicas) {
+            fprintf(stderr, "edgekv: an edge takes neither --repl-listen nor --sync-replicas\n");
+            return -1;
+        }
+        if (cfg->cache_ttl_s < 30 || cfg->upstream_timeout_ms < 10) {
+            fprintf(stderr, "edgekv: need --cache-ttl-s >= 30 and --upstream-timeout-ms >= 10\n");
+            return -1;
+        }
+        cfg->repl_port = -1;
+        return 0;
+    }
+    if (cfg->replicas[0]) {
+        fprintf(stderr, "edgekv: --replicas is only for --role edge\n");
         return -1;
     }
     if (primary && !cfg->repl_listen[0]) {

@@ -33,6 +33,10 @@ typedef struct {
     char *node_id;
     char *repl_listen;
     char *primary;
+    char *replicas;
+    int64_t cache_ttl_s;
+    int64_t stale_if_error_s;
+    int64_t upstream_timeout_ms;
     char *advertise_url;
     int64_t sync_replicas;
     int64_t sync_timeout_ms;

@@ -87,6 +87,10 @@ struct ekv_req_s {
     ekv_route_params_t params; /* slices of path */
     int route_rc;              /* 0, EKV_ENO_ROUTE or EKV_EBAD_METHOD */
     void *app;
+    /* Set for requests that did not come from a socket (an edge's RPC, server/rpc_exec.c):
+     * ekv_http_send() hands the reply to sink instead of writing it, then runs cleanup. */
+    void (*sink)(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
+                 const void *body, size_t body_len);
     int sync_failed; /* the write is committed but not acked by --sync-replicas in time: the
                       * handler's success reply becomes a 504 (server/reply.c) */
     void *state;

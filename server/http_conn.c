@@ -657,7 +657,8 @@ static void write_cb(uv_write_t *w, int status)
 
 void ekv_http_req_close_after(ekv_req_t *req)
 {
-    req->conn->close_after = 1;
+    if (req->conn)
+        req->conn->close_after = 1;
 }
 
 /* Append the decimal form of v. */
@@ -685,6 +686,14 @@ static char *put_str(char *p, const char *str, size_t n)
 void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
                    const void *body, size_t body_len, void (*release)(void *), void *release_arg)
 {
+    if (req->sink) {
+        EKV_ASSERT(!req->responded);
+        req->responded = 1;
+        req->sink(req, status, content_type, extra_headers, body, body_len);
+        if (release)
+            release(release_arg);
+        return;
+    }
     ekv_conn_t *c = req->conn;
     ekv_http_server_t *s = c->srv;
     EKV_ASSERT(!req->responded);

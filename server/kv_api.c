@@ -82,7 +82,7 @@ static int check_key_or_reply(ekv_req_t *req, const char *op, const char *key, s
 }
 
 /* Decode the key path parameter (the route's last param) into a malloc'd buffer. */
-static char *key_param_or_reply(ekv_call_t *c, size_t *len)
+char *ekv_kv_key_param_or_reply(ekv_call_t *c, size_t *len)
 {
     const ekv_slice_t *s = &c->params.v[c->params.n - 1];
     char *key = malloc(s->n + 1);
@@ -140,7 +140,7 @@ static void get_work(ekv_job_t *job)
                              &j->e);
 }
 
-static void send_value(ekv_req_t *req, const char *value, size_t len, int64_t expiration,
+void ekv_kv_send_value(ekv_req_t *req, const char *value, size_t len, int64_t expiration,
                        void (*release)(void *), void *arg)
 {
     char hdr[64];
@@ -170,7 +170,7 @@ static void value_get_done(ekv_job_t *job)
                       j->e.expiration);
     char *v = j->e.value;
     j->e.value = NULL; /* ownership moves to the reply */
-    send_value(req, v ? v : "", j->e.value_len, j->e.expiration, v ? free : NULL, v);
+    ekv_kv_send_value(req, v ? v : "", j->e.value_len, j->e.expiration, v ? free : NULL, v);
 }
 
 static void metadata_get_done(ekv_job_t *job)
@@ -200,7 +200,7 @@ static void metadata_get_done(ekv_job_t *job)
 static void start_get(ekv_call_t *c, int want_value, ekv_job_fn done)
 {
     size_t klen;
-    char *key = key_param_or_reply(c, &klen);
+    char *key = ekv_kv_key_param_or_reply(c, &klen);
     if (!key)
         return;
     ekv_app_t *app = c->app;
@@ -209,7 +209,8 @@ static void start_get(ekv_call_t *c, int want_value, ekv_job_fn done)
         ekv_cache_entry_t *e = ekv_cache_get(app->cache, c->nsid, key, klen, now);
         if (e) {
             free(key);
-            send_value(c->req, e->value, e->value_len, e->expiration, ekv_cache_entry_release, e);
+            ekv_kv_send_value(c->req, e->value, e->value_len, e->expiration,
+                              ekv_cache_entry_release, e);
             return;
         }
         ekv_cache_note_miss(app->cache);
@@ -359,7 +360,7 @@ static int query_param_or_reply(ekv_req_t *req, const ekv_query_t *q, const char
 static write_job_t *single_write_or_reply(ekv_call_t *c, ekv_op_type_t type)
 {
     size_t klen;
-    char *key = key_param_or_reply(c, &klen);
+    char *key = ekv_kv_key_param_or_reply(c, &klen);
     if (!key)
         return NULL;
     write_job_t *j = write_job_new(c, type, single_write_done);

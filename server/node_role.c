@@ -15,7 +15,9 @@
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/metrics.h"
+#include "server/edge.h"
 #include "server/reply.h"
+#include "server/rpc_exec.h"
 
 #include <inttypes.h>
 #include <llhttp.h>
@@ -41,6 +43,7 @@ static void on_commit_async(uv_async_t *h)
     ekv_app_t *app = h->data;
     if (app->node.primary)
         ekv_repl_primary_notify(app->node.primary, atomic_load(&app->node.committed_seq));
+    ekv_rpc_exec_on_commit(app); /* edges' reads parked on min_seq */
 }
 
 int ekv_node_early_init(ekv_app_t *app)
@@ -125,7 +128,7 @@ static void on_fenced(void *ctx, uint64_t epoch, const char *by)
     save_async(app, &n->st, NULL, NULL);
 }
 
-static int start_primary(ekv_app_t *app)
+static int start_primary(ekv_app_t *app, int edge_only)
 {
     ekv_node_t *n = &app->node;
     ekv_config_t *cfg = app->cfg;
@@ -143,6 +146,8 @@ static int start_primary(ekv_app_t *app)
     o.on_fenced = on_fenced;
     o.ctx = app;
     o.fenced = n->fenced;
+    o.edge_only = edge_only;
+    o.on_request = ekv_rpc_exec;
     if (ekv_repl_primary_start(&n->primary, &o)) {
         n->primary = NULL;
         return -1;
@@ -264,6 +269,72 @@ static int start_replica(ekv_app_t *app)
     return 0;
 }
 
+/* ---------------------------------------------------------------- edge */
+
+static void edge_catalog_begin(void *ctx)
+{
+    ekv_app_t *app = ctx;
+    ekv_catalog_free(app->node.building);
+    app->node.building = ekv_catalog_new();
+}
+
+static void edge_catalog_entry(void *ctx, const char *key, size_t klen, const char *val,
+                               size_t vlen)
+{
+    ekv_app_t *app = ctx;
+    if (app->node.building)
+        ekv_catalog_add_entry(app->node.building, key, klen, val, vlen);
+}
+
+static void edge_catalog_done(void *ctx, void *unused)
+{
+    ekv_app_t *app = ctx;
+    (void)unused;
+    ekv_cache_clear(app->cache); /* nothing cached can be verified against the new history */
+    if (!app->node.building) {
+        ekv_log_error("edge catalog snapshot lost (out of memory)", "%s", "");
+        return;
+    }
+    ekv_catalog_free(app->catalog);
+    app->catalog = app->node.building;
+    app->node.building = NULL;
+    app->node.edge_synced = 1;
+    ekv_log_info("edge catalog loaded", "accounts=%zu tokens=%zu",
+                 ekv_catalog_account_count(app->catalog), ekv_catalog_token_count(app->catalog));
+}
+
+/* An edge: RPC links to every upstream, and one keys-only change stream followed from the
+ * replicas first (then the primary): catalog + cache invalidation. */
+static int start_edge(ekv_app_t *app)
+{
+    ekv_node_t *n = &app->node;
+    if (ekv_edge_start(app))
+        return -1;
+    static char candidates[4096];
+    snprintf(candidates, sizeof(candidates), "%s%s%s", app->cfg->replicas,
+             app->cfg->replicas[0] ? "," : "", app->cfg->primary);
+    ekv_repl_replica_opts_t o = {0};
+    o.loop = app->loop;
+    o.store = NULL;
+    o.node_id = n->node_id;
+    o.primaries = candidates;
+    o.heartbeat_ms = (int)app->cfg->repl_heartbeat_ms;
+    o.timeout_ms = (int)app->cfg->repl_timeout_ms;
+    o.node = &n->st;
+    o.ctx = app;
+    o.on_applied = on_applied;
+    o.after_ingest_done = edge_catalog_done;
+    o.keys_only = 1;
+    o.on_catalog_begin = edge_catalog_begin;
+    o.on_catalog_entry = edge_catalog_entry;
+    if (ekv_repl_replica_start(&n->replica, &o)) {
+        n->replica = NULL;
+        return -1;
+    }
+    ekv_log_info("node", "node_id=%s role=edge stream_from=\"%s\"", n->node_id, candidates);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- start / stop */
 
 int ekv_node_start(ekv_app_t *app)
@@ -272,6 +343,7 @@ int ekv_node_start(ekv_app_t *app)
     ekv_config_t *cfg = app->cfg;
     n->role = !strcmp(cfg->role, "primary")   ? EKV_ROLE_PRIMARY
               : !strcmp(cfg->role, "replica") ? EKV_ROLE_REPLICA
+              : !strcmp(cfg->role, "edge")    ? EKV_ROLE_EDGE
                                               : EKV_ROLE_STANDALONE;
     if (cfg->node_id[0])
         snprintf(n->node_id, sizeof(n->node_id), "%s", cfg->node_id);
@@ -284,6 +356,8 @@ int ekv_node_start(ekv_app_t *app)
                  ekv_http_server_port(app->http));
     uv_timer_init(app->loop, &n->probe_timer);
     n->probe_timer.data = app;
+    if (n->role == EKV_ROLE_EDGE)
+        return start_edge(app);
 
     /* start-up: blocking store calls are fine here (nothing is served yet) */
     if (ekv_store_node_load(app->store, &n->st))
@@ -310,11 +384,11 @@ int ekv_node_start(ekv_app_t *app)
     }
     ekv_log_info("node", "node_id=%s role=%s epoch=%" PRIu64 " history_id=%s last_seq=%" PRIu64,
                  n->node_id, cfg->role, n->st.epoch, n->st.history_id[0] ? n->st.history_id : "-",
-                 ekv_store_last_seq(app->store));
+                 app->store ? ekv_store_last_seq(app->store) : 0);
     if (n->role == EKV_ROLE_PRIMARY)
-        return start_primary(app);
-    if (n->role == EKV_ROLE_REPLICA)
-        return start_replica(app);
+        return start_primary(app, 0);
+    if (n->role == EKV_ROLE_REPLICA) /* its --repl-listen serves edges (reads, change stream) */
+        return start_replica(app) || (cfg->repl_port >= 0 && start_primary(app, 1)) ? -1 : 0;
     return 0;
 }
 
@@ -340,8 +414,14 @@ static void node_stop_step(void *arg)
         ekv_repl_replica_stop(r, node_stop_step, app);
         return;
     }
+    if (n->edge && !n->edge_stopped) {
+        n->edge_stopped = 1;
+        ekv_edge_stop(n->edge, node_stop_step, app);
+        return;
+    }
     if (n->primary && !n->primary_stopped) {
         n->primary_stopped = 1;
+        ekv_rpc_exec_stop(app);
         ekv_repl_primary_stop(n->primary, node_stop_step, app);
         return;
     }
@@ -366,6 +446,8 @@ void ekv_node_stop(ekv_app_t *app, void (*done)(void *arg), void *arg)
 
 void ekv_node_free(ekv_app_t *app)
 {
+    ekv_edge_free(app->node.edge);
+    ekv_catalog_free(app->node.building);
     ekv_repl_replica_free(app->node.stopping_replica);
     ekv_repl_primary_free(app->node.primary);
 }
@@ -386,6 +468,15 @@ int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
     ekv_node_t *n = &app->node;
     if (n->role == EKV_ROLE_STANDALONE && !n->fenced)
         return 0;
+    if (n->role == EKV_ROLE_EDGE) {
+        if (!n->edge_synced && !(r->flags & (EKV_RT_NOAUTH | EKV_RT_ANYROLE))) {
+            ekv_reply_error(req, EKV_ENOT_SYNCED,
+                            "this edge has not received the catalog from an upstream yet "
+                            "(see GET /_edgekv/replication/status)");
+            return -1;
+        }
+        return 0; /* writes are forwarded to the primary */
+    }
     if (n->role == EKV_ROLE_REPLICA && !(r->flags & (EKV_RT_NOAUTH | EKV_RT_ANYROLE)) &&
         (!n->st.history_id[0] || ekv_store_ingest_pending(app->store))) {
         ekv_reply_error(req, EKV_ENOT_SYNCED,
@@ -591,7 +682,9 @@ static void promote_saved(ekv_app_t *app, int rc, void *ctx)
                  "node_id=%s epoch=%" PRIu64 " history_id=%s "
                  "previous_history=%s switch_seq=%" PRIu64,
                  n->node_id, n->st.epoch, n->st.history_id, n->st.history2_id, n->st.history2_seq);
-    if (app->cfg->repl_port >= 0 && start_primary(app))
+    if (n->primary) /* it served edges only until now */
+        ekv_repl_primary_set_edge_only(n->primary, 0);
+    else if (app->cfg->repl_port >= 0 && start_primary(app, 0))
         ekv_log_error("promoted, but cannot listen for replicas", "addr=%s", app->cfg->repl_listen);
     n->probing = 1;
     n->probe_done_mask = 0;
@@ -657,7 +750,7 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
 #define C(name, help, v) (rc = rc ? rc : ekv_metrics_counter(out, name, help, (double)(v)))
     G("edgekv_repl_epoch", "Replication epoch of this node.", n->st.epoch);
     G("edgekv_repl_last_seq", "Last change-log seq committed (primary) or applied (replica).",
-      ekv_store_last_seq(app->store));
+      app->store ? ekv_store_last_seq(app->store) : 0);
     G("edgekv_repl_fenced", "1 when a newer primary fenced this node.", n->fenced);
     if (n->primary) {
         ekv_repl_primary_stats_t st;
@@ -730,6 +823,29 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
                                      ri.apply_lag_hist[b], ri.apply_lag_sum_ms,
                                      ri.apply_lag_hist[b]);
         }
+    }
+    if (n->edge) {
+        ekv_edge_stats_t es;
+        ekv_edge_stats(n->edge, &es);
+        C("edgekv_edge_cache_hits_total", "Value GETs answered from a fresh cache entry.", es.hits);
+        C("edgekv_edge_cache_misses_total", "Value GETs not answered from the cache.", es.misses);
+        C("edgekv_edge_upstream_fetches_total",
+          "Value fetches sent upstream (one per single-flight group).", es.upstream_fetches);
+        C("edgekv_edge_coalesced_total", "Misses that joined a fetch already on its way.",
+          es.coalesced);
+        C("edgekv_edge_stale_served_total", "Expired entries served while no upstream answered.",
+          es.stale_served);
+        C("edgekv_edge_reads_forwarded_total", "Reads relayed to a replica or the primary.",
+          es.reads_forwarded);
+        C("edgekv_edge_writes_forwarded_total", "Writes relayed to the primary.",
+          es.writes_forwarded);
+        C("edgekv_edge_failovers_total", "Calls answered by another upstream than the first.",
+          es.failovers);
+        C("edgekv_edge_upstream_failures_total", "Calls no upstream could answer.",
+          es.upstream_failures);
+        G("edgekv_edge_inflight_fetches", "Single-flight fetches on their way.",
+          es.inflight_fetches);
+        G("edgekv_edge_synced", "1 once the catalog has arrived.", n->edge_synced);
     }
 #undef G
 #undef C

@@ -59,7 +59,7 @@ static void metrics_free(ekv_req_t *req)
 static void metrics_work(ekv_job_t *job)
 {
     metrics_job_t *j = (metrics_job_t *)job;
-    for (size_t i = 0; i < NPROPS; i++)
+    for (size_t i = 0; i < NPROPS && j->app->store; i++) /* an edge has no store */
         j->vals[i] = ekv_store_property(j->app->store, rocks_props[i].cf, rocks_props[i].prop);
 }
 
@@ -74,7 +74,9 @@ static void metrics_done(ekv_job_t *job)
     ekv_http_stats_t hs;
     ekv_http_server_stats(app->http, &hs);
     ekv_store_stats_t ss;
-    ekv_store_stats(app->store, &ss);
+    memset(&ss, 0, sizeof(ss));
+    if (app->store)
+        ekv_store_stats(app->store, &ss);
     ekv_cache_stats_t cs;
     ekv_cache_stats(app->cache, &cs);
 

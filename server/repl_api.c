@@ -9,6 +9,7 @@
 #include "replication/primary.h"
 #include "replication/replica.h"
 #include "server/app.h"
+#include "server/edge.h"
 #include "server/reply.h"
 
 #include <stdio.h>
@@ -17,7 +18,10 @@
 
 static const char *role_name(ekv_role_t r)
 {
-    return r == EKV_ROLE_PRIMARY ? "primary" : r == EKV_ROLE_REPLICA ? "replica" : "standalone";
+    return r == EKV_ROLE_PRIMARY   ? "primary"
+           : r == EKV_ROLE_REPLICA ? "replica"
+           : r == EKV_ROLE_EDGE    ? "edge"
+                                   : "standalone";
 }
 
 static json_t *str_or_null(const char *s)
@@ -25,12 +29,55 @@ static json_t *str_or_null(const char *s)
     return s && s[0] ? json_string(s) : json_null();
 }
 
+/* The change stream an edge or replica follows (one object, two roles). */
+static json_t *follower_json(const ekv_repl_replica_info_t *ri)
+{
+    return json_pack(
+        "{s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "state",
+        ri->state, "primary_addr", ri->primary_addr, "primary_node_id",
+        str_or_null(ri->primary_node_id), "primary_url", str_or_null(ri->primary_url),
+        "applied_seq", (json_int_t)ri->applied_seq, "primary_latest_seq",
+        (json_int_t)ri->primary_latest_seq, "lag_seqs", (json_int_t)ri->lag_seqs, "lag_ms",
+        (json_int_t)ri->lag_ms, "snapshots", (json_int_t)ri->snapshots, "snapshot_attempts",
+        (json_int_t)ri->snapshot_attempts, "connects", (json_int_t)ri->connects, "reconnects",
+        (json_int_t)ri->reconnects, "discarded_records", (json_int_t)ri->discarded_records,
+        "apply_lag_p50_ms", (json_int_t)ri->apply_lag_p50_ms, "apply_lag_p99_ms",
+        (json_int_t)ri->apply_lag_p99_ms, "apply_lag_samples", (json_int_t)ri->apply_lag_samples);
+}
+
+static json_t *edge_json(ekv_app_t *app)
+{
+    ekv_edge_t *e = app->node.edge;
+    ekv_edge_stats_t st;
+    ekv_edge_stats(e, &st);
+    json_t *ups = json_array();
+    ekv_edge_upstream_t u[20];
+    size_t n = ekv_edge_upstreams(e, u, 20);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            ups, json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I}", "role", u[i].role, "addr",
+                           u[i].addr, "ready", u[i].ready, "seq", (json_int_t)u[i].seq, "inflight",
+                           (json_int_t)u[i].rpc.inflight, "calls", (json_int_t)u[i].rpc.calls,
+                           "timeouts", (json_int_t)u[i].rpc.timeouts, "failed_fast",
+                           (json_int_t)u[i].rpc.failed_fast));
+    return json_pack(
+        "{s:o, s:b, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "upstreams", ups,
+        "synced", app->node.edge_synced, "max_write_seq", (json_int_t)ekv_edge_max_write_seq(e),
+        "stats", "hits", (json_int_t)st.hits, "misses", (json_int_t)st.misses, "upstream_fetches",
+        (json_int_t)st.upstream_fetches, "coalesced", (json_int_t)st.coalesced, "stale_served",
+        (json_int_t)st.stale_served, "reads_forwarded", (json_int_t)st.reads_forwarded,
+        "writes_forwarded", (json_int_t)st.writes_forwarded, "failovers", (json_int_t)st.failovers,
+        "upstream_failures", (json_int_t)st.upstream_failures);
+}
+
 void ekv_h_repl_status(ekv_call_t *c)
 {
     ekv_app_t *app = c->app;
     ekv_node_t *n = &app->node;
     ekv_store_stats_t ss;
-    ekv_store_stats(app->store, &ss);
+    memset(&ss, 0, sizeof(ss));
+    if (app->store)
+        ekv_store_stats(app->store, &ss);
     json_t *o = json_object();
     json_object_set_new(o, "role", json_string(role_name(n->role)));
     json_object_set_new(o, "node_id", json_string(n->node_id));
@@ -39,7 +86,8 @@ void ekv_h_repl_status(ekv_call_t *c)
     json_object_set_new(o, "history_id", str_or_null(n->st.history_id));
     json_object_set_new(o, "history2_id", str_or_null(n->st.history2_id));
     json_object_set_new(o, "history2_seq", json_integer((json_int_t)n->st.history2_seq));
-    json_object_set_new(o, "last_seq", json_integer((json_int_t)ekv_store_last_seq(app->store)));
+    json_object_set_new(
+        o, "last_seq", json_integer((json_int_t)(app->store ? ekv_store_last_seq(app->store) : 0)));
     json_object_set_new(o, "first_log_seq", json_integer((json_int_t)ss.first_log_seq));
     json_object_set_new(o, "log_pin", json_integer((json_int_t)ss.lowest_pin));
     json_object_set_new(o, "log_retain_mb", json_integer((json_int_t)app->cfg->log_retain_mb));
@@ -62,16 +110,17 @@ void ekv_h_repl_status(ekv_call_t *c)
         size_t np = ekv_repl_primary_peers(n->primary, peers, sizeof(peers) / sizeof(peers[0]));
         if (np > sizeof(peers) / sizeof(peers[0]))
             np = sizeof(peers) / sizeof(peers[0]);
-        json_t *arr = json_array();
+        json_t *arr = json_array(), *edges = json_array();
         for (size_t i = 0; i < np; i++)
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "node_id",
-                                                 peers[i].node_id, "addr", peers[i].addr, "state",
-                                                 peers[i].state, "acked_seq",
-                                                 (json_int_t)peers[i].acked_seq, "sent_seq",
-                                                 (json_int_t)peers[i].sent_seq, "lag_seqs",
-                                                 (json_int_t)peers[i].lag_seqs, "lag_ms",
-                                                 (json_int_t)peers[i].lag_ms));
+            json_array_append_new(
+                strcmp(peers[i].kind, "replica") ? edges : arr,
+                json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "node_id", peers[i].node_id,
+                          "addr", peers[i].addr, "kind", peers[i].kind, "state", peers[i].state,
+                          "acked_seq", (json_int_t)peers[i].acked_seq, "sent_seq",
+                          (json_int_t)peers[i].sent_seq, "lag_seqs", (json_int_t)peers[i].lag_seqs,
+                          "lag_ms", (json_int_t)peers[i].lag_ms));
         json_object_set_new(o, "replicas", arr);
+        json_object_set_new(o, "edges", edges);
         ekv_repl_primary_stats_t st;
         ekv_repl_primary_stats(n->primary, &st);
         json_object_set_new(o, "dropped",
@@ -90,19 +139,13 @@ void ekv_h_repl_status(ekv_call_t *c)
     if (n->replica) {
         ekv_repl_replica_info_t ri;
         ekv_repl_replica_info(n->replica, &ri);
-        json_t *r = json_pack(
-            "{s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-            "state", ri.state, "primary_addr", ri.primary_addr, "primary_node_id",
-            str_or_null(ri.primary_node_id), "primary_url", str_or_null(ri.primary_url),
-            "applied_seq", (json_int_t)ri.applied_seq, "primary_latest_seq",
-            (json_int_t)ri.primary_latest_seq, "lag_seqs", (json_int_t)ri.lag_seqs, "lag_ms",
-            (json_int_t)ri.lag_ms, "snapshots", (json_int_t)ri.snapshots, "snapshot_attempts",
-            (json_int_t)ri.snapshot_attempts, "connects", (json_int_t)ri.connects, "reconnects",
-            (json_int_t)ri.reconnects, "discarded_records", (json_int_t)ri.discarded_records,
-            "apply_lag_p50_ms", (json_int_t)ri.apply_lag_p50_ms, "apply_lag_p99_ms",
-            (json_int_t)ri.apply_lag_p99_ms, "apply_lag_samples", (json_int_t)ri.apply_lag_samples);
-        json_object_set_new(o, "replica", r ? r : json_null());
+        json_t *r = follower_json(&ri);
+        /* an edge's follower is its keys-only change stream */
+        json_object_set_new(o, n->role == EKV_ROLE_EDGE ? "stream" : "replica",
+                            r ? r : json_null());
     }
+    if (n->edge)
+        json_object_set_new(o, "edge", edge_json(app));
     ekv_reply_ok(c->req, o, NULL);
 }
 
@@ -146,6 +189,10 @@ static void free_state(ekv_req_t *req)
 
 void ekv_h_repl_checksum(ekv_call_t *c)
 {
+    if (!c->app->store) {
+        ekv_reply_error(c->req, EKV_EBAD_REQUEST, "an edge holds no data to checksum");
+        return;
+    }
     checksum_job_t *j = calloc(1, sizeof(*j));
     if (!j) {
         ekv_reply_error(c->req, EKV_ENOMEM, NULL);

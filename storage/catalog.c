@@ -95,6 +95,20 @@ static int visit_ns(void *ctx, const char *k, size_t klen, const char *v, size_t
     return 0;
 }
 
+int ekv_store_catalog_visit_entry(const char *key, size_t klen, const char *val, size_t vlen,
+                                  const ekv_catalog_visitor_t *v)
+{
+    if (klen < EKV_KEY_PFX_LEN)
+        return 0;
+    if (!memcmp(key, EKV_KEY_PFX_ACCOUNT, EKV_KEY_PFX_LEN))
+        return visit_account((void *)v, key, klen, val, vlen);
+    if (!memcmp(key, EKV_KEY_PFX_TOKEN, EKV_KEY_PFX_LEN))
+        return visit_token((void *)v, key, klen, val, vlen);
+    if (!memcmp(key, EKV_KEY_PFX_NS, EKV_KEY_PFX_LEN))
+        return visit_ns((void *)v, key, klen, val, vlen);
+    return 0; /* title index and node-local keys: derived or not replicated */
+}
+
 int ekv_store_catalog_load(ekv_store_t *s, const ekv_catalog_visitor_t *v)
 {
     int rc = scan_prefix(s, EKV_KEY_PFX_ACCOUNT, visit_account, (void *)v);

@@ -101,6 +101,11 @@ typedef struct {
 
 /* Visit every account, token and namespace (start-up and CLI only). */
 int ekv_store_catalog_load(ekv_store_t *s, const ekv_catalog_visitor_t *v);
+/* Visit one raw meta-CF entry (as carried by a snapshot chunk) if it is an account, token or
+ * namespace record; other keys are ignored, undecodable records logged and skipped. Pure: no
+ * store needed (edges build their catalog from a replicated snapshot). Always 0. */
+int ekv_store_catalog_visit_entry(const char *key, size_t klen, const char *val, size_t vlen,
+                                  const ekv_catalog_visitor_t *v);
 
 /* ---- KV reads ---- */
 

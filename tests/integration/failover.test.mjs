@@ -170,7 +170,10 @@ describe('failover: edgekv promote with a live old primary', { timeout: 120000 }
     expectOk(await p1.api('PUT', `${p1.ns(ns)}/bulk`, { json: bulk }));
     await waitConverged(c, p1, [r1]);
     const old = await status(p1);
-    assert.equal((await status(r1)).repl_listen, null, 'a replica binds its --repl-listen only once promoted');
+    // before the promotion a replica's --repl-listen serves edges only: no replica links
+    const pre = await status(r1);
+    assert.match(pre.repl_listen, /^127\.0\.0\.1:\d+$/, 'a replica with --repl-listen serves edges on it');
+    assert.equal(pre.replicas.length, 0);
 
     const x = await runCli(['promote', '--url', r1.origin, '--token', r1.token]);
     assert.equal(x.code, 0, out(x));

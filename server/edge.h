@@ -1,0 +1,40 @@
+/*
+ * edge.h - the edge role's request path and upstreams (server/edge.c). Loop thread.
+ */
+#ifndef EKV_SERVER_EDGE_H
+#define EKV_SERVER_EDGE_H
+
+#include "replication/rpc_client.h"
+#include "server/app.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint64_t hits, misses;     /* value GETs: fresh cache hits / misses */
+    uint64_t upstream_fetches; /* value fetches sent upstream (one per single-flight) */
+    uint64_t coalesced;        /* misses that joined a fetch already on its way */
+    uint64_t stale_served;     /* answered from an expired entry while every upstream failed */
+    uint64_t reads_forwarded, writes_forwarded, failovers, upstream_failures;
+    size_t inflight_fetches;
+} ekv_edge_stats_t;
+
+typedef struct {
+    const char *role; /* "primary" / "replica" */
+    char addr[300];
+    int ready;
+    uint64_t seq;
+    ekv_rpc_stats_t rpc;
+} ekv_edge_upstream_t;
+
+/* Connect the upstreams (--primary, --replicas). 0 or -1 (logged). */
+int ekv_edge_start(ekv_app_t *app);
+/* Answer an authenticated API call (after the namespace check). */
+void ekv_edge_handle(ekv_call_t *c);
+void ekv_edge_stats(const ekv_edge_t *e, ekv_edge_stats_t *out);
+size_t ekv_edge_upstreams(const ekv_edge_t *e, ekv_edge_upstream_t *out, size_t cap);
+uint64_t ekv_edge_max_write_seq(const ekv_edge_t *e);
+void ekv_edge_stop(ekv_edge_t *e, void (*done)(void *arg), void *arg);
+void ekv_edge_free(ekv_edge_t *e);
+
+#endif
