@@ -54,6 +54,8 @@ static const opt_t opts[] = {
      "edge: serve expired cache entries this long while no upstream answers"},
     {"upstream-timeout-ms", OPT_INT, OFF(upstream_timeout_ms), "5000",
      "edge: an upstream call without an answer by then fails (504)"},
+    {"edge-max-fetches", OPT_INT, OFF(edge_max_fetches), "256",
+     "edge: value fetches in flight upstream at once (refill rate limit; then stale or 503)"},
     {"advertise-url", OPT_STR, OFF(advertise_url), "",
      "this node's API URL as told to peers (default http://LISTEN)"},
     {"sync-replicas", OPT_INT, OFF(sync_replicas), "0",
@@ -167,8 +169,9 @@ static int check_replication(ekv_config_t *cfg)
             fprintf(stderr, "edgekv: an edge takes neither --repl-listen nor --sync-replicas\n");
             return -1;
         }
-        if (cfg->cache_ttl_s < 30 || cfg->upstream_timeout_ms < 10) {
-            fprintf(stderr, "edgekv: need --cache-ttl-s >= 30 and --upstream-timeout-ms >= 10\n");
+        if (cfg->cache_ttl_s < 30 || cfg->upstream_timeout_ms < 10 || cfg->edge_max_fetches < 1) {
+            fprintf(stderr, "edgekv: need --cache-ttl-s >= 30, --upstream-timeout-ms >= 10, "
+                            "--edge-max-fetches >= 1\n");
             return -1;
         }
         cfg->repl_port = -1;

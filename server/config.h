@@ -37,6 +37,7 @@ typedef struct {
     int64_t cache_ttl_s;
     int64_t stale_if_error_s;
     int64_t upstream_timeout_ms;
+    int64_t edge_max_fetches;
     char *advertise_url;
     int64_t sync_replicas;
     int64_t sync_timeout_ms;

@@ -73,6 +73,7 @@ struct ekv_edge_s {
     unsigned rr; /* round robin over replicas */
     uint64_t max_write_seq;
     int64_t ttl_ms, stale_ms;
+    size_t max_fetches;
     flight_t *flights[FLIGHT_BUCKETS];
     size_t nflights;
     int stopping, clients_open;
@@ -121,12 +122,17 @@ static void relay(ekv_req_t *req, const Edgekv__Response *r)
 
 static void reply_unavailable(ekv_req_t *req, int is_write, int err)
 {
-    if (is_write)
-        ekv_reply_busy(req, EKV_EUPSTREAM); /* 503 + Retry-After: degraded mode */
+    if (is_write) /* degraded mode: fail fast, 503 + Retry-After */
+        ekv_reply_busy_msg(req, EKV_EUPSTREAM,
+                           err == EKV_ETIMEOUT
+                               ? "the primary did not answer in time; the write may or may not "
+                                 "have been applied"
+                               : "the primary is unavailable; writes are not accepted right "
+                                 "now, retry later");
     else if (err == EKV_ETIMEOUT)
         ekv_reply_error(req, EKV_ETIMEOUT, "no upstream answered in time");
     else
-        ekv_reply_busy(req, EKV_EUPSTREAM);
+        ekv_reply_busy_msg(req, EKV_EUPSTREAM, "no replica or primary is reachable from this edge");
 }
 
 /* The upstream for attempt number `tried` of a call: writes go to the primary only; reads go
@@ -256,7 +262,7 @@ static void flight_finish(flight_t *f, const Edgekv__Response *r, int err)
             ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, (const char *)r->body.data,
                              r->body.len, header_expiration(r->headers), 0, now_ms + f->ttl_ms);
         else if (r->status == 404 && r->body.len &&
-                 strstr((const char *)r->body.data, "\"code\":10009"))
+                 memmem(r->body.data, r->body.len, "\"code\":10009", 13))
             ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, NULL, 0, 0, 1,
                              now_ms + f->ttl_ms);
     }
@@ -322,6 +328,13 @@ static void value_get(ekv_call_t *c)
         answer_from_entry(req, ce);
         return;
     }
+    if (ce && e->nflights >= e->max_fetches && ce->fresh_until_ms + e->stale_ms > now_ms) {
+        /* refill is rate-limited (below): meanwhile an expired entry is better than a 503 */
+        free(key);
+        e->st.stale_served++;
+        answer_from_entry(req, ce);
+        return;
+    }
     if (ce)
         ekv_cache_entry_release(ce);
     e->st.misses++;
@@ -342,6 +355,15 @@ static void value_get(ekv_call_t *c)
         f->nwaiters++;
         e->st.coalesced++;
         free(key);
+        return;
+    }
+    if (e->nflights >= e->max_fetches) {
+        /* refill is rate-limited: never more than max_fetches upstream fetches at once (after
+         * an outage every edge would otherwise refill its whole cache at the same moment) */
+        free(w);
+        free(key);
+        e->st.fetches_refused++;
+        ekv_reply_busy_msg(req, EKV_EBUSY, "too many cache misses in flight at this edge");
         return;
     }
     flight_t *f = calloc(1, sizeof(*f));
@@ -415,6 +437,7 @@ int ekv_edge_start(ekv_app_t *app)
     e->app = app;
     e->ttl_ms = cfg->cache_ttl_s * 1000;
     e->stale_ms = cfg->stale_if_error_s * 1000;
+    e->max_fetches = (size_t)cfg->edge_max_fetches;
     ekv_rpc_client_opts_t o = {0};
     o.loop = app->loop;
     o.node_id = app->node.node_id;

@@ -16,6 +16,7 @@ typedef struct {
     uint64_t coalesced;        /* misses that joined a fetch already on its way */
     uint64_t stale_served;     /* answered from an expired entry while every upstream failed */
     uint64_t reads_forwarded, writes_forwarded, failovers, upstream_failures;
+    uint64_t fetches_refused; /* misses answered 503: --edge-max-fetches already in flight */
     size_t inflight_fetches;
 } ekv_edge_stats_t;
 

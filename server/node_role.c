@@ -845,6 +845,8 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
           es.upstream_failures);
         G("edgekv_edge_inflight_fetches", "Single-flight fetches on their way.",
           es.inflight_fetches);
+        C("edgekv_edge_fetches_refused_total", "Misses refused: --edge-max-fetches in flight.",
+          es.fetches_refused);
         G("edgekv_edge_synced", "1 once the catalog has arrived.", n->edge_synced);
     }
 #undef G

@@ -109,7 +109,12 @@ void ekv_reply_error_chain(ekv_req_t *req, int err, int chain_code, const char *
 
 void ekv_reply_busy(ekv_req_t *req, int err)
 {
-    json_t *root = error_root(err, ekv_strerror(err), NULL);
+    ekv_reply_busy_msg(req, err, ekv_strerror(err));
+}
+
+void ekv_reply_busy_msg(ekv_req_t *req, int err, const char *msg)
+{
+    json_t *root = error_root(err, msg, NULL);
     char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     if (!text) {

@@ -26,6 +26,8 @@ void ekv_reply_error(ekv_req_t *req, int err, const char *fmt, ...)
 void ekv_reply_error_chain(ekv_req_t *req, int err, int chain_code, const char *chain_msg);
 /* 503 with Retry-After for EKV_EBUSY / EKV_ESHUTDOWN. */
 void ekv_reply_busy(ekv_req_t *req, int err);
+/* The same with a specific message (e.g. an edge whose primary is unreachable). */
+void ekv_reply_busy_msg(ekv_req_t *req, int err, const char *msg);
 /* Envelopes built as text (hot paths, and stored JSON spliced verbatim): begin appends
  * {"success":true,...,"result": ; the caller appends the result; send appends
  * result_info (JSON text or NULL) and the closing brace and sends (freeing b). */
