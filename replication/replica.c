@@ -899,6 +899,11 @@ int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts
     return 0;
 }
 
+uint64_t ekv_repl_replica_applied_seq(const ekv_repl_replica_t *r)
+{
+    return r->applied_seq;
+}
+
 static int cmp_i32(const void *a, const void *b)
 {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;

@@ -84,6 +84,8 @@ typedef struct {
  * logged) or EKV_ENOMEM. */
 int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts_t *o);
 void ekv_repl_replica_info(const ekv_repl_replica_t *r, ekv_repl_replica_info_t *out);
+/* The last seq applied (a keys-only follower: seen). Cheap. */
+uint64_t ekv_repl_replica_applied_seq(const ekv_repl_replica_t *r);
 /* Stop following (shutdown or promotion): close the link, drop queued frames, wait for the
  * apply job in flight. done runs on the loop when nothing is left; afterwards the store holds
  * exactly the records acked so far (or more, never a partial record). */

@@ -18,6 +18,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "replication/link.h"
+#include "replication/replica.h"
 #include "replication/rpc_client.h"
 #include "server/app.h"
 #include "server/edge.h"
@@ -189,8 +190,14 @@ static void call_send(call_t *c)
             free(c);
             return;
         }
-        if (!c->is_write)
-            c->rq.min_seq = e->max_write_seq;
+        if (!c->is_write) {
+            /* never older than what this edge has already seen: its own writes, and the
+             * change stream (a key just invalidated must not be refetched from a replica
+             * that has not applied the change yet, or the old value would be cached again) */
+            uint64_t seen =
+                e->app->node.replica ? ekv_repl_replica_applied_seq(e->app->node.replica) : 0;
+            c->rq.min_seq = e->max_write_seq > seen ? e->max_write_seq : seen;
+        }
         int rc = ekv_rpc_call(u, &c->rq, call_done, c);
         if (rc == 0) {
             if (c->tried)
