@@ -917,3 +917,45 @@ Test(frame_direct, commit_time_read_from_packed_record)
     cr_assert(eq(i64, ekv_repl_record_commit_ms(no_time, sizeof(no_time)), 0));
     free(r.data);
 }
+
+Test(frame_direct, strip_values_keeps_every_other_field)
+{
+    Edgekv__ChangeRecord r = EDGEKV__CHANGE_RECORD__INIT;
+    r.seq = 42;
+    r.commit_time_ms = 1712345678901;
+    r.op = EDGEKV__CHANGE_OP__KV_PUT;
+    r.namespace_id = BIN(ns_id);
+    r.key = BIN(key0);
+    r.value = BIN(val0);
+    r.metadata = BIN(meta0);
+    r.expiration = 1900000000;
+    r.account_id = "acct";
+    r.title = "t";
+    size_t n = protobuf_c_message_get_packed_size(&r.base);
+    uint8_t *packed = malloc(n);
+    protobuf_c_message_pack(&r.base, packed);
+    ekv_buf_t out;
+    ekv_buf_init(&out, 0);
+    cr_assert(eq(int, ekv_repl_record_strip_values(packed, n, &out), 0));
+    cr_assert(lt(sz, out.len, n));
+    Edgekv__ChangeRecord *s =
+        edgekv__change_record__unpack(NULL, out.len, (const uint8_t *)out.data);
+    cr_assert_not_null(s);
+    cr_assert(eq(u64, s->seq, 42));
+    cr_assert(eq(i64, s->commit_time_ms, 1712345678901));
+    cr_assert(eq(int, s->op, EDGEKV__CHANGE_OP__KV_PUT));
+    cr_assert(
+        eq(mem, MEM(s->namespace_id.data, s->namespace_id.len), MEM(ns_id, sizeof(ns_id) - 1)));
+    cr_assert(eq(mem, MEM(s->key.data, s->key.len), MEM(key0, sizeof(key0) - 1)));
+    cr_assert(eq(sz, s->value.len, 0));
+    cr_assert(eq(sz, s->metadata.len, 0));
+    cr_assert(eq(i64, s->expiration, 1900000000));
+    cr_assert(eq(str, s->account_id, "acct"));
+    edgekv__change_record__free_unpacked(s, NULL);
+    /* truncated input is refused, not read past */
+    ekv_buf_reset(&out);
+    cr_assert(
+        eq(int, ekv_repl_record_strip_values(packed, n - 1, &out), EKV_EREPL_FRAME_MALFORMED));
+    free(packed);
+    ekv_buf_deinit(&out);
+}

@@ -134,3 +134,34 @@ Test(cache, many_entries_grow_the_table)
     }
     ekv_cache_free(c);
 }
+
+Test(cache, edge_entries_carry_negative_flag_and_freshness)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 1 << 16);
+    ekv_cache_put_ex(c, ns1, "missing", 7, NULL, 0, 0, 1, 5000);
+    ekv_cache_put_ex(c, ns1, "k", 1, "v1", 2, 0, 0, 7000);
+    ekv_cache_entry_t *n = ekv_cache_get(c, ns1, "missing", 7, 1);
+    cr_assert_not_null(n);
+    cr_assert_eq(n->negative, 1);
+    cr_assert_eq(n->value_len, 0);
+    cr_assert_eq(n->fresh_until_ms, 5000);
+    ekv_cache_entry_release(n);
+    ekv_cache_entry_t *v = ekv_cache_get(c, ns1, "k", 1, 1);
+    cr_assert_eq(v->negative, 0);
+    cr_assert_eq(v->fresh_until_ms, 7000);
+    ekv_cache_entry_release(v);
+    /* a plain put (standalone) has no TTL and is never negative */
+    ekv_cache_put(c, ns1, "missing", 7, "now", 3, 0);
+    n = ekv_cache_get(c, ns1, "missing", 7, 1);
+    cr_assert_eq(n->negative, 0);
+    cr_assert_eq(n->fresh_until_ms, 0);
+    cr_assert_eq(memcmp(n->value, "now", 3), 0);
+    ekv_cache_entry_release(n);
+    /* clear drops everything and moves the generation */
+    uint64_t g = ekv_cache_gen(c);
+    ekv_cache_clear(c);
+    cr_assert_null(ekv_cache_get(c, ns1, "k", 1, 1));
+    cr_assert_null(ekv_cache_get(c, ns1, "missing", 7, 1));
+    cr_assert_gt(ekv_cache_gen(c), g);
+    ekv_cache_free(c);
+}
