@@ -108,6 +108,8 @@ static int varint_get(const uint8_t **p, const uint8_t *end, uint64_t *out)
 
 int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len)
 {
+    if (len == 0)
+        return 0;
     const uint8_t *p = data, *end = data + len;
     while (p < end) {
         uint64_t tag, v;
@@ -126,6 +128,8 @@ int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len)
 
 int ekv_repl_record_strip_values(const uint8_t *data, size_t len, ekv_buf_t *out)
 {
+    if (len == 0)
+        return 0;
     const uint8_t *p = data, *end = data + len;
     while (p < end) {
         const uint8_t *field = p;
