@@ -54,6 +54,21 @@ typedef struct flight_s {
     struct flight_s *hnext;
 } flight_t;
 
+/* A successful catalog write (namespace, token) whose reply waits until this edge's change
+ * stream has applied it, so the client's next call through this edge finds the namespace or
+ * token in the edge's catalog (read-your-writes for the catalog too). */
+typedef struct held_s {
+    ekv_req_t *req;
+    uint64_t seq;
+    uint64_t deadline_ns;
+    int status;
+    char *ctype, *headers, *body;
+    size_t body_len;
+    struct held_s *next;
+} held_t;
+
+#define HOLD_MAX_MS 2000
+
 /* A relayed call: the client request, and where we are in the upstream order. */
 typedef struct call_s {
     ekv_edge_t *edge;
@@ -61,8 +76,9 @@ typedef struct call_s {
     flight_t *flight;
     Edgekv__Request rq;
     int is_write;
-    int tried; /* upstreams tried so far */
-    int start; /* first replica index (spreads reads) */
+    int catalog_op; /* a write that changes the catalog: hold the reply (held_t) */
+    int tried;      /* upstreams tried so far */
+    int start;      /* first replica index (spreads reads) */
     int last_err;
 } call_t;
 
@@ -75,6 +91,9 @@ struct ekv_edge_s {
     uint64_t max_write_seq;
     int64_t ttl_ms, stale_ms;
     size_t max_fetches;
+    held_t *held;
+    uv_timer_t hold_timer;
+    int hold_timer_on;
     flight_t *flights[FLIGHT_BUCKETS];
     size_t nflights;
     int stopping, clients_open;
@@ -153,6 +172,78 @@ static void call_send(call_t *c);
 
 static void flight_finish(flight_t *f, const Edgekv__Response *r, int err);
 
+static uint64_t stream_seq(ekv_edge_t *e)
+{
+    return e->app->node.replica ? ekv_repl_replica_applied_seq(e->app->node.replica) : 0;
+}
+
+static void held_send(held_t *h)
+{
+    ekv_http_send(h->req, h->status, h->ctype[0] ? h->ctype : NULL,
+                  h->headers[0] ? h->headers : NULL, h->body, h->body_len, NULL, NULL);
+    free(h->ctype);
+    free(h->headers);
+    free(h->body);
+    free(h);
+}
+
+void ekv_edge_on_stream(ekv_edge_t *e)
+{
+    uint64_t seen = stream_seq(e), now = ekv_clock_mono_ns();
+    held_t **pp = &e->held;
+    while (*pp) {
+        held_t *h = *pp;
+        if (h->seq <= seen || now >= h->deadline_ns || e->stopping) {
+            *pp = h->next;
+            held_send(h);
+        } else {
+            pp = &h->next;
+        }
+    }
+    if (!e->held && e->hold_timer_on) {
+        uv_timer_stop(&e->hold_timer);
+        e->hold_timer_on = 0;
+    }
+}
+
+static void hold_tick(uv_timer_t *t)
+{
+    ekv_edge_on_stream(t->data);
+}
+
+/* Hold a catalog write's reply until the stream has it; relay at once if impossible. */
+static void hold_or_relay(ekv_edge_t *e, ekv_req_t *req, const Edgekv__Response *r)
+{
+    held_t *h = calloc(1, sizeof(*h));
+    if (h) {
+        h->ctype = strdup(r->content_type);
+        h->headers = strdup(r->headers);
+        h->body = malloc(r->body.len ? r->body.len : 1);
+    }
+    if (!h || !h->ctype || !h->headers || !h->body || r->seq <= stream_seq(e)) {
+        if (h) {
+            free(h->ctype);
+            free(h->headers);
+            free(h->body);
+            free(h);
+        }
+        relay(req, r);
+        return;
+    }
+    memcpy(h->body, r->body.data, r->body.len);
+    h->body_len = r->body.len;
+    h->req = req;
+    h->status = (int)r->status;
+    h->seq = r->seq;
+    h->deadline_ns = ekv_clock_mono_ns() + (uint64_t)HOLD_MAX_MS * 1000000ull;
+    h->next = e->held;
+    e->held = h;
+    if (!e->hold_timer_on) {
+        uv_timer_start(&e->hold_timer, hold_tick, 50, 50);
+        e->hold_timer_on = 1;
+    }
+}
+
 static void call_done(void *ctx, int status, const Edgekv__Response *resp)
 {
     call_t *c = ctx;
@@ -166,6 +257,8 @@ static void call_done(void *ctx, int status, const Edgekv__Response *resp)
             e->max_write_seq = resp->seq;
         if (c->flight)
             flight_finish(c->flight, resp, 0);
+        else if (c->catalog_op && resp->status < 300)
+            hold_or_relay(e, c->req, resp);
         else
             relay(c->req, resp);
         free(c);
@@ -209,7 +302,7 @@ static void call_send(call_t *c)
     }
 }
 
-static void forward(ekv_edge_t *e, ekv_req_t *req, int is_write)
+static void forward(ekv_edge_t *e, ekv_req_t *req, int is_write, int catalog_op)
 {
     call_t *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -219,6 +312,7 @@ static void forward(ekv_edge_t *e, ekv_req_t *req, int is_write)
     c->edge = e;
     c->req = req;
     c->is_write = is_write;
+    c->catalog_op = catalog_op;
     c->start = e->nreplicas ? (int)(e->rr++ % (unsigned)e->nreplicas) : 0;
     fill_request(&c->rq, req);
     if (is_write)
@@ -432,7 +526,11 @@ void ekv_edge_handle(ekv_call_t *c)
             ekv_cache_invalidate_ns(app->cache, c->nsid);
         }
     }
-    forward(e, c->req, is_write);
+    void (*h)(void) = r->handler;
+    int catalog_op = is_write && h != (void (*)(void))ekv_h_value_put &&
+                     h != (void (*)(void))ekv_h_value_delete &&
+                     h != (void (*)(void))ekv_h_bulk_put && h != (void (*)(void))ekv_h_bulk_delete;
+    forward(e, c->req, is_write, catalog_op);
 }
 
 int ekv_edge_start(ekv_app_t *app)
@@ -489,6 +587,8 @@ int ekv_edge_start(ekv_app_t *app)
         e->clients_open++;
         p = end ? end + 1 : p + n;
     }
+    uv_timer_init(app->loop, &e->hold_timer);
+    e->hold_timer.data = e;
     app->node.edge = e;
     ekv_log_info("edge upstreams", "primary=%s replicas=%d cache_ttl_s=%lld stale_if_error_s=%lld",
                  cfg->primary, e->nreplicas, (long long)cfg->cache_ttl_s,
@@ -532,17 +632,19 @@ static void client_stopped(void *arg)
     }
 }
 
+static void hold_timer_closed(uv_handle_t *h)
+{
+    client_stopped(h->data);
+}
+
 void ekv_edge_stop(ekv_edge_t *e, void (*done)(void *arg), void *arg)
 {
     e->stopping = 1;
+    ekv_edge_on_stream(e); /* answers every held reply */
     e->stop_done = done;
     e->stop_arg = arg;
-    int n = e->clients_open;
-    if (n == 0) {
-        e->stop_done = NULL;
-        done(arg);
-        return;
-    }
+    e->clients_open++; /* the hold timer */
+    uv_close((uv_handle_t *)&e->hold_timer, hold_timer_closed);
     ekv_rpc_client_stop(e->primary, client_stopped, e);
     for (int i = 0; i < e->nreplicas; i++)
         ekv_rpc_client_stop(e->replicas[i], client_stopped, e);

@@ -32,6 +32,8 @@ typedef struct {
 int ekv_edge_start(ekv_app_t *app);
 /* Answer an authenticated API call (after the namespace check). */
 void ekv_edge_handle(ekv_call_t *c);
+/* The change stream advanced: release catalog-write replies that were waiting for it. */
+void ekv_edge_on_stream(ekv_edge_t *e);
 void ekv_edge_stats(const ekv_edge_t *e, ekv_edge_stats_t *out);
 size_t ekv_edge_upstreams(const ekv_edge_t *e, ekv_edge_upstream_t *out, size_t cap);
 uint64_t ekv_edge_max_write_seq(const ekv_edge_t *e);

@@ -221,6 +221,8 @@ static void on_applied(void *ctx, Edgekv__ChangeRecord *const *recs, size_t nrec
             break;
         }
     }
+    if (app->node.edge)
+        ekv_edge_on_stream(app->node.edge);
 }
 
 /* Apply thread, after a snapshot ingest: the whole catalog comes from the store again. */
@@ -299,6 +301,8 @@ static void edge_catalog_done(void *ctx, void *unused)
     app->catalog = app->node.building;
     app->node.building = NULL;
     app->node.edge_synced = 1;
+    if (app->node.edge)
+        ekv_edge_on_stream(app->node.edge);
     ekv_log_info("edge catalog loaded", "accounts=%zu tokens=%zu",
                  ekv_catalog_account_count(app->catalog), ekv_catalog_token_count(app->catalog));
 }
