@@ -729,12 +729,15 @@ static void apply_done(ekv_job_t *job)
             *r->o.node = items->adopt;
             break;
         case IT_BATCH: {
-            r->applied_seq = j->last_seq;
             note_lag(r, items);
             if (r->o.on_applied)
                 for (item_t *it = items; it; it = it->next)
                     r->o.on_applied(r->o.ctx, it->frame->change_batch->records,
                                     it->frame->change_batch->n_records);
+            /* only now: readers of applied_seq rely on the caches being updated */
+            r->applied_seq = j->last_seq;
+            if (r->o.on_progress)
+                r->o.on_progress(r->o.ctx);
             r->pending_first_ms = 0;
             for (item_t *it = r->qh; it; it = it->next)
                 if (it->kind == IT_BATCH) {
@@ -753,6 +756,8 @@ static void apply_done(ekv_job_t *job)
                          items->frame->snapshot_end->entry_count);
             if (r->o.after_ingest_done)
                 r->o.after_ingest_done(r->o.ctx, j->loaded);
+            if (r->o.on_progress)
+                r->o.on_progress(r->o.ctx);
             send_ack(r);
             break;
         default:

@@ -48,6 +48,8 @@ typedef struct {
     void *ctx;
     /* Loop: records just applied durably, in order (cache invalidation, catalog upkeep). */
     void (*on_applied)(void *ctx, Edgekv__ChangeRecord *const *recs, size_t n);
+    /* Loop: ekv_repl_replica_applied_seq() moved (after every on_applied of the step). */
+    void (*on_progress)(void *ctx);
     /* Apply thread, right after a snapshot ingest ended and before anything else is applied:
      * load what must be rebuilt from the store (e.g. the catalog). Returns an opaque pointer. */
     void *(*after_ingest_work)(void *ctx);

@@ -221,8 +221,17 @@ static void on_applied(void *ctx, Edgekv__ChangeRecord *const *recs, size_t nrec
             break;
         }
     }
+}
+
+/* The follower's applied seq moved: an edge releases catalog replies waiting for its stream;
+ * a replica runs edges' reads parked on min_seq. */
+static void on_progress(void *ctx)
+{
+    ekv_app_t *app = ctx;
     if (app->node.edge)
         ekv_edge_on_stream(app->node.edge);
+    else
+        ekv_rpc_exec_on_commit(app);
 }
 
 /* Apply thread, after a snapshot ingest: the whole catalog comes from the store again. */
@@ -262,6 +271,7 @@ static int start_replica(ekv_app_t *app)
     o.node = &n->st;
     o.ctx = app;
     o.on_applied = on_applied;
+    o.on_progress = on_progress;
     o.after_ingest_work = after_ingest_work;
     o.after_ingest_done = after_ingest_done;
     if (ekv_repl_replica_start(&n->replica, &o)) {
@@ -327,6 +337,7 @@ static int start_edge(ekv_app_t *app)
     o.node = &n->st;
     o.ctx = app;
     o.on_applied = on_applied;
+    o.on_progress = on_progress;
     o.after_ingest_done = edge_catalog_done;
     o.keys_only = 1;
     o.on_catalog_begin = edge_catalog_begin;

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "replication/frame.h"
 #include "replication/primary.h"
+#include "replication/replica.h"
 #include "server/app.h"
 #include "server/reply.h"
 #include "server/rpc_exec.h"
@@ -37,6 +38,16 @@ typedef struct rpc_s {
     int dispatching, finished;
     struct rpc_s *next; /* parked list */
 } rpc_t;
+
+/* The seq up to which this node answers consistently: on a replica, what the loop has
+ * finished applying (its value cache and catalog are updated only then, after the store's
+ * last_seq moved); elsewhere the store's last committed seq. */
+static uint64_t visible_seq(ekv_app_t *app)
+{
+    if (app->node.role == EKV_ROLE_REPLICA && app->node.replica)
+        return ekv_repl_replica_applied_seq(app->node.replica);
+    return ekv_store_last_seq(app->store);
+}
 
 static rpc_t *parked_head;
 static size_t nparked;
@@ -68,7 +79,7 @@ static void respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t stat
     resp.headers = (char *)(headers ? headers : "");
     resp.body.data = (uint8_t *)body;
     resp.body.len = len;
-    resp.seq = ekv_store_last_seq(app->store);
+    resp.seq = visible_seq(app);
     if (app->node.primary)
         ekv_repl_primary_respond(app->node.primary, peer_id, &resp);
 }
@@ -143,7 +154,7 @@ static void park_tick(uv_timer_t *t);
 
 static void unpark_ready(ekv_app_t *app, int expire)
 {
-    uint64_t last = ekv_store_last_seq(app->store), now = ekv_clock_mono_ns();
+    uint64_t last = visible_seq(app), now = ekv_clock_mono_ns();
     rpc_t **pp = &parked_head;
     while (*pp) {
         rpc_t *r = *pp;
@@ -218,7 +229,7 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
         rpc_free(r);
         return;
     }
-    if (r->min_seq > ekv_store_last_seq(app->store)) {
+    if (r->min_seq > visible_seq(app)) {
         if (nparked >= RPC_MAX_PARKED) {
             respond(app, peer_id, q->id, 0, NULL, NULL, NULL, 0);
             rpc_free(r);
