@@ -265,6 +265,7 @@ static void on_tick(uv_timer_t *t)
     ekv_rpc_client_t *c = t->data;
     uint64_t now = ekv_clock_mono_ns();
     uint64_t tmo = (uint64_t)c->o.timeout_ms * 1000000ull;
+    uint64_t ltmo = (uint64_t)c->o.link_timeout_ms * 1000000ull;
     while (c->head && now - c->head->sent_ns > tmo) {
         call_t *k = c->head;
         call_unlink(c, k);
@@ -274,12 +275,14 @@ static void on_tick(uv_timer_t *t)
     }
     if (!c->conn || c->conn->link.closing)
         return;
-    if (!c->ready && now - c->conn->link.last_progress_ns > tmo) {
-        ekv_repl_link_close(&c->conn->link, 0, 0, "no handshake within %d ms", c->o.timeout_ms);
+    if (!c->ready && now - c->conn->link.last_progress_ns > ltmo) {
+        ekv_repl_link_close(&c->conn->link, 0, 0, "no handshake within %d ms",
+                            c->o.link_timeout_ms);
         return;
     }
-    if (c->ready && now - c->conn->link.last_recv_ns > tmo) {
-        ekv_repl_link_close(&c->conn->link, 0, 0, "upstream silent for %d ms", c->o.timeout_ms);
+    if (c->ready && now - c->conn->link.last_recv_ns > ltmo) {
+        ekv_repl_link_close(&c->conn->link, 0, 0, "upstream silent for %d ms",
+                            c->o.link_timeout_ms);
         return;
     }
     if (c->ready && now - c->last_send_ns >= (uint64_t)c->o.heartbeat_ms * 1000000ull) {
@@ -305,6 +308,8 @@ int ekv_rpc_client_start(ekv_rpc_client_t **out, const ekv_rpc_client_opts_t *o)
         c->o.timeout_ms = 5000;
     if (c->o.heartbeat_ms <= 0)
         c->o.heartbeat_ms = 1000;
+    if (c->o.link_timeout_ms <= 0)
+        c->o.link_timeout_ms = 10000;
     if (!c->o.max_inflight)
         c->o.max_inflight = 4096;
     snprintf(c->host, sizeof(c->host), "%s", o->host);

@@ -30,7 +30,8 @@ typedef struct {
     const char *host;
     int port;
     const char *node_id; /* ours, for the peer's logs */
-    int timeout_ms;      /* per call, and link liveness (default 5000) */
+    int timeout_ms;      /* per call (default 5000) */
+    int link_timeout_ms; /* a link silent this long (or without handshake) is dropped (10000) */
     int heartbeat_ms;    /* keepalive on an idle link (default 1000) */
     size_t max_inflight; /* default 4096 */
 } ekv_rpc_client_opts_t;

@@ -47,7 +47,7 @@ typedef struct flight_s {
     char *key;
     size_t key_len;
     uint64_t hash;
-    uint64_t gen;   /* cache generation at the start (ekv_cache gen rule) */
+    int dirty;      /* the key changed while the fetch was on its way: do not cache it */
     int64_t ttl_ms; /* of the first request */
     waiter_t *waiters;
     size_t nwaiters;
@@ -358,12 +358,12 @@ static void flight_finish(flight_t *f, const Edgekv__Response *r, int err)
         *pp = f->hnext;
     e->nflights--;
     int64_t now_ms = ekv_clock_now_ms();
-    if (r && ekv_cache_gen(app->cache) == f->gen) {
+    if (r && !f->dirty) {
         if (r->status == 200)
             ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, (const char *)r->body.data,
                              r->body.len, header_expiration(r->headers), 0, now_ms + f->ttl_ms);
         else if (r->status == 404 && r->body.len &&
-                 memmem(r->body.data, r->body.len, "\"code\":10009", 13))
+                 memmem(r->body.data, r->body.len, "\"code\":10009", sizeof("\"code\":10009") - 1))
             ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, NULL, 0, 0, 1,
                              now_ms + f->ttl_ms);
     }
@@ -482,7 +482,6 @@ static void value_get(ekv_call_t *c)
     f->key = key;
     f->key_len = klen;
     f->hash = h;
-    f->gen = ekv_cache_gen(app->cache);
     f->ttl_ms = ttl_ms;
     f->waiters = w;
     f->nwaiters = 1;
@@ -521,9 +520,11 @@ void ekv_edge_handle(ekv_call_t *c)
             if (!key)
                 return;
             ekv_cache_invalidate(app->cache, c->nsid, key, klen);
+            ekv_edge_invalidated(e, c->nsid, key, klen);
             free(key);
         } else {
             ekv_cache_invalidate_ns(app->cache, c->nsid);
+            ekv_edge_invalidated(e, c->nsid, NULL, 0);
         }
     }
     void (*h)(void) = r->handler;
@@ -547,6 +548,7 @@ int ekv_edge_start(ekv_app_t *app)
     o.loop = app->loop;
     o.node_id = app->node.node_id;
     o.timeout_ms = (int)cfg->upstream_timeout_ms;
+    o.link_timeout_ms = (int)cfg->repl_timeout_ms;
     o.heartbeat_ms = (int)cfg->repl_heartbeat_ms;
     char host[256];
     int port;
@@ -596,6 +598,23 @@ int ekv_edge_start(ekv_app_t *app)
     return 0;
 }
 
+void ekv_edge_invalidated(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                          size_t len)
+{
+    if (!e->nflights)
+        return;
+    if (key) {
+        flight_t **pp = flight_slot(e, nsid, key, len, key_hash(nsid, key, len));
+        if (*pp)
+            (*pp)->dirty = 1;
+        return;
+    }
+    for (size_t b = 0; b < FLIGHT_BUCKETS; b++)
+        for (flight_t *f = e->flights[b]; f; f = f->hnext)
+            if (!nsid || !memcmp(f->nsid, nsid, EKV_NSID_LEN))
+                f->dirty = 1;
+}
+
 void ekv_edge_stats(const ekv_edge_t *e, ekv_edge_stats_t *out)
 {
     *out = e->st;
@@ -615,6 +634,11 @@ size_t ekv_edge_upstreams(const ekv_edge_t *e, ekv_edge_upstream_t *out, size_t 
         ekv_rpc_client_stats(c, &u->rpc);
     }
     return n;
+}
+
+int ekv_edge_primary_ready(const ekv_edge_t *e)
+{
+    return ekv_rpc_client_ready(e->primary);
 }
 
 uint64_t ekv_edge_max_write_seq(const ekv_edge_t *e)

@@ -32,11 +32,18 @@ typedef struct {
 int ekv_edge_start(ekv_app_t *app);
 /* Answer an authenticated API call (after the namespace check). */
 void ekv_edge_handle(ekv_call_t *c);
+/* A key (key != NULL), a namespace (key NULL) or everything (both NULL) changed: a value
+ * fetch on its way for it must not be cached (per key, unlike the cache's global generation,
+ * so a steady write stream elsewhere does not keep the cache empty). */
+void ekv_edge_invalidated(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                          size_t len);
 /* The change stream advanced: release catalog-write replies that were waiting for it. */
 void ekv_edge_on_stream(ekv_edge_t *e);
 void ekv_edge_stats(const ekv_edge_t *e, ekv_edge_stats_t *out);
 size_t ekv_edge_upstreams(const ekv_edge_t *e, ekv_edge_upstream_t *out, size_t cap);
 uint64_t ekv_edge_max_write_seq(const ekv_edge_t *e);
+/* 1 while the RPC link to the primary is up (writes can be relayed). */
+int ekv_edge_primary_ready(const ekv_edge_t *e);
 void ekv_edge_stop(ekv_edge_t *e, void (*done)(void *arg), void *arg);
 void ekv_edge_free(ekv_edge_t *e);
 

@@ -169,9 +169,13 @@ static void on_applied(void *ctx, Edgekv__ChangeRecord *const *recs, size_t nrec
         case EDGEKV__CHANGE_OP__KV_PUT:
         case EDGEKV__CHANGE_OP__KV_DELETE:
         case EDGEKV__CHANGE_OP__KV_EXPIRE:
-            if (r->namespace_id.len == EKV_NSID_LEN)
+            if (r->namespace_id.len == EKV_NSID_LEN) {
                 ekv_cache_invalidate(app->cache, r->namespace_id.data, (const char *)r->key.data,
                                      r->key.len);
+                if (app->node.edge)
+                    ekv_edge_invalidated(app->node.edge, r->namespace_id.data,
+                                         (const char *)r->key.data, r->key.len);
+            }
             break;
         case EDGEKV__CHANGE_OP__NS_CREATE:
         case EDGEKV__CHANGE_OP__NS_RENAME: {
@@ -189,8 +193,11 @@ static void on_applied(void *ctx, Edgekv__ChangeRecord *const *recs, size_t nrec
         }
         case EDGEKV__CHANGE_OP__NS_DELETE:
             ekv_catalog_remove_ns(app->catalog, nshex);
-            if (r->namespace_id.len == EKV_NSID_LEN)
+            if (r->namespace_id.len == EKV_NSID_LEN) {
                 ekv_cache_invalidate_ns(app->cache, r->namespace_id.data);
+                if (app->node.edge)
+                    ekv_edge_invalidated(app->node.edge, r->namespace_id.data, NULL, 0);
+            }
             break;
         case EDGEKV__CHANGE_OP__ACCOUNT_CREATE: {
             ekv_account_t a;
@@ -303,6 +310,8 @@ static void edge_catalog_done(void *ctx, void *unused)
     ekv_app_t *app = ctx;
     (void)unused;
     ekv_cache_clear(app->cache); /* nothing cached can be verified against the new history */
+    if (app->node.edge)
+        ekv_edge_invalidated(app->node.edge, NULL, NULL, 0);
     if (!app->node.building) {
         ekv_log_error("edge catalog snapshot lost (out of memory)", "%s", "");
         return;

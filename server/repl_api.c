@@ -87,7 +87,10 @@ void ekv_h_repl_status(ekv_call_t *c)
     json_object_set_new(o, "history2_id", str_or_null(n->st.history2_id));
     json_object_set_new(o, "history2_seq", json_integer((json_int_t)n->st.history2_seq));
     json_object_set_new(
-        o, "last_seq", json_integer((json_int_t)(app->store ? ekv_store_last_seq(app->store) : 0)));
+        o, "last_seq",
+        json_integer((json_int_t)(app->store   ? ekv_store_last_seq(app->store)
+                                  : n->replica ? ekv_repl_replica_applied_seq(n->replica)
+                                               : 0)));
     json_object_set_new(o, "first_log_seq", json_integer((json_int_t)ss.first_log_seq));
     json_object_set_new(o, "log_pin", json_integer((json_int_t)ss.lowest_pin));
     json_object_set_new(o, "log_retain_mb", json_integer((json_int_t)app->cfg->log_retain_mb));
@@ -98,8 +101,10 @@ void ekv_h_repl_status(ekv_call_t *c)
         json_object_set_new(o, "fenced_by", json_string(n->st.fenced_by));
         json_object_set_new(o, "fenced_epoch", json_integer((json_int_t)n->st.fenced_epoch));
     }
-    json_object_set_new(o, "writable",
-                        json_boolean(n->role != EKV_ROLE_REPLICA && !n->fenced && !n->promoting));
+    int writable = n->role != EKV_ROLE_REPLICA && !n->fenced && !n->promoting;
+    if (n->edge)
+        writable = ekv_edge_primary_ready(n->edge); /* relayed to the primary */
+    json_object_set_new(o, "writable", json_boolean(writable));
     json_object_set_new(o, "sync_replicas", json_integer((json_int_t)app->cfg->sync_replicas));
     if (n->primary) {
         char addr[300];

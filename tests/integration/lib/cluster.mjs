@@ -116,14 +116,20 @@ export class Cluster {
   }
 
   // Start any node. o: { nodeId, role, args (after the role flags), dataDir, accountId, token,
-  // replListen (primary: default 127.0.0.1:0; replica: none unless given), primaryAddrs (replica),
+  // replListen (primary: default 127.0.0.1:0; replica: none unless given; edge: never),
+  // primaryAddrs (replica; edge: the primary's repl address), replicaAddrs (edge: --replicas),
   // env, startTimeoutMs }.
   async start(o) {
-    const dataDir = o.dataDir || this.newDir();
+    const dataDir = o.dataDir || this.newDir(); // an edge ignores it (it holds no data)
     const args = ['--role', o.role, '--node-id', o.nodeId];
     const replListen = o.replListen !== undefined ? o.replListen : (o.role === 'primary' ? '127.0.0.1:0' : null);
     if (replListen) args.push('--repl-listen', replListen);
     if (o.role === 'replica') args.push('--primary', [].concat(o.primaryAddrs).join(','));
+    if (o.role === 'edge') {
+      args.push('--primary', [].concat(o.primaryAddrs).join(','));
+      const reps = [].concat(o.replicaAddrs || []);
+      if (reps.length) args.push('--replicas', reps.join(','));
+    }
     args.push(...(o.args || []));
     const srv = await startServer({
       dataDir, accountId: o.accountId, token: o.token, args, env: o.env, startTimeoutMs: o.startTimeoutMs,
@@ -156,6 +162,29 @@ export class Cluster {
       primaryAddrs: rest.primaryAddrs || primary.replAddr,
       ...rest,
     });
+  }
+
+  // An edge (--role edge) in front of `primary` and `replicas` (nodes: their repl addresses are
+  // used; replicas must have been started with replListen), or the addresses in
+  // rest.primaryAddrs / rest.replicaAddrs. It gets the primary's account id and token only so that
+  // the test's requests authenticate (an edge learns tokens from its change stream). Unless
+  // waitSynced is false, waits until its status says edge.synced (syncTimeoutMs, default 15 s).
+  async startEdge(primary, replicas = [], { nodeId = 'e1', args = [], waitSynced = true, syncTimeoutMs = 15000, ...rest } = {}) {
+    const edge = await this.start({
+      role: 'edge',
+      nodeId,
+      args,
+      accountId: primary.accountId,
+      token: primary.token,
+      primaryAddrs: rest.primaryAddrs || primary.replAddr,
+      replicaAddrs: rest.replicaAddrs || replicas.map((r) => {
+        if (!r.replAddr) throw new Error(`${r.nodeId} has no repl address (start it with replListen: '127.0.0.1:0')`);
+        return r.replAddr;
+      }),
+      ...rest,
+    });
+    if (waitSynced) await waitEdgeSynced(this, edge, { timeoutMs: syncTimeoutMs });
+    return edge;
   }
 
   // Start `node`'s data dir again; overrides replace the original options (e.g. role, args).
@@ -232,6 +261,17 @@ export async function waitStreaming(cluster, replica, { primary, timeoutMs = 150
     return ps && (ps.replicas || []).some((r) => r.node_id === replica.nodeId && r.state === 'streaming');
   }, timeoutMs, `${replica.nodeId} streaming${primary ? ` from ${primary.nodeId}` : ''}`);
   return rs;
+}
+
+// Until the edge's status says edge.synced (catalog received) and its change stream is
+// streaming. Returns the edge's status.
+export async function waitEdgeSynced(cluster, edge, { timeoutMs = 15000 } = {}) {
+  let es;
+  await cluster.waitFor(async () => {
+    es = await tryStatus(edge);
+    return es && es.edge?.synced === true && es.stream?.state === 'streaming';
+  }, timeoutMs, `edge ${edge.nodeId} synced and streaming`);
+  return es;
 }
 
 // Convergence: wait until every replica's last_seq equals the primary's (and the primary's did
