@@ -69,17 +69,6 @@ log "expected run time ~${est}s"
 
 # --- servers ----------------------------------------------------------------------------------
 
-# json_get URL EXPR - GET URL (no auth), print EXPR evaluated on its "result" (r), "" on error.
-json_get() {
-    curl -s --max-time 2 "$1" 2>/dev/null | python3 -c "
-import json, sys
-try:
-    r = json.load(sys.stdin)['result']
-    print($2)
-except Exception:
-    print('')" 2>/dev/null || true
-}
-
 # start_replica NAME DATADIR PORT PRIMARY_REPL_ADDR NODE_ID -> REP_PID, REP_URL
 # No account/token env: a replica gets accounts and tokens from its primary.
 start_replica() {

@@ -121,67 +121,8 @@ rotate() {
 scenario_get() {
     local p_ekv p_ngx p_h2o
     read -r p_ekv p_ngx p_h2o <<<"$(bench_free_ports 3)"
-    mkdir -p "$BENCH_WORK/www" "$BENCH_WORK/nginx"
-    printf '%0*d' "$VALUE_SIZE" 0 >"$BENCH_WORK/www/v100"
-    chmod 755 "$BENCH_WORK/www"; chmod 644 "$BENCH_WORK/www/v100"
-
-    # nginx, tuned in its favour: one worker, no access log, keep-alive never cut short (wrk
-    # keeps connections open; the default keepalive_requests=1000 would add reconnects), open
-    # fd cache on, and sendfile off (for a 100-byte file pread+writev beats writev+sendfile:
-    # ~10% more req/s here).
-    cat >"$BENCH_WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $BENCH_WORK/nginx.pid;
-error_log $BENCH_WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $BENCH_WORK/nginx/body;
-    proxy_temp_path $BENCH_WORK/nginx/proxy;
-    fastcgi_temp_path $BENCH_WORK/nginx/fastcgi;
-    uwsgi_temp_path $BENCH_WORK/nginx/uwsgi;
-    scgi_temp_path $BENCH_WORK/nginx/scgi;
-    default_type application/octet-stream;
-    sendfile off;
-    tcp_nodelay on;
-    keepalive_requests 1000000000;
-    keepalive_timeout 75s;
-    open_file_cache max=64 inactive=60s;
-    server {
-        listen 127.0.0.1:$p_ngx;
-        root $BENCH_WORK/www;
-    }
-}
-EOF
-    # h2o: one worker thread, no access-log directive (= no access log). Started as root it
-    # would switch to "nobody" before writing its pid file into our root-owned temp dir.
-    local h2o_user=""
-    [ "$(id -u)" -eq 0 ] && h2o_user="user: root"
-    cat >"$BENCH_WORK/h2o.conf" <<EOF
-num-threads: 1
-$h2o_user
-pid-file: $BENCH_WORK/h2o.pid
-error-log: $BENCH_WORK/h2o-error.log
-listen:
-  host: 127.0.0.1
-  port: $p_h2o
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: $BENCH_WORK/www
-EOF
-    bench_start nginx "$SERVER_CPU" "$BENCH_WORK/nginx.out" \
-        "$NGINX" -p "$BENCH_WORK" -c "$BENCH_WORK/nginx.conf" -e "$BENCH_WORK/nginx-error.log"
-    local ngx_pid=$BENCH_LAST_PID
-    bench_start h2o "$SERVER_CPU" "$BENCH_WORK/h2o.out" h2o -c "$BENCH_WORK/h2o.conf"
-    local h2o_pid=$BENCH_LAST_PID
-    local ngx_url="http://127.0.0.1:$p_ngx/v100" h2o_url="http://127.0.0.1:$p_h2o/v100"
-    bench_wait_http "$ngx_url" "$ngx_pid" 20 || { cat "$BENCH_WORK/nginx.out" "$BENCH_WORK/nginx-error.log" >&2; die "nginx did not serve the file"; }
-    bench_wait_http "$h2o_url" "$h2o_pid" 20 || { cat "$BENCH_WORK/h2o.out" >&2; die "h2o did not serve the file"; }
-    curl -s --max-time 5 "$ngx_url" | cmp -s - "$BENCH_WORK/www/v100" || die "nginx served other bytes"
-    curl -s --max-time 5 "$h2o_url" | cmp -s - "$BENCH_WORK/www/v100" || die "h2o served other bytes"
+    bench_static_peers "$p_ngx" "$p_h2o"
+    local ngx_pid=$NGX_PID h2o_pid=$H2O_PID ngx_url=$NGX_URL h2o_url=$H2O_URL
 
     local servers=(nginx h2o) ekv_url="" ekv_pid=""
     if [ "$SKIP_EDGEKV" != 1 ]; then
