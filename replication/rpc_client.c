@@ -107,6 +107,10 @@ int ekv_rpc_call(ekv_rpc_client_t *c, Edgekv__Request *req, ekv_rpc_cb cb, void 
         c->st.failed_fast++;
         return EKV_EBUSY;
     }
+    /* a request over the frame cap would be refused by the encoder AND close the link: refuse
+     * just this call (the edge answers 413) */
+    if (edgekv__request__get_packed_size(req) + 64 > EKV_REPL_MAX_FRAME)
+        return EKV_ETOO_LARGE;
     call_t *k = calloc(1, sizeof(*k));
     if (!k)
         return EKV_ENOMEM;

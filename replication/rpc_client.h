@@ -44,7 +44,9 @@ const char *ekv_rpc_client_addr(const ekv_rpc_client_t *c);
 /* The upstream's change-log seq from its last Response or Heartbeat. */
 uint64_t ekv_rpc_client_seq(const ekv_rpc_client_t *c);
 /* Send req (req->id is assigned here; the request is encoded at once, so it need not stay
- * valid). 0 (cb will run), or an error with cb NOT called. */
+ * valid). 0 (cb will run), or an error with cb NOT called: EKV_EUPSTREAM (link not up),
+ * EKV_EBUSY (max_inflight), EKV_ETOO_LARGE (the request does not fit in one frame,
+ * EKV_REPL_MAX_FRAME: the link stays up), EKV_ENOMEM. */
 int ekv_rpc_call(ekv_rpc_client_t *c, Edgekv__Request *req, ekv_rpc_cb cb, void *ctx);
 
 typedef struct {

@@ -297,6 +297,14 @@ static void call_send(call_t *c)
                 e->st.failovers++;
             return;
         }
+        if (rc == EKV_ETOO_LARGE && c->req) { /* no upstream can take it through an edge */
+            ekv_reply_error(c->req, EKV_ETOO_LARGE,
+                            "request too large to relay through an edge (%u MiB max); send it "
+                            "to the primary directly",
+                            (unsigned)(EKV_REPL_MAX_FRAME >> 20));
+            free(c);
+            return;
+        }
         c->last_err = rc;
         c->tried++;
     }
