@@ -154,6 +154,11 @@ static int check_replication(ekv_config_t *cfg)
 {
     int primary = !strcmp(cfg->role, "primary"), replica = !strcmp(cfg->role, "replica");
     int edge = !strcmp(cfg->role, "edge");
+    if (strlen(cfg->node_id) > 63 || strpbrk(cfg->node_id, " \t\n\"=")) {
+        fprintf(stderr, "edgekv: --node-id must be at most 63 characters without spaces, "
+                        "quotes or '='\n");
+        return -1;
+    }
     if (!primary && !replica && !edge && strcmp(cfg->role, "standalone")) {
         fprintf(stderr, "edgekv: --role must be standalone, primary, replica or edge (got '%s')\n",
                 cfg->role);
@@ -219,11 +224,6 @@ static int check_replication(ekv_config_t *cfg)
         fprintf(stderr, "edgekv: need --sync-timeout-ms >= 1, --repl-timeout-ms >= 100, "
                         "--repl-max-lag-ms >= 100 and 10 <= --repl-heartbeat-ms < "
                         "--repl-timeout-ms\n");
-        return -1;
-    }
-    if (strlen(cfg->node_id) > 63 || strpbrk(cfg->node_id, " \t\n\"=")) {
-        fprintf(stderr, "edgekv: --node-id must be at most 63 characters without spaces, "
-                        "quotes or '='\n");
         return -1;
     }
     return 0;
