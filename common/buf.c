@@ -93,3 +93,14 @@ char *ekv_buf_take(ekv_buf_t *b, size_t *len)
     b->len = b->cap = 0;
     return p;
 }
+
+char *ekv_memdup_z(const void *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        if (n)
+            memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}

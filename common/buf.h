@@ -27,6 +27,8 @@ int ekv_buf_reserve(ekv_buf_t *b, size_t extra);
 int ekv_buf_append(ekv_buf_t *b, const void *p, size_t n);
 int ekv_buf_appends(ekv_buf_t *b, const char *s);
 int ekv_buf_appendf(ekv_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A malloc'd copy of p[0..n) with a NUL after it (n may be 0); NULL on ENOMEM. */
+char *ekv_memdup_z(const void *p, size_t n);
 /* Hand the storage to the caller (free() it); the buffer becomes empty. */
 char *ekv_buf_take(ekv_buf_t *b, size_t *len);
 

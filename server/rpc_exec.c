@@ -9,6 +9,7 @@
  * node's change log has reached min_seq; if it does not in time, the answer is status 0
  * ("behind") and the edge asks the primary instead.
  */
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
@@ -60,7 +61,7 @@ static void rpc_free(rpc_t *r)
         r->req.cleanup(&r->req);
         r->req.cleanup = NULL;
     }
-    ekv_buf_deinit(&r->req.body);
+    /* req.body borrows the Request frame's bytes (see ekv_rpc_exec): freed with the frame */
     for (int i = 0; i < EKV_HDR_COUNT; i++)
         free(r->hdr[i]);
     free(r->path);
@@ -109,17 +110,6 @@ static int method_of(const char *m, int *out)
             return 0;
         }
     return -1;
-}
-
-static char *dup_bytes(const void *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s) {
-        if (n)
-            memcpy(s, p, n);
-        s[n] = '\0';
-    }
-    return s;
 }
 
 static void set_hdr(rpc_t *r, int which, const char *v)
@@ -209,8 +199,8 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
     req->sink = sink;
     req->method = method;
     req->method_str = q->method;
-    r->path = dup_bytes(q->path.data, q->path.len);
-    r->query = dup_bytes(q->query.data, q->query.len);
+    r->path = ekv_memdup_z(q->path.data, q->path.len);
+    r->query = ekv_memdup_z(q->query.data, q->query.len);
     req->path = r->path;
     req->path_len = q->path.len;
     req->query = r->query;
@@ -218,13 +208,14 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
     req->content_length = (int64_t)q->body.len;
     req->has_body = q->body.len > 0;
     req->start_ns = ekv_clock_mono_ns();
-    ekv_buf_init(&req->body, 0);
+    /* handlers only read the body: use it in place in the frame (kept until rpc_free) */
+    req->body.data = (char *)q->body.data;
+    req->body.len = req->body.cap = q->body.len;
     set_hdr(r, EKV_HDR_AUTHORIZATION, q->authorization);
     set_hdr(r, EKV_HDR_CONTENT_TYPE, q->content_type);
     set_hdr(r, EKV_HDR_X_AUTH_EMAIL, q->x_auth_email);
     set_hdr(r, EKV_HDR_X_AUTH_KEY, q->x_auth_key);
-    if (!r->path || !r->query ||
-        (q->body.len && ekv_buf_append(&req->body, q->body.data, q->body.len))) {
+    if (!r->path || !r->query) {
         respond(app, peer_id, q->id, 500, NULL, NULL, NULL, 0);
         rpc_free(r);
         return;

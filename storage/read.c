@@ -48,18 +48,6 @@ static int expired(int64_t expiration, int64_t now_s)
     return expiration != 0 && expiration <= now_s;
 }
 
-/* malloc'd NUL-terminated copy of p[0..n) (n may be 0); NULL on ENOMEM. */
-static char *dup_bytes(const char *p, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        if (n)
-            memcpy(d, p, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 /* Fill out from an envelope; 0, EKV_EKEY_NOT_FOUND (expired), EKV_ESTORAGE, EKV_ENOMEM. */
 static int entry_from_envelope(const char *v, size_t vlen, int64_t now_s, ekv_kv_entry_t *out)
 {
@@ -72,7 +60,7 @@ static int entry_from_envelope(const char *v, size_t vlen, int64_t now_s, ekv_kv
         return EKV_EKEY_NOT_FOUND;
     out->expiration = env.expiration;
     if (env.metadata) {
-        out->metadata = dup_bytes(env.metadata, env.metadata_len);
+        out->metadata = ekv_memdup_z(env.metadata, env.metadata_len);
         if (!out->metadata)
             return EKV_ENOMEM;
         out->metadata_len = env.metadata_len;
@@ -170,14 +158,14 @@ static int list_push(ekv_kv_list_t *l, size_t *cap, const char *name, size_t nam
     }
     ekv_kv_listed_t *it = &l->items[l->count];
     memset(it, 0, sizeof(*it));
-    it->name = dup_bytes(name, name_len);
+    it->name = ekv_memdup_z(name, name_len);
     if (!it->name)
         return EKV_ENOMEM;
     it->name_len = name_len;
     it->expiration = env->expiration;
     l->count++; /* counted now so that clear() frees the name on a later failure */
     if (env->metadata) {
-        it->metadata = dup_bytes(env->metadata, env->metadata_len);
+        it->metadata = ekv_memdup_z(env->metadata, env->metadata_len);
         if (!it->metadata)
             return EKV_ENOMEM;
         it->metadata_len = env->metadata_len;
