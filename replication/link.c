@@ -265,6 +265,16 @@ void ekv_repl_link_close(ekv_repl_link_t *l, uint64_t epoch, int code, const cha
     uv_close((uv_handle_t *)&l->tcp, on_closed);
 }
 
+int ekv_repl_backoff_ms(int attempts, int min_ms, int max_ms)
+{
+    int step = min_ms;
+    for (int i = 0; i < attempts && step < max_ms; i++)
+        step *= 2;
+    if (step > max_ms)
+        step = max_ms;
+    return step / 2 + (int)((unsigned)rand() % (unsigned)(step / 2 + 1));
+}
+
 int ekv_repl_parse_addr(const char *addr, char *host, size_t host_cap, int *port)
 {
     const char *colon = strrchr(addr, ':');

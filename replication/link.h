@@ -78,6 +78,11 @@ size_t ekv_repl_link_queued(const ekv_repl_link_t *l);
 void ekv_repl_link_close(ekv_repl_link_t *l, uint64_t epoch, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Reconnect delay after `attempts` failures: min_ms doubled per attempt, capped at max_ms, with
+ * jitter (a random 50-100 % of that step) so peers that lost the same node do not return in
+ * lock step. */
+int ekv_repl_backoff_ms(int attempts, int min_ms, int max_ms);
+
 /* "host:port" -> host, port. 0 or -1. */
 int ekv_repl_parse_addr(const char *addr, char *host, size_t host_cap, int *port);
 

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/workq.h"
 #include "replication/link.h"
+#include "replication/snapshot_wire.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -125,8 +126,6 @@ struct ekv_repl_primary_s {
     void *stop_arg;
     ekv_repl_primary_stats_t st;
 };
-
-static const char *const snap_cf_names[] = {"", "meta", "kvmeta", "kvval", "exp"};
 
 static const char *state_name(peer_state_t s)
 {
@@ -305,12 +304,6 @@ static int64_t peer_ack_wait_ms(const peer_t *pe)
 
 /* ---------------------------------------------------------------- read jobs (reader pool) */
 
-static void hash_u32(XXH64_state_t *x, size_t n)
-{
-    uint8_t b[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    XXH64_update(x, b, 4);
-}
-
 /* Encode a run of entries of one column family as one SnapshotChunk frame. */
 static int encode_chunk_run(read_job_t *j, const ekv_snapshot_chunk_t *ch, size_t from, size_t to)
 {
@@ -323,7 +316,7 @@ static int encode_chunk_run(read_job_t *j, const ekv_snapshot_chunk_t *ch, size_
         free(ptrs);
         return EKV_ENOMEM;
     }
-    const char *cf = snap_cf_names[ch->entries[from].cf];
+    const char *cf = ekv_repl_snapshot_cf_name(ch->entries[from].cf);
     for (size_t i = 0; i < n; i++) {
         const ekv_snapshot_entry_t *e = &ch->entries[from + i];
         edgekv__key_value__init(&kvs[i]);
@@ -332,12 +325,7 @@ static int encode_chunk_run(read_job_t *j, const ekv_snapshot_chunk_t *ch, size_
         kvs[i].value.data = (uint8_t *)e->value;
         kvs[i].value.len = e->value_len;
         ptrs[i] = &kvs[i];
-        hash_u32(pe->xxh, strlen(cf));
-        XXH64_update(pe->xxh, cf, strlen(cf));
-        hash_u32(pe->xxh, e->key_len);
-        XXH64_update(pe->xxh, e->key, e->key_len);
-        hash_u32(pe->xxh, e->value_len);
-        XXH64_update(pe->xxh, e->value, e->value_len);
+        ekv_repl_snapshot_hash_entry(pe->xxh, cf, e->key, e->key_len, e->value, e->value_len);
     }
     Edgekv__SnapshotChunk c = EDGEKV__SNAPSHOT_CHUNK__INIT;
     c.chunk_seq = pe->chunk_seq++;
@@ -436,11 +424,10 @@ static void job_work(ekv_job_t *job)
             j->count = ch.count;
             j->snap_done = ch.done;
             if (ch.count) {
-                char *k = malloc(ch.next.key_len + 1);
+                char *k = ekv_memdup_z(ch.next.key, ch.next.key_len);
                 if (!k) {
                     j->rc = EKV_ENOMEM;
                 } else {
-                    memcpy(k, ch.next.key, ch.next.key_len);
                     free(j->pos_key);
                     j->pos_key = k;
                     j->pos_key_len = ch.next.key_len;
@@ -662,6 +649,19 @@ static void start_snapshot(peer_t *pe)
 
 /* ---------------------------------------------------------------- frames from replicas */
 
+/* Answer every held write EKV_ESHUTDOWN (stop, fence): committed here, never acked. */
+static void fail_waiters(ekv_repl_primary_t *p)
+{
+    while (p->wh) {
+        waiter_t *w = p->wh;
+        p->wh = w->next;
+        p->st.sync_waiting--;
+        w->cb(w->ctx, EKV_ESHUTDOWN);
+        free(w);
+    }
+    p->wt = NULL;
+}
+
 void ekv_repl_primary_fence(ekv_repl_primary_t *p, uint64_t epoch, const char *by)
 {
     if (p->fenced || p->o.edge_only)
@@ -673,14 +673,7 @@ void ekv_repl_primary_fence(ekv_repl_primary_t *p, uint64_t epoch, const char *b
         ekv_repl_link_close(&q->link, p->o.node->epoch, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_FENCED,
                             "this primary is fenced (epoch %" PRIu64 " exists)", epoch);
     /* waiting writes are committed here but will never be acked by replicas of ours */
-    while (p->wh) {
-        waiter_t *w = p->wh;
-        p->wh = w->next;
-        p->st.sync_waiting--;
-        w->cb(w->ctx, EKV_ESHUTDOWN);
-        free(w);
-    }
-    p->wt = NULL;
+    fail_waiters(p);
     if (p->o.on_fenced)
         p->o.on_fenced(p->o.ctx, epoch, by);
 }
@@ -1159,14 +1152,7 @@ void ekv_repl_primary_stop(ekv_repl_primary_t *p, void (*done)(void *arg), void 
     p->stopping = 1;
     p->stop_done = done;
     p->stop_arg = arg;
-    while (p->wh) {
-        waiter_t *w = p->wh;
-        p->wh = w->next;
-        p->st.sync_waiting--;
-        w->cb(w->ctx, EKV_ESHUTDOWN);
-        free(w);
-    }
-    p->wt = NULL;
+    fail_waiters(p);
     for (peer_t *pe = p->peers; pe; pe = pe->next)
         ekv_repl_link_close(&pe->link, p->o.node->epoch,
                             EDGEKV__REPL_ERROR_CODE__REPL_ERROR_SHUTDOWN, "primary shutting down");

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/workq.h"
 #include "replication/link.h"
+#include "replication/snapshot_wire.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -147,6 +148,21 @@ static void queue_clear(ekv_repl_replica_t *r)
     r->qbytes = 0;
 }
 
+/* Append an item to the apply queue (reads pause above QUEUE_PAUSE_BYTES) and start it if
+ * nothing runs. */
+static void queue_append(ekv_repl_replica_t *r, item_t *it)
+{
+    if (r->qt)
+        r->qt->next = it;
+    else
+        r->qh = it;
+    r->qt = it;
+    r->qbytes += it->bytes;
+    if (r->conn && r->qbytes > QUEUE_PAUSE_BYTES)
+        ekv_repl_link_pause(&r->conn->link);
+    pump(r);
+}
+
 static int enqueue(ekv_repl_replica_t *r, item_kind_t kind, Edgekv__Frame *f, size_t bytes)
 {
     item_t *it = calloc(1, sizeof(*it));
@@ -157,15 +173,7 @@ static int enqueue(ekv_repl_replica_t *r, item_kind_t kind, Edgekv__Frame *f, si
     it->kind = kind;
     it->frame = f;
     it->bytes = bytes;
-    if (r->qt)
-        r->qt->next = it;
-    else
-        r->qh = it;
-    r->qt = it;
-    r->qbytes += bytes;
-    if (r->conn && r->qbytes > QUEUE_PAUSE_BYTES)
-        ekv_repl_link_pause(&r->conn->link);
-    pump(r);
+    queue_append(r, it);
     return 0;
 }
 
@@ -234,10 +242,7 @@ static void on_conn_close(ekv_repl_link_t *l)
     }
     if (r->state != RS_STREAMING)
         next_candidate(r);
-    int step = BACKOFF_FIRST_MS << (r->attempts < 6 ? r->attempts : 6);
-    if (step > BACKOFF_MAX_MS)
-        step = BACKOFF_MAX_MS;
-    int delay = step / 2 + (int)((unsigned)rand() % (unsigned)(step / 2 + 1));
+    int delay = ekv_repl_backoff_ms(r->attempts, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     r->attempts++;
     set_state(r, RS_BACKOFF, reason);
     uv_timer_start(&r->backoff_timer, on_backoff_timer, (uint64_t)delay, 0);
@@ -296,11 +301,6 @@ static void on_primary_hello(ekv_repl_replica_t *r, Edgekv__Frame *f)
         it->adopt.fenced_epoch = 0; /* a fenced old primary that rejoined as a replica */
         it->adopt.fenced_by[0] = '\0';
     }
-    if (r->qt)
-        r->qt->next = it;
-    else
-        r->qh = it;
-    r->qt = it;
     /* records this node has that the primary's history does not: discarded by the snapshot
      * that follows (counted now, while both sides' facts are at hand) */
     uint64_t n = r->hello_seq;
@@ -315,16 +315,7 @@ static void on_primary_hello(ekv_repl_replica_t *r, Edgekv__Frame *f)
                  "primary=%s node_id=%s epoch=%" PRIu64 " latest_seq=%" PRIu64 " history_id=%s",
                  r->conn->link.peer, r->primary_node_id, f->epoch, h->last_applied_seq,
                  h->history_id ? h->history_id : "-");
-    pump(r);
-}
-
-static int chunk_cf(const char *name)
-{
-    static const char *const names[] = {"", "meta", "kvmeta", "kvval", "exp"};
-    for (int i = 1; i < 5; i++)
-        if (name && !strcmp(name, names[i]))
-            return i;
-    return 0;
+    queue_append(r, it); /* the adoption is saved before anything from this primary applies */
 }
 
 static void on_conn_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
@@ -430,7 +421,7 @@ static void on_conn_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
     case EDGEKV__FRAME__BODY_SNAPSHOT_CHUNK: {
         const Edgekv__SnapshotChunk *ch = f->snapshot_chunk;
         if (r->state != RS_SNAPSHOT || ch->chunk_seq != r->snap_chunks ||
-            !chunk_cf(ch->column_family)) {
+            !ekv_repl_snapshot_cf(ch->column_family)) {
             snprintf(why, sizeof(why), "bad snapshot chunk %" PRIu64 " (expected %" PRIu64 ")",
                      ch->chunk_seq, r->snap_chunks);
             ekv_repl_frame_free(f);
@@ -555,22 +546,15 @@ static int apply_batch(apply_job_t *j)
     return rc;
 }
 
-static void hash_u32(XXH64_state_t *x, size_t n)
-{
-    uint8_t b[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    XXH64_update(x, b, 4);
-}
-
 static int apply_chunk(apply_job_t *j)
 {
     ekv_repl_replica_t *r = j->r;
     const Edgekv__SnapshotChunk *ch = j->items->frame->snapshot_chunk;
-    int cf = chunk_cf(ch->column_family);
+    int cf = ekv_repl_snapshot_cf(ch->column_family);
     ekv_snapshot_chunk_t c = {0};
     c.entries = calloc(ch->n_entries ? ch->n_entries : 1, sizeof(*c.entries));
     if (!c.entries)
         return EKV_ENOMEM;
-    size_t cfl = strlen(ch->column_family);
     for (size_t i = 0; i < ch->n_entries; i++) {
         const Edgekv__KeyValue *kv = ch->entries[i];
         ekv_snapshot_entry_t *e = &c.entries[c.count++];
@@ -580,12 +564,8 @@ static int apply_chunk(apply_job_t *j)
         e->value = (char *)kv->value.data;
         e->value_len = kv->value.len;
         c.bytes += kv->key.len + kv->value.len;
-        hash_u32(r->xxh, cfl);
-        XXH64_update(r->xxh, ch->column_family, cfl);
-        hash_u32(r->xxh, kv->key.len);
-        XXH64_update(r->xxh, kv->key.data, kv->key.len);
-        hash_u32(r->xxh, kv->value.len);
-        XXH64_update(r->xxh, kv->value.data, kv->value.len);
+        ekv_repl_snapshot_hash_entry(r->xxh, ch->column_family, kv->key.data, kv->key.len,
+                                     kv->value.data, kv->value.len);
     }
     int rc = ekv_store_ingest_chunk(r->o.store, &c);
     free(c.entries); /* the entries' bytes belong to the frame */
@@ -614,16 +594,11 @@ static void apply_keys_only(apply_job_t *j)
         break;
     case IT_CHUNK: {
         const Edgekv__SnapshotChunk *ch = it->frame->snapshot_chunk;
-        size_t cfl = strlen(ch->column_family);
-        int meta = !strcmp(ch->column_family, "meta");
+        int meta = ekv_repl_snapshot_cf(ch->column_family) == EKV_SNAP_CF_META;
         for (size_t i = 0; i < ch->n_entries; i++) {
             const Edgekv__KeyValue *kv = ch->entries[i];
-            hash_u32(r->xxh, cfl);
-            XXH64_update(r->xxh, ch->column_family, cfl);
-            hash_u32(r->xxh, kv->key.len);
-            XXH64_update(r->xxh, kv->key.data, kv->key.len);
-            hash_u32(r->xxh, kv->value.len);
-            XXH64_update(r->xxh, kv->value.data, kv->value.len);
+            ekv_repl_snapshot_hash_entry(r->xxh, ch->column_family, kv->key.data, kv->key.len,
+                                         kv->value.data, kv->value.len);
             if (meta && r->o.on_catalog_entry)
                 r->o.on_catalog_entry(r->o.ctx, (const char *)kv->key.data, kv->key.len,
                                       (const char *)kv->value.data, kv->value.len);
@@ -874,6 +849,7 @@ int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts
         r->nprimaries++;
         p = e ? e + 1 : p + n;
     }
+    r->o.primaries = NULL; /* parsed: the caller's string need not outlive this call */
     if (!r->nprimaries) {
         ekv_log_error("a replica needs --primary HOST:PORT", "%s", "");
         free(r);

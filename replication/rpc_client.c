@@ -218,11 +218,9 @@ static void on_close(ekv_repl_link_t *l)
         }
         return;
     }
-    int step = BACKOFF_MIN_MS << (c->attempts < 5 ? c->attempts : 5);
-    if (step > BACKOFF_MAX_MS)
-        step = BACKOFF_MAX_MS;
+    int delay = ekv_repl_backoff_ms(c->attempts, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     c->attempts++;
-    uv_timer_start(&c->backoff, on_backoff, (uint64_t)(step / 2 + rand() % (step / 2 + 1)), 0);
+    uv_timer_start(&c->backoff, on_backoff, (uint64_t)delay, 0);
 }
 
 static void on_connected(ekv_repl_link_t *l, int status)
