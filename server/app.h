@@ -148,6 +148,9 @@ int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
  * 0 or error) runs on the loop when finished. Returns 0 (done will run), or EKV_ENOT_REPLICA,
  * EKV_ENOT_SYNCED, EKV_EBUSY (already promoting), EKV_ENOMEM (done will not run). */
 int ekv_node_promote(ekv_app_t *app, void (*done)(void *ctx, int rc), void *ctx);
+/* 1 when the route changes data (kv:write routes, admin routes other than GET; never the
+ * replication endpoints): refused on a replica, relayed to the primary by an edge. */
+int ekv_route_is_write(const ekv_req_t *req, const ekv_route_t *r);
 /* --sync-replicas: wrap w's completion so the reply waits for replica acks. */
 void ekv_node_hold_write(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
 /* /metrics lines for replication. */

@@ -16,7 +16,7 @@ struct ekv_cache_s {
 
 #define ENTRY_OVERHEAD (sizeof(ekv_cache_entry_t) + 32)
 
-static uint64_t hash_key(const uint8_t nsid[16], const char *key, size_t len)
+uint64_t ekv_cache_key_hash(const uint8_t nsid[16], const char *key, size_t len)
 {
     return XXH3_64bits_withSeed(key, len, XXH3_64bits(nsid, 16));
 }
@@ -113,7 +113,7 @@ ekv_cache_entry_t *ekv_cache_get(ekv_cache_t *c, const uint8_t nsid[16], const c
 {
     if (!c->max_bytes)
         return NULL;
-    uint64_t h = hash_key(nsid, key, key_len);
+    uint64_t h = ekv_cache_key_hash(nsid, key, key_len);
     ekv_cache_entry_t *e = lookup(c, h, nsid, key, key_len);
     if (!e)
         return NULL;
@@ -153,7 +153,7 @@ void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *ke
     c->gen++;
     if (!c->entries)
         return;
-    ekv_cache_entry_t *e = lookup(c, hash_key(nsid, key, key_len), nsid, key, key_len);
+    ekv_cache_entry_t *e = lookup(c, ekv_cache_key_hash(nsid, key, key_len), nsid, key, key_len);
     if (e)
         entry_remove(c, e);
 }
@@ -176,7 +176,7 @@ void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, s
     if (!e)
         return;
     memset(e, 0, sizeof(*e));
-    e->hash = hash_key(nsid, key, key_len);
+    e->hash = ekv_cache_key_hash(nsid, key, key_len);
     e->refs = 1;
     e->linked = 1;
     e->expiration = expiration;

@@ -38,6 +38,8 @@ typedef struct ekv_cache_entry_s {
 } ekv_cache_entry_t;
 
 ekv_cache_t *ekv_cache_new(size_t max_bytes, size_t max_entry_bytes);
+/* The hash of (nsid, key) the cache uses; also for tables keyed the same way (edge flights). */
+uint64_t ekv_cache_key_hash(const uint8_t nsid[16], const char *key, size_t len);
 void ekv_cache_free(ekv_cache_t *c);
 
 /* A live entry (not expired at now_s) with a new reference, or NULL. */

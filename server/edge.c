@@ -104,16 +104,6 @@ struct ekv_edge_s {
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t key_hash(const uint8_t nsid[EKV_NSID_LEN], const char *key, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < EKV_NSID_LEN; i++)
-        h = (h ^ nsid[i]) * 1099511628211ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)key[i]) * 1099511628211ull;
-    return h;
-}
-
 static void fill_request(Edgekv__Request *rq, ekv_req_t *req)
 {
     edgekv__request__init(rq);
@@ -448,7 +438,7 @@ static void value_get(ekv_call_t *c)
         ekv_cache_entry_release(ce);
     e->st.misses++;
     ekv_cache_note_miss(app->cache);
-    uint64_t h = key_hash(c->nsid, key, klen);
+    uint64_t h = ekv_cache_key_hash(c->nsid, key, klen);
     flight_t **pp = flight_slot(e, c->nsid, key, klen, h);
     waiter_t *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -516,8 +506,7 @@ void ekv_edge_handle(ekv_call_t *c)
         value_get(c);
         return;
     }
-    int is_write =
-        (r->flags & EKV_RT_WRITE) || ((r->flags & EKV_RT_ADMIN) && c->req->method != HTTP_GET);
+    int is_write = ekv_route_is_write(c->req, r);
     if (is_write && (r->flags & EKV_RT_NS)) {
         /* read-your-writes at this edge: drop what the write makes stale here now (the change
          * stream does it everywhere else) */
@@ -612,7 +601,7 @@ void ekv_edge_invalidated(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const
     if (!e->nflights)
         return;
     if (key) {
-        flight_t **pp = flight_slot(e, nsid, key, len, key_hash(nsid, key, len));
+        flight_t **pp = flight_slot(e, nsid, key, len, ekv_cache_key_hash(nsid, key, len));
         if (*pp)
             (*pp)->dirty = 1;
         return;

@@ -265,27 +265,34 @@ static void after_ingest_done(void *ctx, void *loaded)
     app->catalog = loaded;
 }
 
-static int start_replica(ekv_app_t *app)
+/* Start following (a replica, or an edge's keys-only stream) with the options every follower
+ * shares; o holds the role-specific ones. */
+static int start_follower(ekv_app_t *app, ekv_repl_replica_opts_t *o)
 {
     ekv_node_t *n = &app->node;
-    ekv_repl_replica_opts_t o = {0};
-    o.loop = app->loop;
-    o.store = app->store;
-    o.node_id = n->node_id;
-    o.primaries = app->cfg->primary;
-    o.heartbeat_ms = (int)app->cfg->repl_heartbeat_ms;
-    o.timeout_ms = (int)app->cfg->repl_timeout_ms;
-    o.node = &n->st;
-    o.ctx = app;
-    o.on_applied = on_applied;
-    o.on_progress = on_progress;
-    o.after_ingest_work = after_ingest_work;
-    o.after_ingest_done = after_ingest_done;
-    if (ekv_repl_replica_start(&n->replica, &o)) {
+    o->loop = app->loop;
+    o->node_id = n->node_id;
+    o->heartbeat_ms = (int)app->cfg->repl_heartbeat_ms;
+    o->timeout_ms = (int)app->cfg->repl_timeout_ms;
+    o->node = &n->st;
+    o->ctx = app;
+    o->on_applied = on_applied;
+    o->on_progress = on_progress;
+    if (ekv_repl_replica_start(&n->replica, o)) {
         n->replica = NULL;
         return -1;
     }
     return 0;
+}
+
+static int start_replica(ekv_app_t *app)
+{
+    ekv_repl_replica_opts_t o = {0};
+    o.store = app->store;
+    o.primaries = app->cfg->primary;
+    o.after_ingest_work = after_ingest_work;
+    o.after_ingest_done = after_ingest_done;
+    return start_follower(app, &o);
 }
 
 /* ---------------------------------------------------------------- edge */
@@ -333,28 +340,17 @@ static int start_edge(ekv_app_t *app)
     ekv_node_t *n = &app->node;
     if (ekv_edge_start(app))
         return -1;
-    static char candidates[4096];
+    char candidates[4096]; /* parsed by the follower at start */
     snprintf(candidates, sizeof(candidates), "%s%s%s", app->cfg->replicas,
              app->cfg->replicas[0] ? "," : "", app->cfg->primary);
     ekv_repl_replica_opts_t o = {0};
-    o.loop = app->loop;
-    o.store = NULL;
-    o.node_id = n->node_id;
     o.primaries = candidates;
-    o.heartbeat_ms = (int)app->cfg->repl_heartbeat_ms;
-    o.timeout_ms = (int)app->cfg->repl_timeout_ms;
-    o.node = &n->st;
-    o.ctx = app;
-    o.on_applied = on_applied;
-    o.on_progress = on_progress;
     o.after_ingest_done = edge_catalog_done;
     o.keys_only = 1;
     o.on_catalog_begin = edge_catalog_begin;
     o.on_catalog_entry = edge_catalog_entry;
-    if (ekv_repl_replica_start(&n->replica, &o)) {
-        n->replica = NULL;
+    if (start_follower(app, &o))
         return -1;
-    }
     ekv_log_info("node", "node_id=%s role=edge stream_from=\"%s\"", n->node_id, candidates);
     return 0;
 }
@@ -478,7 +474,7 @@ void ekv_node_free(ekv_app_t *app)
 
 /* ---------------------------------------------------------------- gate, holds */
 
-static int is_write_route(const ekv_req_t *req, const ekv_route_t *r)
+int ekv_route_is_write(const ekv_req_t *req, const ekv_route_t *r)
 {
     if (r->flags & EKV_RT_ANYROLE)
         return 0;
@@ -508,7 +504,7 @@ int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
                         "(see GET /_edgekv/replication/status)");
         return -1;
     }
-    if (!is_write_route(req, r))
+    if (!ekv_route_is_write(req, r))
         return 0;
     if (n->role == EKV_ROLE_REPLICA) {
         ekv_repl_replica_info_t ri;
