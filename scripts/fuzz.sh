@@ -10,9 +10,9 @@ mkdir -p "$out"
 flags=(-std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all)
 common=(common/buf.c common/errors.c common/codec.c)
-clang "${flags[@]}" tests/fuzz/fuzz_multipart.c server/multipart.c server/json_out.c \
+clang "${flags[@]}" tests/fuzz/fuzz_multipart.c server/http/multipart.c server/http/json_out.c \
   "${common[@]}" -ljansson -o "$out/fuzz_multipart"
-clang "${flags[@]}" tests/fuzz/fuzz_urlcodec.c server/urlcodec.c server/cursor.c \
+clang "${flags[@]}" tests/fuzz/fuzz_urlcodec.c server/http/urlcodec.c server/api/kv/cursor.c \
   "${common[@]}" -o "$out/fuzz_urlcodec"
 # the replication frame decoder needs the protobuf-c code generated from proto/
 mkdir -p "$out/proto"

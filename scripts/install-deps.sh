@@ -3,14 +3,14 @@
 # missing packages, runs `apt-get update` at most once.
 #   scripts/install-deps.sh          build + run dependencies
 #   scripts/install-deps.sh --test   also what the test suite needs (Criterion, clang-format,
-#                                    clang + libFuzzer, node/npm)
+#                                    clang + libFuzzer, python3, node/npm)
 #   scripts/install-deps.sh --bench  also the benchmark peers (wrk, nginx-light, h2o, etcd)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev node-llhttp librocksdb-dev libmsgpack-dev
       libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev libxxhash-dev)
 for arg in "$@"; do
   case "$arg" in
-    --test) pkgs+=(libcriterion-dev clang-format clang libclang-rt-14-dev) ;;
+    --test) pkgs+=(libcriterion-dev clang-format clang libclang-rt-14-dev python3) ;;
     --bench) pkgs+=(wrk nginx-light h2o etcd-server) ;;
     *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac

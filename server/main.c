@@ -1,10 +1,10 @@
 /*
  * main.c - the edgekv binary: `edgekv [serve] [flags]` and admin subcommands.
  */
-#include "server/app.h"
-#include "server/config.h"
-#include "server/repl_cli.h"
-#include "server/token_cli.h"
+#include "server/cli/status.h"
+#include "server/cli/token.h"
+#include "server/node/config.h"
+#include "server/node/node.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         ekv_config_free(&cfg);
         return rc > 0 ? 0 : 2;
     }
-    rc = ekv_app_run(&cfg);
+    rc = ekv_serve(&cfg);
     ekv_config_free(&cfg);
     return rc;
 }

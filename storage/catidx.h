@@ -15,7 +15,7 @@
 #define EKV_STORAGE_CATIDX_H
 
 #include "storage/htab.h"
-#include "storage/store.h"
+#include "storage/ids.h"
 
 #include <stddef.h>
 #include <stdint.h>

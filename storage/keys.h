@@ -19,7 +19,7 @@
 #ifndef EKV_STORAGE_KEYS_H
 #define EKV_STORAGE_KEYS_H
 
-#include "storage/store.h"
+#include "storage/ids.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -29,13 +29,10 @@
 #define EKV_STORAGE_STORE_H
 
 #include "common/workq.h"
+#include "storage/ids.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define EKV_NSID_LEN       16
-#define EKV_ID_HEX_LEN     32 /* account, namespace and token ids: 32 lowercase hex chars */
-#define EKV_TOKEN_HASH_LEN 64 /* hex SHA-256 of the token secret */
 
 typedef struct ekv_store_s ekv_store_t;
 

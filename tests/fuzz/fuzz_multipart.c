@@ -5,7 +5,7 @@
  * rest = body. A second pass treats the first line as a Content-Type header value. Every part
  * handed back must point inside the body, and metadata reconstruction must not leak or crash.
  */
-#include "server/multipart.h"
+#include "server/http/multipart.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  * Checks: decoders never grow the input, the in-place decode equals the out-of-place one,
  * query params point inside the input, and a cursor that decodes re-encodes to the same text.
  */
-#include "server/cursor.h"
-#include "server/urlcodec.h"
+#include "server/api/kv/cursor.h"
+#include "server/http/urlcodec.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,0 +1,241 @@
+#include "server/api/cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+struct ekv_cache_s {
+    ekv_cache_entry_t **buckets;
+    size_t nbuckets; /* power of two */
+    size_t entries;
+    size_t bytes, max_bytes, max_entry_bytes;
+    ekv_cache_entry_t *lru_head, *lru_tail; /* head = most recent */
+    uint64_t gen;
+    ekv_cache_stats_t st;
+};
+
+#define ENTRY_OVERHEAD (sizeof(ekv_cache_entry_t) + 32)
+
+uint64_t ekv_cache_key_hash(const uint8_t nsid[16], const char *key, size_t len)
+{
+    return XXH3_64bits_withSeed(key, len, XXH3_64bits(nsid, 16));
+}
+
+ekv_cache_t *ekv_cache_new(size_t max_bytes, size_t max_entry_bytes)
+{
+    ekv_cache_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->nbuckets = 1024;
+    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+    if (!c->buckets) {
+        free(c);
+        return NULL;
+    }
+    c->max_bytes = max_bytes;
+    c->max_entry_bytes = max_entry_bytes;
+    return c;
+}
+
+static void entry_unref(ekv_cache_entry_t *e)
+{
+    if (--e->refs == 0)
+        free(e);
+}
+
+void ekv_cache_entry_release(void *entry)
+{
+    entry_unref(entry);
+}
+
+static void lru_unlink(ekv_cache_t *c, ekv_cache_entry_t *e)
+{
+    if (e->lprev)
+        e->lprev->lnext = e->lnext;
+    else
+        c->lru_head = e->lnext;
+    if (e->lnext)
+        e->lnext->lprev = e->lprev;
+    else
+        c->lru_tail = e->lprev;
+    e->lprev = e->lnext = NULL;
+}
+
+static void lru_push_front(ekv_cache_t *c, ekv_cache_entry_t *e)
+{
+    e->lprev = NULL;
+    e->lnext = c->lru_head;
+    if (c->lru_head)
+        c->lru_head->lprev = e;
+    c->lru_head = e;
+    if (!c->lru_tail)
+        c->lru_tail = e;
+}
+
+/* Remove from table and LRU and drop the table's reference. */
+static void entry_remove(ekv_cache_t *c, ekv_cache_entry_t *e)
+{
+    ekv_cache_entry_t **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    lru_unlink(c, e);
+    e->linked = 0;
+    c->entries--;
+    c->bytes -= e->key_len + e->value_len + ENTRY_OVERHEAD;
+    entry_unref(e);
+}
+
+void ekv_cache_free(ekv_cache_t *c)
+{
+    if (!c)
+        return;
+    while (c->lru_head)
+        entry_remove(c, c->lru_head);
+    free(c->buckets);
+    free(c);
+}
+
+static ekv_cache_entry_t *lookup(ekv_cache_t *c, uint64_t h, const uint8_t nsid[16],
+                                 const char *key, size_t len)
+{
+    for (ekv_cache_entry_t *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext) {
+        if (e->hash == h && e->key_len == len + 16 && memcmp(e->data, nsid, 16) == 0 &&
+            memcmp(e->data + 16, key, len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+ekv_cache_entry_t *ekv_cache_get(ekv_cache_t *c, const uint8_t nsid[16], const char *key,
+                                 size_t key_len, int64_t now_s)
+{
+    if (!c->max_bytes)
+        return NULL;
+    uint64_t h = ekv_cache_key_hash(nsid, key, key_len);
+    ekv_cache_entry_t *e = lookup(c, h, nsid, key, key_len);
+    if (!e)
+        return NULL;
+    if (e->expiration && e->expiration <= now_s) {
+        entry_remove(c, e);
+        return NULL;
+    }
+    c->st.hits++;
+    if (c->lru_head != e) {
+        lru_unlink(c, e);
+        lru_push_front(c, e);
+    }
+    e->refs++;
+    return e;
+}
+
+static void grow(ekv_cache_t *c)
+{
+    size_t nb = c->nbuckets * 2;
+    ekv_cache_entry_t **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (ekv_cache_entry_t *e = c->buckets[i], *next; e; e = next) {
+            next = e->hnext;
+            e->hnext = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+}
+
+void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len)
+{
+    c->gen++;
+    if (!c->entries)
+        return;
+    ekv_cache_entry_t *e = lookup(c, ekv_cache_key_hash(nsid, key, key_len), nsid, key, key_len);
+    if (e)
+        entry_remove(c, e);
+}
+
+void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                   const char *value, size_t value_len, int64_t expiration)
+{
+    ekv_cache_put_ex(c, nsid, key, key_len, value, value_len, expiration, 0, 0);
+}
+
+void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                      const char *value, size_t value_len, int64_t expiration, int negative,
+                      int64_t fresh_until_ms)
+{
+    ekv_cache_invalidate(c, nsid, key, key_len);
+    size_t cost = key_len + 16 + value_len + ENTRY_OVERHEAD;
+    if (!c->max_bytes || value_len > c->max_entry_bytes || cost > c->max_bytes)
+        return;
+    ekv_cache_entry_t *e = malloc(sizeof(*e) + 16 + key_len + value_len);
+    if (!e)
+        return;
+    memset(e, 0, sizeof(*e));
+    e->hash = ekv_cache_key_hash(nsid, key, key_len);
+    e->refs = 1;
+    e->linked = 1;
+    e->expiration = expiration;
+    e->negative = negative;
+    e->fresh_until_ms = fresh_until_ms;
+    e->key_len = 16 + key_len;
+    e->value_len = value_len;
+    memcpy(e->data, nsid, 16);
+    memcpy(e->data + 16, key, key_len);
+    e->value = e->data + 16 + key_len;
+    if (value_len)
+        memcpy(e->value, value, value_len);
+    while (c->bytes + cost > c->max_bytes && c->lru_tail) {
+        entry_remove(c, c->lru_tail);
+        c->st.evictions++;
+    }
+    if (c->entries >= c->nbuckets)
+        grow(c);
+    size_t b = e->hash & (c->nbuckets - 1);
+    e->hnext = c->buckets[b];
+    c->buckets[b] = e;
+    lru_push_front(c, e);
+    c->entries++;
+    c->bytes += cost;
+    c->st.inserts++;
+}
+
+void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16])
+{
+    c->gen++;
+    for (ekv_cache_entry_t *e = c->lru_head, *next; e; e = next) {
+        next = e->lnext;
+        if (memcmp(e->data, nsid, 16) == 0)
+            entry_remove(c, e);
+    }
+}
+
+void ekv_cache_clear(ekv_cache_t *c)
+{
+    c->gen++;
+    for (ekv_cache_entry_t *e = c->lru_head, *next; e; e = next) {
+        next = e->lnext;
+        entry_remove(c, e);
+    }
+}
+
+uint64_t ekv_cache_gen(const ekv_cache_t *c)
+{
+    return c->gen;
+}
+
+void ekv_cache_note_miss(ekv_cache_t *c)
+{
+    c->st.misses++;
+}
+
+void ekv_cache_stats(const ekv_cache_t *c, ekv_cache_stats_t *out)
+{
+    *out = c->st;
+    out->bytes = c->bytes;
+    out->entries = c->entries;
+}

@@ -1,0 +1,71 @@
+/*
+ * cache.h - hot KV values held in memory so a hit is answered on the loop thread.
+ *
+ * Bounded in bytes (LRU eviction); entries larger than max_entry_bytes are never cached.
+ * Entries are refcounted: a hit hands a reference to the HTTP layer, which writes the value
+ * straight from the entry (zero copy) and releases it when the write is done, so eviction
+ * never frees bytes still being sent.
+ *
+ * Coherence with writes (the rule every caller follows):
+ *  - a write invalidates its key when it is submitted AND when it completes (then it may
+ *    insert the new value), and each invalidation bumps ekv_cache_gen();
+ *  - a read that missed records ekv_cache_gen() before asking the store and inserts its
+ *    result only if the generation is unchanged when it completes.
+ * So a read that raced with any write never installs a value older than that write.
+ * Loop thread only.
+ */
+#ifndef EKV_SERVER_API_CACHE_H
+#define EKV_SERVER_API_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ekv_cache_s ekv_cache_t;
+
+typedef struct ekv_cache_entry_s {
+    struct ekv_cache_entry_s *hnext;         /* hash chain */
+    struct ekv_cache_entry_s *lprev, *lnext; /* LRU list */
+    uint64_t hash;
+    int refs;
+    int linked;
+    int64_t expiration;     /* unix s, 0 = never */
+    int negative;           /* edge: "key not found" was cached */
+    int64_t fresh_until_ms; /* edge: cache TTL deadline (0 = no TTL, standalone/replica) */
+    size_t key_len;         /* nsid(16) + key */
+    size_t value_len;
+    char *value;
+    char data[]; /* key bytes, then value bytes */
+} ekv_cache_entry_t;
+
+ekv_cache_t *ekv_cache_new(size_t max_bytes, size_t max_entry_bytes);
+/* The hash of (nsid, key) the cache uses; also for tables keyed the same way (edge flights). */
+uint64_t ekv_cache_key_hash(const uint8_t nsid[16], const char *key, size_t len);
+void ekv_cache_free(ekv_cache_t *c);
+
+/* A live entry (not expired at now_s) with a new reference, or NULL. */
+ekv_cache_entry_t *ekv_cache_get(ekv_cache_t *c, const uint8_t nsid[16], const char *key,
+                                 size_t key_len, int64_t now_s);
+void ekv_cache_entry_release(void *entry);
+
+/* Copy the value in (no-op when too large or the cache is disabled). */
+void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                   const char *value, size_t value_len, int64_t expiration);
+/* Edge form: also a negative ("not found") entry and a freshness deadline (unix ms). Entries
+ * past it are still returned by ekv_cache_get: the caller decides (stale-if-error). */
+void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                      const char *value, size_t value_len, int64_t expiration, int negative,
+                      int64_t fresh_until_ms);
+void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len);
+void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16]);
+/* Drop every entry (a replica's data was replaced by a snapshot). */
+void ekv_cache_clear(ekv_cache_t *c);
+uint64_t ekv_cache_gen(const ekv_cache_t *c);
+
+typedef struct {
+    uint64_t hits, misses, inserts, evictions, bytes, entries;
+} ekv_cache_stats_t;
+void ekv_cache_stats(const ekv_cache_t *c, ekv_cache_stats_t *out);
+/* Count a miss (the caller went to the store). */
+void ekv_cache_note_miss(ekv_cache_t *c);
+
+#endif

@@ -1,0 +1,1019 @@
+/*
+ * conn.c - HTTP/1.1 connections: libuv sockets, llhttp parsing, limits, timers.
+ * The state machine and the rules are described in http.h.
+ */
+#include "server/http/server.h"
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/log.h"
+
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define READ_BUF_SIZE (64 * 1024)
+
+typedef enum {
+    CS_IDLE,       /* between requests, reading, idle timer armed */
+    CS_HEADERS,    /* a request started, reading its headers (header timer armed) */
+    CS_BODY,       /* reading the body */
+    CS_PROCESSING, /* request handed to the application; socket not read */
+    CS_WRITING,    /* reply queued, waiting for the write to finish */
+    CS_LINGER,     /* error reply sent, FIN sent; discarding the client's input for a while */
+    CS_CLOSING
+} conn_state_t;
+
+struct ekv_http_server_s {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    ekv_http_opts_t opts;
+    ekv_http_handler_t h;
+    llhttp_settings_t settings;
+    int port;
+    int stopping;
+    ekv_conn_t *conns;
+    size_t nconns;
+    ekv_http_stats_t stats;
+    size_t body_memory; /* bytes reserved for request bodies, all connections */
+    void (*stop_cb)(void *);
+    void *stop_arg;
+    int listener_open;
+    char date[40]; /* cached "Date: ...\r\n" */
+    /* "Keep-Alive: timeout=N": clients (node's undici) then drop idle sockets before we do */
+    char keep_alive_hdr[48];
+    size_t keep_alive_hdr_len;
+    time_t date_sec;
+};
+
+struct ekv_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    ekv_http_server_t *srv;
+    ekv_conn_t *prev, *next;
+    llhttp_t parser;
+    conn_state_t state;
+    int handles_open;
+    int close_after;     /* close once the current reply is written */
+    int paused;          /* parser paused at a message boundary or early reply */
+    int err;             /* ekv_err_t found by a parser callback (limits) */
+    int reading;         /* uv_read_start is in effect */
+    int in_parse;        /* inside conn_parse: a reply written at once only sets sync_done */
+    int sync_done;       /* the current reply was written completely by uv_try_write */
+    int linger;          /* the client may still be sending (early/error reply): close gently */
+    uint64_t deadline;   /* loop time (ms) when the current timeout expires, 0 = none */
+    uint64_t timer_due;  /* when the libuv timer is set to fire */
+    size_t write_mark;   /* bytes still queued at the last write-progress check */
+    size_t body_charged; /* this request's share of srv->body_memory */
+    size_t linger_bytes;
+    uv_shutdown_t shutdown;
+    /* request accumulation */
+    ekv_buf_t url;
+    size_t header_bytes;
+    int header_count;
+    char field[24];
+    size_t field_len;
+    int cur_hdr;
+    int in_trailers; /* headers are complete: later fields are chunked trailers, ignored */
+    ekv_buf_t hdrbuf[EKV_HDR_COUNT];
+    ekv_req_t req;
+    /* unparsed input kept in rbuf while paused */
+    size_t pend_off, pend_len;
+    char rbuf[READ_BUF_SIZE];
+};
+
+typedef struct {
+    uv_write_t w;
+    ekv_conn_t *c;
+    char *head;
+    char *owned_body;
+    void (*release)(void *);
+    void *release_arg;
+} write_req_t;
+
+static const char *hdr_names[EKV_HDR_COUNT] = {"authorization", "x-auth-key", "x-auth-email",
+                                               "content-type", "expect"};
+
+static void conn_close(ekv_conn_t *c);
+static void send_http_error(ekv_conn_t *c, int err);
+static void conn_read_stop(ekv_conn_t *c);
+
+/* ---------------------------------------------------------------- helpers */
+
+const char *ekv_http_status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+static const char *date_header(ekv_http_server_t *s)
+{
+    time_t now = time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof(s->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void req_reset(ekv_conn_t *c)
+{
+    ekv_req_t *r = &c->req;
+    if (r->cleanup)
+        r->cleanup(r);
+    ekv_buf_deinit(&r->body);
+    c->srv->body_memory -= c->body_charged;
+    c->body_charged = 0;
+    memset(r, 0, sizeof(*r));
+    r->conn = c;
+    r->content_length = -1;
+    ekv_buf_reset(&c->url);
+    for (int i = 0; i < EKV_HDR_COUNT; i++)
+        ekv_buf_reset(&c->hdrbuf[i]);
+    c->header_bytes = 0;
+    c->header_count = 0;
+    c->field_len = 0;
+    c->cur_hdr = -1;
+    c->in_trailers = 0;
+    c->err = 0;
+}
+
+static void timer_arm(ekv_conn_t *c, int ms);
+
+/*
+ * One libuv timer per connection, driven by a deadline (nginx/h2o style): arming only moves
+ * c->deadline; the timer is restarted only when it fired before the deadline or must fire
+ * sooner than it is set to. So a request costs no timer-heap operations in the common case.
+ */
+static void timer_cb(uv_timer_t *t)
+{
+    ekv_conn_t *c = t->data;
+    if (!c->deadline)
+        return; /* disarmed meanwhile */
+    uint64_t now = uv_now(c->srv->loop);
+    if (now < c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, timer_cb, c->deadline - now, 0);
+        return;
+    }
+    c->deadline = 0;
+    if (c->state == CS_WRITING) {
+        /* a reply the client is not reading: go on while the queue shrinks, else drop it */
+        size_t queued = c->tcp.write_queue_size;
+        if (queued < c->write_mark) {
+            c->write_mark = queued;
+            timer_arm(c, c->srv->opts.idle_timeout_ms);
+            return;
+        }
+        c->srv->stats.timeouts++;
+        ekv_log_info("send timeout: client stopped reading", "queued_bytes=%zu", queued);
+        conn_close(c);
+        return;
+    }
+    c->srv->stats.timeouts++;
+    if (c->state == CS_HEADERS || c->state == CS_BODY) {
+        ekv_log_debug("request read timeout", "state=%d", c->state);
+        conn_read_stop(c);
+        c->state = CS_PROCESSING;
+        c->close_after = 1;
+        c->linger = 1;
+        send_http_error(c, EKV_EHTTP_TIMEOUT);
+    } else if (c->state == CS_IDLE || c->state == CS_LINGER) {
+        conn_close(c);
+    }
+}
+
+/* Time out `ms` from now (0 = no timeout). */
+static void timer_arm(ekv_conn_t *c, int ms)
+{
+    if (ms <= 0) {
+        c->deadline = 0;
+        return;
+    }
+    uint64_t now = uv_now(c->srv->loop);
+    c->deadline = now + (uint64_t)ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->deadline < c->timer_due) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, timer_cb, (uint64_t)ms, 0);
+    }
+}
+
+/* Reserve n more bytes of the server-wide request-body budget for this request. */
+static int body_charge(ekv_conn_t *c, size_t n)
+{
+    ekv_http_server_t *s = c->srv;
+    if (s->opts.max_body_memory && s->body_memory + n > s->opts.max_body_memory) {
+        ekv_log_warn("request body memory budget exhausted", "buffered=%zu wanted=%zu max=%zu",
+                     s->body_memory, n, s->opts.max_body_memory);
+        return -1;
+    }
+    s->body_memory += n;
+    c->body_charged += n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- parser callbacks */
+
+static int on_message_begin(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    req_reset(c);
+    c->state = CS_HEADERS;
+    c->req.start_ns = ekv_clock_mono_ns();
+    timer_arm(c, c->srv->opts.header_timeout_ms);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    if (c->url.len + len > EKV_HTTP_MAX_URL) {
+        c->err = EKV_EHTTP_URL_TOO_LONG;
+        return -1;
+    }
+    return ekv_buf_append(&c->url, at, len) ? -1 : 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    c->header_bytes += len;
+    if (c->header_bytes > EKV_HTTP_MAX_HEADER_BYTES) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (c->field_len < sizeof(c->field) - 1)
+            c->field[c->field_len] = (char)((at[i] >= 'A' && at[i] <= 'Z') ? at[i] + 32 : at[i]);
+        c->field_len++;
+    }
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    if (++c->header_count > EKV_HTTP_MAX_HEADERS) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    c->cur_hdr = -1;
+    /* Trailers must not touch the headers the request already points at (a realloc here
+     * would leave req->hdr[] dangling); they still count against the header limits. */
+    if (!c->in_trailers && c->field_len < sizeof(c->field)) {
+        c->field[c->field_len] = '\0';
+        for (int i = 0; i < EKV_HDR_COUNT; i++) {
+            if (strcmp(c->field, hdr_names[i]) == 0) {
+                c->cur_hdr = i;
+                ekv_buf_reset(&c->hdrbuf[i]); /* a repeated header: the last one wins */
+                c->req.hdr[i].present = 1;
+                break;
+            }
+        }
+    }
+    c->field_len = 0;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    c->header_bytes += len;
+    if (c->header_bytes > EKV_HTTP_MAX_HEADER_BYTES) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    if (c->cur_hdr >= 0 && ekv_buf_append(&c->hdrbuf[c->cur_hdr], at, len)) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    ((ekv_conn_t *)p->data)->cur_hdr = -1;
+    return 0;
+}
+
+static void continue_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w);
+}
+
+/* "100 Continue" before reading the body. Written ahead of the final reply on the same
+ * stream, so ordering holds; a write that does not complete at once is queued. */
+static void send_continue(ekv_conn_t *c)
+{
+    static char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = uv_buf_init(msg, sizeof(msg) - 1);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)b.len)
+        return;
+    if (n > 0) {
+        b.base += n;
+        b.len -= (unsigned)n;
+    }
+    uv_write_t *w = malloc(sizeof(*w));
+    if (w && uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, continue_written) != 0)
+        free(w);
+}
+
+/* Answer err before reading the body, then close gently; stops the parser. */
+static int refuse_before_body(ekv_conn_t *c, int err)
+{
+    c->state = CS_PROCESSING;
+    c->close_after = 1;
+    c->linger = 1;
+    send_http_error(c, err);
+    c->paused = 1;
+    return HPE_PAUSED;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    ekv_req_t *r = &c->req;
+    ekv_http_server_t *s = c->srv;
+
+    if (ekv_buf_reserve(&c->url, 1))
+        return -1;
+    c->url.data[c->url.len] = '\0';
+    char *q = memchr(c->url.data, '?', c->url.len);
+    r->path = c->url.data;
+    if (q) {
+        *q = '\0';
+        r->path_len = (size_t)(q - c->url.data);
+        r->query = q + 1;
+        r->query_len = c->url.len - r->path_len - 1;
+    } else {
+        r->path_len = c->url.len;
+        r->query = c->url.data + c->url.len; /* "" */
+        r->query_len = 0;
+    }
+    for (int i = 0; i < EKV_HDR_COUNT; i++) {
+        if (r->hdr[i].present) {
+            if (ekv_buf_reserve(&c->hdrbuf[i], 1))
+                return -1;
+            c->hdrbuf[i].data[c->hdrbuf[i].len] = '\0';
+            r->hdr[i].v = c->hdrbuf[i].data;
+            r->hdr[i].len = c->hdrbuf[i].len;
+        }
+    }
+    c->in_trailers = 1;
+    /* No protocol upgrades (h2c, websocket) and no CONNECT tunnels: answer the request as a
+     * plain one and keep parsing the connection as HTTP/1.1. */
+    p->upgrade = 0;
+    r->method = p->method;
+    r->method_str = llhttp_method_name((llhttp_method_t)p->method);
+    if (p->flags & F_CONTENT_LENGTH)
+        r->content_length = (int64_t)p->content_length;
+    r->body_limit = 1024 * 1024;
+    c->state = CS_BODY;
+
+    r->has_body = r->content_length > 0 || (p->flags & F_CHUNKED) != 0;
+    int keep = c->close_after;
+    c->close_after = 1; /* a reply sent from on_headers closes the connection */
+    if (s->h.on_headers(s->h.ctx, r) != 0) {
+        /* answered already (e.g. an unauthenticated upload): stop parsing */
+        c->linger = 1;
+        c->paused = 1;
+        return HPE_PAUSED;
+    }
+    c->close_after = keep;
+    if (r->content_length >= 0 && (uint64_t)r->content_length > r->body_limit)
+        return refuse_before_body(c, EKV_EHTTP_BODY_TOO_LARGE);
+    ekv_buf_init(&r->body, r->body_limit);
+    if (r->content_length > 0) {
+        if (body_charge(c, (size_t)r->content_length))
+            return refuse_before_body(c, EKV_EBUSY);
+        if (ekv_buf_reserve(&r->body, (size_t)r->content_length))
+            return -1;
+    }
+    /* every check passed: invite the body (curl waits a second for this above 1 MiB) */
+    const ekv_hdr_t *ex = &r->hdr[EKV_HDR_EXPECT];
+    if (ex->present && ex->len == 12 && strncasecmp(ex->v, "100-continue", 12) == 0 &&
+        r->content_length != 0)
+        send_continue(c);
+    /* headers done: the body is bounded by the idle timeout between reads */
+    timer_arm(c, s->opts.idle_timeout_ms);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    ekv_conn_t *c = p->data;
+    size_t need = c->req.body.len + len;
+    if (need > c->body_charged && body_charge(c, need - c->body_charged)) {
+        c->err = EKV_EBUSY;
+        return -1;
+    }
+    int rc = ekv_buf_append(&c->req.body, at, len);
+    if (rc) {
+        c->err = rc == EKV_ENOMEM ? EKV_ENOMEM : EKV_EHTTP_BODY_TOO_LARGE;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    ekv_conn_t *c = p->data;
+    c->state = CS_PROCESSING;
+    if (!llhttp_should_keep_alive(p))
+        c->close_after = 1;
+    timer_arm(c, 0);
+    c->paused = 1;
+    return HPE_PAUSED;
+}
+
+/* ---------------------------------------------------------------- parsing driver */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_read_start(ekv_conn_t *c)
+{
+    if (!c->reading && c->state != CS_CLOSING) {
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+        c->reading = 1;
+    }
+}
+
+static void conn_read_stop(ekv_conn_t *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status; /* the linger timer or the peer's EOF closes the connection */
+}
+
+/*
+ * Lingering close (RFC 9112 §9.6): after an error reply sent while the client may still be
+ * sending (early 413, parse error, timeout), closing at once would make the kernel answer
+ * the unread input with RST and drop our reply. Instead: send FIN after the reply, read and
+ * discard for at most EKV_LINGER_MS / EKV_LINGER_BYTES, then close.
+ */
+#define EKV_LINGER_MS    2000
+#define EKV_LINGER_BYTES (128u * 1024 * 1024) /* above every route's body limit */
+
+static void conn_linger(ekv_conn_t *c)
+{
+    c->state = CS_LINGER;
+    c->linger_bytes = 0;
+    c->pend_len = 0;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+        conn_close(c);
+        return;
+    }
+    timer_arm(c, EKV_LINGER_MS);
+    conn_read_start(c);
+}
+
+/* The reply of the current request is fully written: forget the request and resume the
+ * parser. Returns -1 when the connection is closing instead. */
+static int request_finished(ekv_conn_t *c)
+{
+    req_reset(c);
+    c->state = CS_IDLE;
+    if (c->paused) {
+        llhttp_resume(&c->parser);
+        c->paused = 0;
+    }
+    if (c->close_after || c->srv->stopping) {
+        if (c->linger || c->pend_len) /* the client sent more: do not answer it with RST */
+            conn_linger(c);
+        else
+            conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Feed bytes to the parser and serve the complete requests they hold, in order. A request
+ * whose reply is written at once is finished here and parsing goes on; one that goes
+ * asynchronous stops reading until its reply is written (conn_after_reply).
+ */
+static void conn_parse(ekv_conn_t *c, const char *data, size_t len)
+{
+    ekv_http_server_t *s = c->srv;
+    c->in_parse = 1;
+    for (;;) {
+        llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+        if (e == HPE_OK) {
+            c->pend_len = 0;
+            break; /* all consumed: read more */
+        }
+        if (e == HPE_PAUSED) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            size_t used = pos ? (size_t)(pos - data) : len;
+            c->pend_off = (size_t)(data - c->rbuf) + used;
+            c->pend_len = len - used;
+            if (c->state == CS_PROCESSING && !c->req.responded)
+                s->h.on_request(s->h.ctx, &c->req);
+        } else {
+            /* a protocol error or a limit from a callback */
+            int err = c->err ? c->err : EKV_EHTTP_PARSE;
+            s->stats.parse_errors++;
+            ekv_log_debug("bad request", "err=%s llhttp=\"%s\"", ekv_err_name(err),
+                          llhttp_get_error_reason(&c->parser));
+            c->pend_len = 0;
+            c->state = CS_PROCESSING;
+            c->close_after = 1;
+            c->linger = 1;
+            if (!c->req.responded)
+                send_http_error(c, err);
+        }
+        if (!c->sync_done) { /* waiting for a job or for the socket */
+            c->in_parse = 0;
+            conn_read_stop(c);
+            return;
+        }
+        c->sync_done = 0;
+        if (request_finished(c)) {
+            c->in_parse = 0;
+            return;
+        }
+        data = c->rbuf + c->pend_off;
+        len = c->pend_len;
+        c->pend_len = 0;
+        if (len == 0)
+            break;
+    }
+    c->in_parse = 0;
+    if (c->state == CS_IDLE)
+        timer_arm(c, s->opts.idle_timeout_ms);
+    conn_read_start(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    ekv_conn_t *c = h->data;
+    buf->base = c->rbuf;
+    buf->len = sizeof(c->rbuf);
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    ekv_conn_t *c = st->data;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->srv->stats.bytes_in += (uint64_t)nread;
+    if (c->state == CS_LINGER) {
+        c->linger_bytes += (size_t)nread;
+        if (c->linger_bytes > EKV_LINGER_BYTES)
+            conn_close(c);
+        return;
+    }
+    if (c->state == CS_BODY)
+        timer_arm(c, c->srv->opts.idle_timeout_ms);
+    conn_parse(c, buf->base, (size_t)nread);
+}
+
+/* A reply finished outside conn_parse (job completion, write callback): go on with the
+ * pipelined input, else read again. */
+static void conn_after_reply(ekv_conn_t *c)
+{
+    if (request_finished(c))
+        return;
+    if (c->pend_len) {
+        size_t off = c->pend_off, len = c->pend_len;
+        c->pend_len = 0;
+        conn_parse(c, c->rbuf + off, len);
+        return;
+    }
+    timer_arm(c, c->srv->opts.idle_timeout_ms);
+    conn_read_start(c);
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static void write_req_free(write_req_t *wr)
+{
+    free(wr->head);
+    free(wr->owned_body);
+    if (wr->release)
+        wr->release(wr->release_arg);
+    free(wr);
+}
+
+static void write_cb(uv_write_t *w, int status)
+{
+    write_req_t *wr = (write_req_t *)w;
+    ekv_conn_t *c = wr->c;
+    write_req_free(wr);
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_after_reply(c);
+}
+
+void ekv_http_req_close_after(ekv_req_t *req)
+{
+    if (req->conn)
+        req->conn->close_after = 1;
+}
+
+/* Append the decimal form of v. */
+static char *put_uint(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_str(char *p, const char *str, size_t n)
+{
+    memcpy(p, str, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put_str(p, lit, sizeof(lit) - 1)
+
+void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
+                   const void *body, size_t body_len, void (*release)(void *), void *release_arg)
+{
+    if (req->sink) {
+        EKV_ASSERT(!req->responded);
+        req->responded = 1;
+        req->sink(req, status, content_type, extra_headers, body, body_len);
+        if (release)
+            release(release_arg);
+        return;
+    }
+    ekv_conn_t *c = req->conn;
+    ekv_http_server_t *s = c->srv;
+    EKV_ASSERT(!req->responded);
+    req->responded = 1;
+    if (s->stopping)
+        c->close_after = 1;
+    if (!content_type)
+        content_type = "application/octet-stream";
+
+    const char *reason = ekv_http_status_text(status);
+    const char *date = date_header(s);
+    size_t ct_len = strlen(content_type);
+    size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
+    int copy_body = !release && body_len <= 16 * 1024;
+    size_t head_max =
+        64 + strlen(reason) + strlen(date) + ct_len + extra_len + 40 + (copy_body ? body_len : 0);
+    write_req_t *wr = calloc(1, sizeof(*wr));
+    char *head = malloc(head_max);
+    if (!wr || !head) {
+        ekv_log_error("reply allocation failed", "status=%d", status);
+        free(wr);
+        free(head);
+        if (release)
+            release(release_arg);
+        c->close_after = 1;
+        req_reset(c);
+        conn_close(c);
+        return;
+    }
+    char *p = head;
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = put_uint(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put_str(p, reason, strlen(reason));
+    p = PUT_LIT(p, "\r\nServer: edgekv\r\n");
+    p = put_str(p, date, strlen(date));
+    p = PUT_LIT(p, "Content-Type: ");
+    p = put_str(p, content_type, ct_len);
+    p = PUT_LIT(p, "\r\nContent-Length: ");
+    p = put_uint(p, body_len);
+    p = PUT_LIT(p, "\r\n");
+    if (c->close_after)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else
+        p = put_str(p, s->keep_alive_hdr, s->keep_alive_hdr_len);
+    if (extra_len)
+        p = put_str(p, extra_headers, extra_len);
+    p = PUT_LIT(p, "\r\n");
+    if (copy_body && body_len)
+        p = put_str(p, body, body_len);
+    size_t head_len = (size_t)(p - head);
+
+    uv_buf_t bufs[2];
+    unsigned nbufs = 1;
+    wr->c = c;
+    wr->head = head;
+    bufs[0] = uv_buf_init(head, (unsigned)head_len);
+    if (release) {
+        wr->release = release;
+        wr->release_arg = release_arg;
+    }
+    if (body_len && !copy_body) {
+        if (release) {
+            bufs[1] = uv_buf_init((char *)body, (unsigned)body_len);
+        } else {
+            wr->owned_body = malloc(body_len);
+            if (!wr->owned_body) {
+                write_req_free(wr);
+                req_reset(c);
+                conn_close(c);
+                return;
+            }
+            memcpy(wr->owned_body, body, body_len);
+            bufs[1] = uv_buf_init(wr->owned_body, (unsigned)body_len);
+        }
+        nbufs = 2;
+    }
+    size_t total = head_len + (copy_body ? 0 : body_len);
+    s->stats.bytes_out += total;
+    if (s->h.on_response)
+        s->h.on_response(s->h.ctx, req, status, total);
+    /* the application is done with the request: free its state now */
+    if (req->cleanup) {
+        req->cleanup(req);
+        req->cleanup = NULL;
+    }
+    c->state = CS_WRITING;
+
+    /* Most replies fit the socket buffer: write now and finish in place. */
+    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+    if (n == (int)total) {
+        write_req_free(wr);
+        if (c->in_parse)
+            c->sync_done = 1; /* conn_parse goes on with the next request */
+        else
+            conn_after_reply(c);
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        write_req_free(wr);
+        conn_close(c);
+        return;
+    }
+    if (n > 0) { /* partly written: queue the rest */
+        size_t skip = (size_t)n;
+        unsigned i = 0;
+        while (skip >= bufs[i].len) {
+            skip -= bufs[i].len;
+            i++;
+        }
+        bufs[i].base += skip;
+        bufs[i].len -= (unsigned)skip;
+        if (i == 1)
+            bufs[0] = bufs[1];
+        nbufs -= i;
+    }
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, nbufs, write_cb) != 0) {
+        write_req_free(wr);
+        conn_close(c);
+        return;
+    }
+    /* bounded by the send timeout: no progress for idle_timeout_ms closes the connection */
+    c->write_mark = c->tcp.write_queue_size;
+    timer_arm(c, s->opts.idle_timeout_ms);
+}
+
+static void send_http_error(ekv_conn_t *c, int err)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body),
+                     "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}],"
+                     "\"messages\":[],\"result\":null}",
+                     ekv_err_cf_code(err), ekv_strerror(err));
+    c->close_after = 1;
+    c->req.conn = c;
+    if (!c->req.method_str)
+        c->req.method_str = "-";
+    int status = ekv_err_http_status(err);
+    ekv_http_send(&c->req, status, "application/json", status == 503 ? "Retry-After: 1\r\n" : NULL,
+                  body, (size_t)n, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void maybe_stopped(ekv_http_server_t *s)
+{
+    if (s->stopping && s->nconns == 0 && !s->listener_open && s->stop_cb) {
+        void (*cb)(void *) = s->stop_cb;
+        s->stop_cb = NULL;
+        cb(s->stop_arg);
+    }
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    ekv_conn_t *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    ekv_http_server_t *s = c->srv;
+    req_reset(c);
+    ekv_buf_deinit(&c->url);
+    for (int i = 0; i < EKV_HDR_COUNT; i++)
+        ekv_buf_deinit(&c->hdrbuf[i]);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    s->stats.active = s->nconns;
+    free(c);
+    maybe_stopped(s);
+}
+
+static void conn_close(ekv_conn_t *c)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    c->state = CS_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    ekv_http_server_t *s = ls->data;
+    if (status < 0) {
+        ekv_log_warn("accept failed", "err=\"%s\"", uv_strerror(status));
+        return;
+    }
+    ekv_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles_open = 2;
+    ekv_buf_init(&c->url, EKV_HTTP_MAX_URL + 1);
+    for (int i = 0; i < EKV_HDR_COUNT; i++)
+        ekv_buf_init(&c->hdrbuf[i], EKV_HTTP_MAX_HDR_VALUE);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    s->stats.active = s->nconns;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->stopping || (s->opts.max_connections > 0 && (int)s->nconns > s->opts.max_connections)) {
+        s->stats.rejected++;
+        conn_close(c);
+        return;
+    }
+    s->stats.accepted++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    c->parser.data = c;
+    c->cur_hdr = -1;
+    req_reset(c);
+    c->state = CS_IDLE;
+    /* a new connection gets the header timeout for its first request, not the idle time */
+    timer_arm(c, s->opts.header_timeout_ms);
+    conn_read_start(c);
+}
+
+int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_http_opts_t *opts,
+                          const ekv_http_handler_t *handler)
+{
+    ekv_http_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return EKV_ENOMEM;
+    s->loop = loop;
+    s->opts = *opts;
+    int ka = snprintf(s->keep_alive_hdr, sizeof(s->keep_alive_hdr), "Keep-Alive: timeout=%d\r\n",
+                      opts->idle_timeout_ms >= 2000 ? opts->idle_timeout_ms / 1000 : 1);
+    s->keep_alive_hdr_len = ka > 0 && (size_t)ka < sizeof(s->keep_alive_hdr) ? (size_t)ka : 0;
+    s->h = *handler;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_field_complete = on_header_field_complete;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_header_value_complete = on_header_value_complete;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(opts->host, opts->port, (struct sockaddr_in *)&addr);
+    if (rc)
+        rc = uv_ip6_addr(opts->host, opts->port, (struct sockaddr_in6 *)&addr);
+    if (rc) {
+        ekv_log_error("bad listen address", "host=%s", opts->host);
+        free(s);
+        return EKV_EINTERNAL;
+    }
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->listener_open = 1;
+    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    if (!rc)
+        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc) {
+        ekv_log_error("listen failed", "addr=%s:%d err=\"%s\"", opts->host, opts->port,
+                      uv_strerror(rc));
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        free(s);
+        return EKV_EINTERNAL;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = s;
+    return 0;
+}
+
+int ekv_http_server_port(const ekv_http_server_t *s)
+{
+    return s->port;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    ekv_http_server_t *s = h->data;
+    s->listener_open = 0;
+    maybe_stopped(s);
+}
+
+void ekv_http_server_stop(ekv_http_server_t *s, void (*done_cb)(void *arg), void *arg)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->stop_cb = done_cb;
+    s->stop_arg = arg;
+    uv_close((uv_handle_t *)&s->listener, listener_closed);
+    /* idle connections close now; busy ones close after their reply (see ekv_http_send) */
+    for (ekv_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CS_IDLE || c->state == CS_LINGER)
+            conn_close(c);
+        else
+            c->close_after = 1;
+    }
+}
+
+void ekv_http_server_free(ekv_http_server_t *s)
+{
+    free(s);
+}
+
+void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out)
+{
+    *out = s->stats;
+}

@@ -1,0 +1,148 @@
+/*
+ * server.h - the HTTP/1.1 server: libuv TCP + llhttp parsing.
+ *
+ * Connection state machine (one ekv_conn_t per socket, see http_conn.c):
+ *
+ *   HEADERS --(headers complete)--> BODY --(message complete)--> PROCESSING --(reply written)
+ *      ^                                                                          |
+ *      +--------------------------- keep-alive (next pipelined request) ---------+
+ *
+ *  - Pipelined requests are answered strictly in order: the parser pauses at the end of each
+ *    request. A reply that the socket takes at once (uv_try_write) completes the request in
+ *    place and parsing goes on with the next one, without a loop turn or epoll change. A
+ *    request that goes asynchronous (a job) or a reply that does not fit stops reading the
+ *    socket until the reply is written (h2o's rule), so a client cannot make us buffer
+ *    unbounded input.
+ *  - Limits are checked before allocating: URL bytes, total header bytes, header count, and
+ *    the body limit the router gives for the route (Content-Length over the limit is
+ *    answered 413 before the body is read, then the connection is closed).
+ *  - Request bodies are authenticated by the application before they are read (on_headers),
+ *    and all bodies buffered at once are capped (max_body_memory -> 503).
+ *  - Timers: header timeout (from accept or a request's first byte to the end of its
+ *    headers); idle timeout for keep-alive, for each pause inside a body (nginx's
+ *    client_body_timeout) and for a reply that stops draining (send timeout). Max
+ *    connections: excess accepts are closed at once.
+ *  - Malformed HTTP -> 400 and close; never a crash.
+ *
+ * The application sees two callbacks (ekv_http_handler_t): on_headers decides the body limit
+ * (and may answer at once), on_request handles the complete request. A handler answers
+ * exactly once with ekv_http_send(), possibly later from a completion callback; the request
+ * (and its connection) stays valid until then.
+ */
+#ifndef EKV_SERVER_HTTP_SERVER_H
+#define EKV_SERVER_HTTP_SERVER_H
+
+#include "common/buf.h"
+#include "server/http/router.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define EKV_HTTP_MAX_URL          8192
+#define EKV_HTTP_MAX_HEADER_BYTES (64 * 1024)
+#define EKV_HTTP_MAX_HEADERS      100
+#define EKV_HTTP_MAX_HDR_VALUE    8192 /* for the headers we keep */
+
+typedef struct ekv_conn_s ekv_conn_t;
+typedef struct ekv_http_server_s ekv_http_server_t;
+
+/* Headers the application uses, kept verbatim (bounded). len 0 = absent. */
+typedef struct {
+    char *v;
+    size_t len;
+    int present;
+} ekv_hdr_t;
+
+enum {
+    EKV_HDR_AUTHORIZATION,
+    EKV_HDR_X_AUTH_KEY,
+    EKV_HDR_X_AUTH_EMAIL,
+    EKV_HDR_CONTENT_TYPE,
+    EKV_HDR_EXPECT,
+    EKV_HDR_COUNT
+};
+
+typedef struct ekv_req_s ekv_req_t;
+typedef void (*ekv_req_cleanup_fn)(ekv_req_t *req);
+
+struct ekv_req_s {
+    ekv_conn_t *conn;
+    int method;             /* llhttp_method_t */
+    const char *method_str; /* "GET", ... */
+    char *path;             /* raw (undecoded) path, NUL-terminated */
+    size_t path_len;
+    char *query; /* raw query without '?', NUL-terminated ("" if none) */
+    size_t query_len;
+    ekv_hdr_t hdr[EKV_HDR_COUNT];
+    int64_t content_length; /* -1 when not given */
+    int has_body;           /* Content-Length > 0 or chunked */
+    ekv_buf_t body;         /* bounded by body_limit */
+    size_t body_limit;      /* set by on_headers */
+    uint64_t start_ns;
+    int responded;
+    /* application state, owned by the handler; cleanup runs once the reply is written */
+    int route_id;              /* -1 when no route matched */
+    const ekv_route_t *route;  /* set by the app's on_headers */
+    ekv_route_params_t params; /* slices of path */
+    int route_rc;              /* 0, EKV_ENO_ROUTE or EKV_EBAD_METHOD */
+    void *app;
+    /* Set for requests that did not come from a socket (an edge's RPC, server/node/rpc_exec.c):
+     * ekv_http_send() hands the reply to sink instead of writing it, then runs cleanup. */
+    void (*sink)(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
+                 const void *body, size_t body_len);
+    int sync_failed; /* the write is committed but not acked by --sync-replicas in time: the
+                      * handler's success reply becomes a 504 (server/http/reply.c) */
+    void *state;
+    ekv_req_cleanup_fn cleanup;
+};
+
+typedef struct {
+    void *ctx;
+    /* After the headers: set req->body_limit (default 1 MiB) and return 0, or answer now via
+     * ekv_http_send() and return -1 (the body is not read; the connection closes gently). */
+    int (*on_headers)(void *ctx, ekv_req_t *req);
+    /* The complete request. Must eventually call ekv_http_send() exactly once. */
+    void (*on_request)(void *ctx, ekv_req_t *req);
+    /* Called after each response is written (metrics). */
+    void (*on_response)(void *ctx, ekv_req_t *req, int status, size_t bytes_out);
+} ekv_http_handler_t;
+
+typedef struct {
+    const char *host;
+    int port; /* 0 = ephemeral */
+    int max_connections;
+    int header_timeout_ms;
+    int idle_timeout_ms;
+    size_t max_body_memory; /* request bodies buffered at once, all connections (0 = no cap) */
+} ekv_http_opts_t;
+
+/* Bind and listen. The bound port is available from ekv_http_server_port(). */
+int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_http_opts_t *opts,
+                          const ekv_http_handler_t *handler);
+int ekv_http_server_port(const ekv_http_server_t *s);
+/* Stop accepting; close idle connections now and the others once their request is answered.
+ * done_cb runs on the loop when no connection is left. */
+void ekv_http_server_stop(ekv_http_server_t *s, void (*done_cb)(void *arg), void *arg);
+void ekv_http_server_free(ekv_http_server_t *s);
+
+typedef struct {
+    uint64_t accepted, rejected, active, bytes_in, bytes_out, parse_errors, timeouts;
+} ekv_http_stats_t;
+void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out);
+
+/*
+ * Send the one reply of a request. extra_headers: preformatted "Name: value\r\n" lines or
+ * NULL. Body: when release is NULL the bytes are copied; otherwise they are referenced until
+ * written and release(release_arg) is called (zero-copy for cached values). Safe to call from
+ * a completion callback on the loop thread. After this returns, req must not be used.
+ */
+void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
+                   const void *body, size_t body_len, void (*release)(void *), void *release_arg);
+
+/* Close the connection after this reply even if keep-alive was asked. */
+void ekv_http_req_close_after(ekv_req_t *req);
+
+const char *ekv_http_status_text(int status);
+
+#endif

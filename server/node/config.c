@@ -1,0 +1,303 @@
+#include "server/node/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_STR, OPT_INT, OPT_BOOL } opt_kind_t;
+
+typedef struct {
+    const char *flag; /* without "--"; env is EDGEKV_ + upper(flag with '-' -> '_') */
+    opt_kind_t kind;
+    size_t offset;
+    const char *def;
+    const char *help;
+} opt_t;
+
+#define OFF(f) offsetof(ekv_config_t, f)
+static const opt_t opts[] = {
+    {"role", OPT_STR, OFF(role), "standalone",
+     "standalone (one process) | primary (streams its log to replicas) | replica"},
+    {"listen", OPT_STR, OFF(listen), "127.0.0.1:8787", "HOST:PORT for the REST API (port 0 = any)"},
+    {"data-dir", OPT_STR, OFF(data_dir), "./data", "where the database lives"},
+    {"sync", OPT_STR, OFF(sync), "fsync", "fsync (ack after the WAL is synced) | none"},
+    {"account-id", OPT_STR, OFF(account_id), "", "account to create on first start (32 hex)"},
+    {"root-token", OPT_STR, OFF(root_token), "", "admin API token to create if missing"},
+    {"log-level", OPT_STR, OFF(log_level), "info", "debug | info | warn | error"},
+    {"readers", OPT_INT, OFF(readers), "4", "reader threads (RocksDB reads)"},
+    {"reader-queue", OPT_INT, OFF(reader_queue), "4096", "reads waiting for a thread before 503"},
+    {"commit-queue", OPT_INT, OFF(commit_queue), "65536", "writes waiting to commit before 503"},
+    {"cache-bytes", OPT_INT, OFF(cache_bytes), "268435456", "hot value cache size (0 = off)"},
+    {"cache-max-entry", OPT_INT, OFF(cache_max_entry), "1048576", "largest value cached"},
+    {"max-connections", OPT_INT, OFF(max_connections), "10000", "open client connections"},
+    {"body-memory-mb", OPT_INT, OFF(body_memory_mb), "1024",
+     "request bodies buffered at once, all connections (then 503)"},
+    {"header-timeout-ms", OPT_INT, OFF(header_timeout_ms), "10000",
+     "time to receive a request's headers"},
+    {"idle-timeout-ms", OPT_INT, OFF(idle_timeout_ms), "60000",
+     "keep-alive idle time and max pause inside a body"},
+    {"log-retain-mb", OPT_INT, OFF(log_retain_mb), "1024", "change log kept, in MiB"},
+    {"log-retain-hours", OPT_INT, OFF(log_retain_hours), "24", "change log kept, in hours"},
+    {"test-clock", OPT_BOOL, OFF(test_clock), "0", "enable POST /_edgekv/test/clock (tests only)"},
+    {"node-id", OPT_STR, OFF(node_id), "",
+     "this node's name in logs and status (default edgekv-PORT)"},
+    {"repl-listen", OPT_STR, OFF(repl_listen), "",
+     "HOST:PORT replicas connect to (primary: default 127.0.0.1:8788; replica: after promotion)"},
+    {"primary", OPT_STR, OFF(primary), "",
+     "replica: HOST:PORT[,HOST:PORT...] of the primary's --repl-listen"},
+    {"replicas", OPT_STR, OFF(replicas), "",
+     "edge: HOST:PORT[,...] of the replicas' --repl-listen (reads, change stream)"},
+    {"cache-ttl-s", OPT_INT, OFF(cache_ttl_s), "60",
+     "edge: cache TTL (>= 30; per request: cache_ttl)"},
+    {"stale-if-error-s", OPT_INT, OFF(stale_if_error_s), "300",
+     "edge: serve expired cache entries this long while no upstream answers"},
+    {"upstream-timeout-ms", OPT_INT, OFF(upstream_timeout_ms), "5000",
+     "edge: an upstream call without an answer by then fails (504)"},
+    {"edge-max-fetches", OPT_INT, OFF(edge_max_fetches), "256",
+     "edge: value fetches in flight upstream at once (refill rate limit; then stale or 503)"},
+    {"advertise-url", OPT_STR, OFF(advertise_url), "",
+     "this node's API URL as told to peers (default http://LISTEN)"},
+    {"sync-replicas", OPT_INT, OFF(sync_replicas), "0",
+     "primary: answer a write only after this many replicas acked it"},
+    {"sync-timeout-ms", OPT_INT, OFF(sync_timeout_ms), "5000",
+     "then answer 504 (the write is committed on the primary)"},
+    {"repl-timeout-ms", OPT_INT, OFF(repl_timeout_ms), "10000",
+     "drop a replication link silent or stalled this long"},
+    {"repl-max-lag-ms", OPT_INT, OFF(repl_max_lag_ms), "60000",
+     "primary: drop a replica that has not acked records sent this long ago"},
+    {"repl-heartbeat-ms", OPT_INT, OFF(repl_heartbeat_ms), "1000", "heartbeats and keepalive acks"},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static int set_opt(ekv_config_t *cfg, const opt_t *o, const char *val, const char *src)
+{
+    char *base = (char *)cfg + o->offset;
+    if (o->kind == OPT_STR) {
+        char **slot = (char **)base;
+        free(*slot);
+        *slot = strdup(val);
+        return *slot ? 0 : -1;
+    }
+    int64_t *slot = (int64_t *)base;
+    if (o->kind == OPT_BOOL) {
+        if (!strcmp(val, "1") || !strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, ""))
+            *slot = 1;
+        else if (!strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no"))
+            *slot = 0;
+        else
+            goto bad;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno || end == val || *end || v < 0)
+        goto bad;
+    *slot = v;
+    return 0;
+bad:
+    fprintf(stderr, "edgekv: invalid value '%s' for %s%s\n", val, src, o->flag);
+    return -1;
+}
+
+static void env_name(const char *flag, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "EDGEKV_");
+    for (const char *p = flag; *p && n + 1 < cap; p++)
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+void ekv_config_usage(FILE *out)
+{
+    fprintf(out, "usage: edgekv [serve] [flags]\n\n"
+                 "Serve the Workers KV REST API under /client/v4.\n"
+                 "Every flag can also be set as an environment variable EDGEKV_<FLAG>.\n\n"
+                 "flags:\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char env[64];
+        env_name(opts[i].flag, env, sizeof(env));
+        fprintf(out, "  --%-18s %s\n  %-20s (env %s, default \"%s\")\n", opts[i].flag, opts[i].help,
+                "", env, opts[i].def);
+    }
+    fprintf(out, "  --%-18s this help\n", "help");
+}
+
+/* HOST:PORT (or [v6]:PORT) -> host, port. 0 or -1 after printing what is wrong. */
+static int parse_hostport(const char *flag, const char *v, char *host, size_t cap, int *port_out)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= cap) {
+        fprintf(stderr, "edgekv: --%s must be HOST:PORT, got '%s'\n", flag, v);
+        return -1;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535) {
+        fprintf(stderr, "edgekv: bad port in --%s '%s'\n", flag, v);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - v);
+    const char *h = v;
+    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') { /* [::1]:8787 */
+        h++;
+        hl -= 2;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port_out = (int)port;
+    return 0;
+}
+
+static int check_replication(ekv_config_t *cfg)
+{
+    int primary = !strcmp(cfg->role, "primary"), replica = !strcmp(cfg->role, "replica");
+    int edge = !strcmp(cfg->role, "edge");
+    if (strlen(cfg->node_id) > 63 || strpbrk(cfg->node_id, " \t\n\"=")) {
+        fprintf(stderr, "edgekv: --node-id must be at most 63 characters without spaces, "
+                        "quotes or '='\n");
+        return -1;
+    }
+    if (!primary && !replica && !edge && strcmp(cfg->role, "standalone")) {
+        fprintf(stderr, "edgekv: --role must be standalone, primary, replica or edge (got '%s')\n",
+                cfg->role);
+        return -1;
+    }
+    if (edge) {
+        if (!cfg->primary[0] || strchr(cfg->primary, ',')) {
+            fprintf(stderr, "edgekv: --role edge needs --primary HOST:PORT (the primary's "
+                            "--repl-listen) and optionally --replicas HOST:PORT,...\n");
+            return -1;
+        }
+        if (cfg->repl_listen[0] || cfg->sync_replicas) {
+            fprintf(stderr, "edgekv: an edge takes neither --repl-listen nor --sync-replicas\n");
+            return -1;
+        }
+        if (cfg->cache_ttl_s < 30 || cfg->upstream_timeout_ms < 10 || cfg->edge_max_fetches < 1) {
+            fprintf(stderr, "edgekv: need --cache-ttl-s >= 30, --upstream-timeout-ms >= 10, "
+                            "--edge-max-fetches >= 1\n");
+            return -1;
+        }
+        cfg->repl_port = -1;
+        return 0;
+    }
+    if (cfg->replicas[0]) {
+        fprintf(stderr, "edgekv: --replicas is only for --role edge\n");
+        return -1;
+    }
+    if (primary && !cfg->repl_listen[0]) {
+        free(cfg->repl_listen);
+        cfg->repl_listen = strdup("127.0.0.1:8788");
+        if (!cfg->repl_listen)
+            return -1;
+    }
+    cfg->repl_port = -1;
+    if (cfg->repl_listen[0]) {
+        if (!primary && !replica) {
+            fprintf(stderr, "edgekv: --repl-listen needs --role primary or replica\n");
+            return -1;
+        }
+        if (parse_hostport("repl-listen", cfg->repl_listen, cfg->repl_host, sizeof(cfg->repl_host),
+                           &cfg->repl_port))
+            return -1;
+    }
+    if (replica && !cfg->primary[0]) {
+        fprintf(stderr, "edgekv: --role replica needs --primary HOST:PORT (the primary's "
+                        "--repl-listen)\n");
+        return -1;
+    }
+    if (!replica && cfg->primary[0]) {
+        fprintf(stderr, "edgekv: --primary is only for --role replica\n");
+        return -1;
+    }
+    if (cfg->sync_replicas && !primary) {
+        fprintf(stderr, "edgekv: --sync-replicas is only for --role primary\n");
+        return -1;
+    }
+    if (cfg->sync_replicas > 16) {
+        fprintf(stderr, "edgekv: --sync-replicas must be 0..16\n");
+        return -1;
+    }
+    if (cfg->sync_timeout_ms < 1 || cfg->repl_timeout_ms < 100 || cfg->repl_heartbeat_ms < 10 ||
+        cfg->repl_max_lag_ms < 100 || cfg->repl_heartbeat_ms >= cfg->repl_timeout_ms) {
+        fprintf(stderr, "edgekv: need --sync-timeout-ms >= 1, --repl-timeout-ms >= 100, "
+                        "--repl-max-lag-ms >= 100 and 10 <= --repl-heartbeat-ms < "
+                        "--repl-timeout-ms\n");
+        return -1;
+    }
+    return 0;
+}
+
+int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NOPTS; i++)
+        if (set_opt(cfg, &opts[i], opts[i].def, "--"))
+            return -1;
+    for (size_t i = 0; i < NOPTS; i++) {
+        char env[64];
+        env_name(opts[i].flag, env, sizeof(env));
+        const char *v = getenv(env);
+        if (v && set_opt(cfg, &opts[i], v, "EDGEKV_ for --"))
+            return -1;
+    }
+    for (int a = first; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            ekv_config_usage(stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "edgekv: unexpected argument '%s' (see edgekv serve --help)\n", arg);
+            return -1;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const opt_t *o = NULL;
+        for (size_t i = 0; i < NOPTS; i++)
+            if (strlen(opts[i].flag) == nlen && !strncmp(opts[i].flag, name, nlen))
+                o = &opts[i];
+        if (!o) {
+            fprintf(stderr, "edgekv: unknown flag '%s' (see edgekv serve --help)\n", arg);
+            return -1;
+        }
+        const char *val;
+        if (eq)
+            val = eq + 1;
+        else if (o->kind == OPT_BOOL)
+            val = "1";
+        else if (a + 1 < argc)
+            val = argv[++a];
+        else {
+            fprintf(stderr, "edgekv: flag --%s needs a value\n", o->flag);
+            return -1;
+        }
+        if (set_opt(cfg, o, val, "--"))
+            return -1;
+    }
+    if (check_replication(cfg))
+        return -1;
+    if (strcmp(cfg->sync, "fsync") && strcmp(cfg->sync, "none")) {
+        fprintf(stderr, "edgekv: --sync must be fsync or none\n");
+        return -1;
+    }
+    if (cfg->readers < 1 || cfg->readers > 64) {
+        fprintf(stderr, "edgekv: --readers must be 1..64\n");
+        return -1;
+    }
+    if (parse_hostport("listen", cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port))
+        return -1;
+    return 0;
+}
+
+void ekv_config_free(ekv_config_t *cfg)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].kind == OPT_STR) {
+            char **slot = (char **)((char *)cfg + opts[i].offset);
+            free(*slot);
+            *slot = NULL;
+        }
+}

@@ -1,0 +1,209 @@
+/*
+ * flight.c - an edge's value GETs: a fresh cache entry is answered on the loop; a miss joins
+ * the fetch already on its way for that key or starts one (single-flight, at most
+ * --edge-max-fetches at once); the answer fills the cache unless the key changed meanwhile
+ * (per-key dirty flag set by the change stream); with every upstream down, an entry past its
+ * TTL is served for --stale-if-error-s.
+ */
+#include "common/clock.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "server/http/reply.h"
+#include "server/node/edge/edge_int.h"
+#include "server/api/kv/kv.h"
+#include "server/http/urlcodec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static flight_t **flight_slot(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                              size_t len, uint64_t h)
+{
+    flight_t **pp = &e->flights[h % FLIGHT_BUCKETS];
+    while (*pp && !((*pp)->hash == h && (*pp)->key_len == len &&
+                    !memcmp((*pp)->nsid, nsid, EKV_NSID_LEN) && !memcmp((*pp)->key, key, len)))
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+/* "expiration: N" in a relayed value reply's header lines. */
+static int64_t header_expiration(const char *h)
+{
+    const char *p = h ? strstr(h, "expiration: ") : NULL;
+    return p ? strtoll(p + 12, NULL, 10) : 0;
+}
+
+static void answer_from_entry(ekv_req_t *req, ekv_cache_entry_t *ce)
+{
+    if (ce->negative) {
+        ekv_cache_entry_release(ce);
+        ekv_reply_error(req, EKV_EKEY_NOT_FOUND, "get: 'key not found'");
+        return;
+    }
+    ekv_kv_send_value(req, ce->value, ce->value_len, ce->expiration, ekv_cache_entry_release, ce);
+}
+
+void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
+{
+    ekv_edge_t *e = f->edge;
+    ekv_app_t *app = e->app;
+    flight_t **pp = flight_slot(e, f->nsid, f->key, f->key_len, f->hash);
+    if (*pp == f)
+        *pp = f->hnext;
+    e->nflights--;
+    int64_t now_ms = ekv_clock_now_ms();
+    if (r && !f->dirty) {
+        if (r->status == 200)
+            ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, (const char *)r->body.data,
+                             r->body.len, header_expiration(r->headers), 0, now_ms + f->ttl_ms);
+        else if (r->status == 404 && r->body.len &&
+                 memmem(r->body.data, r->body.len, "\"code\":10009", sizeof("\"code\":10009") - 1))
+            ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, NULL, 0, 0, 1,
+                             now_ms + f->ttl_ms);
+    }
+    ekv_cache_entry_t *stale = NULL;
+    if (!r) { /* every upstream failed: stale-if-error within the bound */
+        ekv_cache_entry_t *ce =
+            ekv_cache_get(app->cache, f->nsid, f->key, f->key_len, ekv_clock_now_s());
+        if (ce && ce->fresh_until_ms + e->stale_ms > now_ms)
+            stale = ce;
+        else if (ce)
+            ekv_cache_entry_release(ce);
+    }
+    for (waiter_t *w = f->waiters, *next; w; w = next) {
+        next = w->next;
+        if (r) {
+            ekv__edge_relay(w->req, r);
+        } else if (stale) {
+            e->st.stale_served++;
+            stale->refs++;
+            answer_from_entry(w->req, stale);
+        } else {
+            ekv__edge_reply_unavailable(w->req, 0, err);
+        }
+        free(w);
+    }
+    if (stale)
+        ekv_cache_entry_release(stale);
+    free(f->key);
+    free(f);
+}
+
+void ekv__edge_value_get(ekv_call_t *c)
+{
+    ekv_app_t *app = c->app;
+    ekv_edge_t *e = ekv_node_of(app)->edge;
+    ekv_req_t *req = c->req;
+    /* cache_ttl (Workers KV's cacheTtl): at least 30 s */
+    int64_t ttl_ms = e->ttl_ms;
+    ekv_query_t q;
+    char buf[32];
+    size_t blen;
+    if (ekv_query_parse(req->query, req->query_len, &q) == 0 &&
+        ekv_query_get(&q, "cache_ttl", buf, sizeof(buf), &blen) == 1) {
+        char *end;
+        long long v = strtoll(buf, &end, 10);
+        if (blen == 0 || *end || v < MIN_CACHE_TTL_S) {
+            ekv_reply_error(req, EKV_EBAD_REQUEST,
+                            "Invalid cache_ttl of %s. Cache TTL must be at least %d.", buf,
+                            MIN_CACHE_TTL_S);
+            return;
+        }
+        ttl_ms = v * 1000;
+    }
+    size_t klen;
+    char *key = ekv_kv_key_param_or_reply(c, &klen);
+    if (!key)
+        return;
+    int64_t now_ms = ekv_clock_now_ms();
+    ekv_cache_entry_t *ce = ekv_cache_get(app->cache, c->nsid, key, klen, ekv_clock_now_s());
+    if (ce && (!ce->fresh_until_ms || ce->fresh_until_ms > now_ms)) {
+        free(key);
+        e->st.hits++;
+        answer_from_entry(req, ce);
+        return;
+    }
+    if (ce && e->nflights >= e->max_fetches && ce->fresh_until_ms + e->stale_ms > now_ms) {
+        /* refill is rate-limited (below): meanwhile an expired entry is better than a 503 */
+        free(key);
+        e->st.stale_served++;
+        answer_from_entry(req, ce);
+        return;
+    }
+    if (ce)
+        ekv_cache_entry_release(ce);
+    e->st.misses++;
+    ekv_cache_note_miss(app->cache);
+    uint64_t h = ekv_cache_key_hash(c->nsid, key, klen);
+    flight_t **pp = flight_slot(e, c->nsid, key, klen, h);
+    waiter_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        free(key);
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    w->req = req;
+    if (*pp) { /* a fetch for this key is on its way: wait for it */
+        flight_t *f = *pp;
+        w->next = f->waiters;
+        f->waiters = w;
+        f->nwaiters++;
+        e->st.coalesced++;
+        free(key);
+        return;
+    }
+    if (e->nflights >= e->max_fetches) {
+        /* refill is rate-limited: never more than max_fetches upstream fetches at once (after
+         * an outage every edge would otherwise refill its whole cache at the same moment) */
+        free(w);
+        free(key);
+        e->st.fetches_refused++;
+        ekv_reply_busy_msg(req, EKV_EBUSY, "too many cache misses in flight at this edge");
+        return;
+    }
+    flight_t *f = calloc(1, sizeof(*f));
+    call_t *cl = calloc(1, sizeof(*cl));
+    if (!f || !cl) {
+        free(f);
+        free(cl);
+        free(w);
+        free(key);
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    f->edge = e;
+    memcpy(f->nsid, c->nsid, EKV_NSID_LEN);
+    f->key = key;
+    f->key_len = klen;
+    f->hash = h;
+    f->ttl_ms = ttl_ms;
+    f->waiters = w;
+    f->nwaiters = 1;
+    *pp = f;
+    e->nflights++;
+    e->st.upstream_fetches++;
+    cl->edge = e;
+    cl->flight = f;
+    cl->start = e->nreplicas ? (int)(e->rr++ % (unsigned)e->nreplicas) : 0;
+    /* the fetch is the first waiter's request, without its cache_ttl (same answer) */
+    ekv__edge_fill_request(&cl->rq, req);
+    cl->rq.query.len = 0;
+    ekv__edge_call_send(cl);
+}
+
+void ekv_edge_invalidated(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                          size_t len)
+{
+    if (!e->nflights)
+        return;
+    if (key) {
+        flight_t **pp = flight_slot(e, nsid, key, len, ekv_cache_key_hash(nsid, key, len));
+        if (*pp)
+            (*pp)->dirty = 1;
+        return;
+    }
+    for (size_t b = 0; b < FLIGHT_BUCKETS; b++)
+        for (flight_t *f = e->flights[b]; f; f = f->hnext)
+            if (!nsid || !memcmp(f->nsid, nsid, EKV_NSID_LEN))
+                f->dirty = 1;
+}

@@ -1,0 +1,279 @@
+/*
+ * serve.c - `edgekv serve`: open the store, load the catalog, start the reader pool, the HTTP
+ * server and the role (server/node/role.c), create first-run credentials, run the loop until
+ * SIGTERM/SIGINT, then shut down cleanly: stop accepting, drain, stop replication, close the
+ * store (every acknowledged write is already durable).
+ */
+#include "server/node/node.h"
+#include "common/clock.h"
+#include "common/codec.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "server/api/auth.h"
+#include "server/api/perms.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The process: the API's application state, the role's node state, signals. */
+typedef struct {
+    ekv_app_t app;
+    ekv_node_t node;
+    ekv_config_t *cfg;
+    uv_signal_t sigterm, sigint;
+    int stopping;
+} serve_t;
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int is_hex32(const char *s)
+{
+    if (strlen(s) != EKV_ID_HEX_LEN)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
+}
+
+/*
+ * First start: create the account and an admin token and print them once. An operator may
+ * preset both (EDGEKV_ACCOUNT_ID / EDGEKV_ROOT_TOKEN); a preset token is (re)created when
+ * missing, so a container can always start with known credentials.
+ */
+static int bootstrap(ekv_app_t *app, const ekv_config_t *cfg)
+{
+    ekv_write_t w;
+    int printed_token = 0;
+    char secret[513] = "";
+    const ekv_account_t *acct = NULL;
+
+    if (cfg->account_id[0]) {
+        if (!is_hex32(cfg->account_id)) {
+            ekv_log_error("account id must be 32 lowercase hex characters", "account_id=%s",
+                          cfg->account_id);
+            return -1;
+        }
+        acct = ekv_catalog_find_account(app->catalog, cfg->account_id);
+    } else if (ekv_catalog_account_count(app->catalog) > 0) {
+        acct = ekv_catalog_account_at(app->catalog, 0);
+    }
+    if (!acct) {
+        memset(&w, 0, sizeof(w));
+        w.type = EKV_OP_ACCOUNT_CREATE;
+        if (cfg->account_id[0])
+            snprintf(w.account.id, sizeof(w.account.id), "%s", cfg->account_id);
+        else if (ekv_random_id(w.account.id))
+            return -1;
+        snprintf(w.account.name, sizeof(w.account.name), "default");
+        w.account.created_ms = ekv_clock_now_ms();
+        if (ekv_store_write_sync(app->store, &w)) {
+            ekv_log_error("cannot create account", "err=%s", ekv_err_name(w.status));
+            return -1;
+        }
+        ekv_catalog_put_account(app->catalog, &w.account);
+        acct = ekv_catalog_find_account(app->catalog, w.account.id);
+        ekv_log_info("account created", "account_id=%s", acct->id);
+    }
+
+    int need_token = 0;
+    if (cfg->root_token[0]) {
+        snprintf(secret, sizeof(secret), "%s", cfg->root_token);
+        char hash[EKV_TOKEN_HASH_LEN + 1];
+        ekv_token_hash(secret, strlen(secret), hash);
+        need_token = ekv_catalog_find_token(app->catalog, hash) == NULL;
+    } else if (ekv_catalog_token_count(app->catalog) == 0) {
+        if (ekv_random_token(secret))
+            return -1;
+        need_token = 1;
+        printed_token = 1;
+    }
+    if (need_token) {
+        memset(&w, 0, sizeof(w));
+        w.type = EKV_OP_TOKEN_CREATE;
+        ekv_token_hash(secret, strlen(secret), w.token.hash);
+        if (ekv_random_id(w.token.id))
+            return -1;
+        snprintf(w.token.account_id, sizeof(w.token.account_id), "%s", acct->id);
+        snprintf(w.token.name, sizeof(w.token.name), "root");
+        w.token.perms = EKV_PERM_ADMIN | EKV_PERM_KV_READ | EKV_PERM_KV_WRITE;
+        w.token.created_ms = ekv_clock_now_ms();
+        if (ekv_store_write_sync(app->store, &w)) {
+            ekv_log_error("cannot create token", "err=%s", ekv_err_name(w.status));
+            return -1;
+        }
+        ekv_catalog_put_token(app->catalog, &w.token);
+        ekv_log_info("admin token created", "token_id=%s account_id=%s", w.token.id, acct->id);
+    }
+    if (printed_token) {
+        const char *host = cfg->host;
+        printf("\nedgekv: first start: created account \"%s\" and an admin API token.\n"
+               "The token is shown only this once; keep it.\n\n"
+               "  CLOUDFLARE_ACCOUNT_ID=%s\n"
+               "  CLOUDFLARE_API_TOKEN=%s\n"
+               "  CLOUDFLARE_API_BASE_URL=http://%s:%d/client/v4\n\n"
+               "Try:\n"
+               "  curl -H \"Authorization: Bearer %s\" \\\n"
+               "    http://%s:%d/client/v4/accounts/%s/storage/kv/namespaces\n"
+               "Or export the three variables above and use wrangler (kv ... --remote).\n\n",
+               acct->name, acct->id, secret, host, ekv_http_server_port(app->http), secret, host,
+               ekv_http_server_port(app->http), acct->id);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void on_node_stopped(void *arg)
+{
+    serve_t *sv = arg;
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+    ekv_doneq_close(&sv->app.doneq);
+}
+
+static void on_http_stopped(void *arg)
+{
+    serve_t *sv = arg;
+    ekv_log_info("connections drained", "%s", "");
+    ekv_node_stop(&sv->node, on_node_stopped, sv);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    serve_t *sv = h->data;
+    if (sv->stopping) {
+        ekv_log_warn("second signal: exiting now", "signal=%d", signum);
+        exit(1);
+    }
+    sv->stopping = 1;
+    ekv_log_info("shutting down", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    ekv_http_server_stop(sv->app.http, on_http_stopped, sv);
+}
+
+int ekv_serve(ekv_config_t *cfg)
+{
+    static serve_t sv; /* the loop's handles point into it until the process exits */
+    ekv_app_t *app = &sv.app;
+    ekv_node_t *node = &sv.node;
+    memset(&sv, 0, sizeof(sv));
+    sv.cfg = cfg;
+    app->test_clock = cfg->test_clock != 0;
+    app->started_ms = ekv_clock_now_ms();
+    ekv_log_level_t lvl;
+    if (ekv_log_parse_level(cfg->log_level, &lvl) == 0)
+        ekv_log_set_level(lvl);
+    signal(SIGPIPE, SIG_IGN);
+
+    char dbdir[4096];
+    int edge = !strcmp(cfg->role, "edge"); /* no durable state at all */
+    if (!edge && mkdir_p(cfg->data_dir)) {
+        ekv_log_error("cannot create data dir", "dir=%s err=\"%s\"", cfg->data_dir,
+                      strerror(errno));
+        return 1;
+    }
+    snprintf(dbdir, sizeof(dbdir), "%s/db", cfg->data_dir);
+
+    if (ekv_routes_init()) {
+        ekv_log_error("route table does not compile", "%s", "");
+        return 1;
+    }
+    app->loop = uv_default_loop();
+    if (ekv_doneq_init(&app->doneq, app->loop) || ekv_node_early_init(node, app, cfg))
+        return 1;
+    ekv_store_opts_t so = {0};
+    so.replica = !strcmp(cfg->role, "replica");
+    so.on_commit = ekv_node_on_commit;
+    so.on_commit_ctx = node;
+    so.dir = dbdir;
+    so.sync = strcmp(cfg->sync, "none") == 0 ? EKV_SYNC_NONE : EKV_SYNC_FSYNC;
+    so.commit_max_queue = (size_t)cfg->commit_queue;
+    so.log_retain_bytes = (uint64_t)cfg->log_retain_mb * 1024 * 1024;
+    so.log_retain_ms = cfg->log_retain_hours * 3600 * 1000;
+    so.doneq = &app->doneq;
+    int rc = edge ? 0 : ekv_store_open(&app->store, &so);
+    if (rc) {
+        ekv_log_error("cannot open the database", "dir=%s err=%s (is another edgekv using it?)",
+                      dbdir, ekv_err_name(rc));
+        return 1;
+    }
+    app->catalog = ekv_catalog_new();
+    app->cache = ekv_cache_new((size_t)cfg->cache_bytes, (size_t)cfg->cache_max_entry);
+    const char **names = calloc(ekv_nroutes, sizeof(*names));
+    for (size_t i = 0; names && i < ekv_nroutes; i++)
+        names[i] = ekv_routes[i].name;
+    app->metrics = ekv_metrics_new(ekv_nroutes, names);
+    if (!app->catalog || !app->cache || !names || !app->metrics ||
+        (!edge && ekv_catalog_load(app->catalog, app->store))) {
+        ekv_log_error("start-up failed", "%s", "");
+        return 1;
+    }
+    if (ekv_workq_init(&app->readers, "reader", (int)cfg->readers, (size_t)cfg->reader_queue,
+                       &app->doneq))
+        return 1;
+
+    ekv_http_opts_t ho = {cfg->host,
+                          cfg->port,
+                          (int)cfg->max_connections,
+                          (int)cfg->header_timeout_ms,
+                          (int)cfg->idle_timeout_ms,
+                          (size_t)cfg->body_memory_mb * 1024 * 1024};
+    ekv_http_handler_t hh = {app, ekv_app_on_headers, ekv_app_on_request, ekv_app_on_response};
+    if (ekv_http_server_start(&app->http, app->loop, &ho, &hh))
+        return 1;
+    if (so.replica || edge) {
+        if (cfg->account_id[0] || cfg->root_token[0])
+            ekv_log_info("account/token presets ignored on a replica",
+                         "role=%s why=\"accounts and tokens are replicated from the primary\"",
+                         cfg->role);
+    } else if (bootstrap(app, cfg)) {
+        return 1;
+    }
+    if (ekv_node_start(node))
+        return 1;
+    uv_signal_init(app->loop, &sv.sigterm);
+    uv_signal_init(app->loop, &sv.sigint);
+    sv.sigterm.data = sv.sigint.data = &sv;
+    uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sv.sigint, on_signal, SIGINT);
+    if (cfg->test_clock)
+        ekv_log_warn("test clock enabled: POST /_edgekv/test/clock moves time", "%s", "");
+    ekv_log_info("listening", "addr=%s:%d role=%s data_dir=%s sync=%s", cfg->host,
+                 ekv_http_server_port(app->http), cfg->role, cfg->data_dir, cfg->sync);
+
+    uv_run(app->loop, UV_RUN_DEFAULT);
+
+    /* all connections are closed: no request waits for a job any more */
+    ekv_node_free(node);
+    ekv_workq_deinit(&app->readers);
+    if (app->store)
+        ekv_store_close(app->store);
+    ekv_http_server_free(app->http);
+    ekv_cache_free(app->cache);
+    ekv_catalog_free(app->catalog);
+    ekv_metrics_free(app->metrics);
+    free(names);
+    uv_loop_close(app->loop);
+    ekv_log_info("stopped", "%s", "");
+    return 0;
+}

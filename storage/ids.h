@@ -1,0 +1,13 @@
+/*
+ * ids.h - sizes of the identifiers every layer shares (namespace ids, account/namespace/token
+ * ids in hex, token hashes). Constants only, so that any header can use them without
+ * depending on the store's API.
+ */
+#ifndef EKV_STORAGE_IDS_H
+#define EKV_STORAGE_IDS_H
+
+#define EKV_NSID_LEN       16
+#define EKV_ID_HEX_LEN     32 /* account, namespace and token ids: 32 lowercase hex chars */
+#define EKV_TOKEN_HASH_LEN 64 /* hex SHA-256 of the token secret */
+
+#endif

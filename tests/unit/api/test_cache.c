@@ -1,0 +1,167 @@
+/* Hot-value cache: hits, expiry, LRU eviction by bytes, refcounts, generation rule. */
+#include "server/api/cache.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+static const uint8_t ns1[16] = {1};
+static const uint8_t ns2[16] = {2};
+
+Test(cache, put_get_roundtrip_and_namespace_isolation)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 1 << 16);
+    ekv_cache_put(c, ns1, "k", 1, "value", 5, 0);
+    ekv_cache_entry_t *e = ekv_cache_get(c, ns1, "k", 1, 1000);
+    cr_assert_not_null(e);
+    cr_assert_eq(e->value_len, 5);
+    cr_assert_eq(memcmp(e->value, "value", 5), 0);
+    ekv_cache_entry_release(e);
+    cr_assert_null(ekv_cache_get(c, ns2, "k", 1, 1000));
+    cr_assert_null(ekv_cache_get(c, ns1, "K", 1, 1000));
+    ekv_cache_free(c);
+}
+
+Test(cache, expired_entry_is_a_miss)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 1 << 16);
+    ekv_cache_put(c, ns1, "k", 1, "v", 1, 2000);
+    ekv_cache_entry_t *e = ekv_cache_get(c, ns1, "k", 1, 1999);
+    cr_assert_not_null(e);
+    cr_assert_eq(e->expiration, 2000);
+    ekv_cache_entry_release(e);
+    cr_assert_null(ekv_cache_get(c, ns1, "k", 1, 2000));
+    ekv_cache_stats_t st;
+    ekv_cache_stats(c, &st);
+    cr_assert_eq(st.entries, 0);
+    ekv_cache_free(c);
+}
+
+Test(cache, too_large_values_are_not_cached)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 100);
+    char big[101];
+    memset(big, 'x', sizeof(big));
+    ekv_cache_put(c, ns1, "big", 3, big, 101, 0);
+    cr_assert_null(ekv_cache_get(c, ns1, "big", 3, 0));
+    ekv_cache_put(c, ns1, "ok", 2, big, 100, 0);
+    ekv_cache_entry_t *e = ekv_cache_get(c, ns1, "ok", 2, 0);
+    cr_assert_not_null(e);
+    ekv_cache_entry_release(e);
+    ekv_cache_free(c);
+}
+
+Test(cache, lru_evicts_least_recent_within_byte_bound)
+{
+    char v[1000];
+    memset(v, 'v', sizeof(v));
+    ekv_cache_t *c = ekv_cache_new(4000, 2000); /* room for about three entries */
+    ekv_cache_put(c, ns1, "a", 1, v, 1000, 0);
+    ekv_cache_put(c, ns1, "b", 1, v, 1000, 0);
+    ekv_cache_put(c, ns1, "c", 1, v, 1000, 0);
+    ekv_cache_entry_t *e = ekv_cache_get(c, ns1, "a", 1, 0); /* a becomes most recent */
+    cr_assert_not_null(e);
+    ekv_cache_entry_release(e);
+    ekv_cache_put(c, ns1, "d", 1, v, 1000, 0); /* evicts b */
+    ekv_cache_stats_t st;
+    ekv_cache_stats(c, &st);
+    cr_assert_leq(st.bytes, 4000);
+    cr_assert_geq(st.evictions, 1);
+    cr_assert_null(ekv_cache_get(c, ns1, "b", 1, 0));
+    e = ekv_cache_get(c, ns1, "a", 1, 0);
+    cr_assert_not_null(e);
+    ekv_cache_entry_release(e);
+    e = ekv_cache_get(c, ns1, "d", 1, 0);
+    cr_assert_not_null(e);
+    ekv_cache_entry_release(e);
+    ekv_cache_free(c);
+}
+
+Test(cache, held_reference_survives_eviction_and_invalidation)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 1 << 16);
+    ekv_cache_put(c, ns1, "k", 1, "old", 3, 0);
+    ekv_cache_entry_t *e = ekv_cache_get(c, ns1, "k", 1, 0);
+    ekv_cache_invalidate(c, ns1, "k", 1);
+    cr_assert_null(ekv_cache_get(c, ns1, "k", 1, 0));
+    cr_assert_eq(memcmp(e->value, "old", 3), 0); /* still readable: we hold a reference */
+    ekv_cache_entry_release(e);
+    ekv_cache_free(c);
+}
+
+Test(cache, generation_moves_on_every_invalidation)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 1 << 16);
+    uint64_t g0 = ekv_cache_gen(c);
+    ekv_cache_invalidate(c, ns1, "absent", 6);
+    uint64_t g1 = ekv_cache_gen(c);
+    cr_assert_gt(g1, g0);
+    ekv_cache_invalidate_ns(c, ns1);
+    cr_assert_gt(ekv_cache_gen(c), g1);
+    ekv_cache_free(c);
+}
+
+Test(cache, invalidate_namespace_drops_only_that_namespace)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 1 << 16);
+    ekv_cache_put(c, ns1, "a", 1, "1", 1, 0);
+    ekv_cache_put(c, ns1, "b", 1, "2", 1, 0);
+    ekv_cache_put(c, ns2, "a", 1, "3", 1, 0);
+    ekv_cache_invalidate_ns(c, ns1);
+    cr_assert_null(ekv_cache_get(c, ns1, "a", 1, 0));
+    cr_assert_null(ekv_cache_get(c, ns1, "b", 1, 0));
+    ekv_cache_entry_t *e = ekv_cache_get(c, ns2, "a", 1, 0);
+    cr_assert_not_null(e);
+    cr_assert_eq(e->value[0], '3');
+    ekv_cache_entry_release(e);
+    ekv_cache_free(c);
+}
+
+Test(cache, many_entries_grow_the_table)
+{
+    ekv_cache_t *c = ekv_cache_new(64 << 20, 1 << 16);
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        int n = snprintf(key, sizeof(key), "key-%d", i);
+        ekv_cache_put(c, ns1, key, (size_t)n, key, (size_t)n, 0);
+    }
+    for (int i = 0; i < 5000; i += 97) {
+        int n = snprintf(key, sizeof(key), "key-%d", i);
+        ekv_cache_entry_t *e = ekv_cache_get(c, ns1, key, (size_t)n, 0);
+        cr_assert_not_null(e, "missing %s", key);
+        cr_assert_eq(memcmp(e->value, key, (size_t)n), 0);
+        ekv_cache_entry_release(e);
+    }
+    ekv_cache_free(c);
+}
+
+Test(cache, edge_entries_carry_negative_flag_and_freshness)
+{
+    ekv_cache_t *c = ekv_cache_new(1 << 20, 1 << 16);
+    ekv_cache_put_ex(c, ns1, "missing", 7, NULL, 0, 0, 1, 5000);
+    ekv_cache_put_ex(c, ns1, "k", 1, "v1", 2, 0, 0, 7000);
+    ekv_cache_entry_t *n = ekv_cache_get(c, ns1, "missing", 7, 1);
+    cr_assert_not_null(n);
+    cr_assert_eq(n->negative, 1);
+    cr_assert_eq(n->value_len, 0);
+    cr_assert_eq(n->fresh_until_ms, 5000);
+    ekv_cache_entry_release(n);
+    ekv_cache_entry_t *v = ekv_cache_get(c, ns1, "k", 1, 1);
+    cr_assert_eq(v->negative, 0);
+    cr_assert_eq(v->fresh_until_ms, 7000);
+    ekv_cache_entry_release(v);
+    /* a plain put (standalone) has no TTL and is never negative */
+    ekv_cache_put(c, ns1, "missing", 7, "now", 3, 0);
+    n = ekv_cache_get(c, ns1, "missing", 7, 1);
+    cr_assert_eq(n->negative, 0);
+    cr_assert_eq(n->fresh_until_ms, 0);
+    cr_assert_eq(memcmp(n->value, "now", 3), 0);
+    ekv_cache_entry_release(n);
+    /* clear drops everything and moves the generation */
+    uint64_t g = ekv_cache_gen(c);
+    ekv_cache_clear(c);
+    cr_assert_null(ekv_cache_get(c, ns1, "k", 1, 1));
+    cr_assert_null(ekv_cache_get(c, ns1, "missing", 7, 1));
+    cr_assert_gt(ekv_cache_gen(c), g);
+    ekv_cache_free(c);
+}
