@@ -88,6 +88,7 @@ void ekv_reply_error(ekv_req_t *req, int err, const char *fmt, ...)
     if (status >= 500)
         ekv_log_warn("request failed", "method=%s path=\"%s\" status=%d err=%s msg=\"%s\"",
                      req->method_str, req->path ? req->path : "-", status, ekv_err_name(err), msg);
+    req->reply_cf_code = ekv_err_cf_code(err);
     json_t *root = error_root(err, msg, NULL);
     if (!root) {
         ekv_http_send(req, 500, JSON_CT, NULL, "{}", 2, NULL, NULL);
@@ -99,6 +100,7 @@ void ekv_reply_error(ekv_req_t *req, int err, const char *fmt, ...)
 void ekv_reply_error_chain(ekv_req_t *req, int err, int chain_code, const char *chain_msg)
 {
     json_t *chain = json_pack("[{s:i, s:s}]", "code", chain_code, "message", chain_msg);
+    req->reply_cf_code = ekv_err_cf_code(err);
     json_t *root = error_root(err, ekv_strerror(err), chain);
     if (!root) {
         ekv_http_send(req, 500, JSON_CT, NULL, "{}", 2, NULL, NULL);
@@ -114,6 +116,7 @@ void ekv_reply_busy(ekv_req_t *req, int err)
 
 void ekv_reply_busy_msg(ekv_req_t *req, int err, const char *msg)
 {
+    req->reply_cf_code = ekv_err_cf_code(err);
     json_t *root = error_root(err, msg, NULL);
     char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);

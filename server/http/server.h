@@ -1,7 +1,12 @@
 /*
+ * server/http/ - the HTTP/1.1 transport, with no knowledge of the API above it: the server
+ * (this header, conn.c), the router, Cloudflare's reply envelopes (reply.h), the JSON writer,
+ * URL codec, multipart parser, the per-route metrics registry, and the async client
+ * (client.h). Includes only common/.
+ *
  * server.h - the HTTP/1.1 server: libuv TCP + llhttp parsing.
  *
- * Connection state machine (one ekv_conn_t per socket, see http_conn.c):
+ * Connection state machine (one ekv_conn_t per socket, see conn.c):
  *
  *   HEADERS --(headers complete)--> BODY --(message complete)--> PROCESSING --(reply written)
  *      ^                                                                          |
@@ -93,6 +98,11 @@ struct ekv_req_s {
                  const void *body, size_t body_len);
     int sync_failed; /* the write is committed but not acked by --sync-replicas in time: the
                       * handler's success reply becomes a 504 (server/http/reply.c) */
+    /* What the reply says, as fields, for a sink that forwards it (an edge's RPC): the
+     * Cloudflare error code of an error envelope (0: none) and a value's expiration (unix
+     * seconds, 0: none). Set by server/http/reply.c and the KV value reply. */
+    int reply_cf_code;
+    int64_t reply_expiration;
     void *state;
     ekv_req_cleanup_fn cleanup;
 };

@@ -57,6 +57,7 @@ void ekv_kv_send_value(ekv_req_t *req, const char *value, size_t len, int64_t ex
 {
     char hdr[64];
     const char *extra = NULL;
+    req->reply_expiration = expiration;
     if (expiration) {
         snprintf(hdr, sizeof(hdr), "expiration: %lld\r\n", (long long)expiration);
         extra = hdr;
