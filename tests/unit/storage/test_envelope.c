@@ -164,6 +164,29 @@ Test(envelope, rejects_unknown_version_arity_and_types)
     cr_assert_eq(ekv_envelope_decode("\xdd\xff\xff\xff\xff\x01", 6, &d), EKV_ESTORAGE);
 }
 
+/* Why storage keeps its own reader (mpread.h): msgpack-c allocates count x 32 bytes for a
+ * declared array/map length before it reads a single element, so these 10-byte records made
+ * it request 32 MiB to 128 GiB (an ASan build aborts on the last). The reader must reject
+ * them from the header alone. */
+Test(envelope, container_headers_are_rejected_without_reading_them)
+{
+    static const char *const hostile[] = {
+        "\x95\x01\x00\xdd\x00\x10\x00\x00\x00\x00", /* metadata = array32 of 2^20 */
+        "\x95\x01\x00\xdf\x01\x00\x00\x00\x00\x00", /* metadata = map32 of 2^24 */
+        "\x95\x01\x00\xdd\xff\xff\xff\xff\x00\x00", /* metadata = array32 of 2^32-1 */
+        "\x95\x01\xdd\xff\xff\xff\xff\xc0\x00\x00", /* expiration = array32 of 2^32-1 */
+        "\x95\x01\x00\xc0\xdf\xff\xff\xff\xff\x00", /* value_len = map32 of 2^32-1 */
+    };
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        ekv_envelope_t d;
+        cr_assert_eq(ekv_envelope_decode(hostile[i], 10, &d), EKV_ESTORAGE, "case %zu", i);
+    }
+    /* the catalog records share the reader */
+    ekv_account_t a;
+    cr_assert_eq(ekv_catrec_account_decode("\x94\x01\xdd\xff\xff\xff\xff\xa1x\x00", 10, &a),
+                 EKV_ESTORAGE);
+}
+
 Test(envelope, garbage_never_crashes)
 {
     unsigned seed = 12345;
