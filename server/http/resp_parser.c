@@ -110,8 +110,10 @@ static int on_header_field_complete(llhttp_t *l)
     ekv_http_resp_parser_t *p = l->data;
     if (p->headers_done)
         return 0;
-    if (p->hstate != 1)
-        return fail(p, EKV_EHTTP_BAD_RESPONSE); /* an empty name: llhttp never gives one */
+    /* llhttp 8 accepts ": value" (an empty name, found by fuzz_http_response); a field name
+     * is a token of at least one character (RFC 9110 5.1) */
+    if (p->hstate != 1 || p->hb.len == p->offs[2 * p->noffs])
+        return fail(p, EKV_EHTTP_BAD_RESPONSE);
     if (hb_append(p, "", 1))
         return HPE_USER;
     p->offs[2 * p->noffs + 1] = p->hb.len;

@@ -710,6 +710,19 @@ Test(resp_parser, garbage_is_a_bad_response_and_sticky)
     }
 }
 
+/* Found by fuzz_http_response: llhttp 8 passes a header line ": value" with an empty name. */
+Test(resp_parser, regress_empty_header_name)
+{
+    const char *in = "HTTP/1.1 200 OK\r\n: Content-Length: 3\r\n\r\nabc";
+    ekv_http_resp_parser_t p;
+    ekv_http_resp_parser_init(&p, NULL, 0);
+    size_t used;
+    cr_assert(
+        eq(int, ekv_http_resp_parser_feed(&p, in, strlen(in), &used), EKV_EHTTP_BAD_RESPONSE));
+    cr_assert_null(ekv_http_resp_parser_take(&p));
+    ekv_http_resp_parser_deinit(&p);
+}
+
 Test(resp_parser, limits)
 {
     ekv_http_resp_limits_t lim = {.max_header_bytes = 64, .max_headers = 3, .max_body_bytes = 10};
