@@ -1389,7 +1389,6 @@ Test(client, cancel)
     cr_assert(eq(int, atomic_load(&srv->accepted), 2));
 }
 
-static int close_cb_calls;
 static int close_done_flag;
 
 Test(client, close_with_pending_calls_calls_each_cb_once)
@@ -1421,7 +1420,6 @@ Test(client, close_with_pending_calls_calls_each_cb_once)
         cr_assert(eq(int, r[i].calls, 1));
     cr_assert(eq(int, late.calls, 0));
     cli = NULL;
-    (void)close_cb_calls;
 }
 
 /* A callback that closes the client (what the blocking helper does) and one that sends. */
