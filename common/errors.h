@@ -64,7 +64,19 @@
     X(NOT_SYNCED, 503, 10001, "this replica has not completed its first sync with a primary")      \
     X(NOT_REPLICA, 400, 10001, "only a replica can be promoted")                                   \
     X(UPSTREAM, 503, 10001, "upstream unavailable")                                                \
-    X(TIMEOUT, 504, 10001, "upstream did not answer in time")
+    X(TIMEOUT, 504, 10001, "upstream did not answer in time")                                      \
+    X(CANCELLED, 503, 10001, "request cancelled")                                                  \
+    X(HTTP_BAD_URL, 400, 10001, "malformed URL (want http://host[:port]/path)")                    \
+    X(HTTP_HTTPS_UNSUPPORTED, 400, 10001, "https:// is not supported (plain http:// only)")        \
+    X(HTTP_DNS, 502, 10001, "upstream host name could not be resolved")                            \
+    X(HTTP_CONNECT_REFUSED, 502, 10001, "upstream refused the connection")                         \
+    X(HTTP_CONNECT, 502, 10001, "cannot connect to the upstream")                                  \
+    X(HTTP_CONNECT_TIMEOUT, 504, 10001, "connecting to the upstream timed out")                    \
+    X(HTTP_CLOSED, 502, 10001, "upstream closed the connection before the response was complete")  \
+    X(HTTP_BAD_RESPONSE, 502, 10001, "malformed HTTP response from the upstream")                  \
+    X(HTTP_RESP_HEADERS_TOO_LARGE, 502, 10001,                                                     \
+      "upstream response headers exceed the size or count cap")                                    \
+    X(HTTP_RESP_TOO_LARGE, 502, 10001, "upstream response body exceeds the size cap")
 
 typedef enum {
     EKV_OK = 0,

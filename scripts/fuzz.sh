@@ -20,6 +20,12 @@ protoc-c --proto_path=proto --c_out="$out/proto" proto/*.proto
 clang "${flags[@]}" -I"$out/proto" tests/fuzz/fuzz_repl_frame.c replication/frame.c \
   "$out/proto/repl.pb-c.c" "$out/proto/changelog.pb-c.c" "${common[@]}" -lprotobuf-c \
   -o "$out/fuzz_repl_frame"
+# the HTTP client's response parser needs llhttp's C sources (node-llhttp)
+llhttp_src=${LLHTTP_DIR:-/usr/share/llhttp}
+llhttp_inc=${LLHTTP_INC:-/usr/share/include/llhttp}
+clang "${flags[@]}" -I"$llhttp_inc" tests/fuzz/fuzz_http_response.c server/http/resp_parser.c \
+  "$llhttp_src"/api.c "$llhttp_src"/http.c "$llhttp_src"/llhttp.c "${common[@]}" \
+  -o "$out/fuzz_http_response"
 
 run() { # name, extra libFuzzer args...
   local name=$1; shift
@@ -33,3 +39,4 @@ run() { # name, extra libFuzzer args...
 run multipart -max_len=4096 -dict=tests/fuzz/multipart.dict
 run urlcodec
 run repl_frame -max_len=4096
+run http_response -max_len=4096 -dict=tests/fuzz/http_response.dict

@@ -1,8 +1,7 @@
 /*
  * main.c - the edgekv binary: `edgekv [serve] [flags]` and admin subcommands.
  */
-#include "server/cli/status.h"
-#include "server/cli/token.h"
+#include "server/cli/cli.h"
 #include "server/node/config.h"
 #include "server/node/node.h"
 

@@ -1,22 +1,21 @@
 /*
  * status.c - `edgekv status` and `edgekv promote`: talk to a running node's replication
- * endpoints (server/node/admin.c) over HTTP/1.1. A CLI, so plain blocking sockets, with a
- * timeout on every step and a bounded response.
+ * endpoints (server/node/admin.c) over HTTP/1.1 with the blocking helper of the HTTP client
+ * (ekv_http_fetch_sync: a private loop, a 10 s bound on the whole call, a bounded response).
  */
-#include "server/cli/status.h"
+#include "server/cli/cli.h"
+
+#include "common/buf.h"
+#include "common/errors.h"
+#include "server/http/client.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
-#define MAX_RESPONSE (4u << 20)
-#define TIMEOUT_S    10
+#define TIMEOUT_MS 10000
 
 static void usage(FILE *out, const char *cmd)
 {
@@ -33,97 +32,67 @@ static void usage(FILE *out, const char *cmd)
                      "token).\n");
 }
 
-/* "http://host:port" -> host, port. */
-static int parse_url(const char *url, char *host, size_t cap, char *port, size_t pcap)
-{
-    const char *p = url;
-    if (!strncmp(p, "http://", 7))
-        p += 7;
-    else if (strstr(p, "://"))
-        return -1;
-    size_t n = strcspn(p, "/");
-    char hp[300];
-    if (n == 0 || n >= sizeof(hp))
-        return -1;
-    memcpy(hp, p, n);
-    hp[n] = '\0';
-    char *colon = strrchr(hp, ':');
-    const char *pt = "80";
-    if (colon) {
-        *colon = '\0';
-        pt = colon + 1;
-    }
-    if (strlen(hp) >= cap || strlen(pt) >= pcap || !hp[0])
-        return -1;
-    strcpy(host, hp);
-    strcpy(port, pt);
-    return 0;
-}
-
-/* One request; *body is malloc'd (NUL-terminated). Returns the HTTP status or -1. */
+/* One request to path on the node at url ("http://HOST:PORT"; the scheme may be left out and
+ * a path in it is ignored); *body is malloc'd (NUL-terminated). Returns the HTTP status or
+ * -1 after printing why. */
 static int http_call(const char *url, const char *method, const char *path, const char *token,
                      char **body)
 {
-    char host[256], port[16];
     *body = NULL;
-    if (parse_url(url, host, sizeof(host), port, sizeof(port))) {
+    ekv_http_url_t *u = malloc(sizeof(*u));
+    char *with_scheme = malloc(strlen(url) + 8);
+    char *full = malloc(sizeof(u->host) + strlen(path) + 32);
+    char *auth = token ? malloc(strlen(token) + 8) : NULL;
+    ekv_http_header_t hdr[1] = {{"Authorization", auth}};
+    ekv_http_response_t *resp = NULL;
+    int status = -1, rc, v6;
+    if (!u || !with_scheme || !full || (token && !auth)) {
+        fprintf(stderr, "edgekv: out of memory\n");
+        goto out;
+    }
+    sprintf(with_scheme, "%s%s", strstr(url, "://") ? "" : "http://", url);
+    if (ekv_http_url_parse(with_scheme, u)) {
         fprintf(stderr, "edgekv: bad --url '%s' (want http://HOST:PORT)\n", url);
-        return -1;
+        goto out;
     }
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(host, port, &hints, &ai);
-    if (gai) {
-        fprintf(stderr, "edgekv: cannot resolve %s: %s\n", host, gai_strerror(gai));
-        return -1;
-    }
-    int fd = -1;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd < 0)
-            continue;
-        struct timeval tv = {TIMEOUT_S, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-            break;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd < 0) {
-        fprintf(stderr, "edgekv: cannot connect to %s: %s\n", url, strerror(errno));
-        return -1;
-    }
-    char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: 0\r\n"
-                     "%s%s%s\r\n",
-                     method, path, host, token ? "Authorization: Bearer " : "", token ? token : "",
-                     token ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
-        fprintf(stderr, "edgekv: cannot send the request: %s\n", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    char *buf = malloc(MAX_RESPONSE + 1);
-    size_t len = 0;
-    ssize_t r;
-    while (buf && len < MAX_RESPONSE && (r = read(fd, buf + len, MAX_RESPONSE - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    if (!buf)
-        return -1;
-    buf[len] = '\0';
-    int status = 0;
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (sscanf(buf, "HTTP/1.%*c %d", &status) != 1 || !sep) {
+    v6 = strchr(u->host, ':') != NULL; /* an IPv6 host goes in brackets */
+    sprintf(full, "http://%s%s%s:%d%s", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, path);
+    if (token)
+        sprintf(auth, "Bearer %s", token);
+    rc = ekv_http_fetch_sync(method, full, hdr, token ? 1 : 0, NULL, 0, TIMEOUT_MS, &resp);
+    switch (rc) {
+    case 0:
+        status = resp->status;
+        *body = ekv_memdup_z(resp->body, resp->body_len);
+        ekv_http_response_free(resp);
+        break;
+    case EKV_EHTTP_DNS:
+        fprintf(stderr, "edgekv: cannot resolve %s: %s\n", u->host, ekv_strerror(rc));
+        break;
+    case EKV_EHTTP_CONNECT_REFUSED:
+    case EKV_EHTTP_CONNECT_TIMEOUT:
+        fprintf(stderr, "edgekv: cannot connect to %s: %s\n", url,
+                strerror(rc == EKV_EHTTP_CONNECT_REFUSED ? ECONNREFUSED : ETIMEDOUT));
+        break;
+    case EKV_EHTTP_CONNECT:
+        fprintf(stderr, "edgekv: cannot connect to %s: %s\n", url, ekv_strerror(rc));
+        break;
+    case EKV_ETIMEOUT:
+    case EKV_EHTTP_CLOSED:
+    case EKV_EHTTP_BAD_RESPONSE:
+    case EKV_EHTTP_RESP_HEADERS_TOO_LARGE:
+    case EKV_EHTTP_RESP_TOO_LARGE:
         fprintf(stderr, "edgekv: malformed or no response from %s\n", url);
-        free(buf);
-        return -1;
+        break;
+    default: /* a token that cannot go in a header, no memory */
+        fprintf(stderr, "edgekv: cannot send the request: %s\n", ekv_strerror(rc));
+        break;
     }
-    *body = strdup(sep + 4);
-    free(buf);
+out:
+    free(u);
+    free(with_scheme);
+    free(full);
+    free(auth);
     return status;
 }
 

@@ -3,7 +3,7 @@
  * the server is stopped (RocksDB allows one process per database; with the server running,
  * use the admin API: docs/API.md).
  */
-#include "server/cli/token.h"
+#include "server/cli/cli.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"

@@ -1,0 +1,20 @@
+/*
+ * server/cli/ - the administrative subcommands of the edgekv binary (server/main.c):
+ *
+ *   token.c   `edgekv token create|list|revoke`: on a stopped server's data dir (RocksDB
+ *             allows one process per database; with the server running, use the admin API)
+ *   status.c  `edgekv status` / `edgekv promote`: a running node's replication endpoints,
+ *             over the HTTP client's blocking helper (server/http/client.h)
+ *
+ * Each takes the arguments after its subcommand and returns the process exit code. The CLI
+ * is the top server layer: it may include server/node/, server/api/, server/http/ and below.
+ */
+#ifndef EKV_SERVER_CLI_CLI_H
+#define EKV_SERVER_CLI_CLI_H
+
+/* argv starts after "token". */
+int ekv_token_cli(int argc, char **argv);
+/* cmd is "status" or "promote"; argv holds the arguments after it. */
+int ekv_repl_cli(const char *cmd, int argc, char **argv);
+
+#endif
