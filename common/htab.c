@@ -25,9 +25,10 @@ uint64_t ekv_hash_bytes_seed(const void *p, size_t n, uint64_t seed)
 
 /* ---------------------------------------------------------------- allocation */
 
+/* Zero-filled (calloc: a large fresh array costs no page until a bucket is used). */
 static void *tab_alloc(const ekv_htab_t *t, size_t size)
 {
-    return t->alloc ? t->alloc->alloc(t->alloc->ctx, size) : malloc(size);
+    return t->alloc ? t->alloc->alloc(t->alloc->ctx, size) : calloc(1, size);
 }
 
 static void tab_free(const ekv_htab_t *t, void *p)
@@ -43,10 +44,7 @@ static ekv_hnode_t **buckets_new(const ekv_htab_t *t, size_t n)
 {
     if (n > SIZE_MAX / sizeof(ekv_hnode_t *))
         return NULL;
-    ekv_hnode_t **b = tab_alloc(t, n * sizeof(*b));
-    if (b)
-        memset(b, 0, n * sizeof(*b));
-    return b;
+    return tab_alloc(t, n * sizeof(ekv_hnode_t *));
 }
 
 /* ---------------------------------------------------------------- table */
@@ -88,6 +86,10 @@ static int resize(ekv_htab_t *t, size_t n)
     if (t->buckets) {
         size_t old = t->mask + 1;
         for (size_t i = 0; i < old; i++) {
+            /* the nodes are scattered in memory: ask for a head a few buckets ahead so the
+             * misses overlap (the rehash is bound by them) */
+            if (i + 8 < old && t->buckets[i + 8])
+                __builtin_prefetch(t->buckets[i + 8], 1);
             /* reverse the chain, then push each node on the front of its new bucket: every
              * new bucket gets its nodes in their old order, in one pass */
             ekv_hnode_t *rev = NULL;

@@ -26,9 +26,11 @@
  *    all at once, on the insert that makes count > buckets (load factor <= 1). All at once, not
  *    incrementally: a lookup then walks one array (the cached GET is the hottest path), and a
  *    doubling happens log2(n) times in a table's life; every table here is bounded (cache by
- *    bytes, flights / RPC calls by a max, catalog by limits). The rehash of 1M nodes costs a
- *    few ms (bench/micro/htab_bench.c reports it); a user that must not pause can
- *    ekv_htab_reserve() its expected size up front. The array never shrinks (deinit frees it).
+ *    bytes, flights / RPC calls by a max, catalog by limits). The price is one pause per
+ *    doubling, bound by one cache miss per node: ~20-40 ms for 512k nodes on the 2-core dev
+ *    machine (bench/micro/htab_bench.sh reports it), the same as the per-user tables this one
+ *    replaced. A user that must not pause ekv_htab_reserve()s its expected size up front (a
+ *    large array is calloc'd: its pages cost nothing until used). The array never shrinks.
  *  - Allocation failure: a growth that cannot allocate leaves the table valid and ungrown (the
  *    node is inserted anyway; chains get longer; the next insert tries again). The only
  *    failing insert is the very first, when no bucket array exists yet and none can be had:
@@ -77,7 +79,8 @@ typedef struct ekv_hnode_s {
 #define EKV_HTAB_ENTRY(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Optional allocator for the bucket array (and bytemap entries): memory accounting, failure
- * injection in tests. alloc returns uninitialised memory or NULL. */
+ * injection in tests. alloc returns zero-filled memory (like calloc(1, size)) or NULL. The
+ * default is calloc/free: a large reserve costs no memory until its buckets are used. */
 typedef struct {
     void *(*alloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *p);
@@ -88,7 +91,7 @@ typedef struct {
     ekv_hnode_t **buckets;         /* NULL until the first insert or reserve */
     size_t mask;                   /* buckets - 1 (0 while buckets is NULL) */
     size_t count;                  /* nodes in the table */
-    const ekv_htab_alloc_t *alloc; /* NULL = malloc/free */
+    const ekv_htab_alloc_t *alloc; /* NULL = calloc/free */
 } ekv_htab_t;
 
 #define EKV_HTAB_MIN_BUCKETS 16
@@ -98,7 +101,7 @@ typedef int (*ekv_htab_eq_fn)(const ekv_hnode_t *n, const void *key);
 
 /* An empty table; nothing allocated. */
 void ekv_htab_init(ekv_htab_t *t);
-/* The same with an allocator (a must outlive the table; NULL = malloc/free). */
+/* The same with an allocator (a must outlive the table; NULL = calloc/free). */
 void ekv_htab_init_alloc(ekv_htab_t *t, const ekv_htab_alloc_t *a);
 /* Free the bucket array; nodes are not touched. The table is empty (and reusable) after. */
 void ekv_htab_deinit(ekv_htab_t *t);

@@ -380,7 +380,7 @@ static void *fake_alloc_fn(void *ctx, size_t size)
     f->calls++;
     if (f->fail)
         return NULL;
-    void *p = malloc(size);
+    void *p = calloc(1, size);
     if (p)
         f->live++;
     return p;
