@@ -1,13 +1,15 @@
 /*
  * rpc_client.c - an edge's RPC link to one upstream (see rpc_client.h).
  *
- * Calls in flight live in a small hash table by id (answers come in any order) and in a FIFO
- * by send time (the oldest is the first to time out); the tick timer checks the FIFO head.
+ * Calls in flight live in a hash table by id (common/htab.h; answers come in any order) and
+ * in a FIFO by send time (the oldest is the first to time out); the tick timer checks the
+ * FIFO head.
  */
 #include "replication/rpc_client.h"
 
 #include "common/clock.h"
 #include "common/errors.h"
+#include "common/htab.h"
 #include "common/log.h"
 #include "replication/link.h"
 
@@ -15,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBUCKETS       1024
+#define CALLS_RESERVE  1024 /* buckets from the start: no rehash below this many calls */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define RPC_MAX_FRAME  (64u << 20)
@@ -25,7 +27,7 @@ typedef struct call_s {
     uint64_t sent_ns;
     ekv_rpc_cb cb;
     void *ctx;
-    struct call_s *hnext;       /* bucket chain */
+    ekv_hnode_t hnode;          /* in calls, by id */
     struct call_s *prev, *next; /* FIFO by send time */
 } call_t;
 
@@ -44,7 +46,7 @@ struct ekv_rpc_client_s {
     uint64_t next_id;
     uint64_t upstream_seq;
     uint64_t last_send_ns;
-    call_t *buckets[NBUCKETS];
+    ekv_htab_t calls; /* call_t.hnode by id */
     call_t *head, *tail;
     size_t inflight;
     uv_timer_t tick, backoff;
@@ -61,11 +63,7 @@ static void connect_now(ekv_rpc_client_t *c);
 
 static void call_unlink(ekv_rpc_client_t *c, call_t *k)
 {
-    call_t **pp = &c->buckets[k->id % NBUCKETS];
-    while (*pp && *pp != k)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = k->hnext;
+    ekv_htab_remove(&c->calls, &k->hnode);
     if (k->prev)
         k->prev->next = k->next;
     else
@@ -77,12 +75,15 @@ static void call_unlink(ekv_rpc_client_t *c, call_t *k)
     c->inflight--;
 }
 
+static int call_id_eq(const ekv_hnode_t *n, const void *id)
+{
+    return EKV_HTAB_ENTRY(n, call_t, hnode)->id == *(const uint64_t *)id;
+}
+
 static call_t *call_find(ekv_rpc_client_t *c, uint64_t id)
 {
-    for (call_t *k = c->buckets[id % NBUCKETS]; k; k = k->hnext)
-        if (k->id == id)
-            return k;
-    return NULL;
+    ekv_hnode_t *n = ekv_htab_find(&c->calls, ekv_hash_u64(id), call_id_eq, &id);
+    return n ? EKV_HTAB_ENTRY(n, call_t, hnode) : NULL;
 }
 
 static void fail_all(ekv_rpc_client_t *c, int err)
@@ -130,8 +131,7 @@ int ekv_rpc_call(ekv_rpc_client_t *c, Edgekv__Request *req, ekv_rpc_cb cb, void 
         return rc == EKV_EREPL_FRAME_TOO_LARGE ? EKV_ETOO_LARGE : EKV_EUPSTREAM;
     }
     c->last_send_ns = k->sent_ns;
-    k->hnext = c->buckets[k->id % NBUCKETS];
-    c->buckets[k->id % NBUCKETS] = k;
+    ekv_htab_insert(&c->calls, &k->hnode, ekv_hash_u64(k->id)); /* reserved: cannot fail */
     k->prev = c->tail;
     if (c->tail)
         c->tail->next = k;
@@ -305,6 +305,11 @@ int ekv_rpc_client_start(ekv_rpc_client_t **out, const ekv_rpc_client_opts_t *o)
     ekv_rpc_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return EKV_ENOMEM;
+    ekv_htab_init(&c->calls);
+    if (ekv_htab_reserve(&c->calls, CALLS_RESERVE)) {
+        free(c);
+        return EKV_ENOMEM;
+    }
     c->o = *o;
     if (c->o.timeout_ms <= 0)
         c->o.timeout_ms = 5000;
@@ -374,5 +379,8 @@ void ekv_rpc_client_stop(ekv_rpc_client_t *c, void (*done)(void *arg), void *arg
 
 void ekv_rpc_client_free(ekv_rpc_client_t *c)
 {
+    if (!c)
+        return;
+    ekv_htab_deinit(&c->calls); /* empty: stop failed every call */
     free(c);
 }

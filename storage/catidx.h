@@ -14,13 +14,14 @@
 #ifndef EKV_STORAGE_CATIDX_H
 #define EKV_STORAGE_CATIDX_H
 
-#include "storage/htab.h"
+#include "common/htab.h"
 #include "storage/ids.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
+    ekv_hnode_t by_id, by_title; /* the index's links */
     uint8_t nsid[EKV_NSID_LEN];
     char account_id[EKV_ID_HEX_LEN + 1];
     int64_t created_ms;
@@ -29,17 +30,20 @@ typedef struct {
 } ekv_catidx_ns_t;
 
 typedef struct {
+    ekv_hnode_t by_hash, by_id; /* the index's links (by_id only when id is not empty) */
     char hash[EKV_TOKEN_HASH_LEN + 1];
     char id[EKV_ID_HEX_LEN + 1];
     char account_id[EKV_ID_HEX_LEN + 1];
 } ekv_catidx_token_t;
 
+/* Namespaces and tokens are each one allocation, linked into two intrusive tables; the struct
+ * may be moved by value (ekv__catalog_index_load swaps a fresh index in). */
 typedef struct {
-    ekv_htab_t ns_by_id;    /* nsid -> ekv_catidx_ns_t (owned) */
-    ekv_htab_t ns_by_title; /* account_id "/" title -> ekv_catidx_ns_t (borrowed) */
-    ekv_htab_t ns_count;    /* account_id -> (uintptr_t) namespaces in the account */
-    ekv_htab_t tok_by_hash; /* hash -> ekv_catidx_token_t (owned) */
-    ekv_htab_t tok_by_id;   /* id -> ekv_catidx_token_t (borrowed) */
+    ekv_htab_t ns_by_id;    /* nsid -> ekv_catidx_ns_t.by_id (owns the namespaces) */
+    ekv_htab_t ns_by_title; /* (account_id, title) -> ekv_catidx_ns_t.by_title */
+    ekv_bytemap_t ns_count; /* account_id -> (uintptr_t) namespaces in the account */
+    ekv_htab_t tok_by_hash; /* hash -> ekv_catidx_token_t.by_hash (owns the tokens) */
+    ekv_htab_t tok_by_id;   /* id -> ekv_catidx_token_t.by_id */
 } ekv_catidx_t;
 
 void ekv_catidx_init(ekv_catidx_t *x);
