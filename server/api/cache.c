@@ -2,12 +2,11 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+
+#define CACHE_RESERVE 1024 /* buckets from the start; grows (common/htab) with the entries */
 
 struct ekv_cache_s {
-    ekv_cache_entry_t **buckets;
-    size_t nbuckets; /* power of two */
-    size_t entries;
+    ekv_htab_t tab; /* ekv_cache_entry_t.hnode by (nsid, key); its count = entries */
     size_t bytes, max_bytes, max_entry_bytes;
     ekv_cache_entry_t *lru_head, *lru_tail; /* head = most recent */
     uint64_t gen;
@@ -18,7 +17,7 @@ struct ekv_cache_s {
 
 uint64_t ekv_cache_key_hash(const uint8_t nsid[16], const char *key, size_t len)
 {
-    return XXH3_64bits_withSeed(key, len, XXH3_64bits(nsid, 16));
+    return ekv_hash_bytes_seed(key, len, ekv_hash_bytes(nsid, 16));
 }
 
 ekv_cache_t *ekv_cache_new(size_t max_bytes, size_t max_entry_bytes)
@@ -26,9 +25,8 @@ ekv_cache_t *ekv_cache_new(size_t max_bytes, size_t max_entry_bytes)
     ekv_cache_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->nbuckets = 1024;
-    c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
-    if (!c->buckets) {
+    ekv_htab_init(&c->tab);
+    if (ekv_htab_reserve(&c->tab, CACHE_RESERVE)) { /* inserts can no longer fail */
         free(c);
         return NULL;
     }
@@ -75,14 +73,9 @@ static void lru_push_front(ekv_cache_t *c, ekv_cache_entry_t *e)
 /* Remove from table and LRU and drop the table's reference. */
 static void entry_remove(ekv_cache_t *c, ekv_cache_entry_t *e)
 {
-    ekv_cache_entry_t **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = e->hnext;
+    ekv_htab_remove(&c->tab, &e->hnode);
     lru_unlink(c, e);
     e->linked = 0;
-    c->entries--;
     c->bytes -= e->key_len + e->value_len + ENTRY_OVERHEAD;
     entry_unref(e);
 }
@@ -93,19 +86,31 @@ void ekv_cache_free(ekv_cache_t *c)
         return;
     while (c->lru_head)
         entry_remove(c, c->lru_head);
-    free(c->buckets);
+    ekv_htab_deinit(&c->tab);
     free(c);
+}
+
+typedef struct {
+    const uint8_t *nsid;
+    const char *key;
+    size_t len;
+} cache_key_t;
+
+/* Inlined into ekv_htab_find (static, visible): the hit path makes no indirect call. */
+static int entry_eq(const ekv_hnode_t *n, const void *key)
+{
+    const ekv_cache_entry_t *e = EKV_HTAB_ENTRY(n, ekv_cache_entry_t, hnode);
+    const cache_key_t *k = key;
+    return e->key_len == k->len + 16 && memcmp(e->data, k->nsid, 16) == 0 &&
+           memcmp(e->data + 16, k->key, k->len) == 0;
 }
 
 static ekv_cache_entry_t *lookup(ekv_cache_t *c, uint64_t h, const uint8_t nsid[16],
                                  const char *key, size_t len)
 {
-    for (ekv_cache_entry_t *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext) {
-        if (e->hash == h && e->key_len == len + 16 && memcmp(e->data, nsid, 16) == 0 &&
-            memcmp(e->data + 16, key, len) == 0)
-            return e;
-    }
-    return NULL;
+    cache_key_t k = {nsid, key, len};
+    ekv_hnode_t *n = ekv_htab_find(&c->tab, h, entry_eq, &k);
+    return n ? EKV_HTAB_ENTRY(n, ekv_cache_entry_t, hnode) : NULL;
 }
 
 ekv_cache_entry_t *ekv_cache_get(ekv_cache_t *c, const uint8_t nsid[16], const char *key,
@@ -130,28 +135,10 @@ ekv_cache_entry_t *ekv_cache_get(ekv_cache_t *c, const uint8_t nsid[16], const c
     return e;
 }
 
-static void grow(ekv_cache_t *c)
-{
-    size_t nb = c->nbuckets * 2;
-    ekv_cache_entry_t **b = calloc(nb, sizeof(*b));
-    if (!b)
-        return;
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        for (ekv_cache_entry_t *e = c->buckets[i], *next; e; e = next) {
-            next = e->hnext;
-            e->hnext = b[e->hash & (nb - 1)];
-            b[e->hash & (nb - 1)] = e;
-        }
-    }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = nb;
-}
-
 void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len)
 {
     c->gen++;
-    if (!c->entries)
+    if (!ekv_htab_count(&c->tab))
         return;
     ekv_cache_entry_t *e = lookup(c, ekv_cache_key_hash(nsid, key, key_len), nsid, key, key_len);
     if (e)
@@ -176,7 +163,7 @@ void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, s
     if (!e)
         return;
     memset(e, 0, sizeof(*e));
-    e->hash = ekv_cache_key_hash(nsid, key, key_len);
+    uint64_t h = ekv_cache_key_hash(nsid, key, key_len);
     e->refs = 1;
     e->linked = 1;
     e->expiration = expiration;
@@ -193,13 +180,8 @@ void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, s
         entry_remove(c, c->lru_tail);
         c->st.evictions++;
     }
-    if (c->entries >= c->nbuckets)
-        grow(c);
-    size_t b = e->hash & (c->nbuckets - 1);
-    e->hnext = c->buckets[b];
-    c->buckets[b] = e;
+    ekv_htab_insert(&c->tab, &e->hnode, h); /* reserved in ekv_cache_new: cannot fail */
     lru_push_front(c, e);
-    c->entries++;
     c->bytes += cost;
     c->st.inserts++;
 }
@@ -237,5 +219,5 @@ void ekv_cache_stats(const ekv_cache_t *c, ekv_cache_stats_t *out)
 {
     *out = c->st;
     out->bytes = c->bytes;
-    out->entries = c->entries;
+    out->entries = ekv_htab_count(&c->tab);
 }

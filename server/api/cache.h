@@ -17,15 +17,16 @@
 #ifndef EKV_SERVER_API_CACHE_H
 #define EKV_SERVER_API_CACHE_H
 
+#include "common/htab.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct ekv_cache_s ekv_cache_t;
 
 typedef struct ekv_cache_entry_s {
-    struct ekv_cache_entry_s *hnext;         /* hash chain */
+    ekv_hnode_t hnode;                       /* in the cache's table (hash: ekv_cache_key_hash) */
     struct ekv_cache_entry_s *lprev, *lnext; /* LRU list */
-    uint64_t hash;
     int refs;
     int linked;
     int64_t expiration;     /* unix s, 0 = never */

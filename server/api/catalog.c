@@ -1,54 +1,139 @@
 #include "server/api/catalog.h"
 #include "common/errors.h"
+#include "common/htab.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* A growable array of fixed-size records; lookups are linear over at most a few thousand
- * entries, done once per request on the loop thread. */
+/*
+ * Every account, token and namespace is one allocation (a record) with the links of its hash
+ * indexes (common/htab.h, intrusive), so a lookup per request is O(1) and a returned pointer
+ * stays valid until that record is removed or replaced. A vector of record pointers keeps
+ * the insertion order for the index-based accessors (_at) and listing.
+ */
 typedef struct {
-    void *items;
-    size_t n, cap, size;
-} vec_t;
+    ekv_hnode_t by_id;
+    ekv_account_t a;
+} acct_rec_t;
+
+typedef struct {
+    ekv_hnode_t by_hash, by_id; /* by_id only when t.id is not empty */
+    ekv_token_t t;
+} tok_rec_t;
+
+typedef struct {
+    ekv_hnode_t by_id, by_title;
+    ekv_namespace_t ns;
+} ns_rec_t;
+
+typedef struct {
+    void **items;
+    size_t n, cap;
+} ptrvec_t;
 
 struct ekv_catalog_s {
-    vec_t accounts; /* ekv_account_t */
-    vec_t tokens;   /* ekv_token_t */
-    vec_t ns;       /* ekv_namespace_t */
+    ptrvec_t accounts; /* acct_rec_t *, insertion order */
+    ptrvec_t tokens;   /* tok_rec_t * */
+    ptrvec_t ns;       /* ns_rec_t * */
+    ekv_htab_t acct_by_id, tok_by_hash, tok_by_id, ns_by_id, ns_by_title;
 };
 
-static void *vec_at(const vec_t *v, size_t i)
-{
-    return (char *)v->items + i * v->size;
-}
-
-static void *vec_push(vec_t *v)
+static int ptrvec_push(ptrvec_t *v, void *p)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 16;
-        void *p = realloc(v->items, cap * v->size);
-        if (!p)
-            return NULL;
-        v->items = p;
+        void **items = realloc(v->items, cap * sizeof(*items));
+        if (!items)
+            return EKV_ENOMEM;
+        v->items = items;
         v->cap = cap;
     }
-    return vec_at(v, v->n++);
+    v->items[v->n++] = p;
+    return 0;
 }
 
-static void vec_remove(vec_t *v, size_t i)
+/* Keeps the order (token listing and "the first account" depend on it). */
+static void ptrvec_remove(ptrvec_t *v, const void *p)
 {
-    memmove(vec_at(v, i), vec_at(v, i + 1), (v->n - i - 1) * v->size);
-    v->n--;
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->items[i] == p) {
+            memmove(&v->items[i], &v->items[i + 1], (v->n - i - 1) * sizeof(*v->items));
+            v->n--;
+            return;
+        }
+    }
 }
+
+/* ---- keys: hashes and equality callbacks ---- */
+
+static uint64_t hash_str(const char *s)
+{
+    return ekv_hash_bytes(s, strlen(s));
+}
+
+static int acct_id_eq(const ekv_hnode_t *n, const void *id)
+{
+    return strcmp(EKV_HTAB_ENTRY(n, acct_rec_t, by_id)->a.id, id) == 0;
+}
+
+/* The token hash key is its first EKV_TOKEN_HASH_LEN bytes (callers pass hex SHA-256). */
+static uint64_t hash_token_hash(const char *hash)
+{
+    return ekv_hash_bytes(hash, EKV_TOKEN_HASH_LEN);
+}
+
+static int tok_hash_eq(const ekv_hnode_t *n, const void *hash)
+{
+    return memcmp(EKV_HTAB_ENTRY(n, tok_rec_t, by_hash)->t.hash, hash, EKV_TOKEN_HASH_LEN) == 0;
+}
+
+typedef struct {
+    const char *account_id; /* NULL: any account */
+    const char *s;          /* id or title */
+} owned_key_t;
+
+static int tok_id_eq(const ekv_hnode_t *n, const void *key)
+{
+    const ekv_token_t *t = &EKV_HTAB_ENTRY(n, tok_rec_t, by_id)->t;
+    const owned_key_t *k = key;
+    return strcmp(t->id, k->s) == 0 &&
+           (!k->account_id || strcmp(t->account_id, k->account_id) == 0);
+}
+
+static int ns_id_eq(const ekv_hnode_t *n, const void *id)
+{
+    return strcmp(EKV_HTAB_ENTRY(n, ns_rec_t, by_id)->ns.id, id) == 0;
+}
+
+static uint64_t hash_title(const char *account_id, const char *title)
+{
+    return ekv_hash_bytes_seed(title, strlen(title), hash_str(account_id));
+}
+
+static int ns_title_eq(const ekv_hnode_t *n, const void *key)
+{
+    const ekv_namespace_t *ns = &EKV_HTAB_ENTRY(n, ns_rec_t, by_title)->ns;
+    const owned_key_t *k = key;
+    return strcmp(ns->title, k->s) == 0 && strcmp(ns->account_id, k->account_id) == 0;
+}
+
+/* ---- lifecycle ---- */
 
 ekv_catalog_t *ekv_catalog_new(void)
 {
     ekv_catalog_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->accounts.size = sizeof(ekv_account_t);
-    c->tokens.size = sizeof(ekv_token_t);
-    c->ns.size = sizeof(ekv_namespace_t);
+    ekv_htab_t *tabs[] = {&c->acct_by_id, &c->tok_by_hash, &c->tok_by_id, &c->ns_by_id,
+                          &c->ns_by_title};
+    for (size_t i = 0; i < sizeof(tabs) / sizeof(tabs[0]); i++)
+        ekv_htab_init(tabs[i]);
+    for (size_t i = 0; i < sizeof(tabs) / sizeof(tabs[0]); i++) {
+        if (ekv_htab_reserve(tabs[i], 1)) { /* from here on inserts cannot fail */
+            ekv_catalog_free(c);
+            return NULL;
+        }
+    }
     return c;
 }
 
@@ -56,9 +141,20 @@ void ekv_catalog_free(ekv_catalog_t *c)
 {
     if (!c)
         return;
+    for (size_t i = 0; i < c->accounts.n; i++)
+        free(c->accounts.items[i]);
+    for (size_t i = 0; i < c->tokens.n; i++)
+        free(c->tokens.items[i]);
+    for (size_t i = 0; i < c->ns.n; i++)
+        free(c->ns.items[i]);
     free(c->accounts.items);
     free(c->tokens.items);
     free(c->ns.items);
+    ekv_htab_deinit(&c->acct_by_id);
+    ekv_htab_deinit(&c->tok_by_hash);
+    ekv_htab_deinit(&c->tok_by_id);
+    ekv_htab_deinit(&c->ns_by_id);
+    ekv_htab_deinit(&c->ns_by_title);
     free(c);
 }
 
@@ -88,23 +184,35 @@ void ekv_catalog_add_entry(ekv_catalog_t *c, const char *key, size_t klen, const
     ekv_store_catalog_visit_entry(key, klen, val, vlen, &v);
 }
 
+/* ---- accounts ---- */
+
+static acct_rec_t *acct_find(const ekv_catalog_t *c, const char *id)
+{
+    ekv_hnode_t *n = ekv_htab_find(&c->acct_by_id, hash_str(id), acct_id_eq, id);
+    return n ? EKV_HTAB_ENTRY(n, acct_rec_t, by_id) : NULL;
+}
+
 void ekv_catalog_put_account(ekv_catalog_t *c, const ekv_account_t *a)
 {
-    ekv_account_t *slot = (ekv_account_t *)ekv_catalog_find_account(c, a->id);
-    if (!slot)
-        slot = vec_push(&c->accounts);
-    if (slot)
-        *slot = *a;
+    acct_rec_t *r = acct_find(c, a->id);
+    if (r) { /* same id: same key */
+        r->a = *a;
+        return;
+    }
+    if (!(r = malloc(sizeof(*r))))
+        return;
+    r->a = *a;
+    if (ptrvec_push(&c->accounts, r)) {
+        free(r);
+        return;
+    }
+    ekv_htab_insert(&c->acct_by_id, &r->by_id, hash_str(r->a.id));
 }
 
 const ekv_account_t *ekv_catalog_find_account(const ekv_catalog_t *c, const char *id)
 {
-    for (size_t i = 0; i < c->accounts.n; i++) {
-        const ekv_account_t *a = vec_at(&c->accounts, i);
-        if (strcmp(a->id, id) == 0)
-            return a;
-    }
-    return NULL;
+    acct_rec_t *r = acct_find(c, id);
+    return r ? &r->a : NULL;
 }
 
 size_t ekv_catalog_account_count(const ekv_catalog_t *c)
@@ -114,47 +222,62 @@ size_t ekv_catalog_account_count(const ekv_catalog_t *c)
 
 const ekv_account_t *ekv_catalog_account_at(const ekv_catalog_t *c, size_t i)
 {
-    return i < c->accounts.n ? vec_at(&c->accounts, i) : NULL;
+    return i < c->accounts.n ? &((acct_rec_t *)c->accounts.items[i])->a : NULL;
+}
+
+/* ---- tokens ---- */
+
+static tok_rec_t *tok_find(const ekv_catalog_t *c, const char *hash)
+{
+    ekv_hnode_t *n = ekv_htab_find(&c->tok_by_hash, hash_token_hash(hash), tok_hash_eq, hash);
+    return n ? EKV_HTAB_ENTRY(n, tok_rec_t, by_hash) : NULL;
 }
 
 void ekv_catalog_put_token(ekv_catalog_t *c, const ekv_token_t *t)
 {
-    ekv_token_t *slot = (ekv_token_t *)ekv_catalog_find_token(c, t->hash);
-    if (!slot)
-        slot = vec_push(&c->tokens);
-    if (slot)
-        *slot = *t;
+    tok_rec_t *r = tok_find(c, t->hash);
+    if (r) { /* same hash; the id may change: relink it */
+        if (r->t.id[0])
+            ekv_htab_remove(&c->tok_by_id, &r->by_id);
+        r->t = *t;
+    } else {
+        if (!(r = malloc(sizeof(*r))))
+            return;
+        r->t = *t;
+        if (ptrvec_push(&c->tokens, r)) {
+            free(r);
+            return;
+        }
+        ekv_htab_insert(&c->tok_by_hash, &r->by_hash, hash_token_hash(r->t.hash));
+    }
+    if (r->t.id[0])
+        ekv_htab_insert(&c->tok_by_id, &r->by_id, hash_str(r->t.id));
 }
 
 void ekv_catalog_remove_token(ekv_catalog_t *c, const char *hash)
 {
-    for (size_t i = 0; i < c->tokens.n; i++) {
-        if (strcmp(((ekv_token_t *)vec_at(&c->tokens, i))->hash, hash) == 0) {
-            vec_remove(&c->tokens, i);
-            return;
-        }
-    }
+    tok_rec_t *r = tok_find(c, hash);
+    if (!r)
+        return;
+    ekv_htab_remove(&c->tok_by_hash, &r->by_hash);
+    if (r->t.id[0])
+        ekv_htab_remove(&c->tok_by_id, &r->by_id);
+    ptrvec_remove(&c->tokens, r);
+    free(r);
 }
 
 const ekv_token_t *ekv_catalog_find_token(const ekv_catalog_t *c, const char *hash)
 {
-    for (size_t i = 0; i < c->tokens.n; i++) {
-        const ekv_token_t *t = vec_at(&c->tokens, i);
-        if (memcmp(t->hash, hash, EKV_TOKEN_HASH_LEN) == 0)
-            return t;
-    }
-    return NULL;
+    tok_rec_t *r = tok_find(c, hash);
+    return r ? &r->t : NULL;
 }
 
 const ekv_token_t *ekv_catalog_find_token_by_id(const ekv_catalog_t *c, const char *account_id,
                                                 const char *id)
 {
-    for (size_t i = 0; i < c->tokens.n; i++) {
-        const ekv_token_t *t = vec_at(&c->tokens, i);
-        if (strcmp(t->id, id) == 0 && strcmp(t->account_id, account_id) == 0)
-            return t;
-    }
-    return NULL;
+    owned_key_t k = {account_id, id};
+    ekv_hnode_t *n = ekv_htab_find(&c->tok_by_id, hash_str(id), tok_id_eq, &k);
+    return n ? &EKV_HTAB_ENTRY(n, tok_rec_t, by_id)->t : NULL;
 }
 
 size_t ekv_catalog_token_count(const ekv_catalog_t *c)
@@ -164,61 +287,74 @@ size_t ekv_catalog_token_count(const ekv_catalog_t *c)
 
 const ekv_token_t *ekv_catalog_token_at(const ekv_catalog_t *c, size_t i)
 {
-    return i < c->tokens.n ? vec_at(&c->tokens, i) : NULL;
+    return i < c->tokens.n ? &((tok_rec_t *)c->tokens.items[i])->t : NULL;
 }
 
-static ekv_namespace_t *find_ns_any(const ekv_catalog_t *c, const char *id)
+/* ---- namespaces ---- */
+
+static ns_rec_t *ns_find(const ekv_catalog_t *c, const char *id)
 {
-    for (size_t i = 0; i < c->ns.n; i++) {
-        ekv_namespace_t *ns = vec_at(&c->ns, i);
-        if (strcmp(ns->id, id) == 0)
-            return ns;
-    }
-    return NULL;
+    ekv_hnode_t *n = ekv_htab_find(&c->ns_by_id, hash_str(id), ns_id_eq, id);
+    return n ? EKV_HTAB_ENTRY(n, ns_rec_t, by_id) : NULL;
 }
 
 void ekv_catalog_put_ns(ekv_catalog_t *c, const ekv_namespace_t *ns)
 {
-    ekv_namespace_t *slot = find_ns_any(c, ns->id);
-    if (!slot)
-        slot = vec_push(&c->ns);
-    if (slot)
-        *slot = *ns;
+    ns_rec_t *r = ns_find(c, ns->id);
+    if (r) { /* same id; the title (rename) may change: relink it */
+        ekv_htab_remove(&c->ns_by_title, &r->by_title);
+        r->ns = *ns;
+    } else {
+        if (!(r = malloc(sizeof(*r))))
+            return;
+        r->ns = *ns;
+        if (ptrvec_push(&c->ns, r)) {
+            free(r);
+            return;
+        }
+        ekv_htab_insert(&c->ns_by_id, &r->by_id, hash_str(r->ns.id));
+    }
+    ekv_htab_insert(&c->ns_by_title, &r->by_title, hash_title(r->ns.account_id, r->ns.title));
 }
 
 void ekv_catalog_remove_ns(ekv_catalog_t *c, const char *id)
 {
-    for (size_t i = 0; i < c->ns.n; i++) {
-        if (strcmp(((ekv_namespace_t *)vec_at(&c->ns, i))->id, id) == 0) {
-            vec_remove(&c->ns, i);
-            return;
-        }
-    }
+    ns_rec_t *r = ns_find(c, id);
+    if (!r)
+        return;
+    ekv_htab_remove(&c->ns_by_id, &r->by_id);
+    ekv_htab_remove(&c->ns_by_title, &r->by_title);
+    ptrvec_remove(&c->ns, r);
+    free(r);
 }
 
 const ekv_namespace_t *ekv_catalog_find_ns(const ekv_catalog_t *c, const char *account_id,
                                            const char *id)
 {
-    const ekv_namespace_t *ns = find_ns_any(c, id);
-    return ns && strcmp(ns->account_id, account_id) == 0 ? ns : NULL;
+    const ns_rec_t *r = ns_find(c, id);
+    return r && strcmp(r->ns.account_id, account_id) == 0 ? &r->ns : NULL;
 }
 
 const ekv_namespace_t *ekv_catalog_find_ns_title(const ekv_catalog_t *c, const char *account_id,
                                                  const char *title)
 {
-    for (size_t i = 0; i < c->ns.n; i++) {
-        const ekv_namespace_t *ns = vec_at(&c->ns, i);
-        if (strcmp(ns->account_id, account_id) == 0 && strcmp(ns->title, title) == 0)
-            return ns;
-    }
-    return NULL;
+    owned_key_t k = {account_id, title};
+    ekv_hnode_t *n = ekv_htab_find(&c->ns_by_title, hash_title(account_id, title), ns_title_eq, &k);
+    return n ? &EKV_HTAB_ENTRY(n, ns_rec_t, by_title)->ns : NULL;
 }
 
+static const ekv_namespace_t *ns_at(const ekv_catalog_t *c, size_t i)
+{
+    return &((const ns_rec_t *)c->ns.items[i])->ns;
+}
+
+/* A scan: only namespace creation (the per-account limit) and listing ask, never a request
+ * on a namespace. */
 size_t ekv_catalog_ns_count(const ekv_catalog_t *c, const char *account_id)
 {
     size_t n = 0;
     for (size_t i = 0; i < c->ns.n; i++)
-        n += strcmp(((ekv_namespace_t *)vec_at(&c->ns, i))->account_id, account_id) == 0;
+        n += strcmp(ns_at(c, i)->account_id, account_id) == 0;
     return n;
 }
 
@@ -246,7 +382,7 @@ int ekv_catalog_list_ns(const ekv_catalog_t *c, const char *account_id, ekv_ns_o
         return EKV_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < c->ns.n; i++) {
-        const ekv_namespace_t *ns = vec_at(&c->ns, i);
+        const ekv_namespace_t *ns = ns_at(c, i);
         if (strcmp(ns->account_id, account_id) == 0)
             arr[k++] = ns;
     }

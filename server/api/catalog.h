@@ -4,8 +4,9 @@
  *
  * Loaded from the store at start-up; afterwards changed only after the committer has made
  * a catalog write durable (so it never shows uncommitted state). Loop thread only.
- * Sizes are small (tokens, <= 1,000 namespaces per account): lookups are linear scans and
- * listing sorts on demand.
+ * Lookups (account by id, token by hash or id, namespace by id or (account, title)) are hash
+ * lookups (common/htab.h); listing sorts on demand. A returned pointer stays valid until that
+ * record is removed or replaced.
  */
 #ifndef EKV_SERVER_API_CATALOG_H
 #define EKV_SERVER_API_CATALOG_H

@@ -22,6 +22,11 @@ int ekv_edge_start(ekv_node_t *n)
         return -1;
     e->app = app;
     e->node = n;
+    ekv_htab_init(&e->flights);
+    if (ekv_htab_reserve(&e->flights, FLIGHT_RESERVE)) {
+        free(e);
+        return -1;
+    }
     e->ttl_ms = cfg->cache_ttl_s * 1000;
     e->stale_ms = cfg->stale_if_error_s * 1000;
     e->max_fetches = (size_t)cfg->edge_max_fetches;
@@ -36,12 +41,14 @@ int ekv_edge_start(ekv_node_t *n)
     if (ekv_repl_parse_addr(cfg->primary, host, sizeof(host), &port)) {
         ekv_log_error("an edge needs --primary HOST:PORT (the primary's --repl-listen)",
                       "value=\"%s\"", cfg->primary);
+        ekv_htab_deinit(&e->flights);
         free(e);
         return -1;
     }
     o.host = host;
     o.port = port;
     if (ekv_rpc_client_start(&e->primary, &o)) {
+        ekv_htab_deinit(&e->flights);
         free(e);
         return -1;
     }
@@ -82,7 +89,7 @@ int ekv_edge_start(ekv_node_t *n)
 void ekv_edge_stats(const ekv_edge_t *e, ekv_edge_stats_t *out)
 {
     *out = e->st;
-    out->inflight_fetches = e->nflights;
+    out->inflight_fetches = ekv_htab_count(&e->flights);
 }
 
 size_t ekv_edge_upstreams(const ekv_edge_t *e, ekv_edge_upstream_t *out, size_t cap)
@@ -145,5 +152,6 @@ void ekv_edge_free(ekv_edge_t *e)
     ekv_rpc_client_free(e->primary);
     for (int i = 0; i < e->nreplicas; i++)
         ekv_rpc_client_free(e->replicas[i]);
+    ekv_htab_deinit(&e->flights); /* empty: stopping the clients finished every fetch */
     free(e);
 }

@@ -6,6 +6,7 @@
 #ifndef EKV_SERVER_NODE_EDGE_EDGE_INT_H
 #define EKV_SERVER_NODE_EDGE_EDGE_INT_H
 
+#include "common/htab.h"
 #include "replication/rpc_client.h"
 #include "server/node/edge/edge.h"
 #include "server/node/node.h"
@@ -13,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAX_UPSTREAMS   17 /* the primary + 16 replicas */
-#define FLIGHT_BUCKETS  1024
+#define MAX_UPSTREAMS   17   /* the primary + 16 replicas */
+#define FLIGHT_RESERVE  1024 /* buckets from the start (the table grows past them) */
 #define MIN_CACHE_TTL_S 30
 
 typedef struct waiter_s {
@@ -25,15 +26,14 @@ typedef struct waiter_s {
 /* One upstream fetch of a value, shared by every request for the same key meanwhile. */
 typedef struct flight_s {
     ekv_edge_t *edge;
+    ekv_hnode_t hnode; /* in flights, by (nsid, key): hash = ekv_cache_key_hash */
     uint8_t nsid[EKV_NSID_LEN];
     char *key;
     size_t key_len;
-    uint64_t hash;
     int dirty;      /* the key changed while the fetch was on its way: do not cache it */
     int64_t ttl_ms; /* of the first request */
     waiter_t *waiters;
     size_t nwaiters;
-    struct flight_s *hnext;
 } flight_t;
 
 /* A successful catalog write (namespace, token) whose reply waits until this edge's change
@@ -77,8 +77,7 @@ struct ekv_edge_s {
     held_t *held;
     uv_timer_t hold_timer;
     int hold_timer_on;
-    flight_t *flights[FLIGHT_BUCKETS];
-    size_t nflights;
+    ekv_htab_t flights; /* flight_t.hnode: one fetch per (nsid, key) */
     int stopping, clients_open;
     void (*stop_done)(void *);
     void *stop_arg;

@@ -16,14 +16,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static flight_t **flight_slot(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const char *key,
-                              size_t len, uint64_t h)
+typedef struct {
+    const uint8_t *nsid;
+    const char *key;
+    size_t len;
+} flight_key_t;
+
+static int flight_eq(const ekv_hnode_t *n, const void *key)
 {
-    flight_t **pp = &e->flights[h % FLIGHT_BUCKETS];
-    while (*pp && !((*pp)->hash == h && (*pp)->key_len == len &&
-                    !memcmp((*pp)->nsid, nsid, EKV_NSID_LEN) && !memcmp((*pp)->key, key, len)))
-        pp = &(*pp)->hnext;
-    return pp;
+    const flight_t *f = EKV_HTAB_ENTRY(n, flight_t, hnode);
+    const flight_key_t *k = key;
+    return f->key_len == k->len && !memcmp(f->nsid, k->nsid, EKV_NSID_LEN) &&
+           !memcmp(f->key, k->key, k->len);
+}
+
+/* The fetch in flight for (nsid, key) (h = its ekv_cache_key_hash), or NULL. */
+static flight_t *flight_find(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                             size_t len, uint64_t h)
+{
+    flight_key_t k = {nsid, key, len};
+    ekv_hnode_t *n = ekv_htab_find(&e->flights, h, flight_eq, &k);
+    return n ? EKV_HTAB_ENTRY(n, flight_t, hnode) : NULL;
 }
 
 /* "expiration: N" in a relayed value reply's header lines. */
@@ -47,10 +60,7 @@ void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
 {
     ekv_edge_t *e = f->edge;
     ekv_app_t *app = e->app;
-    flight_t **pp = flight_slot(e, f->nsid, f->key, f->key_len, f->hash);
-    if (*pp == f)
-        *pp = f->hnext;
-    e->nflights--;
+    ekv_htab_remove(&e->flights, &f->hnode);
     int64_t now_ms = ekv_clock_now_ms();
     if (r && !f->dirty) {
         if (r->status == 200)
@@ -123,7 +133,8 @@ void ekv__edge_value_get(ekv_call_t *c)
         answer_from_entry(req, ce);
         return;
     }
-    if (ce && e->nflights >= e->max_fetches && ce->fresh_until_ms + e->stale_ms > now_ms) {
+    if (ce && ekv_htab_count(&e->flights) >= e->max_fetches &&
+        ce->fresh_until_ms + e->stale_ms > now_ms) {
         /* refill is rate-limited (below): meanwhile an expired entry is better than a 503 */
         free(key);
         e->st.stale_served++;
@@ -135,7 +146,7 @@ void ekv__edge_value_get(ekv_call_t *c)
     e->st.misses++;
     ekv_cache_note_miss(app->cache);
     uint64_t h = ekv_cache_key_hash(c->nsid, key, klen);
-    flight_t **pp = flight_slot(e, c->nsid, key, klen, h);
+    flight_t *f = flight_find(e, c->nsid, key, klen, h);
     waiter_t *w = calloc(1, sizeof(*w));
     if (!w) {
         free(key);
@@ -143,8 +154,7 @@ void ekv__edge_value_get(ekv_call_t *c)
         return;
     }
     w->req = req;
-    if (*pp) { /* a fetch for this key is on its way: wait for it */
-        flight_t *f = *pp;
+    if (f) { /* a fetch for this key is on its way: wait for it */
         w->next = f->waiters;
         f->waiters = w;
         f->nwaiters++;
@@ -152,7 +162,7 @@ void ekv__edge_value_get(ekv_call_t *c)
         free(key);
         return;
     }
-    if (e->nflights >= e->max_fetches) {
+    if (ekv_htab_count(&e->flights) >= e->max_fetches) {
         /* refill is rate-limited: never more than max_fetches upstream fetches at once (after
          * an outage every edge would otherwise refill its whole cache at the same moment) */
         free(w);
@@ -161,7 +171,7 @@ void ekv__edge_value_get(ekv_call_t *c)
         ekv_reply_busy_msg(req, EKV_EBUSY, "too many cache misses in flight at this edge");
         return;
     }
-    flight_t *f = calloc(1, sizeof(*f));
+    f = calloc(1, sizeof(*f));
     call_t *cl = calloc(1, sizeof(*cl));
     if (!f || !cl) {
         free(f);
@@ -175,12 +185,10 @@ void ekv__edge_value_get(ekv_call_t *c)
     memcpy(f->nsid, c->nsid, EKV_NSID_LEN);
     f->key = key;
     f->key_len = klen;
-    f->hash = h;
     f->ttl_ms = ttl_ms;
     f->waiters = w;
     f->nwaiters = 1;
-    *pp = f;
-    e->nflights++;
+    ekv_htab_insert(&e->flights, &f->hnode, h); /* reserved at start: cannot fail */
     e->st.upstream_fetches++;
     cl->edge = e;
     cl->flight = f;
@@ -194,16 +202,19 @@ void ekv__edge_value_get(ekv_call_t *c)
 void ekv_edge_invalidated(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], const char *key,
                           size_t len)
 {
-    if (!e->nflights)
+    if (!ekv_htab_count(&e->flights))
         return;
     if (key) {
-        flight_t **pp = flight_slot(e, nsid, key, len, ekv_cache_key_hash(nsid, key, len));
-        if (*pp)
-            (*pp)->dirty = 1;
+        flight_t *f = flight_find(e, nsid, key, len, ekv_cache_key_hash(nsid, key, len));
+        if (f)
+            f->dirty = 1;
         return;
     }
-    for (size_t b = 0; b < FLIGHT_BUCKETS; b++)
-        for (flight_t *f = e->flights[b]; f; f = f->hnext)
-            if (!nsid || !memcmp(f->nsid, nsid, EKV_NSID_LEN))
-                f->dirty = 1;
+    ekv_htab_iter_t it;
+    ekv_htab_iter_init(&it, &e->flights);
+    for (ekv_hnode_t *n; (n = ekv_htab_iter_next(&it));) {
+        flight_t *f = EKV_HTAB_ENTRY(n, flight_t, hnode);
+        if (!nsid || !memcmp(f->nsid, nsid, EKV_NSID_LEN))
+            f->dirty = 1;
+    }
 }
