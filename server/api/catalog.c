@@ -229,6 +229,10 @@ const ekv_account_t *ekv_catalog_account_at(const ekv_catalog_t *c, size_t i)
 
 static tok_rec_t *tok_find(const ekv_catalog_t *c, const char *hash)
 {
+    /* a hash from the wire (a replicated revocation) may be of any length: only a full
+     * 64-character hash can match (the hash and compare read exactly that many bytes) */
+    if (strnlen(hash, EKV_TOKEN_HASH_LEN + 1) != EKV_TOKEN_HASH_LEN)
+        return NULL;
     ekv_hnode_t *n = ekv_htab_find(&c->tok_by_hash, hash_token_hash(hash), tok_hash_eq, hash);
     return n ? EKV_HTAB_ENTRY(n, tok_rec_t, by_hash) : NULL;
 }

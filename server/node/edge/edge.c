@@ -36,46 +36,45 @@ int ekv_edge_start(ekv_node_t *n)
     o.timeout_ms = (int)cfg->upstream_timeout_ms;
     o.link_timeout_ms = (int)cfg->repl_timeout_ms;
     o.heartbeat_ms = (int)cfg->repl_heartbeat_ms;
-    char host[256];
-    int port;
-    if (ekv_repl_parse_addr(cfg->primary, host, sizeof(host), &port)) {
+    /* every address is checked before any link starts, so a bad flag frees everything */
+    char hosts[MAX_UPSTREAMS][256];
+    int ports[MAX_UPSTREAMS], naddr = 0;
+    if (ekv_repl_parse_addr(cfg->primary, hosts[0], sizeof(hosts[0]), &ports[0])) {
         ekv_log_error("an edge needs --primary HOST:PORT (the primary's --repl-listen)",
                       "value=\"%s\"", cfg->primary);
-        ekv_htab_deinit(&e->flights);
-        free(e);
-        return -1;
+        goto fail;
     }
-    o.host = host;
-    o.port = port;
-    if (ekv_rpc_client_start(&e->primary, &o)) {
-        ekv_htab_deinit(&e->flights);
-        free(e);
-        return -1;
-    }
-    e->clients_open = 1;
-    const char *p = cfg->replicas;
-    while (*p) {
+    naddr = 1;
+    for (const char *p = cfg->replicas; *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         char addr[256];
-        if (len == 0 || len >= sizeof(addr) || e->nreplicas >= MAX_UPSTREAMS - 1) {
+        if (len == 0 || len >= sizeof(addr) || naddr >= MAX_UPSTREAMS) {
             ekv_log_error("bad --replicas (want HOST:PORT[,HOST:PORT...], at most 16)",
                           "value=\"%s\"", cfg->replicas);
-            return -1;
+            goto fail;
         }
         memcpy(addr, p, len);
         addr[len] = '\0';
-        if (ekv_repl_parse_addr(addr, host, sizeof(host), &port)) {
+        if (ekv_repl_parse_addr(addr, hosts[naddr], sizeof(hosts[naddr]), &ports[naddr])) {
             ekv_log_error("bad --replicas address", "value=\"%s\"", addr);
-            return -1;
+            goto fail;
         }
-        o.host = host;
-        o.port = port;
-        if (ekv_rpc_client_start(&e->replicas[e->nreplicas], &o))
-            return -1;
-        e->nreplicas++;
-        e->clients_open++;
+        naddr++;
         p = end ? end + 1 : p + len;
+    }
+    for (int i = 0; i < naddr; i++) {
+        o.host = hosts[i];
+        o.port = ports[i];
+        ekv_rpc_client_t **slot = i == 0 ? &e->primary : &e->replicas[e->nreplicas];
+        if (ekv_rpc_client_start(slot, &o)) {
+            if (i == 0)
+                goto fail;
+            return -1; /* links are running: the process exits without running the loop */
+        }
+        if (i > 0)
+            e->nreplicas++;
+        e->clients_open++;
     }
     uv_timer_init(app->loop, &e->hold_timer);
     e->hold_timer.data = e;
@@ -84,6 +83,10 @@ int ekv_edge_start(ekv_node_t *n)
                  cfg->primary, e->nreplicas, (long long)cfg->cache_ttl_s,
                  (long long)cfg->stale_if_error_s);
     return 0;
+fail:
+    ekv_htab_deinit(&e->flights);
+    free(e);
+    return -1;
 }
 
 void ekv_edge_stats(const ekv_edge_t *e, ekv_edge_stats_t *out)

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ACC1 "0123456789abcdef0123456789abcdef"
@@ -78,6 +79,29 @@ Test(catalog, tokens_by_hash_and_by_account_and_id)
     cr_assert_str_eq(ekv_catalog_token_at(c, 1)->id, "id3");
     cr_assert_eq(ekv_catalog_find_token(c, t2.hash), p2); /* not moved by the removal */
     ekv_catalog_remove_token(c, t1.hash);                 /* absent: no-op */
+    ekv_catalog_free(c);
+}
+
+/* A revocation replicated from the wire may carry a hash of any length: the lookup must not
+ * read past a short string, and only the exact 64-character hash matches. */
+Test(catalog, token_lookups_need_the_exact_hash)
+{
+    ekv_catalog_t *c = ekv_catalog_new();
+    ekv_token_t t = tok('a', "id1", ACC1);
+    ekv_catalog_put_token(c, &t);
+    char *empty = strdup(""), *shorter = strndup(t.hash, EKV_TOKEN_HASH_LEN - 1);
+    char longer[EKV_TOKEN_HASH_LEN + 2];
+    snprintf(longer, sizeof(longer), "%sa", t.hash);
+    cr_assert_null(ekv_catalog_find_token(c, empty));
+    cr_assert_null(ekv_catalog_find_token(c, shorter));
+    cr_assert_null(ekv_catalog_find_token(c, longer));
+    ekv_catalog_remove_token(c, empty); /* heap strings: ASan sees any read past them */
+    ekv_catalog_remove_token(c, shorter);
+    ekv_catalog_remove_token(c, longer);
+    cr_assert_eq(ekv_catalog_token_count(c), 1);
+    cr_assert_not_null(ekv_catalog_find_token(c, t.hash));
+    free(empty);
+    free(shorter);
     ekv_catalog_free(c);
 }
 
