@@ -225,6 +225,31 @@ const char *ekv_repl_frame_body_name(Edgekv__Frame__BodyCase body_case)
     }
 }
 
+/* A protobuf-c output buffer over memory reserved beforehand: protobuf_c_message_pack() packs
+ * a sub-message after a one-byte length guess and then memmove()s it when its length takes
+ * more bytes (the whole ChangeBatch, every time), while pack_to_buffer writes each length
+ * before the sub-message and copies every byte once. */
+typedef struct {
+    ProtobufCBuffer base;
+    uint8_t *p;
+    size_t left;
+    int overflow;
+} region_t;
+
+static void region_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    region_t *r = (region_t *)b;
+    if (len == 0)
+        return;
+    if (len > r->left) { /* protobuf-c disagrees with its own packed size */
+        r->overflow = 1;
+        return;
+    }
+    memcpy(r->p, data, len);
+    r->p += len;
+    r->left -= len;
+}
+
 int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out)
 {
     if (!body_present(f))
@@ -237,7 +262,8 @@ int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out)
         return rc;
     uint8_t *p = (uint8_t *)out->data + out->len;
     put_be32(p, (uint32_t)n);
-    if (edgekv__frame__pack(f, p + EKV_REPL_HEADER_LEN) != n)
+    region_t r = {{region_append}, p + EKV_REPL_HEADER_LEN, n, 0};
+    if (protobuf_c_message_pack_to_buffer(&f->base, &r.base) != n || r.overflow || r.left)
         return EKV_EINTERNAL; /* protobuf-c disagrees with itself: out->len not advanced */
     out->len += EKV_REPL_HEADER_LEN + n;
     out->data[out->len] = '\0';
