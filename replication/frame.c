@@ -1,6 +1,11 @@
 /*
  * frame.c - replication frame codec (see frame.h for the format and the contracts).
  *
+ * Every frame is packed and unpacked by protobuf-c; nothing here walks protobuf tags by hand.
+ * The primary's ChangeBatch carries its log records as `bytes`, so they go from the log to
+ * the socket without being unpacked; edges' KeyChangeBatch frames are built from unpacked
+ * records (ekv_repl_encode_key_change_batch).
+ *
  * The decoder has two paths. Fast path: no partial frame is buffered and the fed bytes hold a
  * whole frame, which is unpacked straight from them. Slow path: the frame is split across
  * feeds; its bytes accumulate in `part` (header first, so the length is checked before the
@@ -12,6 +17,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A split frame's buffer larger than this is released after use rather than kept for the
@@ -29,144 +35,6 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
-}
-
-/* protobuf varint: bytes needed, and writer */
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *varint_put(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-/* Frame field numbers and wire types used by the direct encoder (proto/repl.proto). */
-#define TAG_FRAME_EPOCH        0x08 /* field 1, varint */
-#define TAG_FRAME_CHANGE_BATCH 0x1a /* field 3, length-delimited */
-#define TAG_BATCH_RECORD       0x0a /* ChangeBatch field 1, length-delimited */
-
-int ekv_repl_encode_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,
-                                 ekv_buf_t *out)
-{
-    uint64_t inner = 0;
-    for (size_t i = 0; i < n; i++)
-        inner += 1 + varint_len(recs[i].len) + recs[i].len;
-    uint64_t total = inner + 1 + varint_len(inner);
-    if (epoch)
-        total += 1 + varint_len(epoch);
-    if (n == 0 || total > EKV_REPL_MAX_FRAME)
-        return n == 0 ? EKV_EREPL_FRAME_MALFORMED : EKV_EREPL_FRAME_TOO_LARGE;
-    int rc = ekv_buf_reserve(out, EKV_REPL_HEADER_LEN + (size_t)total);
-    if (rc)
-        return rc;
-    uint8_t tmp[32];
-    uint8_t *p = tmp;
-    put_be32(p, (uint32_t)total);
-    p += EKV_REPL_HEADER_LEN;
-    if (epoch) {
-        *p++ = TAG_FRAME_EPOCH;
-        p = varint_put(p, epoch);
-    }
-    *p++ = TAG_FRAME_CHANGE_BATCH;
-    p = varint_put(p, inner);
-    ekv_buf_append(out, tmp, (size_t)(p - tmp));
-    for (size_t i = 0; i < n; i++) {
-        p = tmp;
-        *p++ = TAG_BATCH_RECORD;
-        p = varint_put(p, recs[i].len);
-        ekv_buf_append(out, tmp, (size_t)(p - tmp));
-        ekv_buf_append(out, recs[i].data, recs[i].len);
-    }
-    return 0;
-}
-
-static int varint_get(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len)
-{
-    if (len == 0)
-        return 0;
-    const uint8_t *p = data, *end = data + len;
-    while (p < end) {
-        uint64_t tag, v;
-        if (varint_get(&p, end, &tag))
-            return 0;
-        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if (field > 2 || wt != 0)
-            return 0; /* commit_time_ms comes before any other field */
-        if (varint_get(&p, end, &v))
-            return 0;
-        if (field == 2)
-            return (int64_t)v;
-    }
-    return 0;
-}
-
-int ekv_repl_record_strip_values(const uint8_t *data, size_t len, ekv_buf_t *out)
-{
-    if (len == 0)
-        return 0;
-    const uint8_t *p = data, *end = data + len;
-    while (p < end) {
-        const uint8_t *field = p;
-        uint64_t tag, v;
-        if (varint_get(&p, end, &tag))
-            return EKV_EREPL_FRAME_MALFORMED;
-        switch (tag & 7) {
-        case 0: /* varint */
-            if (varint_get(&p, end, &v))
-                return EKV_EREPL_FRAME_MALFORMED;
-            break;
-        case 1: /* 64-bit */
-            if (end - p < 8)
-                return EKV_EREPL_FRAME_MALFORMED;
-            p += 8;
-            break;
-        case 2: /* length-delimited */
-            if (varint_get(&p, end, &v) || v > (uint64_t)(end - p))
-                return EKV_EREPL_FRAME_MALFORMED;
-            p += v;
-            break;
-        case 5: /* 32-bit */
-            if (end - p < 4)
-                return EKV_EREPL_FRAME_MALFORMED;
-            p += 4;
-            break;
-        default:
-            return EKV_EREPL_FRAME_MALFORMED;
-        }
-        uint64_t num = tag >> 3;
-        if (num == 6 || num == 7) /* value, metadata */
-            continue;
-        int rc = ekv_buf_append(out, field, (size_t)(p - field));
-        if (rc)
-            return rc;
-    }
-    return 0;
 }
 
 static int body_present(const Edgekv__Frame *f)
@@ -192,6 +60,8 @@ static int body_present(const Edgekv__Frame *f)
         return f->request != NULL;
     case EDGEKV__FRAME__BODY_RESPONSE:
         return f->response != NULL;
+    case EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH:
+        return f->key_change_batch != NULL;
     default:
         return 0;
     }
@@ -220,9 +90,36 @@ const char *ekv_repl_frame_body_name(Edgekv__Frame__BodyCase body_case)
         return "request";
     case EDGEKV__FRAME__BODY_RESPONSE:
         return "response";
+    case EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH:
+        return "key_change_batch";
     default:
         return "none";
     }
+}
+
+/* A protobuf-c output buffer over memory reserved beforehand: protobuf_c_message_pack() packs
+ * a sub-message after a one-byte length guess and then memmove()s it when its length takes
+ * more bytes (the whole ChangeBatch, every time), while pack_to_buffer writes each length
+ * before the sub-message and copies every byte once. */
+typedef struct {
+    ProtobufCBuffer base;
+    uint8_t *p;
+    size_t left;
+    int overflow;
+} region_t;
+
+static void region_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    region_t *r = (region_t *)b;
+    if (len == 0)
+        return;
+    if (len > r->left) { /* protobuf-c disagrees with its own packed size */
+        r->overflow = 1;
+        return;
+    }
+    memcpy(r->p, data, len);
+    r->p += len;
+    r->left -= len;
 }
 
 int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out)
@@ -237,11 +134,108 @@ int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out)
         return rc;
     uint8_t *p = (uint8_t *)out->data + out->len;
     put_be32(p, (uint32_t)n);
-    if (edgekv__frame__pack(f, p + EKV_REPL_HEADER_LEN) != n)
+    region_t r = {{region_append}, p + EKV_REPL_HEADER_LEN, n, 0};
+    if (protobuf_c_message_pack_to_buffer(&f->base, &r.base) != n || r.overflow || r.left)
         return EKV_EINTERNAL; /* protobuf-c disagrees with itself: out->len not advanced */
     out->len += EKV_REPL_HEADER_LEN + n;
     out->data[out->len] = '\0';
     return 0;
+}
+
+void ekv_repl_hello_init(Edgekv__Hello *h)
+{
+    edgekv__hello__init(h);
+    h->protocol_version = EKV_REPL_PROTOCOL_VERSION;
+}
+
+int ekv_repl_hello_version_ok(const Edgekv__Hello *h, char *why, size_t n)
+{
+    if (h->protocol_version == EKV_REPL_PROTOCOL_VERSION)
+        return 1;
+    /* 0 = the field is absent: a node from before it existed speaks version 1 */
+    snprintf(why, n, "peer speaks replication protocol %lu, this node %u",
+             h->protocol_version ? (unsigned long)h->protocol_version : 1ul,
+             EKV_REPL_PROTOCOL_VERSION);
+    return 0;
+}
+
+int ekv_repl_encode_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,
+                                 ekv_buf_t *out)
+{
+    if (n == 0)
+        return EKV_EREPL_FRAME_MALFORMED;
+    if (n > EKV_REPL_MAX_FRAME) /* each record costs at least 2 bytes: over the cap anyway */
+        return EKV_EREPL_FRAME_TOO_LARGE;
+    ProtobufCBinaryData *v = malloc(n * sizeof(*v));
+    if (!v)
+        return EKV_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        v[i].data = recs[i].data; /* borrowed: packed (copied into out) before we return */
+        v[i].len = recs[i].len;
+    }
+    Edgekv__ChangeBatch b = EDGEKV__CHANGE_BATCH__INIT;
+    b.n_records = n;
+    b.records = v;
+    Edgekv__Frame f = EDGEKV__FRAME__INIT;
+    f.epoch = epoch;
+    f.body_case = EDGEKV__FRAME__BODY_CHANGE_BATCH;
+    f.change_batch = &b;
+    int rc = ekv_repl_frame_encode(&f, out);
+    free(v);
+    return rc;
+}
+
+void ekv_repl_key_change_view(const Edgekv__ChangeRecord *r, Edgekv__KeyChange *out)
+{
+    edgekv__key_change__init(out);
+    out->seq = r->seq;
+    out->commit_time_ms = r->commit_time_ms;
+    out->op = r->op;
+    out->namespace_id = r->namespace_id;
+    out->key = r->key;
+    out->account_id = r->account_id;
+    out->title = r->title;
+    out->token_hash = r->token_hash;
+    out->token_id = r->token_id;
+    out->perms = r->perms;
+    out->created_ms = r->created_ms;
+}
+
+int ekv_repl_encode_key_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,
+                                     ekv_buf_t *out)
+{
+    if (n == 0)
+        return EKV_EREPL_FRAME_MALFORMED;
+    if (n > EKV_REPL_MAX_FRAME)
+        return EKV_EREPL_FRAME_TOO_LARGE;
+    Edgekv__ChangeRecord **un = calloc(n, sizeof(*un));
+    Edgekv__KeyChange *kc = malloc(n * sizeof(*kc));
+    Edgekv__KeyChange **ptrs = malloc(n * sizeof(*ptrs));
+    int rc = un && kc && ptrs ? 0 : EKV_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!(un[i] = ekv_repl_record_unpack(recs[i].data, recs[i].len)))
+            rc = EKV_EREPL_FRAME_MALFORMED;
+        else
+            ekv_repl_key_change_view(un[i], &kc[i]);
+        ptrs[i] = &kc[i];
+    }
+    if (!rc) {
+        Edgekv__KeyChangeBatch b = EDGEKV__KEY_CHANGE_BATCH__INIT;
+        b.n_changes = n;
+        b.changes = ptrs;
+        Edgekv__Frame f = EDGEKV__FRAME__INIT;
+        f.epoch = epoch;
+        f.body_case = EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH;
+        f.key_change_batch = &b;
+        rc = ekv_repl_frame_encode(&f, out);
+    }
+    for (size_t i = 0; un && i < n; i++)
+        if (un[i])
+            edgekv__change_record__free_unpacked(un[i], NULL);
+    free(un);
+    free(kc);
+    free(ptrs);
+    return rc;
 }
 
 void ekv_repl_frame_free(Edgekv__Frame *f)
@@ -301,7 +295,8 @@ static int check_len(ekv_repl_decoder_t *d, uint32_t len)
  * field 0 written as an overlong tag varint (0x80 0x00), keeps it as an unknown field, and then
  * packs it as the one-byte tag it rejects: such a frame would not survive being forwarded, and
  * 0 is not a valid protobuf field number at all (found by fuzz_repl_frame). The recursion
- * follows the schema (Frame -> body -> records/entries), which is not recursive: bounded depth.
+ * follows the schema (Frame -> body -> entries/changes; a ChangeRecord alone), which is not
+ * recursive: bounded depth.
  */
 static int has_field_zero(const ProtobufCMessage *m)
 {
@@ -332,6 +327,25 @@ static int has_field_zero(const ProtobufCMessage *m)
             return 1;
     }
     return 0;
+}
+
+Edgekv__ChangeRecord *ekv_repl_record_unpack(const uint8_t *data, size_t len)
+{
+    Edgekv__ChangeRecord *r = edgekv__change_record__unpack(NULL, len, data);
+    if (r && has_field_zero(&r->base)) {
+        edgekv__change_record__free_unpacked(r, NULL);
+        r = NULL;
+    }
+    return r;
+}
+
+int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len)
+{
+    Edgekv__ChangeRecord *r = ekv_repl_record_unpack(data, len);
+    int64_t ms = r ? r->commit_time_ms : 0;
+    if (r)
+        edgekv__change_record__free_unpacked(r, NULL);
+    return ms;
 }
 
 /* Unpack len bytes into a frame with a body. 1 or the (sticky) error. */

@@ -38,6 +38,17 @@
 /* Bytes of the length prefix. */
 #define EKV_REPL_HEADER_LEN 4u
 
+/* The replication protocol this build speaks, sent in every Hello (proto/repl.proto has the
+ * version history). A peer of another version is refused (REPL_ERROR_VERSION). */
+#define EKV_REPL_PROTOCOL_VERSION 2u
+
+/* Initialise a Hello to EDGEKV__HELLO__INIT plus this build's protocol_version. */
+void ekv_repl_hello_init(Edgekv__Hello *h);
+
+/* Whether a peer's Hello speaks EKV_REPL_PROTOCOL_VERSION: 1 if so; else 0 and why (e.g.
+ * "peer speaks replication protocol 1, this node 2") is written to why[0..n). */
+int ekv_repl_hello_version_ok(const Edgekv__Hello *h, char *why, size_t n);
+
 /*
  * Append one frame (header + packed f) to out. f must have a body set (and its pointer
  * non-NULL); its packed size must be 1..EKV_REPL_MAX_FRAME. On error out is unchanged.
@@ -47,24 +58,36 @@
 int ekv_repl_frame_encode(const Edgekv__Frame *f, ekv_buf_t *out);
 
 /*
- * Append a ChangeBatch frame built straight from packed ChangeRecords (as read from the log
- * by ekv_store_log_read): no unpack and re-pack on the primary. The bytes are exactly what
- * packing a Frame{epoch, change_batch{records}} would give. n >= 1.
- * Returns 0, EKV_EREPL_FRAME_TOO_LARGE (over the default cap; out unchanged), or ekv_buf's
- * EKV_ETOO_LARGE / EKV_ENOMEM (out unchanged).
+ * Append a ChangeBatch frame whose records are the packed ChangeRecords recs[0..n) (as read
+ * from the log by ekv_store_log_read), packed by protobuf-c straight from recs: the record
+ * bytes are copied once, into out, never unpacked. n >= 1.
+ * Returns 0, EKV_EREPL_FRAME_MALFORMED (n == 0), or ekv_repl_frame_encode's errors (out
+ * unchanged).
  */
 int ekv_repl_encode_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,
                                  ekv_buf_t *out);
 
-/* commit_time_ms of a packed ChangeRecord, read from its leading fields without unpacking
- * the record (protobuf-c writes fields in number order: seq 1, commit_time_ms 2). 0 if the
- * field is absent or the bytes are malformed. */
-int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len);
+/*
+ * Append a KeyChangeBatch frame (an edge's keys-only stream) for the packed ChangeRecords
+ * recs[0..n): each record is unpacked (ekv_repl_record_unpack) and sent as its KeyChange.
+ * n >= 1. Returns 0, EKV_EREPL_FRAME_MALFORMED (n == 0, or a record that does not unpack),
+ * EKV_ENOMEM, or ekv_repl_frame_encode's errors (out unchanged).
+ */
+int ekv_repl_encode_key_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,
+                                     ekv_buf_t *out);
 
-/* Copy a packed ChangeRecord without its value and metadata fields (6, 7) into out (appended):
- * what edges need to invalidate keys and follow the catalog. 0, EKV_EREPL_FRAME_MALFORMED
- * (bytes that do not parse as protobuf fields), or ekv_buf's errors. */
-int ekv_repl_record_strip_values(const uint8_t *data, size_t len, ekv_buf_t *out);
+/* Unpack one packed ChangeRecord (a log record, or an element of ChangeBatch.records) with
+ * protobuf-c. NULL if the bytes do not unpack (or out of memory) or carry field number 0 (see
+ * ekv_repl_decoder_next). Free with edgekv__change_record__free_unpacked(r, NULL). */
+Edgekv__ChangeRecord *ekv_repl_record_unpack(const uint8_t *data, size_t len);
+
+/* Fill *out with the keys-only view of r: every KeyChange field from r's field of the same
+ * number. The bytes and strings are r's (borrowed: out is valid while r is). */
+void ekv_repl_key_change_view(const Edgekv__ChangeRecord *r, Edgekv__KeyChange *out);
+
+/* commit_time_ms of a packed ChangeRecord; 0 if it does not unpack. Unpacks the record: O(len),
+ * for one record per batch. */
+int64_t ekv_repl_record_commit_ms(const uint8_t *data, size_t len);
 
 /* Free a frame returned by ekv_repl_decoder_next(). NULL is a no-op. Not for frames the
  * caller built itself. */
@@ -106,7 +129,9 @@ int ekv_repl_decoder_feed(ekv_repl_decoder_t *d, const void *bytes, size_t len);
  *      bytes alone, nothing allocated for the body).
  *   EKV_EREPL_FRAME_MALFORMED: zero length, bytes that protobuf-c cannot unpack, a Frame
  *      without a known body (e.g. a body type from a newer version), or field number 0
- *      anywhere in it (invalid protobuf that protobuf-c lets through, see frame.c).
+ *      anywhere in it (invalid protobuf that protobuf-c lets through, see frame.c). The
+ *      records of a ChangeBatch are bytes here: they are checked when the replica unpacks
+ *      them (ekv_repl_record_unpack).
  *   EKV_ENOMEM: could not buffer a split frame.
  * Errors are sticky (see the file comment). *out is NULL unless 1 is returned.
  */

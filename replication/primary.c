@@ -234,7 +234,8 @@ static void send_frame(peer_t *pe, Edgekv__Frame *f)
 static void send_hello(peer_t *pe)
 {
     ekv_repl_primary_t *p = pe->p;
-    Edgekv__Hello h = EDGEKV__HELLO__INIT;
+    Edgekv__Hello h;
+    ekv_repl_hello_init(&h);
     h.node_id = (char *)p->o.node_id;
     h.role = EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY;
     h.last_applied_seq = ekv_store_last_seq(p->o.store);
@@ -343,32 +344,6 @@ static int encode_chunk_run(read_job_t *j, const ekv_snapshot_chunk_t *ch, size_
     return rc;
 }
 
-/* Keys-only stream: replace each record by its copy without value and metadata. */
-static int strip_batch(ekv_log_batch_t *b)
-{
-    ekv_buf_t tmp;
-    ekv_buf_init(&tmp, 0);
-    for (size_t i = 0; i < b->count; i++) {
-        ekv_buf_reset(&tmp);
-        int rc = ekv_repl_record_strip_values(b->recs[i].data, b->recs[i].len, &tmp);
-        if (rc) {
-            ekv_buf_deinit(&tmp);
-            return rc;
-        }
-        uint8_t *copy = malloc(tmp.len ? tmp.len : 1);
-        if (!copy) {
-            ekv_buf_deinit(&tmp);
-            return EKV_ENOMEM;
-        }
-        memcpy(copy, tmp.data, tmp.len);
-        free(b->recs[i].data);
-        b->recs[i].data = copy;
-        b->recs[i].len = tmp.len;
-    }
-    ekv_buf_deinit(&tmp);
-    return 0;
-}
-
 static void job_work(ekv_job_t *job)
 {
     read_job_t *j = (read_job_t *)job;
@@ -379,10 +354,11 @@ static void job_work(ekv_job_t *job)
         ekv_log_batch_t b = {0};
         j->rc = ekv_store_log_read(p->o.store, j->from_seq, LOG_READ_MAX_RECORDS,
                                    LOG_READ_MAX_BYTES, &b);
-        if (j->rc == 0 && b.count && j->peer->kind == PK_EDGE_STREAM)
-            j->rc = strip_batch(&b);
         if (j->rc == 0 && b.count) {
-            j->rc = ekv_repl_encode_change_batch(j->epoch, b.recs, b.count, &j->out);
+            /* replicas get the log bytes as they are, edges their keys-only view */
+            j->rc = j->peer->kind == PK_EDGE_STREAM
+                        ? ekv_repl_encode_key_change_batch(j->epoch, b.recs, b.count, &j->out)
+                        : ekv_repl_encode_change_batch(j->epoch, b.recs, b.count, &j->out);
             j->count = b.count;
             j->last_seq = b.recs[b.count - 1].seq;
             j->first_commit_ms = ekv_repl_record_commit_ms(b.recs[0].data, b.recs[0].len);
@@ -696,6 +672,12 @@ static void on_hello(peer_t *pe, const Edgekv__Frame *f)
     if (p->o.edge_only && h->role != EDGEKV__NODE_ROLE__NODE_ROLE_EDGE) {
         ekv_repl_link_close(&pe->link, me->epoch, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_NOT_PRIMARY,
                             "this node is a replica; it serves edges only");
+        return;
+    }
+    /* (a fence probe, above, is answered on its epoch whatever its version) */
+    char why_version[128];
+    if (!ekv_repl_hello_version_ok(h, why_version, sizeof(why_version))) {
+        drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_VERSION, why_version);
         return;
     }
     if (h->role == EDGEKV__NODE_ROLE__NODE_ROLE_EDGE && !h->keys_only) {

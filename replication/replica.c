@@ -45,6 +45,14 @@ typedef struct item_s {
     Edgekv__Frame *frame; /* owned (NULL for ADOPT) */
     size_t bytes;
     ekv_node_state_t adopt; /* IT_ADOPT */
+    /* IT_BATCH: its n changes in seq order, as on_applied gets them. A replica unpacks each
+     * record of its ChangeBatch once, on arrival: the seq checks, the apply (the store takes
+     * the record with its received bytes) and on_applied all use that one copy. */
+    size_t n;
+    Edgekv__KeyChange **changes; /* replica: &views[i]; edge: the frame's own KeyChanges */
+    Edgekv__ChangeRecord **recs; /* replica: unpacked from the frame's records (owned) */
+    Edgekv__KeyChange *views;    /* replica: keys-only views of recs (owned, borrow recs) */
+    size_t payload;              /* bytes of record data (merge limit), <= bytes (memory) */
     struct item_s *next;
 } item_t;
 
@@ -133,6 +141,14 @@ static void maybe_stopped(ekv_repl_replica_t *r);
 
 static void item_free(item_t *it)
 {
+    if (it->recs) {
+        for (size_t i = 0; i < it->n; i++)
+            if (it->recs[i])
+                edgekv__change_record__free_unpacked(it->recs[i], NULL);
+        free(it->recs);
+        free(it->views);
+        free(it->changes);
+    }
     ekv_repl_frame_free(it->frame);
     free(it);
 }
@@ -250,7 +266,8 @@ static void on_conn_close(ekv_repl_link_t *l)
 
 static void send_hello(ekv_repl_replica_t *r)
 {
-    Edgekv__Hello h = EDGEKV__HELLO__INIT;
+    Edgekv__Hello h;
+    ekv_repl_hello_init(&h);
     h.node_id = (char *)r->o.node_id;
     h.role =
         r->o.keys_only ? EDGEKV__NODE_ROLE__NODE_ROLE_EDGE : EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA;
@@ -272,6 +289,14 @@ static void send_hello(ekv_repl_replica_t *r)
 static void on_primary_hello(ekv_repl_replica_t *r, Edgekv__Frame *f)
 {
     const Edgekv__Hello *h = f->hello;
+    char why[128];
+    if (!ekv_repl_hello_version_ok(h, why, sizeof(why))) {
+        ekv_log_warn("primary refused: replication protocol version mismatch",
+                     "primary=%s node_id=%s detail=\"%s\"", r->conn->link.peer,
+                     h->node_id && h->node_id[0] ? h->node_id : "-", why);
+        close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_VERSION, why);
+        return;
+    }
     if (h->role != EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY) {
         close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_NOT_PRIMARY, "peer is not a primary");
         return;
@@ -316,6 +341,85 @@ static void on_primary_hello(ekv_repl_replica_t *r, Edgekv__Frame *f)
                  r->conn->link.peer, r->primary_node_id, f->epoch, h->last_applied_seq,
                  h->history_id ? h->history_id : "-");
     queue_append(r, it); /* the adoption is saved before anything from this primary applies */
+}
+
+/* A ChangeBatch (replica) or KeyChangeBatch (keys-only follower): checked and queued as one
+ * IT_BATCH item; a bad one closes the link. Takes f. */
+static void on_batch(ekv_repl_replica_t *r, Edgekv__Frame *f)
+{
+    char why[192];
+    int code = EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL;
+    int keys = f->body_case == EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH;
+    size_t n = keys ? f->key_change_batch->n_changes : f->change_batch->n_records;
+    item_t *it = NULL;
+    if (keys != (r->o.keys_only != 0)) {
+        snprintf(why, sizeof(why), "%s frame on a %s link", ekv_repl_frame_body_name(f->body_case),
+                 r->o.keys_only ? "keys-only" : "replica");
+        goto fail;
+    }
+    if (r->state != RS_STREAMING || n == 0) {
+        snprintf(why, sizeof(why), "%s outside streaming or empty",
+                 ekv_repl_frame_body_name(f->body_case));
+        goto fail;
+    }
+    it = calloc(1, sizeof(*it));
+    if (!it) {
+        code = EDGEKV__REPL_ERROR_CODE__REPL_ERROR_INTERNAL;
+        snprintf(why, sizeof(why), "out of memory");
+        goto fail;
+    }
+    it->kind = IT_BATCH;
+    it->frame = f;
+    it->n = n;
+    size_t bytes = 64;
+    if (keys) {
+        it->changes = f->key_change_batch->changes;
+        for (size_t i = 0; i < n; i++)
+            bytes += 96 + it->changes[i]->key.len;
+        it->payload = bytes;
+    } else {
+        it->recs = calloc(n, sizeof(*it->recs));
+        it->views = malloc(n * sizeof(*it->views));
+        it->changes = malloc(n * sizeof(*it->changes));
+        if (!it->recs || !it->views || !it->changes) {
+            code = EDGEKV__REPL_ERROR_CODE__REPL_ERROR_INTERNAL;
+            snprintf(why, sizeof(why), "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const ProtobufCBinaryData *b = &f->change_batch->records[i];
+            if (!(it->recs[i] = ekv_repl_record_unpack(b->data, b->len))) {
+                snprintf(why, sizeof(why), "record %zu of %zu (%zu bytes) does not unpack", i, n,
+                         b->len);
+                goto fail;
+            }
+            ekv_repl_key_change_view(it->recs[i], &it->views[i]);
+            it->changes[i] = &it->views[i];
+            bytes += 128 + 2 * b->len; /* the bytes, and the record unpacked from them */
+            it->payload += b->len;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (it->changes[i]->seq != r->expect_seq + i) {
+            snprintf(why, sizeof(why), "expected seq %" PRIu64 ", got %" PRIu64, r->expect_seq + i,
+                     it->changes[i]->seq);
+            goto fail;
+        }
+    }
+    r->expect_seq += n;
+    if (r->expect_seq - 1 > r->primary_latest_seq)
+        r->primary_latest_seq = r->expect_seq - 1;
+    if (!r->pending_first_ms)
+        r->pending_first_ms = it->changes[0]->commit_time_ms;
+    it->bytes = bytes;
+    queue_append(r, it);
+    return;
+fail:
+    if (it)
+        item_free(it); /* and f */
+    else
+        ekv_repl_frame_free(f);
+    close_link(r, code, why);
 }
 
 static void on_conn_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
@@ -368,35 +472,10 @@ static void on_conn_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
             r->primary_latest_seq = f->heartbeat->latest_seq;
         ekv_repl_frame_free(f);
         return;
-    case EDGEKV__FRAME__BODY_CHANGE_BATCH: {
-        const Edgekv__ChangeBatch *b = f->change_batch;
-        if (r->state != RS_STREAMING || b->n_records == 0) {
-            ekv_repl_frame_free(f);
-            close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL,
-                       "change batch outside streaming or empty");
-            return;
-        }
-        for (size_t i = 0; i < b->n_records; i++) {
-            if (b->records[i]->seq != r->expect_seq + i) {
-                snprintf(why, sizeof(why), "expected seq %" PRIu64 ", got %" PRIu64,
-                         r->expect_seq + i, b->records[i]->seq);
-                ekv_repl_frame_free(f);
-                close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, why);
-                return;
-            }
-        }
-        r->expect_seq += b->n_records;
-        if (r->expect_seq - 1 > r->primary_latest_seq)
-            r->primary_latest_seq = r->expect_seq - 1;
-        if (!r->pending_first_ms)
-            r->pending_first_ms = b->records[0]->commit_time_ms;
-        size_t bytes = 64;
-        for (size_t i = 0; i < b->n_records; i++)
-            bytes += 96 + b->records[i]->key.len + b->records[i]->value.len +
-                     b->records[i]->metadata.len;
-        enqueue(r, IT_BATCH, f, bytes);
+    case EDGEKV__FRAME__BODY_CHANGE_BATCH:
+    case EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH:
+        on_batch(r, f);
         return;
-    }
     case EDGEKV__FRAME__BODY_SNAPSHOT_BEGIN:
         if (r->state != RS_HANDSHAKE || r->expect_seq != r->hello_seq + 1) {
             ekv_repl_frame_free(f);
@@ -509,40 +588,33 @@ static void connect_next(ekv_repl_replica_t *r)
 
 /* ---------------------------------------------------------------- apply (worker) */
 
+/* The store gets each record's received bytes (stored verbatim in its log) together with the
+ * record unpacked from them on arrival: nothing is unpacked or packed again here. */
 static int apply_batch(apply_job_t *j)
 {
     ekv_repl_replica_t *r = j->r;
     size_t n = 0;
     for (item_t *it = j->items; it; it = it->next)
-        n += it->frame->change_batch->n_records;
+        n += it->n;
     ekv_log_batch_t b = {0};
     b.recs = calloc(n, sizeof(*b.recs));
     if (!b.recs)
         return EKV_ENOMEM;
-    int rc = 0;
-    for (item_t *it = j->items; it && !rc; it = it->next) {
-        const Edgekv__ChangeBatch *cb = it->frame->change_batch;
-        for (size_t i = 0; i < cb->n_records; i++) {
-            const ProtobufCMessage *m = &cb->records[i]->base;
-            size_t len = protobuf_c_message_get_packed_size(m);
-            uint8_t *data = malloc(len ? len : 1);
-            if (!data) {
-                rc = EKV_ENOMEM;
-                break;
-            }
-            protobuf_c_message_pack(m, data);
-            b.recs[b.count].seq = cb->records[i]->seq;
-            b.recs[b.count].data = data;
-            b.recs[b.count].len = len;
-            b.count++;
-            b.bytes += len;
+    for (item_t *it = j->items; it; it = it->next) {
+        const ProtobufCBinaryData *bytes = it->frame->change_batch->records;
+        for (size_t i = 0; i < it->n; i++) {
+            ekv_log_record_t *lr = &b.recs[b.count++];
+            lr->seq = it->recs[i]->seq;
+            lr->data = bytes[i].data;
+            lr->len = bytes[i].len;
+            lr->rec = it->recs[i];
+            b.bytes += bytes[i].len;
         }
     }
-    if (!rc)
-        rc = ekv_store_apply_records(r->o.store, &b);
+    int rc = ekv_store_apply_records(r->o.store, &b);
     if (!rc)
         j->last_seq = b.recs[b.count - 1].seq;
-    ekv_log_batch_clear(&b);
+    free(b.recs); /* the bytes and records belong to the items */
     return rc;
 }
 
@@ -582,10 +654,8 @@ static void apply_keys_only(apply_job_t *j)
     case IT_ADOPT:
         break;
     case IT_BATCH:
-        for (item_t *x = it; x; x = x->next) {
-            const Edgekv__ChangeBatch *b = x->frame->change_batch;
-            j->last_seq = b->records[b->n_records - 1]->seq;
-        }
+        for (item_t *x = it; x; x = x->next)
+            j->last_seq = x->changes[x->n - 1]->seq;
         break;
     case IT_BEGIN:
         XXH64_reset(r->xxh, 0);
@@ -668,9 +738,8 @@ static void note_lag(ekv_repl_replica_t *r, const item_t *items)
 {
     int64_t now = ekv_clock_now_ms();
     for (const item_t *it = items; it; it = it->next) {
-        const Edgekv__ChangeBatch *b = it->frame->change_batch;
-        for (size_t i = 0; i < b->n_records; i++) {
-            int64_t d = now - b->records[i]->commit_time_ms;
+        for (size_t i = 0; i < it->n; i++) {
+            int64_t d = now - it->changes[i]->commit_time_ms;
             d = d < 0 ? 0 : d > INT32_MAX ? INT32_MAX : d;
             r->lag[r->nlag++ % LAG_SAMPLES] = (int32_t)d;
             int bk = 0;
@@ -707,8 +776,7 @@ static void apply_done(ekv_job_t *job)
             note_lag(r, items);
             if (r->o.on_applied)
                 for (item_t *it = items; it; it = it->next)
-                    r->o.on_applied(r->o.ctx, it->frame->change_batch->records,
-                                    it->frame->change_batch->n_records);
+                    r->o.on_applied(r->o.ctx, it->changes, it->n);
             /* only now: readers of applied_seq rely on the caches being updated */
             r->applied_seq = j->last_seq;
             if (r->o.on_progress)
@@ -716,7 +784,7 @@ static void apply_done(ekv_job_t *job)
             r->pending_first_ms = 0;
             for (item_t *it = r->qh; it; it = it->next)
                 if (it->kind == IT_BATCH) {
-                    r->pending_first_ms = it->frame->change_batch->records[0]->commit_time_ms;
+                    r->pending_first_ms = it->changes[0]->commit_time_ms;
                     break;
                 }
             send_ack(r);
@@ -761,13 +829,13 @@ static void pump(ekv_repl_replica_t *r)
         return;
     item_t *first = r->qh, *last = first;
     if (first->kind == IT_BATCH) {
-        size_t recs = first->frame->change_batch->n_records, bytes = first->bytes;
+        size_t recs = first->n, bytes = first->payload;
         while (last->next && last->next->kind == IT_BATCH &&
-               recs + last->next->frame->change_batch->n_records <= MERGE_MAX_RECORDS &&
-               bytes + last->next->bytes <= MERGE_MAX_BYTES) {
+               recs + last->next->n <= MERGE_MAX_RECORDS &&
+               bytes + last->next->payload <= MERGE_MAX_BYTES) {
             last = last->next;
-            recs += last->frame->change_batch->n_records;
-            bytes += last->bytes;
+            recs += last->n;
+            bytes += last->payload;
         }
     }
     r->qh = last->next;

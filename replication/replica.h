@@ -25,7 +25,7 @@
 #ifndef EKV_REPLICATION_REPLICA_H
 #define EKV_REPLICATION_REPLICA_H
 
-#include "changelog.pb-c.h"
+#include "repl.pb-c.h"
 #include "storage/store.h"
 
 #include <stdint.h>
@@ -46,8 +46,10 @@ typedef struct {
     int timeout_ms;         /* a silent primary is dropped after this (default 10000) */
     ekv_node_state_t *node; /* the owner's copy; updated here (loop) after each durable save */
     void *ctx;
-    /* Loop: records just applied durably, in order (cache invalidation, catalog upkeep). */
-    void (*on_applied)(void *ctx, Edgekv__ChangeRecord *const *recs, size_t n);
+    /* Loop: changes just applied durably (an edge: just received), in seq order, as their
+     * keys-only view (cache invalidation, catalog upkeep): a replica's records reduced to
+     * their KeyChange, an edge's KeyChanges as received. Valid during the call only. */
+    void (*on_applied)(void *ctx, Edgekv__KeyChange *const *changes, size_t n);
     /* Loop: ekv_repl_replica_applied_seq() moved (after every on_applied of the step). */
     void (*on_progress)(void *ctx);
     /* Apply thread, right after a snapshot ingest ended and before anything else is applied:
@@ -56,7 +58,7 @@ typedef struct {
     /* Loop: receives that pointer (swap it in, drop caches). */
     void (*after_ingest_done)(void *ctx, void *loaded);
     /* Keys-only follower (an edge): store is NULL, Hello says role EDGE + keys_only, nothing
-     * is written anywhere. Records (without values) go to on_applied; a snapshot is the
+     * is written anywhere. KeyChangeBatch frames go to on_applied; a snapshot is the
      * catalog only: on_catalog_begin, on_catalog_entry per meta entry, then
      * after_ingest_done(ctx, NULL). Everything runs on the loop; node state is not saved. */
     int keys_only;

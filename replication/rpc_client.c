@@ -149,7 +149,14 @@ static void on_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
     conn_t *cn = (conn_t *)l;
     ekv_rpc_client_t *c = cn->c;
     switch (f->body_case) {
-    case EDGEKV__FRAME__BODY_HELLO:
+    case EDGEKV__FRAME__BODY_HELLO: {
+        char why[128];
+        if (!ekv_repl_hello_version_ok(f->hello, why, sizeof(why))) {
+            ekv_log_warn("upstream refused: replication protocol version mismatch",
+                         "addr=%s detail=\"%s\"", c->addr, why);
+            ekv_repl_link_close(l, 0, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_VERSION, "%s", why);
+            break;
+        }
         if (f->hello->role == EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY ||
             f->hello->role == EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA) {
             c->ready = 1;
@@ -160,6 +167,7 @@ static void on_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
                          f->hello->node_id ? f->hello->node_id : "-", c->upstream_seq);
         }
         break;
+    }
     case EDGEKV__FRAME__BODY_RESPONSE: {
         call_t *k = call_find(c, f->response->id);
         if (f->response->seq > c->upstream_seq)
@@ -232,7 +240,8 @@ static void on_connected(ekv_repl_link_t *l, int status)
         ekv_repl_link_close(l, 0, 0, "connect failed: %s", status ? uv_strerror(status) : "setup");
         return;
     }
-    Edgekv__Hello h = EDGEKV__HELLO__INIT;
+    Edgekv__Hello h;
+    ekv_repl_hello_init(&h);
     h.node_id = (char *)c->o.node_id;
     h.role = EDGEKV__NODE_ROLE__NODE_ROLE_EDGE;
     h.keys_only = 0;

@@ -568,7 +568,9 @@ int ekv__apply_records(ekv_store_t *s, const ekv_log_batch_t *b, uint64_t *seq, 
 
     for (size_t i = 0; i < b->count; i++) {
         const ekv_log_record_t *lr = &b->recs[i];
-        Edgekv__ChangeRecord *r = edgekv__change_record__unpack(NULL, lr->len, lr->data);
+        Edgekv__ChangeRecord *own =
+            lr->rec ? NULL : edgekv__change_record__unpack(NULL, lr->len, lr->data);
+        const Edgekv__ChangeRecord *r = lr->rec ? lr->rec : own;
         int rc;
         uint64_t before = *seq;
         if (!r) {
@@ -584,8 +586,8 @@ int ekv__apply_records(ekv_store_t *s, const ekv_log_batch_t *b, uint64_t *seq, 
             if (!rc && *seq != before + 1) /* one record in, exactly one record out */
                 rc = EKV_EINTERNAL;
         }
-        if (r)
-            edgekv__change_record__free_unpacked(r, NULL);
+        if (own)
+            edgekv__change_record__free_unpacked(own, NULL);
         if (rc) {
             /* earlier records of the batch may already be in s->wb: abandon it all */
             ekv_log_error("replicated record rejected", "seq=%llu err=%s",

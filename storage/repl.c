@@ -58,6 +58,7 @@ static int batch_push(ekv_log_batch_t *b, size_t *cap, uint64_t seq, const char 
     b->recs[b->count].seq = seq;
     b->recs[b->count].data = d;
     b->recs[b->count].len = len;
+    b->recs[b->count].rec = NULL;
     b->count++;
     b->bytes += len;
     return 0;

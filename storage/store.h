@@ -233,10 +233,17 @@ char *ekv_store_property(ekv_store_t *s, const char *cf, const char *name);
  * call. Records 1..ekv_store_last_seq() have been committed (older ones may be trimmed). */
 uint64_t ekv_store_last_seq(ekv_store_t *s);
 
+struct Edgekv__ChangeRecord; /* changelog.pb-c.h */
+
 typedef struct {
     uint64_t seq;
-    uint8_t *data; /* packed protobuf ChangeRecord (proto/changelog.proto), malloc'd */
+    uint8_t *data; /* packed protobuf ChangeRecord (proto/changelog.proto); malloc'd when it
+                    * comes from ekv_store_log_read, borrowed in ekv_store_apply_records */
     size_t len;
+    /* ekv_store_apply_records only: data already unpacked by the caller (borrowed, must be
+     * exactly data's content), so the store does not unpack it again; NULL = the store
+     * unpacks data. Always NULL from ekv_store_log_read. */
+    const struct Edgekv__ChangeRecord *rec;
 } ekv_log_record_t;
 
 typedef struct {
@@ -289,7 +296,8 @@ int ekv_store_log_unpin(ekv_store_t *s, int pin_id);
  * stored verbatim in this store's log under the SAME seq, and s/last_seq = the last seq.
  * Runs as one op on the committer thread (single writer; never grouped with other ops); the
  * caller BLOCKS until it is durable, so call it from a worker thread, never an event loop.
- * The batch is borrowed for the duration of the call.
+ * The batch is borrowed for the duration of the call (records' data and rec included: a
+ * replica passes the bytes of the frame it received, and the records it unpacked from them).
  *   0                 applied; ekv_store_last_seq() == last record's seq (empty batch: no-op)
  *   EKV_ELOG_GAP      recs[0].seq != last_seq + 1, the batch is not contiguous, or a record's
  *                     packed seq differs from recs[i].seq: nothing written

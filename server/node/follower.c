@@ -14,12 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static void on_applied(void *ctx, Edgekv__ChangeRecord *const *recs, size_t nrecs)
+static void on_applied(void *ctx, Edgekv__KeyChange *const *recs, size_t nrecs)
 {
     ekv_node_t *n = ctx;
     ekv_app_t *app = n->app;
     for (size_t i = 0; i < nrecs; i++) {
-        const Edgekv__ChangeRecord *r = recs[i];
+        const Edgekv__KeyChange *r = recs[i];
         char nshex[EKV_ID_HEX_LEN + 1] = "";
         if (r->namespace_id.len == EKV_NSID_LEN)
             ekv_hex_encode(r->namespace_id.data, EKV_NSID_LEN, nshex);

@@ -10,6 +10,7 @@
 #include "common/codec.h"
 #include "common/errors.h"
 #include "common/log.h"
+#include "replication/frame.h"
 #include "replication/link.h"
 #include "replication/primary.h"
 #include "replication/replica.h"
@@ -94,7 +95,8 @@ static void probe_connected(ekv_repl_link_t *l, int status)
         ekv_repl_link_close(l, 0, 0, "probe connect failed");
         return;
     }
-    Edgekv__Hello h = EDGEKV__HELLO__INIT;
+    Edgekv__Hello h;
+    ekv_repl_hello_init(&h); /* our protocol version (a probe is answered on its epoch alone) */
     h.node_id = n->node_id;
     h.role = EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY;
     h.history_id = n->st.history_id;

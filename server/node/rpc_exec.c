@@ -71,10 +71,17 @@ static void rpc_free(rpc_t *r)
     free(r);
 }
 
-static void respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
-                    const char *ctype, const char *headers, const void *body, size_t len)
+/* Send a Response frame; from (may be NULL) is the request whose reply this is: its error
+ * code and value expiration travel as fields, so the edge never parses the reply text. */
+static void respond_to(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
+                       const ekv_req_t *from, const char *ctype, const char *headers,
+                       const void *body, size_t len)
 {
     Edgekv__Response resp = EDGEKV__RESPONSE__INIT;
+    if (from) {
+        resp.expiration = from->reply_expiration;
+        resp.error_code = from->reply_cf_code > 0 ? (uint32_t)from->reply_cf_code : 0;
+    }
     resp.id = id;
     resp.status = status;
     resp.content_type = (char *)(ctype ? ctype : "");
@@ -87,12 +94,18 @@ static void respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t stat
         ekv_repl_primary_respond(n->primary, peer_id, &resp);
 }
 
+static void respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
+                    const char *ctype, const char *headers, const void *body, size_t len)
+{
+    respond_to(app, peer_id, id, status, NULL, ctype, headers, body, len);
+}
+
 static void sink(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
                  const void *body, size_t body_len)
 {
     rpc_t *r = (rpc_t *)req;
-    respond(r->app, r->peer_id, r->id, (uint32_t)status, content_type, extra_headers, body,
-            body_len);
+    respond_to(r->app, r->peer_id, r->id, (uint32_t)status, req, content_type, extra_headers, body,
+               body_len);
     ekv_app_on_response(r->app, req, status, body_len);
     r->finished = 1;
     if (!r->dispatching)

@@ -39,13 +39,6 @@ static flight_t *flight_find(ekv_edge_t *e, const uint8_t nsid[EKV_NSID_LEN], co
     return n ? EKV_HTAB_ENTRY(n, flight_t, hnode) : NULL;
 }
 
-/* "expiration: N" in a relayed value reply's header lines. */
-static int64_t header_expiration(const char *h)
-{
-    const char *p = h ? strstr(h, "expiration: ") : NULL;
-    return p ? strtoll(p + 12, NULL, 10) : 0;
-}
-
 static void answer_from_entry(ekv_req_t *req, ekv_cache_entry_t *ce)
 {
     if (ce->negative) {
@@ -65,9 +58,8 @@ void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
     if (r && !f->dirty) {
         if (r->status == 200)
             ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, (const char *)r->body.data,
-                             r->body.len, header_expiration(r->headers), 0, now_ms + f->ttl_ms);
-        else if (r->status == 404 && r->body.len &&
-                 memmem(r->body.data, r->body.len, "\"code\":10009", sizeof("\"code\":10009") - 1))
+                             r->body.len, r->expiration, 0, now_ms + f->ttl_ms);
+        else if (r->status == 404 && r->error_code == (uint32_t)ekv_err_cf_code(EKV_EKEY_NOT_FOUND))
             ekv_cache_put_ex(app->cache, f->nsid, f->key, f->key_len, NULL, 0, 0, 1,
                              now_ms + f->ttl_ms);
     }

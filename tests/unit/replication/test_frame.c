@@ -2,7 +2,9 @@
  * Unit tests for replication/frame.c: the u32-BE-length + protobuf Frame codec.
  * Covers a roundtrip of every body type with exact field values, incremental feeding split at
  * every byte, several frames per feed, truncation, the size cap (checked before allocating),
- * zero length, garbage, missing/unknown bodies, unknown and wrong-type fields, sticky errors.
+ * zero length, garbage, missing/unknown bodies, unknown and wrong-type fields, sticky errors;
+ * the batch encoders (ChangeBatch of log bytes, KeyChangeBatch for edges), record unpacking
+ * and the Hello protocol version.
  */
 #include "replication/frame.h"
 
@@ -18,7 +20,7 @@
 
 /* ---- fixtures: one frame of every body type, with real values ---------------------------- */
 
-#define NBODIES 8
+#define NBODIES 10
 
 static const Edgekv__Frame__BodyCase cases[NBODIES] = {
     EDGEKV__FRAME__BODY_HELLO,
@@ -29,6 +31,8 @@ static const Edgekv__Frame__BodyCase cases[NBODIES] = {
     EDGEKV__FRAME__BODY_SNAPSHOT_CHUNK,
     EDGEKV__FRAME__BODY_SNAPSHOT_END,
     EDGEKV__FRAME__BODY_ERROR,
+    EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH,
+    EDGEKV__FRAME__BODY_RESPONSE,
 };
 
 /* binary keys/values with NUL bytes inside and at the ends */
@@ -44,8 +48,12 @@ static const char ckey1[] = "\x01\x00z";
 
 static Edgekv__Hello hello;
 static Edgekv__ChangeRecord rec[3];
-static Edgekv__ChangeRecord *recs[3];
+static ProtobufCBinaryData rec_bytes[3]; /* rec[i] packed, as the log stores it (malloc'd) */
 static Edgekv__ChangeBatch batch;
+static Edgekv__KeyChange kc[2];
+static Edgekv__KeyChange *kcs[2];
+static Edgekv__KeyChangeBatch kbatch;
+static Edgekv__Response resp;
 static Edgekv__Ack ack;
 static Edgekv__Heartbeat hb;
 static Edgekv__SnapshotBegin sbegin;
@@ -57,17 +65,15 @@ static Edgekv__Error err_;
 
 static void fixtures(void)
 {
-    edgekv__hello__init(&hello);
+    ekv_repl_hello_init(&hello);
     hello.node_id = "replica-1";
     hello.role = EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA;
     hello.last_applied_seq = 123456789012ull;
     hello.history_id = "9f0c2a5e-history";
     hello.epoch = 6;
 
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++)
         edgekv__change_record__init(&rec[i]);
-        recs[i] = &rec[i];
-    }
     rec[0].seq = 1001;
     rec[0].commit_time_ms = 1795000000123ll;
     rec[0].op = EDGEKV__CHANGE_OP__KV_PUT;
@@ -91,8 +97,45 @@ static void fixtures(void)
     rec[2].perms = 7;
     rec[2].created_ms = -5;
     edgekv__change_batch__init(&batch);
+    for (int i = 0; i < 3; i++) {
+        rec_bytes[i].len = protobuf_c_message_get_packed_size(&rec[i].base);
+        rec_bytes[i].data = malloc(rec_bytes[i].len);
+        protobuf_c_message_pack(&rec[i].base, rec_bytes[i].data);
+    }
     batch.n_records = 3;
-    batch.records = recs;
+    batch.records = rec_bytes;
+
+    for (int i = 0; i < 2; i++) {
+        edgekv__key_change__init(&kc[i]);
+        kcs[i] = &kc[i];
+    }
+    kc[0].seq = 2001;
+    kc[0].commit_time_ms = 1795000000999ll;
+    kc[0].op = EDGEKV__CHANGE_OP__KV_DELETE;
+    kc[0].namespace_id = BIN(ns_id);
+    kc[0].key = BIN(key0);
+    kc[1].seq = 2002;
+    kc[1].commit_time_ms = 1795000001000ll;
+    kc[1].op = EDGEKV__CHANGE_OP__TOKEN_CREATE;
+    kc[1].account_id = "acc-01";
+    kc[1].title = "deploy token";
+    kc[1].token_hash = "5e884898da28047151d0e56f8dc62927";
+    kc[1].token_id = "tok-9";
+    kc[1].perms = 3;
+    kc[1].created_ms = 1795000001000ll;
+    edgekv__key_change_batch__init(&kbatch);
+    kbatch.n_changes = 2;
+    kbatch.changes = kcs;
+
+    edgekv__response__init(&resp);
+    resp.id = 77;
+    resp.status = 404;
+    resp.content_type = "application/json";
+    resp.headers = "X-A: b\r\n";
+    resp.body = BIN("{\"success\":false}");
+    resp.seq = 2002;
+    resp.expiration = 1900000000;
+    resp.error_code = 10009;
 
     edgekv__ack__init(&ack);
     ack.applied_seq = UINT64_MAX;
@@ -163,6 +206,12 @@ static void make_frame(int i, Edgekv__Frame *f)
     case EDGEKV__FRAME__BODY_ERROR:
         f->error = &err_;
         break;
+    case EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH:
+        f->key_change_batch = &kbatch;
+        break;
+    case EDGEKV__FRAME__BODY_RESPONSE:
+        f->response = &resp;
+        break;
     default:
         cr_fatal("bad body index %d", i);
     }
@@ -206,18 +255,29 @@ static void check_frame(const Edgekv__Frame *f, int i)
         cr_assert(eq(u64, f->hello->last_applied_seq, 123456789012ull));
         cr_assert(eq(str, f->hello->history_id, "9f0c2a5e-history"));
         cr_assert(eq(u64, f->hello->epoch, 6));
+        cr_assert(eq(u32, f->hello->protocol_version, 2));
         break;
-    case EDGEKV__FRAME__BODY_CHANGE_BATCH:
+    case EDGEKV__FRAME__BODY_CHANGE_BATCH: {
         cr_assert(eq(sz, f->change_batch->n_records, 3));
+        Edgekv__ChangeRecord *u[3];
+        for (int r = 0; r < 3; r++) { /* the record bytes arrive exactly as sent */
+            check_bin(f->change_batch->records[r], (const char *)rec_bytes[r].data,
+                      rec_bytes[r].len);
+            u[r] = ekv_repl_record_unpack(f->change_batch->records[r].data,
+                                          f->change_batch->records[r].len);
+            cr_assert(not(eq(ptr, u[r], NULL)));
+            check_record(u[r], r);
+        }
+        CHECK_BIN(u[0]->key, "user\x00:42");
+        CHECK_BIN(u[0]->value, "\x00\xff\x00\x01 value \x00");
+        CHECK_BIN(u[1]->key, "\x00");
+        cr_assert(eq(sz, u[1]->value.len, 0));
+        cr_assert(eq(u64, u[2]->seq, 1005));
+        cr_assert(eq(str, u[2]->title, "my namespace"));
         for (int r = 0; r < 3; r++)
-            check_record(f->change_batch->records[r], r);
-        CHECK_BIN(f->change_batch->records[0]->key, "user\x00:42");
-        CHECK_BIN(f->change_batch->records[0]->value, "\x00\xff\x00\x01 value \x00");
-        CHECK_BIN(f->change_batch->records[1]->key, "\x00");
-        cr_assert(eq(sz, f->change_batch->records[1]->value.len, 0));
-        cr_assert(eq(u64, f->change_batch->records[2]->seq, 1005));
-        cr_assert(eq(str, f->change_batch->records[2]->title, "my namespace"));
+            edgekv__change_record__free_unpacked(u[r], NULL);
         break;
+    }
     case EDGEKV__FRAME__BODY_ACK:
         cr_assert(eq(u64, f->ack->applied_seq, UINT64_MAX));
         break;
@@ -251,6 +311,38 @@ static void check_frame(const Edgekv__Frame *f, int i)
         cr_assert(eq(int, (int)f->error->code, 2));
         cr_assert(eq(str, f->error->message, "epoch 5 < 6"));
         break;
+    case EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH: {
+        cr_assert(eq(sz, f->key_change_batch->n_changes, 2));
+        const Edgekv__KeyChange *a = f->key_change_batch->changes[0];
+        const Edgekv__KeyChange *b = f->key_change_batch->changes[1];
+        cr_assert(eq(u64, a->seq, 2001));
+        cr_assert(eq(i64, a->commit_time_ms, 1795000000999ll));
+        cr_assert(eq(int, (int)a->op, EDGEKV__CHANGE_OP__KV_DELETE));
+        CHECK_BIN(a->namespace_id,
+                  "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\x00");
+        CHECK_BIN(a->key, "user\x00:42");
+        cr_assert(eq(str, a->account_id, ""));
+        cr_assert(eq(u64, b->seq, 2002));
+        cr_assert(eq(int, (int)b->op, EDGEKV__CHANGE_OP__TOKEN_CREATE));
+        cr_assert(eq(sz, b->namespace_id.len, 0));
+        cr_assert(eq(str, b->account_id, "acc-01"));
+        cr_assert(eq(str, b->title, "deploy token"));
+        cr_assert(eq(str, b->token_hash, "5e884898da28047151d0e56f8dc62927"));
+        cr_assert(eq(str, b->token_id, "tok-9"));
+        cr_assert(eq(u32, b->perms, 3));
+        cr_assert(eq(i64, b->created_ms, 1795000001000ll));
+        break;
+    }
+    case EDGEKV__FRAME__BODY_RESPONSE:
+        cr_assert(eq(u64, f->response->id, 77));
+        cr_assert(eq(u32, f->response->status, 404));
+        cr_assert(eq(str, f->response->content_type, "application/json"));
+        cr_assert(eq(str, f->response->headers, "X-A: b\r\n"));
+        CHECK_BIN(f->response->body, "{\"success\":false}");
+        cr_assert(eq(u64, f->response->seq, 2002));
+        cr_assert(eq(i64, f->response->expiration, 1900000000));
+        cr_assert(eq(u32, f->response->error_code, 10009));
+        break;
     default:
         cr_fatal("unexpected body");
     }
@@ -276,6 +368,8 @@ static void setup(void)
 static void teardown(void)
 {
     ekv_buf_deinit(&stream);
+    for (int i = 0; i < 3; i++)
+        free(rec_bytes[i].data);
 }
 
 TestSuite(frame, .init = setup, .fini = teardown);
@@ -719,10 +813,21 @@ Test(frame, field_number_zero_is_rejected)
                  EKV_EREPL_FRAME_MALFORMED));
     cr_assert(eq(str, (char *)ekv_repl_decoder_reason(&d), "frame has field number 0 (7 bytes)"));
     ekv_repl_decoder_deinit(&d);
-    /* two levels down: change_batch { records { seq 1, field 0 varint 1 } } */
-    cr_assert(eq(int, decode_raw("\0\0\0\x09\x1a\x07\x0a\x05\x08\x01\x80\x00\x01", 13, 0, &f, &d),
+    /* two levels down: key_change_batch { changes { seq 1, field 0 varint 1 } } */
+    cr_assert(eq(int, decode_raw("\0\0\0\x09\x62\x07\x0a\x05\x08\x01\x80\x00\x01", 13, 0, &f, &d),
                  EKV_EREPL_FRAME_MALFORMED));
     cr_assert(eq(str, (char *)ekv_repl_decoder_reason(&d), "frame has field number 0 (9 bytes)"));
+    ekv_repl_decoder_deinit(&d);
+    /* inside a ChangeBatch record the frame only sees bytes: the record's own unpack (what a
+     * replica does with each record) refuses it */
+    cr_assert(
+        eq(int, decode_raw("\0\0\0\x09\x1a\x07\x0a\x05\x08\x01\x80\x00\x01", 13, 0, &f, &d), 1));
+    cr_assert(eq(sz, f->change_batch->n_records, 1));
+    cr_assert(eq(
+        ptr,
+        ekv_repl_record_unpack(f->change_batch->records[0].data, f->change_batch->records[0].len),
+        NULL));
+    ekv_repl_frame_free(f);
     ekv_repl_decoder_deinit(&d);
     /* the one-byte tag 0 is refused by protobuf-c itself */
     cr_assert(eq(int, decode_raw("\0\0\0\x06\x22\x02\x08\x01\x00\x05", 10, 0, &f, &d),
@@ -731,7 +836,11 @@ Test(frame, field_number_zero_is_rejected)
     ekv_repl_decoder_deinit(&d);
     /* the same record without field 0 is fine */
     cr_assert(eq(int, decode_raw("\0\0\0\x06\x1a\x04\x0a\x02\x08\x01", 10, 0, &f, &d), 1));
-    cr_assert(eq(u64, f->change_batch->records[0]->seq, 1));
+    Edgekv__ChangeRecord *r =
+        ekv_repl_record_unpack(f->change_batch->records[0].data, f->change_batch->records[0].len);
+    cr_assert(not(eq(ptr, r, NULL)));
+    cr_assert(eq(u64, r->seq, 1));
+    edgekv__change_record__free_unpacked(r, NULL);
     ekv_repl_frame_free(f);
     ekv_repl_decoder_deinit(&d);
 }
@@ -814,148 +923,338 @@ Test(frame, body_names)
     cr_assert(eq(str, (char *)ekv_repl_frame_body_name(EDGEKV__FRAME__BODY_CHANGE_BATCH),
                  "change_batch"));
     cr_assert(eq(str, (char *)ekv_repl_frame_body_name(EDGEKV__FRAME__BODY_ERROR), "error"));
+    cr_assert(eq(str, (char *)ekv_repl_frame_body_name(EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH),
+                 "key_change_batch"));
+    cr_assert(eq(str, (char *)ekv_repl_frame_body_name(EDGEKV__FRAME__BODY_RESPONSE), "response"));
     cr_assert(eq(str, (char *)ekv_repl_frame_body_name(EDGEKV__FRAME__BODY__NOT_SET), "none"));
 }
 
-/* ---- the primary's direct ChangeBatch encoder ------------------------------------------- */
+/* ---- the batch encoders, records, the protocol version ------------------------------------ */
 
-/* Pack a record the way the store's log does, into a malloc'd ekv_log_record_t. */
-static ekv_log_record_t packed_record(uint64_t seq, int64_t commit_ms, const char *key,
-                                      size_t key_len, size_t value_len)
+TestSuite(frame_batch, .init = setup, .fini = teardown);
+
+/* A record packed the way the store's log does, into a malloc'd ekv_log_record_t. */
+static ekv_log_record_t packed(const Edgekv__ChangeRecord *r)
+{
+    ekv_log_record_t out;
+    memset(&out, 0, sizeof(out));
+    out.seq = r->seq;
+    out.len = protobuf_c_message_get_packed_size(&r->base);
+    out.data = malloc(out.len ? out.len : 1);
+    protobuf_c_message_pack(&r->base, out.data);
+    return out;
+}
+
+static ekv_log_record_t packed_put(uint64_t seq, int64_t commit_ms, size_t value_len)
 {
     Edgekv__ChangeRecord r = EDGEKV__CHANGE_RECORD__INIT;
     r.seq = seq;
     r.commit_time_ms = commit_ms;
     r.op = EDGEKV__CHANGE_OP__KV_PUT;
     r.namespace_id = BIN(ns_id);
-    r.key.data = (uint8_t *)key;
-    r.key.len = key_len;
+    r.key = BIN(key0);
     uint8_t *v = malloc(value_len + 1);
     for (size_t i = 0; i < value_len; i++)
         v[i] = (uint8_t)(i * 7);
     r.value.data = v;
     r.value.len = value_len;
-    ekv_log_record_t out = {seq, NULL, 0};
-    out.len = protobuf_c_message_get_packed_size(&r.base);
-    out.data = malloc(out.len);
-    protobuf_c_message_pack(&r.base, out.data);
+    r.metadata = BIN(meta0);
+    r.expiration = 1900000000;
+    ekv_log_record_t out = packed(&r);
     free(v);
     return out;
 }
 
-Test(frame_direct, change_batch_equals_protobuf_packing_and_decodes)
+/* Decode exactly one frame from b (in one feed) and check nothing is left. */
+static Edgekv__Frame *decode_one(const ekv_buf_t *b)
+{
+    ekv_repl_decoder_t d;
+    Edgekv__Frame *f = NULL, *none = NULL;
+    ekv_repl_decoder_init(&d, 0);
+    cr_assert(eq(int, ekv_repl_decoder_feed(&d, b->data, b->len), 0));
+    cr_assert(eq(int, ekv_repl_decoder_next(&d, &f), 1), "%s", ekv_repl_decoder_reason(&d));
+    cr_assert(eq(int, ekv_repl_decoder_next(&d, &none), 0));
+    ekv_repl_decoder_deinit(&d);
+    return f;
+}
+
+Test(frame_batch, change_batch_carries_the_log_bytes_unchanged)
 {
     /* value sizes around the 1- and 2-byte varint length boundaries, and a large one */
     const size_t sizes[] = {0, 1, 127, 128, 16383, 16384, 300000};
     enum { N = sizeof(sizes) / sizeof(sizes[0]) };
     ekv_log_record_t lrecs[N];
     for (size_t i = 0; i < N; i++)
-        lrecs[i] =
-            packed_record(1000 + i, 1700000000000 + (int64_t)i, key0, sizeof(key0) - 1, sizes[i]);
-    for (uint64_t epoch = 1; epoch <= 300; epoch += 299) {
-        ekv_buf_t direct, packed;
-        ekv_buf_init(&direct, 0);
-        ekv_buf_init(&packed, 0);
-        cr_assert(eq(int, ekv_repl_encode_change_batch(epoch, lrecs, N, &direct), 0));
-
-        /* the same frame built and packed by protobuf-c */
-        Edgekv__ChangeRecord *un[N];
-        for (size_t i = 0; i < N; i++)
-            un[i] = edgekv__change_record__unpack(NULL, lrecs[i].len, lrecs[i].data);
-        Edgekv__ChangeBatch b = EDGEKV__CHANGE_BATCH__INIT;
-        b.n_records = N;
-        b.records = un;
-        Edgekv__Frame f = EDGEKV__FRAME__INIT;
-        f.epoch = epoch;
-        f.body_case = EDGEKV__FRAME__BODY_CHANGE_BATCH;
-        f.change_batch = &b;
-        cr_assert(eq(int, ekv_repl_frame_encode(&f, &packed), 0));
-        cr_assert(eq(sz, direct.len, packed.len));
-        cr_assert(eq(mem, MEM(direct.data, direct.len), MEM(packed.data, packed.len)));
-
-        /* and it decodes to the same records */
-        ekv_repl_decoder_t d;
-        ekv_repl_decoder_init(&d, 0);
-        Edgekv__Frame *got = NULL;
-        cr_assert(eq(int, ekv_repl_decoder_feed(&d, direct.data, direct.len), 0));
-        cr_assert(eq(int, ekv_repl_decoder_next(&d, &got), 1));
+        lrecs[i] = packed_put(1000 + i, 1700000000000 + (int64_t)i, sizes[i]);
+    for (uint64_t epoch = 0; epoch <= 300; epoch += 150) {
+        ekv_buf_t out;
+        ekv_buf_init(&out, 0);
+        cr_assert(eq(int, ekv_repl_encode_change_batch(epoch, lrecs, N, &out), 0));
+        Edgekv__Frame *got = decode_one(&out);
         cr_assert(eq(u64, got->epoch, epoch));
+        cr_assert(eq(int, (int)got->body_case, EDGEKV__FRAME__BODY_CHANGE_BATCH));
         cr_assert(eq(sz, got->change_batch->n_records, N));
         for (size_t i = 0; i < N; i++) {
-            cr_assert(eq(u64, got->change_batch->records[i]->seq, 1000 + i));
-            cr_assert(eq(sz, got->change_batch->records[i]->value.len, sizes[i]));
+            ProtobufCBinaryData b = got->change_batch->records[i];
+            cr_assert(eq(sz, b.len, lrecs[i].len));
+            cr_assert(eq(mem, MEM(b.data, b.len), MEM(lrecs[i].data, lrecs[i].len)));
+            Edgekv__ChangeRecord *r = ekv_repl_record_unpack(b.data, b.len);
+            cr_assert(not(eq(ptr, r, NULL)));
+            cr_assert(eq(u64, r->seq, 1000 + i));
+            cr_assert(eq(i64, r->commit_time_ms, 1700000000000 + (int64_t)i));
+            cr_assert(eq(sz, r->value.len, sizes[i]));
+            for (size_t k = 0; k < sizes[i]; k++)
+                if (r->value.data[k] != (uint8_t)(k * 7))
+                    cr_fatal("record %zu value byte %zu differs", i, k);
+            edgekv__change_record__free_unpacked(r, NULL);
         }
+        /* decode o encode is a fixed point */
+        ekv_buf_t again;
+        ekv_buf_init(&again, 0);
+        cr_assert(eq(int, ekv_repl_frame_encode(got, &again), 0));
+        cr_assert(eq(sz, again.len, out.len));
+        cr_assert(eq(mem, MEM(again.data, again.len), MEM(out.data, out.len)));
+        ekv_buf_deinit(&again);
         ekv_repl_frame_free(got);
-        ekv_repl_decoder_deinit(&d);
-        for (size_t i = 0; i < N; i++)
-            edgekv__change_record__free_unpacked(un[i], NULL);
-        ekv_buf_deinit(&direct);
-        ekv_buf_deinit(&packed);
+        ekv_buf_deinit(&out);
     }
     for (size_t i = 0; i < N; i++)
         free(lrecs[i].data);
 }
 
-Test(frame_direct, change_batch_refuses_empty_and_oversized)
+/* The wire is the one `repeated ChangeRecord records = 1` gave (protocol 1): each record is a
+ * length-delimited field 1 of the batch, its bytes verbatim. */
+Test(frame_batch, exact_wire_bytes_of_a_change_batch)
+{
+    uint8_t r0[] = {0x08, 0x05};             /* ChangeRecord { seq 5 } */
+    uint8_t r1[] = {0x08, 0x06, 0x18, 0x02}; /* ChangeRecord { seq 6, op KV_DELETE } */
+    ekv_log_record_t lr[2];
+    memset(lr, 0, sizeof(lr));
+    lr[0].seq = 5;
+    lr[0].data = r0;
+    lr[0].len = sizeof(r0);
+    lr[1].seq = 6;
+    lr[1].data = r1;
+    lr[1].len = sizeof(r1);
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    cr_assert(eq(int, ekv_repl_encode_change_batch(1, lr, 2, &b), 0));
+    /* len 14 | epoch 1 | field 3 len 10 { field 1 len 2 {..} field 1 len 4 {..} } */
+    static const char want[] = "\0\0\0\x0e\x08\x01\x1a\x0a\x0a\x02\x08\x05\x0a\x04\x08\x06\x18\x02";
+    cr_assert(eq(sz, b.len, sizeof(want) - 1));
+    cr_assert(eq(mem, MEM(b.data, b.len), MEM((void *)want, sizeof(want) - 1)));
+    ekv_buf_deinit(&b);
+}
+
+Test(frame_batch, change_batch_caps)
 {
     ekv_buf_t out;
     ekv_buf_init(&out, 0);
     cr_assert(eq(int, ekv_repl_encode_change_batch(1, NULL, 0, &out), EKV_EREPL_FRAME_MALFORMED));
-    ekv_log_record_t big = {1, malloc(EKV_REPL_MAX_FRAME), EKV_REPL_MAX_FRAME};
+    /* one record of L bytes with epoch 1: 2 (epoch) + 1 + 4 (batch tag, length) + 1 + 4
+     * (record tag, length) + L. At exactly the cap it is encoded and decodes; one byte more is
+     * refused and out is left as it was. */
+    size_t at_cap = EKV_REPL_MAX_FRAME - 12;
+    ekv_log_record_t big;
+    memset(&big, 0, sizeof(big));
+    big.seq = 1;
+    big.data = calloc(1, at_cap + 1);
+    big.len = at_cap + 1;
+    cr_assert(eq(int, ekv_buf_append(&out, "x", 1), 0));
     cr_assert(eq(int, ekv_repl_encode_change_batch(1, &big, 1, &out), EKV_EREPL_FRAME_TOO_LARGE));
-    cr_assert(eq(sz, out.len, 0));
+    cr_assert(eq(sz, out.len, 1));
+    ekv_buf_reset(&out);
+    big.len = at_cap;
+    cr_assert(eq(int, ekv_repl_encode_change_batch(1, &big, 1, &out), 0));
+    cr_assert(eq(sz, out.len, EKV_REPL_HEADER_LEN + EKV_REPL_MAX_FRAME));
+    Edgekv__Frame *f = decode_one(&out);
+    cr_assert(eq(sz, f->change_batch->records[0].len, at_cap));
+    ekv_repl_frame_free(f);
+    /* a decoder with a smaller cap refuses it from its header */
+    ekv_repl_decoder_t d;
+    cr_assert(eq(int, decode_raw(out.data, 4, EKV_REPL_MAX_FRAME - 1, &f, &d),
+                 EKV_EREPL_FRAME_TOO_LARGE));
+    ekv_repl_decoder_deinit(&d);
+    /* the buffer's own max is honoured */
+    ekv_buf_t small;
+    ekv_buf_init(&small, 1024);
+    big.len = 2000;
+    cr_assert(eq(int, ekv_repl_encode_change_batch(1, &big, 1, &small), EKV_ETOO_LARGE));
+    cr_assert(eq(sz, small.len, 0));
+    ekv_buf_deinit(&small);
     free(big.data);
     ekv_buf_deinit(&out);
 }
 
-Test(frame_direct, commit_time_read_from_packed_record)
+Test(frame_batch, key_change_batch_is_the_keys_only_view)
 {
-    ekv_log_record_t r = packed_record(77, 1712345678901, key1, sizeof(key1) - 1, 10);
-    cr_assert(eq(i64, ekv_repl_record_commit_ms(r.data, r.len), 1712345678901));
-    cr_assert(eq(i64, ekv_repl_record_commit_ms(r.data, 1), 0)); /* truncated */
-    const uint8_t no_time[] = {0x08, 0x05, 0x18, 0x01};          /* seq 5, op 1 */
-    cr_assert(eq(i64, ekv_repl_record_commit_ms(no_time, sizeof(no_time)), 0));
-    free(r.data);
-}
+    Edgekv__ChangeRecord r[4];
+    for (int i = 0; i < 4; i++) {
+        edgekv__change_record__init(&r[i]);
+        r[i].seq = 500 + (uint64_t)i;
+        r[i].commit_time_ms = 1795000000000ll + i;
+    }
+    static const char secret[] = "a-value-the-edge-must-not-get";
+    r[0].op = EDGEKV__CHANGE_OP__KV_PUT;
+    r[0].namespace_id = BIN(ns_id);
+    r[0].key = BIN(key0);
+    r[0].value = BIN(secret);
+    r[0].metadata = BIN("{\"also\":\"secret\"}");
+    r[0].expiration = 1900000000;
+    r[1].op = EDGEKV__CHANGE_OP__NS_RENAME;
+    r[1].namespace_id = BIN(ns_id);
+    r[1].account_id = "acc-01";
+    r[1].title = "new title";
+    r[1].created_ms = 17;
+    r[2].op = EDGEKV__CHANGE_OP__TOKEN_CREATE;
+    r[2].account_id = "acc-01";
+    r[2].title = "tok name";
+    r[2].token_hash = "ab01";
+    r[2].token_id = "tid";
+    r[2].perms = 5;
+    r[2].created_ms = 18;
+    r[3].op = EDGEKV__CHANGE_OP__KV_EXPIRE;
+    r[3].namespace_id = BIN(ns_id);
+    r[3].key = BIN(key1);
+    ekv_log_record_t lr[4];
+    for (int i = 0; i < 4; i++)
+        lr[i] = packed(&r[i]);
 
-Test(frame_direct, strip_values_keeps_every_other_field)
-{
-    Edgekv__ChangeRecord r = EDGEKV__CHANGE_RECORD__INIT;
-    r.seq = 42;
-    r.commit_time_ms = 1712345678901;
-    r.op = EDGEKV__CHANGE_OP__KV_PUT;
-    r.namespace_id = BIN(ns_id);
-    r.key = BIN(key0);
-    r.value = BIN(val0);
-    r.metadata = BIN(meta0);
-    r.expiration = 1900000000;
-    r.account_id = "acct";
-    r.title = "t";
-    size_t n = protobuf_c_message_get_packed_size(&r.base);
-    uint8_t *packed = malloc(n);
-    protobuf_c_message_pack(&r.base, packed);
     ekv_buf_t out;
     ekv_buf_init(&out, 0);
-    cr_assert(eq(int, ekv_repl_record_strip_values(packed, n, &out), 0));
-    cr_assert(lt(sz, out.len, n));
-    Edgekv__ChangeRecord *s =
-        edgekv__change_record__unpack(NULL, out.len, (const uint8_t *)out.data);
-    cr_assert_not_null(s);
-    cr_assert(eq(u64, s->seq, 42));
-    cr_assert(eq(i64, s->commit_time_ms, 1712345678901));
-    cr_assert(eq(int, s->op, EDGEKV__CHANGE_OP__KV_PUT));
-    cr_assert(
-        eq(mem, MEM(s->namespace_id.data, s->namespace_id.len), MEM(ns_id, sizeof(ns_id) - 1)));
-    cr_assert(eq(mem, MEM(s->key.data, s->key.len), MEM(key0, sizeof(key0) - 1)));
-    cr_assert(eq(sz, s->value.len, 0));
-    cr_assert(eq(sz, s->metadata.len, 0));
-    cr_assert(eq(i64, s->expiration, 1900000000));
-    cr_assert(eq(str, s->account_id, "acct"));
-    edgekv__change_record__free_unpacked(s, NULL);
-    /* truncated input is refused, not read past */
+    cr_assert(eq(int, ekv_repl_encode_key_change_batch(9, lr, 4, &out), 0));
+    cr_assert(eq(ptr, memmem(out.data, out.len, secret, sizeof(secret) - 1), NULL));
+    cr_assert(eq(ptr, memmem(out.data, out.len, "secret", 6), NULL));
+    Edgekv__Frame *f = decode_one(&out);
+    cr_assert(eq(u64, f->epoch, 9));
+    cr_assert(eq(int, (int)f->body_case, EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH));
+    cr_assert(eq(sz, f->key_change_batch->n_changes, 4));
+    for (int i = 0; i < 4; i++) {
+        const Edgekv__KeyChange *k = f->key_change_batch->changes[i];
+        cr_assert(eq(u64, k->seq, r[i].seq));
+        cr_assert(eq(i64, k->commit_time_ms, r[i].commit_time_ms));
+        cr_assert(eq(int, (int)k->op, (int)r[i].op));
+        check_bin(k->namespace_id, (const char *)r[i].namespace_id.data, r[i].namespace_id.len);
+        check_bin(k->key, (const char *)r[i].key.data, r[i].key.len);
+        cr_assert(eq(str, k->account_id, r[i].account_id));
+        cr_assert(eq(str, k->title, r[i].title));
+        cr_assert(eq(str, k->token_hash, r[i].token_hash));
+        cr_assert(eq(str, k->token_id, r[i].token_id));
+        cr_assert(eq(u32, k->perms, r[i].perms));
+        cr_assert(eq(i64, k->created_ms, r[i].created_ms));
+        cr_assert(eq(sz, k->base.n_unknown_fields, 0));
+    }
+    ekv_repl_frame_free(f);
+
+    /* refused: no records, or a record that does not unpack (out unchanged) */
     ekv_buf_reset(&out);
-    cr_assert(
-        eq(int, ekv_repl_record_strip_values(packed, n - 1, &out), EKV_EREPL_FRAME_MALFORMED));
-    free(packed);
+    cr_assert(eq(int, ekv_repl_encode_key_change_batch(9, lr, 0, &out), EKV_EREPL_FRAME_MALFORMED));
+    uint8_t junk[] = {0x08, 0x01, 0xff};
+    ekv_log_record_t keep = lr[2];
+    lr[2].data = junk;
+    lr[2].len = sizeof(junk);
+    cr_assert(eq(int, ekv_repl_encode_key_change_batch(9, lr, 4, &out), EKV_EREPL_FRAME_MALFORMED));
+    cr_assert(eq(sz, out.len, 0));
+    lr[2] = keep;
     ekv_buf_deinit(&out);
+    for (int i = 0; i < 4; i++)
+        free(lr[i].data);
+}
+
+Test(frame_batch, key_change_view_borrows_the_record)
+{
+    Edgekv__KeyChange k;
+    ekv_repl_key_change_view(&rec[2], &k);
+    cr_assert(eq(u64, k.seq, 1005));
+    cr_assert(eq(i64, k.commit_time_ms, 1795000000200ll));
+    cr_assert(eq(int, (int)k.op, EDGEKV__CHANGE_OP__NS_CREATE));
+    cr_assert(eq(ptr, k.namespace_id.data, rec[2].namespace_id.data));
+    cr_assert(eq(ptr, k.key.data, rec[2].key.data));
+    cr_assert(eq(ptr, k.title, rec[2].title));
+    cr_assert(eq(ptr, k.account_id, rec[2].account_id));
+    cr_assert(eq(u32, k.perms, 7));
+    cr_assert(eq(i64, k.created_ms, -5));
+}
+
+Test(frame_batch, record_unpack_and_commit_time)
+{
+    const ProtobufCBinaryData b = rec_bytes[0];
+    Edgekv__ChangeRecord *r = ekv_repl_record_unpack(b.data, b.len);
+    cr_assert(not(eq(ptr, r, NULL)));
+    check_record(r, 0);
+    edgekv__change_record__free_unpacked(r, NULL);
+    cr_assert(eq(i64, ekv_repl_record_commit_ms(b.data, b.len), 1795000000123ll));
+    /* truncated, garbage, field 0: no record, commit time 0 (never read past the bytes) */
+    for (size_t cut = 1; cut < b.len; cut++) {
+        uint8_t *copy = malloc(cut);
+        memcpy(copy, b.data, cut);
+        r = ekv_repl_record_unpack(copy, cut);
+        if (r) /* a cut between two fields is a valid, shorter record */
+            edgekv__change_record__free_unpacked(r, NULL);
+        free(copy);
+    }
+    cr_assert(eq(ptr, ekv_repl_record_unpack(b.data, b.len - 1), NULL)); /* inside the value */
+    cr_assert(eq(i64, ekv_repl_record_commit_ms(b.data, b.len - 1), 0));
+    const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff};
+    cr_assert(eq(ptr, ekv_repl_record_unpack(garbage, sizeof(garbage)), NULL));
+    const uint8_t zero[] = {0x08, 0x01, 0x80, 0x00, 0x01};
+    cr_assert(eq(ptr, ekv_repl_record_unpack(zero, sizeof(zero)), NULL));
+    const uint8_t no_time[] = {0x08, 0x05, 0x18, 0x01}; /* seq 5, op 1 */
+    cr_assert(eq(i64, ekv_repl_record_commit_ms(no_time, sizeof(no_time)), 0));
+    /* a record field with the wrong wire type: key (bytes) sent as a varint */
+    const uint8_t wrong[] = {0x08, 0x05, 0x28, 0x01};
+    cr_assert(eq(ptr, ekv_repl_record_unpack(wrong, sizeof(wrong)), NULL));
+}
+
+Test(frame_batch, change_batch_with_a_wrong_wire_type_is_malformed)
+{
+    ekv_repl_decoder_t d;
+    Edgekv__Frame *f;
+    /* change_batch { records: field 1 as a varint } */
+    cr_assert(
+        eq(int, decode_raw("\0\0\0\x04\x1a\x02\x08\x01", 8, 0, &f, &d), EKV_EREPL_FRAME_MALFORMED));
+    cr_assert(eq(str, (char *)ekv_repl_decoder_reason(&d), "protobuf unpack failed (4 bytes)"));
+    ekv_repl_decoder_deinit(&d);
+    /* a record that claims more bytes than the batch holds */
+    cr_assert(eq(int, decode_raw("\0\0\0\x05\x1a\x03\x0a\x09\x08", 9, 0, &f, &d),
+                 EKV_EREPL_FRAME_MALFORMED));
+    ekv_repl_decoder_deinit(&d);
+    /* an empty record decodes as bytes; unpacked it is a record with seq 0 (the replica's
+     * seq check refuses it) */
+    cr_assert(eq(int, decode_raw("\0\0\0\x04\x1a\x02\x0a\x00", 8, 0, &f, &d), 1));
+    cr_assert(eq(sz, f->change_batch->records[0].len, 0));
+    Edgekv__ChangeRecord *r = ekv_repl_record_unpack(f->change_batch->records[0].data, 0);
+    cr_assert(not(eq(ptr, r, NULL)));
+    cr_assert(eq(u64, r->seq, 0));
+    edgekv__change_record__free_unpacked(r, NULL);
+    ekv_repl_frame_free(f);
+    ekv_repl_decoder_deinit(&d);
+}
+
+Test(frame_batch, hello_protocol_version)
+{
+    Edgekv__Hello h;
+    ekv_repl_hello_init(&h);
+    cr_assert(eq(u32, h.protocol_version, EKV_REPL_PROTOCOL_VERSION));
+    cr_assert(eq(u32, EKV_REPL_PROTOCOL_VERSION, 2));
+    char why[128] = "untouched";
+    cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 1));
+    cr_assert(eq(str, why, "untouched"));
+    h.protocol_version = 0; /* a node from before the field: version 1 */
+    cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 0));
+    cr_assert(eq(str, why, "peer speaks replication protocol 1, this node 2"));
+    h.protocol_version = 3;
+    cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 0));
+    cr_assert(eq(str, why, "peer speaks replication protocol 3, this node 2"));
+    /* field 10 on the wire: hello { protocol_version 2 } */
+    Edgekv__Hello only;
+    ekv_repl_hello_init(&only);
+    Edgekv__Frame f = EDGEKV__FRAME__INIT;
+    f.body_case = EDGEKV__FRAME__BODY_HELLO;
+    f.hello = &only;
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    cr_assert(eq(int, ekv_repl_frame_encode(&f, &b), 0));
+    cr_assert(eq(mem, MEM(b.data, b.len), MEM("\0\0\0\x04\x12\x02\x50\x02", 8)));
+    ekv_buf_deinit(&b);
 }

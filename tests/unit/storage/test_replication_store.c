@@ -296,6 +296,52 @@ Test(repl_store, apply_rejects_gaps_and_repeats)
     cr_assert_eq(ekv_store_last_seq(rst), 6);
 }
 
+/* What a replica does with a ChangeBatch: the bytes it received plus the records it already
+ * unpacked from them (ekv_log_record_t.rec): the store applies rec without unpacking again
+ * and stores the bytes verbatim. */
+Test(repl_store, apply_uses_records_unpacked_by_the_caller)
+{
+    cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS1, "t"), 0);
+    cr_assert_eq(put_full(pst, ns1, "a", "value a", "{\"m\":1}", 0), 0);
+    cr_assert_eq(put_full(pst, ns1, "b", "value b", NULL, 0), 0);
+    cr_assert_eq(del(pst, ns1, "a"), 0);
+    uint64_t plast = ekv_store_last_seq(pst);
+    cr_assert_eq(plast, 4);
+
+    ekv_log_batch_t b;
+    read_exact(1, plast, &b);
+    Edgekv__ChangeRecord *un[4];
+    for (size_t i = 0; i < plast; i++) {
+        un[i] = edgekv__change_record__unpack(NULL, b.recs[i].len, b.recs[i].data);
+        cr_assert_not_null(un[i]);
+    }
+    /* rec is what is applied: record 3 claimed as seq 2 is refused (nothing written) */
+    b.recs[1].rec = un[2];
+    cr_assert_eq(ekv_store_apply_records(rst, &b), EKV_ELOG_GAP);
+    cr_assert_eq(ekv_store_last_seq(rst), 0);
+
+    for (size_t i = 0; i < plast; i++)
+        b.recs[i].rec = un[i];
+    cr_assert_eq(ekv_store_apply_records(rst, &b), 0);
+    cr_assert_eq(ekv_store_last_seq(rst), plast);
+    cr_assert_eq(sum_of(rst, NULL), sum_of(pst, NULL));
+    same_key(ns1, "a", 0);
+    same_key(ns1, "b", 1);
+    /* the replica's log holds the primary's bytes */
+    ekv_log_batch_t ra;
+    cr_assert_eq(ekv_store_log_read(rst, 1, plast, 1 << 20, &ra), 0);
+    cr_assert_eq(ra.count, plast);
+    for (size_t i = 0; i < plast; i++) {
+        cr_assert_null(ra.recs[i].rec);
+        cr_assert_eq(ra.recs[i].len, b.recs[i].len);
+        cr_assert_eq(memcmp(ra.recs[i].data, b.recs[i].data, b.recs[i].len), 0);
+    }
+    ekv_log_batch_clear(&ra);
+    for (size_t i = 0; i < plast; i++)
+        edgekv__change_record__free_unpacked(un[i], NULL);
+    ekv_log_batch_clear(&b);
+}
+
 Test(repl_store, log_read_limits_and_caught_up)
 {
     cr_assert_eq(ns_op(pst, EKV_OP_NS_CREATE, NS1, "t"), 0);
