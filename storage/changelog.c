@@ -280,8 +280,22 @@ void ekv__log_trim(ekv_store_t *s, int check_age)
     if (cut <= first)
         return;
 
-    /* pins: never drop records >= the lowest pin. pin_lock is held through the DeleteRange
-     * so a pin set concurrently either is seen here or sees the new pin_floor. */
+    /* pins: never drop records >= the lowest pin. The range is decided and the pin floor
+     * raised under pin_lock; the RocksDB write happens after it is released, because the loop
+     * takes pin_lock on every replica ack and hello and must never wait for a write.
+     *
+     * Why a pin can still never see its records trimmed: pins are taken and moved only under
+     * pin_lock and only at seq >= pin_floor (repl.c), and this is the only place that deletes
+     * log records (the committer thread; nothing else lowers or raises pin_floor meanwhile).
+     * A pin operation is ordered by the lock either
+     *  - before this section: it is in pins[] and lowers cut to it, so [first, cut) holds no
+     *    record it needs; or
+     *  - after it: it sees pin_floor = cut and is refused (EKV_ELOG_GAP) below cut, so it can
+     *    only hold seqs >= cut, which the DeleteRange [first, cut) does not touch.
+     * So every pin is >= cut, whether or not the write has happened yet. A log read of an
+     * unpinned seq in [first, cut) may race the delete, as it always could: log_read checks
+     * that it got exactly the seqs it asked for (EKV_ELOG_GAP otherwise). If the write fails
+     * nothing was deleted; the floor is put back so those records may be pinned again. */
     pthread_mutex_lock(&s->pin_lock);
     uint64_t pin = ekv__pin_lowest_locked(s);
     if (pin && cut > pin)
@@ -290,6 +304,13 @@ void ekv__log_trim(ekv_store_t *s, int check_age)
         pthread_mutex_unlock(&s->pin_lock);
         return;
     }
+    uint64_t old_floor = s->pin_floor;
+    if (cut > s->pin_floor)
+        s->pin_floor = cut;
+    pthread_mutex_unlock(&s->pin_lock);
+
+    if (s->opts.on_trim)
+        s->opts.on_trim(s->opts.on_trim_ctx, first, cut);
     char lo[8], hi[8], *err = NULL;
     ekv_key_log(lo, first);
     ekv_key_log(hi, cut);
@@ -297,10 +318,11 @@ void ekv__log_trim(ekv_store_t *s, int check_age)
     rocksdb_writebatch_delete_range_cf(s->wb, s->cf[EKV_CF_LOG], lo, sizeof(lo), hi, sizeof(hi));
     rocksdb_write(s->db, s->wopts_lazy, s->wb, &err);
     rocksdb_writebatch_clear(s->wb);
-    if (!err)
-        s->pin_floor = cut;
-    pthread_mutex_unlock(&s->pin_lock);
     if (err) {
+        pthread_mutex_lock(&s->pin_lock);
+        if (s->pin_floor == cut)
+            s->pin_floor = old_floor;
+        pthread_mutex_unlock(&s->pin_lock);
         ekv__store_rocks_err("log trim", err);
         return;
     }

@@ -6,9 +6,11 @@
  *    must be exactly from_seq (else EKV_ELOG_GAP) and every following one its predecessor + 1
  *    (the run stops at a hole). The iterator's upper bound is be64(last_seq + 1) with last_seq
  *    loaded BEFORE the read, so only records known committed are returned.
- *  - trim pins: a small fixed table under pin_lock, read by the trimmer (changelog.c) while it
- *    holds the same lock across its DeleteRange. pin_floor is the first record no trim has
- *    removed, so a successful pin is a guarantee, not a hope.
+ *  - trim pins: a small fixed table under pin_lock, read by the trimmer (changelog.c), which
+ *    decides its range and raises pin_floor to the range's end under the lock, then deletes
+ *    with the lock released. pin_floor is the first record no trim has removed or is about to
+ *    remove, so a successful pin is a guarantee, not a hope (the argument is in
+ *    ekv__log_trim), and taking a pin never waits for a RocksDB write.
  *  - ekv_store_apply_records: an internal op (EKV__OP_APPLY_RECORDS) through the committer
  *    queue, so the store keeps one writer; apply.c maps each record back to the primary's op.
  *  - ekv_store_checksum: XXH3 over a snapshot of the replicated CFs.

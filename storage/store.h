@@ -56,6 +56,11 @@ typedef struct {
      * quick and non-blocking (e.g. uv_async_send). NULL = none. */
     void (*on_commit)(void *ctx, uint64_t last_seq);
     void *on_commit_ctx;
+    /* Tests only: called on the committer thread when a log trim of records [first, cut) has
+     * been decided (pin floor raised to cut, pin_lock released) and before its RocksDB write.
+     * NULL = none. */
+    void (*on_trim)(void *ctx, uint64_t first, uint64_t cut);
+    void *on_trim_ctx;
 } ekv_store_opts_t;
 
 /* Open (create) the database, start the committer. */

@@ -100,7 +100,7 @@ struct ekv_store_s {
 
     pthread_mutex_t pin_lock;
     uint64_t pins[EKV_LOG_MAX_PINS]; /* 0 = free slot */
-    uint64_t pin_floor;              /* records >= this were never trimmed (pins must be) */
+    uint64_t pin_floor; /* records >= this were never trimmed nor are being (pins must be) */
 
     pthread_mutex_t stats_lock;
     ekv_store_stats_t st; /* queue_depth is filled in by ekv_store_stats */

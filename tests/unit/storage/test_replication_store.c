@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -594,5 +595,101 @@ Test(repl_store, on_commit_hook_reports_each_durable_seq)
     cr_assert(eq(u64, atomic_load(&hook_seq), seq));
     cr_assert(eq(u64, seq, ekv_store_last_seq(s)));
     cr_assert(eq(int, atomic_load(&hook_calls), 2));
+    ekv_store_close(s);
+}
+
+/* ---- regression: a pin taken while a trim is being written (issue 9, loop block) ----
+ * ekv__log_trim used to hold pin_lock across its RocksDB write, so the loop's pin calls
+ * (every replica ack and hello) waited for it. The on_trim hook runs where that write
+ * happens; from it, another thread pins: below the trim's cut (must be refused), at the cut
+ * (must succeed) and moves a pin; all must return at once, not after the hook. */
+
+struct trim_probe {
+    ekv_store_t *s;
+    uint64_t cut;
+    int rc_below, rc_at, rc_move, pin_at, pin_move_id;
+    _Atomic int done;
+};
+static struct trim_probe probe;
+static _Atomic int trim_hooked;
+static _Atomic int trim_probe_blocked, trim_hook_done;
+static _Atomic uint64_t trim_first, trim_cut;
+
+static void *trim_probe_main(void *arg)
+{
+    struct trim_probe *p = arg;
+    int id = -1;
+    p->rc_below = ekv_store_log_pin(p->s, p->cut - 1, &id);
+    p->rc_at = ekv_store_log_pin(p->s, p->cut, &p->pin_at);
+    p->rc_move = ekv_store_log_pin_move(p->s, p->pin_move_id, p->cut - 1);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void on_trim_hook(void *ctx, uint64_t first, uint64_t cut)
+{
+    (void)ctx;
+    if (atomic_exchange(&trim_hooked, 1))
+        return; /* probe the first trim only */
+    atomic_store(&trim_first, first);
+    atomic_store(&trim_cut, cut);
+    probe.cut = cut;
+    pthread_t t;
+    if (pthread_create(&t, NULL, trim_probe_main, &probe) != 0) {
+        atomic_store(&trim_probe_blocked, 2);
+        atomic_store(&trim_hook_done, 1);
+        return;
+    }
+    for (int i = 0; i < 200 && !atomic_load(&probe.done); i++)
+        usleep(10 * 1000); /* up to 2 s: the old code never finishes here */
+    if (!atomic_load(&probe.done))
+        atomic_store(&trim_probe_blocked, 1);
+    pthread_join(t, NULL);
+    atomic_store(&trim_hook_done, 1);
+}
+
+Test(repl_store, pin_during_trim_write_does_not_wait_and_is_safe)
+{
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/trimhook", root);
+    ekv_store_opts_t o = {0};
+    o.dir = dir;
+    o.purge_interval_ms = 50;
+    o.log_retain_bytes = 2000; /* ~6 records of 300 bytes */
+    o.on_trim = on_trim_hook;
+    ekv_store_t *s = NULL;
+    cr_assert(eq(int, ekv_store_open(&s, &o), 0));
+    probe.s = s;
+    cr_assert(eq(int, fx_ns_op(s, EKV_OP_NS_CREATE, NS1, ACC, "trim"), 0));
+    /* a pin the probe moves, placed above anything the first trim can cut */
+    cr_assert(eq(int, ekv_store_log_pin(s, 1000, &probe.pin_move_id), 0));
+    char v[300];
+    memset(v, 'p', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    for (int i = 0; i < 40 && !atomic_load(&trim_hooked); i++)
+        cr_assert(eq(int, fx_put(s, ns1, "k", v, NULL, 0, NULL), 0));
+    cr_assert(atomic_load(&trim_hooked), "no trim happened");
+    for (int i = 0; i < 500 && !atomic_load(&trim_hook_done); i++)
+        usleep(10 * 1000);
+    cr_assert(atomic_load(&trim_hook_done));
+    cr_assert(eq(int, atomic_load(&trim_probe_blocked), 0),
+              "a pin waited for the trim's RocksDB write");
+    uint64_t cut = atomic_load(&trim_cut);
+    cr_assert_gt(cut, atomic_load(&trim_first));
+    cr_assert(eq(int, probe.rc_below, EKV_ELOG_GAP)); /* its record is being trimmed */
+    cr_assert(eq(int, probe.rc_move, EKV_ELOG_GAP));
+    cr_assert(eq(int, probe.rc_at, 0));
+    /* the pin taken during the trim holds: its record is there and later trims keep it */
+    for (int i = 0; i < 20; i++)
+        cr_assert(eq(int, fx_put(s, ns1, "k", v, NULL, 0, NULL), 0));
+    ekv_log_batch_t b;
+    cr_assert(eq(int, ekv_store_log_read(s, cut, 3, 1 << 20, &b), 0));
+    cr_assert(eq(u64, b.recs[0].seq, cut));
+    ekv_log_batch_clear(&b);
+    cr_assert(eq(int, ekv_store_log_read(s, cut - 1, 3, 1 << 20, &b), EKV_ELOG_GAP));
+    ekv_store_stats_t stt;
+    ekv_store_stats(s, &stt);
+    cr_assert(eq(u64, stt.first_log_seq, cut));
+    cr_assert(eq(u64, stt.lowest_pin, cut));
     ekv_store_close(s);
 }
