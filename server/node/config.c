@@ -174,9 +174,11 @@ static int check_replication(ekv_config_t *cfg)
             fprintf(stderr, "edgekv: an edge takes neither --repl-listen nor --sync-replicas\n");
             return -1;
         }
-        if (cfg->cache_ttl_s < 30 || cfg->upstream_timeout_ms < 10 || cfg->edge_max_fetches < 1) {
-            fprintf(stderr, "edgekv: need --cache-ttl-s >= 30, --upstream-timeout-ms >= 10, "
-                            "--edge-max-fetches >= 1\n");
+        /* cache TTL: the bounds of ?cache_ttl (MIN/MAX_CACHE_TTL_S, server/node/edge) */
+        if (cfg->cache_ttl_s < 30 || cfg->cache_ttl_s > 31536000 || cfg->upstream_timeout_ms < 10 ||
+            cfg->edge_max_fetches < 1) {
+            fprintf(stderr, "edgekv: need --cache-ttl-s in 30..31536000, "
+                            "--upstream-timeout-ms >= 10, --edge-max-fetches >= 1\n");
             return -1;
         }
         cfg->repl_port = -1;

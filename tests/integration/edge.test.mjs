@@ -614,15 +614,27 @@ describe('edge role: 1 primary, 2 replicas, 3 edges', { timeout: 150000 }, () =>
     for (const e of edges) assertValue(e, 'keep', await getValue(e, ns, 'keep'), 'kept');
     assertValue(p, 'keep', await getValue(p, ns, 'keep'), 'kept');
 
-    // cache_ttl: >= 30, else 400 with the documented message; a valid one is served
-    for (const bad of ['29', '0', '-5', 'abc']) {
+    // cache_ttl: an integer in [30, 31536000] (1 year), else 400 with a clear message; a valid
+    // one is served. Bounds: 29 / 30, 31536000 / 31536001, 2^63-1 (no overflow: UBSan builds
+    // would abort on one), beyond 2^64, non-numeric, and a value too long to be a TTL.
+    const ttlErr = async (bad, message) => {
       const g = await getValue(e2, ns, 'keep', { query: `?cache_ttl=${bad}` });
       assert.equal(g.status, 400, `cache_ttl=${bad}: ${g.text}`);
       assert.equal(g.body?.success, false, g.text);
       assert.equal(g.body?.result, null, g.text);
-      assert.equal(g.body?.errors?.[0]?.message, `Invalid cache_ttl of ${bad}. Cache TTL must be at least 30.`, g.text);
+      assert.equal(g.body?.errors?.[0]?.code, 10029, g.text);
+      assert.equal(g.body?.errors?.[0]?.message, message, g.text);
+    };
+    for (const bad of ['29', '0', '-5', 'abc', '', '3e2', '+60', ' 60', '60s', '-9223372036854775808']) {
+      await ttlErr(encodeURIComponent(bad), `Invalid cache_ttl of ${bad}. Cache TTL must be at least 30.`);
     }
+    for (const big of ['31536001', '9223372036854775807', '99999999999999999999999', '000000000031536001']) {
+      await ttlErr(big, `Invalid cache_ttl of ${big}. Cache TTL must be at most 31536000.`);
+    }
+    await ttlErr('1'.repeat(40), 'Invalid cache_ttl. Cache TTL must be at most 31536000.');
     assertValue(e2, 'keep', await getValue(e2, ns, 'keep', { query: '?cache_ttl=30' }), 'kept');
+    assertValue(e2, 'keep', await getValue(e2, ns, 'keep', { query: '?cache_ttl=31536000' }), 'kept');
+    assertValue(e2, 'keep', await getValue(e2, ns, 'keep', { query: '?cache_ttl=0000031536000' }), 'kept');
     assertValue(e2, 'keep', await getValue(e2, ns, 'keep', { query: '?cache_ttl=86400' }), 'kept');
   });
 

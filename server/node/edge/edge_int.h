@@ -16,7 +16,11 @@
 
 #define MAX_UPSTREAMS   17   /* the primary + 16 replicas */
 #define FLIGHT_RESERVE  1024 /* buckets from the start (the table grows past them) */
-#define MIN_CACHE_TTL_S 30
+#define MIN_CACHE_TTL_S 30   /* Workers KV's documented minimum cacheTtl */
+/* Our maximum (Workers KV documents none): one year. The TTL is the staleness bound while an
+ * edge's change stream is down, so it must stay a bound; a year is far beyond any useful
+ * value, and MAX_CACHE_TTL_S * 1000 (ms) is nowhere near overflowing int64_t. */
+#define MAX_CACHE_TTL_S 31536000
 
 typedef struct waiter_s {
     ekv_req_t *req;

@@ -91,24 +91,59 @@ void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
     free(f);
 }
 
+/* cache_ttl's value: optional '-', then decimal digits only (no spaces, '+', or 0x). Returns 0
+ * with *out in [MIN_CACHE_TTL_S, MAX_CACHE_TTL_S], -1 when it is not a number or is below
+ * the minimum, 1 when it is above the maximum. Never overflows: digits past the maximum
+ * stop the accumulation. */
+static int parse_cache_ttl(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = n > 0 && s[0] == '-';
+    i += (size_t)neg;
+    if (i == n)
+        return -1;
+    int64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        if (v <= MAX_CACHE_TTL_S)
+            v = v * 10 + (s[i] - '0');
+    }
+    if (neg || v < MIN_CACHE_TTL_S)
+        return -1;
+    if (v > MAX_CACHE_TTL_S)
+        return 1;
+    *out = v;
+    return 0;
+}
+
 void ekv__edge_value_get(ekv_call_t *c)
 {
     ekv_app_t *app = c->app;
     ekv_edge_t *e = ekv_node_of(app)->edge;
     ekv_req_t *req = c->req;
-    /* cache_ttl (Workers KV's cacheTtl): at least 30 s */
+    /* cache_ttl (Workers KV's cacheTtl): an integer number of seconds in
+     * [MIN_CACHE_TTL_S, MAX_CACHE_TTL_S]; anything else is a 400, never ignored */
     int64_t ttl_ms = e->ttl_ms;
     ekv_query_t q;
     char buf[32];
-    size_t blen;
-    if (ekv_query_parse(req->query, req->query_len, &q) == 0 &&
-        ekv_query_get(&q, "cache_ttl", buf, sizeof(buf), &blen) == 1) {
-        char *end;
-        long long v = strtoll(buf, &end, 10);
-        if (blen == 0 || *end || v < MIN_CACHE_TTL_S) {
+    size_t blen = 0;
+    int got = ekv_query_parse(req->query, req->query_len, &q) == 0
+                  ? ekv_query_get(&q, "cache_ttl", buf, sizeof(buf), &blen)
+                  : 0;
+    if (got != 0) {
+        int64_t v;
+        if (got != 1) { /* malformed, or longer than any valid value */
             ekv_reply_error(req, EKV_EBAD_REQUEST,
-                            "Invalid cache_ttl of %s. Cache TTL must be at least %d.", buf,
-                            MIN_CACHE_TTL_S);
+                            "Invalid cache_ttl. Cache TTL must be at most %d.", MAX_CACHE_TTL_S);
+            return;
+        }
+        int r = parse_cache_ttl(buf, blen, &v);
+        if (r != 0) {
+            ekv_reply_error(req, EKV_EBAD_REQUEST,
+                            r > 0 ? "Invalid cache_ttl of %s. Cache TTL must be at most %d."
+                                  : "Invalid cache_ttl of %s. Cache TTL must be at least %d.",
+                            buf, r > 0 ? MAX_CACHE_TTL_S : MIN_CACHE_TTL_S);
             return;
         }
         ttl_ms = v * 1000;
