@@ -102,37 +102,93 @@ static void conn_read_stop(ekv_conn_t *c);
 
 /* ---------------------------------------------------------------- helpers */
 
+/* RFC 9110 reason phrases: every status edgekv sends (the error table in common/errors.h,
+ * relayed upstream answers, 100/413/501 from the transport) and the other common ones. */
 const char *ekv_http_status_text(int status)
 {
     switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:
         return "Unauthorized";
+    case 402:
+        return "Payment Required";
     case 403:
         return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
     case 408:
         return "Request Timeout";
     case 409:
         return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Payload Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
     case 429:
         return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
     default:
         return "Unknown";
     }
@@ -683,6 +739,24 @@ static char *put_str(char *p, const char *str, size_t n)
 
 #define PUT_LIT(p, lit) put_str(p, lit, sizeof(lit) - 1)
 
+/* The reply head's bytes besides the reason, Date, Content-Type value, extra headers and a
+ * copied body, in the order ekv_http_send writes them. Numbers are written by put_uint from a
+ * uint64_t: at most 20 digits each (the status is an int, so even a bad one fits). The
+ * connection header is "Connection: close\r\n" or keep_alive_hdr (< its buffer). Worst case:
+ * 9 + 20 + 1 + 18 + 14 + 18 + 20 + 2 + 47 + 2 = 151 bytes (the old fixed reserve, 104, was
+ * short of the 134 a 3-digit status and 20-digit length could take). */
+#define LIT_LEN(lit)   (sizeof(lit) - 1)
+#define UINT64_DIGITS  20
+#define KEEP_ALIVE_MAX (sizeof(((ekv_http_server_t *)0)->keep_alive_hdr) - 1)
+#define CONN_HDR_MAX                                                                               \
+    (KEEP_ALIVE_MAX > LIT_LEN("Connection: close\r\n") ? KEEP_ALIVE_MAX                            \
+                                                       : LIT_LEN("Connection: close\r\n"))
+#define HEAD_FIXED_MAX                                                                             \
+    (LIT_LEN("HTTP/1.1 ") + UINT64_DIGITS + LIT_LEN(" ") + LIT_LEN("\r\nServer: edgekv\r\n") +     \
+     LIT_LEN("Content-Type: ") + LIT_LEN("\r\nContent-Length: ") + UINT64_DIGITS +                 \
+     LIT_LEN("\r\n") + CONN_HDR_MAX + LIT_LEN("\r\n"))
+_Static_assert(HEAD_FIXED_MAX == 151, "reply head reserve: recount the comment above");
+
 void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
                    const void *body, size_t body_len, void (*release)(void *), void *release_arg)
 {
@@ -708,8 +782,8 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     size_t ct_len = strlen(content_type);
     size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
     int copy_body = !release && body_len <= 16 * 1024;
-    size_t head_max =
-        64 + strlen(reason) + strlen(date) + ct_len + extra_len + 40 + (copy_body ? body_len : 0);
+    size_t head_max = HEAD_FIXED_MAX + strlen(reason) + strlen(date) + ct_len + extra_len +
+                      (copy_body ? body_len : 0);
     write_req_t *wr = calloc(1, sizeof(*wr));
     char *head = malloc(head_max);
     if (!wr || !head) {
