@@ -4,12 +4,21 @@
 #include <string.h>
 
 #define CACHE_RESERVE 1024 /* buckets from the start; grows (common/htab) with the entries */
+/* Invalidation stamps for the fill rule (cache.h): per key slot and per namespace slot. Two
+ * keys (namespaces) sharing a slot only make a fill be dropped when it could have been kept,
+ * never the reverse. 4096 slots: a write makes a concurrent fill of another key fail with
+ * probability 1/4096; 36 KiB per cache (one per process). */
+#define INVAL_KEY_SLOTS 4096
+#define INVAL_NS_SLOTS  256
 
 struct ekv_cache_s {
     ekv_htab_t tab; /* ekv_cache_entry_t.hnode by (nsid, key); its count = entries */
     size_t bytes, max_bytes, max_entry_bytes;
     ekv_cache_entry_t *lru_head, *lru_tail; /* head = most recent */
-    uint64_t gen;
+    uint64_t gen;                           /* the last stamp given to an invalidation */
+    uint64_t key_inval[INVAL_KEY_SLOTS];    /* by ekv_cache_key_hash: last key invalidation */
+    uint64_t ns_inval[INVAL_NS_SLOTS];      /* by ekv_hash_bytes(nsid): last namespace one */
+    uint64_t clear_inval;                   /* last ekv_cache_clear */
     ekv_cache_stats_t st;
 };
 
@@ -135,27 +144,28 @@ ekv_cache_entry_t *ekv_cache_get(ekv_cache_t *c, const uint8_t nsid[16], const c
     return e;
 }
 
-void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len)
+/* Drop (nsid, key)'s entry if any; stamp its slot when a write invalidates (not for a fill). */
+static void invalidate_h(ekv_cache_t *c, uint64_t h, const uint8_t nsid[16], const char *key,
+                         size_t key_len, int stamp)
 {
-    c->gen++;
+    if (stamp)
+        c->key_inval[h & (INVAL_KEY_SLOTS - 1)] = ++c->gen;
     if (!ekv_htab_count(&c->tab))
         return;
-    ekv_cache_entry_t *e = lookup(c, ekv_cache_key_hash(nsid, key, key_len), nsid, key, key_len);
+    ekv_cache_entry_t *e = lookup(c, h, nsid, key, key_len);
     if (e)
         entry_remove(c, e);
 }
 
-void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
-                   const char *value, size_t value_len, int64_t expiration)
+void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len)
 {
-    ekv_cache_put_ex(c, nsid, key, key_len, value, value_len, expiration, 0, 0);
+    invalidate_h(c, ekv_cache_key_hash(nsid, key, key_len), nsid, key, key_len, 1);
 }
 
-void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
-                      const char *value, size_t value_len, int64_t expiration, int negative,
-                      int64_t fresh_until_ms)
+static void insert_h(ekv_cache_t *c, uint64_t h, const uint8_t nsid[16], const char *key,
+                     size_t key_len, const char *value, size_t value_len, int64_t expiration,
+                     int negative, int64_t fresh_until_ms)
 {
-    ekv_cache_invalidate(c, nsid, key, key_len);
     size_t cost = key_len + 16 + value_len + ENTRY_OVERHEAD;
     if (!c->max_bytes || value_len > c->max_entry_bytes || cost > c->max_bytes)
         return;
@@ -163,7 +173,6 @@ void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, s
     if (!e)
         return;
     memset(e, 0, sizeof(*e));
-    uint64_t h = ekv_cache_key_hash(nsid, key, key_len);
     e->refs = 1;
     e->linked = 1;
     e->expiration = expiration;
@@ -186,9 +195,43 @@ void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, s
     c->st.inserts++;
 }
 
+void ekv_cache_put(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                   const char *value, size_t value_len, int64_t expiration)
+{
+    ekv_cache_put_ex(c, nsid, key, key_len, value, value_len, expiration, 0, 0);
+}
+
+void ekv_cache_put_ex(ekv_cache_t *c, const uint8_t nsid[16], const char *key, size_t key_len,
+                      const char *value, size_t value_len, int64_t expiration, int negative,
+                      int64_t fresh_until_ms)
+{
+    uint64_t h = ekv_cache_key_hash(nsid, key, key_len);
+    invalidate_h(c, h, nsid, key, key_len, 1);
+    insert_h(c, h, nsid, key, key_len, value, value_len, expiration, negative, fresh_until_ms);
+}
+
+uint64_t ekv_cache_fill_begin(const ekv_cache_t *c)
+{
+    return c->gen;
+}
+
+int ekv_cache_fill(ekv_cache_t *c, uint64_t ticket, const uint8_t nsid[16], const char *key,
+                   size_t key_len, const char *value, size_t value_len, int64_t expiration)
+{
+    uint64_t h = ekv_cache_key_hash(nsid, key, key_len);
+    if (c->key_inval[h & (INVAL_KEY_SLOTS - 1)] > ticket || c->clear_inval > ticket ||
+        c->ns_inval[ekv_hash_bytes(nsid, 16) & (INVAL_NS_SLOTS - 1)] > ticket)
+        return 0; /* that key, its namespace or everything was invalidated meanwhile */
+    /* not a write: replace an entry of the same read age without stamping the key, so
+     * concurrent fills of other keys (and of this one) are all kept */
+    invalidate_h(c, h, nsid, key, key_len, 0);
+    insert_h(c, h, nsid, key, key_len, value, value_len, expiration, 0, 0);
+    return 1;
+}
+
 void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16])
 {
-    c->gen++;
+    c->ns_inval[ekv_hash_bytes(nsid, 16) & (INVAL_NS_SLOTS - 1)] = ++c->gen;
     for (ekv_cache_entry_t *e = c->lru_head, *next; e; e = next) {
         next = e->lnext;
         if (memcmp(e->data, nsid, 16) == 0)
@@ -198,16 +241,11 @@ void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16])
 
 void ekv_cache_clear(ekv_cache_t *c)
 {
-    c->gen++;
+    c->clear_inval = ++c->gen;
     for (ekv_cache_entry_t *e = c->lru_head, *next; e; e = next) {
         next = e->lnext;
         entry_remove(c, e);
     }
-}
-
-uint64_t ekv_cache_gen(const ekv_cache_t *c)
-{
-    return c->gen;
 }
 
 void ekv_cache_note_miss(ekv_cache_t *c)

@@ -8,10 +8,15 @@
  *
  * Coherence with writes (the rule every caller follows):
  *  - a write invalidates its key when it is submitted AND when it completes (then it may
- *    insert the new value), and each invalidation bumps ekv_cache_gen();
- *  - a read that missed records ekv_cache_gen() before asking the store and inserts its
- *    result only if the generation is unchanged when it completes.
- * So a read that raced with any write never installs a value older than that write.
+ *    insert the new value with ekv_cache_put); bulk and namespace writes invalidate the
+ *    namespace, a replaced data set clears everything. Each invalidation is stamped;
+ *  - a read that missed takes a ticket (ekv_cache_fill_begin) before asking the store and
+ *    inserts its result with ekv_cache_fill, which drops it if THAT key, its namespace or the
+ *    whole cache was invalidated after the ticket (a key shares its stamp with the keys of
+ *    its slot, so a fill may be dropped needlessly, never kept wrongly). Fills of other keys
+ *    do not stamp anything, so N concurrent misses of N keys all fill the cache.
+ * So a read that raced with a write of its key never installs a value older than that write:
+ * the cache never serves a value older than an acknowledged write.
  * Loop thread only.
  */
 #ifndef EKV_SERVER_API_CACHE_H
@@ -60,7 +65,12 @@ void ekv_cache_invalidate(ekv_cache_t *c, const uint8_t nsid[16], const char *ke
 void ekv_cache_invalidate_ns(ekv_cache_t *c, const uint8_t nsid[16]);
 /* Drop every entry (a replica's data was replaced by a snapshot). */
 void ekv_cache_clear(ekv_cache_t *c);
-uint64_t ekv_cache_gen(const ekv_cache_t *c);
+/* A read that missed, before it asks the store: its ticket for ekv_cache_fill. O(1). */
+uint64_t ekv_cache_fill_begin(const ekv_cache_t *c);
+/* Insert a read's result (copied) unless (nsid, key), nsid or everything was invalidated
+ * since `ticket`. Returns 1 inserted (or too large to cache), 0 dropped. */
+int ekv_cache_fill(ekv_cache_t *c, uint64_t ticket, const uint8_t nsid[16], const char *key,
+                   size_t key_len, const char *value, size_t value_len, int64_t expiration);
 
 typedef struct {
     uint64_t hits, misses, inserts, evictions, bytes, entries;

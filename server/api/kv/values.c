@@ -78,9 +78,8 @@ static void value_get_done(ekv_job_t *job)
         return;
     }
     ekv_app_t *app = j->app;
-    if (ekv_cache_gen(app->cache) == j->gen)
-        ekv_cache_put(app->cache, j->nsid, j->key, j->key_len, j->e.value, j->e.value_len,
-                      j->e.expiration);
+    ekv_cache_fill(app->cache, j->gen, j->nsid, j->key, j->key_len, j->e.value, j->e.value_len,
+                   j->e.expiration);
     char *v = j->e.value;
     j->e.value = NULL; /* ownership moves to the reply */
     ekv_kv_send_value(req, v ? v : "", j->e.value_len, j->e.expiration, v ? free : NULL, v);
@@ -143,7 +142,7 @@ static void start_get(ekv_call_t *c, int want_value, ekv_job_fn done)
     j->key_len = klen;
     j->want_value = want_value;
     j->now_s = now;
-    j->gen = ekv_cache_gen(app->cache);
+    j->gen = ekv_cache_fill_begin(app->cache);
     c->req->state = j;
     c->req->cleanup = get_job_free;
     ekv_app_read_or_reply(app, c->req, &j->job);
