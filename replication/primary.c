@@ -645,13 +645,16 @@ void ekv_repl_primary_fence(ekv_repl_primary_t *p, uint64_t epoch, const char *b
     p->fenced = 1;
     ekv_log_warn("fenced", "epoch=%" PRIu64 " our_epoch=%" PRIu64 " by=%s", epoch, p->o.node->epoch,
                  by);
+    /* on_fenced first: it makes the fence durable before any peer (a promoted node's probe
+     * among them) is told FENCED, so a prober never stops probing a node that could restart
+     * unfenced */
+    if (p->o.on_fenced)
+        p->o.on_fenced(p->o.ctx, epoch, by);
     for (peer_t *q = p->peers; q; q = q->next)
         ekv_repl_link_close(&q->link, p->o.node->epoch, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_FENCED,
                             "this primary is fenced (epoch %" PRIu64 " exists)", epoch);
     /* waiting writes are committed here but will never be acked by replicas of ours */
     fail_waiters(p);
-    if (p->o.on_fenced)
-        p->o.on_fenced(p->o.ctx, epoch, by);
 }
 
 static void on_hello(peer_t *pe, const Edgekv__Frame *f)

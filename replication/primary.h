@@ -43,8 +43,9 @@ typedef struct {
     int heartbeat_ms;             /* heartbeat on idle links (default 1000) */
     int timeout_ms;               /* drop a silent or stalled replica (default 10000) */
     int max_lag_ms; /* drop a replica that has not acked records sent this long ago (60000) */
-    /* A frame carried a higher epoch than ours: a newer primary exists. Called once; the
-     * primary has already closed every link and refuses new ones. */
+    /* A frame carried a higher epoch than ours: a newer primary exists. Called once, when the
+     * primary refuses new links but BEFORE it closes the open ones with FENCED, so the owner
+     * can make the fence durable first (a synchronous save). */
     void (*on_fenced)(void *ctx, uint64_t epoch, const char *by_node);
     void *ctx;
     int fenced; /* start fenced (the node state says a newer primary exists) */

@@ -44,7 +44,21 @@ void ekv_node_on_fenced(void *ctx, uint64_t epoch, const char *by)
                  "epoch=%" PRIu64 " new_primary=%s "
                  "hint=\"restart it with --role replica --primary <the new primary>\"",
                  epoch, by);
-    ekv_node_save_async(n, &n->st, NULL, NULL);
+    /* The fence is saved here, synchronously, on the loop thread, before the primary tells
+     * any peer it is fenced (ekv_repl_primary_fence calls us first). Not through the reader
+     * pool: its queue is bounded (--reader-queue) and a full queue refused the save, so the
+     * node could restart unfenced after its FENCED answer had stopped the new primary's
+     * probes (split brain). The cost is one small put with a WAL sync on the loop (it may
+     * wait for the committer's write in progress): a few ms, once in a node's life, while
+     * writes are refused anyway. If the save fails, the node stays fenced in memory: writes
+     * keep getting 503 until the process exits, and it must not be restarted as a primary. */
+    int rc = ekv_store_node_save(n->app->store, &n->st);
+    if (rc)
+        ekv_log_error("THE FENCE COULD NOT BE SAVED: this node refuses writes until it exits; "
+                      "restart it only as a replica of the new primary",
+                      "err=%s epoch=%" PRIu64 " new_primary=%s", ekv_err_name(rc), epoch, by);
+    else
+        ekv_log_info("fence saved", "epoch=%" PRIu64, epoch);
 }
 
 static void probe_closed(ekv_repl_link_t *l)

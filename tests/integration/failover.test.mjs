@@ -210,3 +210,73 @@ describe('failover: edgekv promote with a live old primary', { timeout: 120000 }
     assert.match(s.stdout, /^\s*role\s*:\s*primary\s*$/m, out(s));
   });
 });
+
+// Regression (issue 9): the fence used to be saved through the bounded reader pool; with the
+// reader queue full the save was refused (only logged) and the old primary restarted unfenced,
+// although its FENCED answer had already stopped the new primary's probes. Now the fence is
+// saved synchronously before any peer is told FENCED. Here the old primary runs with one
+// reader thread and a reader queue of 1, saturated by concurrent list requests, while it is
+// fenced; restarted where no probe reaches it, it must still be fenced.
+describe('failover: a full reader queue cannot make a fence unsaved', { timeout: 120000 }, () => {
+  const c = new Cluster('fence-queue');
+  after(async () => { await c.cleanup(); });
+
+  it('fenced under reader load with --reader-queue 1, still fenced after a restart', async (t) => {
+    const p1 = await c.startPrimary({ nodeId: 'p1', args: ['--readers', '1', '--reader-queue', '1'] });
+    const r1 = await c.startReplica(p1, { nodeId: 'r1', replListen: '127.0.0.1:0' });
+    const ns = await p1.createNamespace('fenceq');
+    // ~16 MB of values: a checksum (one reader job over the whole keyspace) takes a while
+    const big = 'x'.repeat(8000);
+    for (let b = 0; b < 2; b++) {
+      const bulk = [];
+      for (let i = 0; i < 1000; i++) bulk.push({ key: `k${b}-${String(i).padStart(5, '0')}`, value: `${i}${big}` });
+      expectOk(await p1.api('PUT', `${p1.ns(ns)}/bulk`, { json: bulk }));
+    }
+    await waitStreaming(c, r1, { primary: p1 });
+    await waitConverged(c, p1, [r1]);
+
+    // saturate p1's reader pool: lists and checksums are reader jobs (a checksum a long one),
+    // the queue holds one, so the one slot is refilled as soon as the thread takes a job
+    let stop = false, busy = 0, ok = 0, other = 0;
+    const loop = async (i) => {
+      while (!stop) {
+        try {
+          const r = i % 3 === 0
+            ? await fetch(`${p1.origin}/_edgekv/replication/checksum`, { headers: { authorization: `Bearer ${p1.token}` } })
+            : await p1.fetch('GET', `${p1.ns(ns)}/keys?limit=1000`);
+          await r.arrayBuffer();
+          if (r.status === 503) busy++;
+          else if (r.status === 200) ok++;
+          else other++;
+        } catch { other++; }
+      }
+    };
+    const loops = Array.from({ length: 24 }, (_, i) => loop(i));
+    await c.waitFor(async () => busy >= 20, 10000, 'the reader queue to be full (503s)');
+
+    const pr = expectOk(await promote(r1));
+    const fst = await c.waitFor(async () => {
+      const s = await tryStatus(p1);
+      return s && s.fenced === true ? s : null;
+    }, 10000, 'the loaded old primary to be fenced by the probe');
+    assert.equal(fst.writable, false);
+    const busyAtFence = busy;
+    await sleep(300); // still under load after the fence
+    stop = true;
+    await Promise.all(loops);
+    t.diagnostic(`reader load: ${ok} lists answered, ${busy} refused 503 (${busyAtFence} before the fence), ${other} other`);
+    assert.ok(busyAtFence >= 20, 'the reader queue was never full');
+    assert.equal(logLinesWith(p1.stderr, 'cannot queue the node state save').length, 0, p1.stderr.slice(-3000));
+    assert.ok(logLinesWith(p1.stderr, 'fence saved', { epoch: pr.epoch }).length >= 1, p1.stderr.slice(-3000));
+    await expectFencedWrite(p1, ns, pr.epoch);
+    await p1.stop();
+
+    // restarted on another replication port: no probe can reach it, the saved fence holds
+    const p1b = await c.restart(p1, { replListen: '127.0.0.1:0' });
+    const st = await status(p1b);
+    assert.equal(st.fenced, true, `fence not persisted: ${JSON.stringify(st)}`);
+    assert.equal(st.writable, false);
+    await expectFencedWrite(p1b, ns, pr.epoch);
+    await p1b.stop();
+  });
+});
