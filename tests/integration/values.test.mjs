@@ -385,6 +385,20 @@ describe('values', { timeout: 120000 }, () => {
       assert.equal(expectOk(await getMeta('mp-empty')), null);
     });
 
+    // issue 9: more than ~256 parts was "malformed"; now a documented limit with its own text
+    it('a form of more than 512 parts is refused with its own message; 512 parts and 300 bracket leaves are fine', async () => {
+      const filler = (n) => Array.from({ length: n }, (_, i) => ({ name: `other${i}`, data: 'x' }));
+      const over = await putForm('mp-513', [{ name: 'value', data: 'v' }, ...filler(512)]);
+      expectError(over, 400, 10012, "put: 'multipart/form-data body has more than 512 parts'");
+      expectError(await srv.api('GET', `${p}/values/mp-513`), 404, 10009);
+      expectOk(await putForm('mp-512', [{ name: 'value', data: 'v' }, ...filler(511)]));
+      await expectValue('mp-512', 'v');
+      // SDK-7 bracket fields: metadata of 300 array leaves (907 bytes) is 301 parts
+      const leaves = Array.from({ length: 300 }, () => ({ name: 'metadata[l][]', data: '' }));
+      expectOk(await putForm('mp-leaves', [{ name: 'value', data: 'v' }, ...leaves]));
+      assert.deepEqual(expectOk(await getMeta('mp-leaves')), { l: Array(300).fill('') });
+    });
+
     it('malformed multipart bodies are rejected with a 400 envelope and write nothing', async () => {
       const put = (body, ct) => srv.api('PUT', `${p}/values/mp-broken`, { body, headers: { 'content-type': ct } });
       const good = multipart([{ name: 'value', data: 'v' }], 'BOUNDARY');

@@ -245,8 +245,15 @@ void ekv_h_value_put(ekv_call_t *c)
     if (is_multipart) {
         ekv_mp_part_t parts[EKV_MULTIPART_MAX_PARTS];
         size_t nparts;
-        if (ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary, blen,
-                                parts, EKV_MULTIPART_MAX_PARTS, &nparts)) {
+        rc = ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary,
+                                 blen, parts, EKV_MULTIPART_MAX_PARTS, &nparts);
+        if (rc == EKV_MULTIPART_TOO_MANY_PARTS) {
+            ekv_reply_error(req, EKV_EBAD_VALUE,
+                            "put: 'multipart/form-data body has more than %d parts'",
+                            EKV_MULTIPART_MAX_PARTS);
+            return;
+        }
+        if (rc) {
             ekv_reply_error(req, EKV_EBAD_VALUE, "put: 'malformed multipart/form-data body'");
             return;
         }
