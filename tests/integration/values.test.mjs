@@ -294,6 +294,15 @@ describe('values', { timeout: 120000 }, () => {
       for (const k of ['max-put', 'max-bulk']) assert.equal((await getRaw(k)).headers.get('expiration'), max);
     });
 
+    it('a repeated expiration or expiration_ttl is 400/10029 and stores nothing', async () => {
+      const far = nowS() + 3600;
+      for (const [q, name] of [['expiration_ttl=60&expiration_ttl=120', 'expiration_ttl'],
+        [`expiration=${far}&expiration=${far}`, 'expiration'], ['expiration_ttl=60&expiration%5Fttl=abc', 'expiration_ttl']]) {
+        expectError(await putRaw('rep', 'v', { query: `?${q}` }), 400, 10029, `put: 'query parameter ${name} given more than once'`);
+      }
+      expectError(await srv.api('GET', `${p}/values/rep`), 404, 10009);
+    });
+
     it('multipart writes honour expiration_ttl too', async () => {
       const before = nowS();
       expectOk(await putForm('mp-ttl', [{ name: 'value', data: 'x' }], { query: '?expiration_ttl=120' }));

@@ -274,7 +274,10 @@ static void bulk_get_work(ekv_job_t *job)
                 EKV_EBAD_REQUEST,
                 "bulk get keys: '\"%.64s\" is not a valid type. Use \"json\" or \"text\"'", t);
     }
-    int with_meta = json_is_true(json_object_get(body, "withMetadata"));
+    json_t *wm = json_object_get(body, "withMetadata");
+    if (wm && !json_is_boolean(wm) && !json_is_null(wm))
+        BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: 'withMetadata must be true or false'");
+    int with_meta = json_is_true(wm);
     for (size_t i = 0; i < n; i++) {
         json_t *k = json_array_get(keys, i);
         if (!json_is_string(k))

@@ -178,6 +178,11 @@ static int query_param_or_reply(ekv_req_t *req, const ekv_query_t *q, const char
 {
     size_t len;
     int rc = ekv_query_get(q, name, buf, cap, &len);
+    if (rc == EKV_QUERY_REPEATED) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "put: 'query parameter %s given more than once'",
+                        name);
+        return -1;
+    }
     if (rc < 0) {
         ekv_reply_error(req, EKV_EBAD_REQUEST, "invalid query parameter '%s'", name);
         return -1;
