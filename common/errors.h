@@ -76,7 +76,14 @@
     X(HTTP_BAD_RESPONSE, 502, 10001, "malformed HTTP response from the upstream")                  \
     X(HTTP_RESP_HEADERS_TOO_LARGE, 502, 10001,                                                     \
       "upstream response headers exceed the size or count cap")                                    \
-    X(HTTP_RESP_TOO_LARGE, 502, 10001, "upstream response body exceeds the size cap")
+    X(HTTP_RESP_TOO_LARGE, 502, 10001, "upstream response body exceeds the size cap")              \
+    X(HTTP_TE_UNSUPPORTED, 501, 6003, "Transfer-Encoding other than chunked is not implemented")   \
+    X(HTTP_DUP_HEADER, 400, 6003,                                                                  \
+      "Invalid request headers: Authorization, X-Auth-Key, X-Auth-Email and Content-Type may "     \
+      "each appear only once")                                                                     \
+    X(HTTP_HEADER_NAME_WS, 400, 6003,                                                              \
+      "Invalid request headers: whitespace between a header name and its colon")                   \
+    X(HTTP_OBS_FOLD, 400, 6003, "Invalid request headers: obsolete line folding is not allowed")
 
 typedef enum {
     EKV_OK = 0,

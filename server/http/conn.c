@@ -77,6 +77,11 @@ struct ekv_conn_s {
     size_t field_len;
     int cur_hdr;
     int in_trailers; /* headers are complete: later fields are chunked trailers, ignored */
+    int field_ws;    /* the current field name holds whitespace ("Host : x") */
+    int cur_te;      /* the current field is Transfer-Encoding */
+    char te[64];     /* every Transfer-Encoding value, joined by ',' (checked at headers end) */
+    size_t te_len;   /* may exceed sizeof(te): then it cannot be plain "chunked" */
+    int hscan;       /* obs-fold scanner state (HS_*), runs ahead of llhttp over header bytes */
     ekv_buf_t hdrbuf[EKV_HDR_COUNT];
     ekv_req_t req;
     /* unparsed input kept in rbuf while paused */
@@ -225,6 +230,9 @@ static void req_reset(ekv_conn_t *c)
     c->field_len = 0;
     c->cur_hdr = -1;
     c->in_trailers = 0;
+    c->field_ws = 0;
+    c->cur_te = 0;
+    c->te_len = 0;
     c->err = 0;
 }
 
@@ -333,6 +341,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
+        if (at[i] == ' ' || at[i] == '\t')
+            c->field_ws = 1; /* llhttp 8 (loose build) lets "Host : x" through with "Host " */
         if (c->field_len < sizeof(c->field) - 1)
             c->field[c->field_len] = (char)((at[i] >= 'A' && at[i] <= 'Z') ? at[i] + 32 : at[i]);
         c->field_len++;
@@ -348,16 +358,35 @@ static int on_header_field_complete(llhttp_t *p)
         return -1;
     }
     c->cur_hdr = -1;
+    c->cur_te = 0;
+    if (c->field_ws) { /* RFC 9112 §5.1: whitespace before the colon MUST be answered 400 */
+        c->err = EKV_EHTTP_HEADER_NAME_WS;
+        return -1;
+    }
     /* Trailers must not touch the headers the request already points at (a realloc here
      * would leave req->hdr[] dangling); they still count against the header limits. */
     if (!c->in_trailers && c->field_len < sizeof(c->field)) {
         c->field[c->field_len] = '\0';
         for (int i = 0; i < EKV_HDR_COUNT; i++) {
             if (strcmp(c->field, hdr_names[i]) == 0) {
+                /* Credentials and the body's type must be unambiguous: a second copy (which
+                 * one would a proxy in front have used?) is refused, not "last wins". */
+                if (c->req.hdr[i].present && i != EKV_HDR_EXPECT) {
+                    c->err = EKV_EHTTP_DUP_HEADER;
+                    return -1;
+                }
                 c->cur_hdr = i;
-                ekv_buf_reset(&c->hdrbuf[i]); /* a repeated header: the last one wins */
+                ekv_buf_reset(&c->hdrbuf[i]);
                 c->req.hdr[i].present = 1;
                 break;
+            }
+        }
+        if (c->cur_hdr < 0 && strcmp(c->field, "transfer-encoding") == 0) {
+            c->cur_te = 1;
+            if (c->te_len > 0) { /* two fields are one list (RFC 9110 §5.3) */
+                if (c->te_len < sizeof(c->te))
+                    c->te[c->te_len] = ',';
+                c->te_len++;
             }
         }
     }
@@ -377,13 +406,54 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
         return -1;
     }
+    if (c->cur_te) {
+        for (size_t i = 0; i < len; i++, c->te_len++)
+            if (c->te_len < sizeof(c->te))
+                c->te[c->te_len] = at[i];
+    }
     return 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
     ((ekv_conn_t *)p->data)->cur_hdr = -1;
+    ((ekv_conn_t *)p->data)->cur_te = 0;
     return 0;
+}
+
+/*
+ * Transfer-Encoding as one list (all its fields joined). llhttp has already refused a list
+ * whose last coding is not chunked (400: the body length is unknown). What it lets through
+ * and we do not implement, "gzip, chunked", is 501 (RFC 9112 §6.1), never stored as is; a
+ * repeated "chunked" is 400 (RFC 9112 §7: chunked is applied only once). 0 = fine or absent.
+ */
+static int check_transfer_encoding(const ekv_conn_t *c)
+{
+    if (c->te_len == 0)
+        return 0;
+    if (c->te_len > sizeof(c->te))
+        return EKV_EHTTP_TE_UNSUPPORTED;
+    int chunked = 0, other = 0;
+    size_t i = 0;
+    while (i < c->te_len) {
+        size_t b = i, e;
+        while (i < c->te_len && c->te[i] != ',')
+            i++;
+        e = i++;
+        while (b < e && (c->te[b] == ' ' || c->te[b] == '\t'))
+            b++;
+        while (e > b && (c->te[e - 1] == ' ' || c->te[e - 1] == '\t'))
+            e--;
+        if (e == b)
+            continue; /* empty list element */
+        if (e - b == 7 && strncasecmp(c->te + b, "chunked", 7) == 0)
+            chunked++;
+        else
+            other++;
+    }
+    if (other)
+        return EKV_EHTTP_TE_UNSUPPORTED;
+    return chunked > 1 ? EKV_EHTTP_PARSE : 0;
 }
 
 static void continue_written(uv_write_t *w, int status)
@@ -457,6 +527,9 @@ static int on_headers_complete(llhttp_t *p)
     p->upgrade = 0;
     r->method = p->method;
     r->method_str = llhttp_method_name((llhttp_method_t)p->method);
+    int te_err = check_transfer_encoding(c);
+    if (te_err)
+        return refuse_before_body(c, te_err);
     if (p->flags & F_CONTENT_LENGTH)
         r->content_length = (int64_t)p->content_length;
     r->body_limit = 1024 * 1024;
@@ -520,6 +593,44 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---------------------------------------------------------------- parsing driver */
 
+/*
+ * Obsolete line folding (a header line starting with SP/HTAB, RFC 9112 §5.2) is joined into
+ * the value by llhttp 8 (it has no flag against it), so the header section is scanned here
+ * ahead of llhttp: a tiny state machine over the bytes of the current request's header
+ * section, carried across reads, that stops at the empty line (the body is never scanned)
+ * and starts again with the next request. We answer 400 rather than unfold.
+ */
+enum { HS_PRE = 0, HS_LINE, HS_LINE_START, HS_END_CR, HS_DONE };
+
+/* Scan data; -1 on obs-fold. */
+static int header_scan(ekv_conn_t *c, const char *data, size_t len)
+{
+    int st = c->hscan;
+    for (size_t i = 0; i < len && st != HS_DONE; i++) {
+        char ch = data[i];
+        switch (st) {
+        case HS_PRE: /* empty lines before the request line are allowed (RFC 9112 §2.2) */
+            if (ch != '\r' && ch != '\n')
+                st = HS_LINE;
+            break;
+        case HS_LINE:
+            if (ch == '\n')
+                st = HS_LINE_START;
+            break;
+        case HS_LINE_START:
+            if (ch == ' ' || ch == '\t')
+                return -1;
+            st = ch == '\r' ? HS_END_CR : ch == '\n' ? HS_DONE : HS_LINE;
+            break;
+        default: /* HS_END_CR: the LF of the empty line (llhttp refuses anything else) */
+            st = HS_DONE;
+            break;
+        }
+    }
+    c->hscan = st;
+    return 0;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
@@ -572,6 +683,7 @@ static void conn_linger(ekv_conn_t *c)
 static int request_finished(ekv_conn_t *c)
 {
     req_reset(c);
+    c->hscan = HS_PRE; /* the next bytes begin the next request */
     c->state = CS_IDLE;
     if (c->paused) {
         llhttp_resume(&c->parser);
@@ -597,7 +709,13 @@ static void conn_parse(ekv_conn_t *c, const char *data, size_t len)
     ekv_http_server_t *s = c->srv;
     c->in_parse = 1;
     for (;;) {
-        llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+        llhttp_errno_t e;
+        if (c->hscan != HS_DONE && header_scan(c, data, len)) {
+            c->err = EKV_EHTTP_OBS_FOLD;
+            e = HPE_USER;
+        } else {
+            e = llhttp_execute(&c->parser, data, len);
+        }
         if (e == HPE_OK) {
             c->pend_len = 0;
             break; /* all consumed: read more */
@@ -613,8 +731,9 @@ static void conn_parse(ekv_conn_t *c, const char *data, size_t len)
             /* a protocol error or a limit from a callback */
             int err = c->err ? c->err : EKV_EHTTP_PARSE;
             s->stats.parse_errors++;
+            const char *why = llhttp_get_error_reason(&c->parser);
             ekv_log_debug("bad request", "err=%s llhttp=\"%s\"", ekv_err_name(err),
-                          llhttp_get_error_reason(&c->parser));
+                          e == HPE_USER || !why ? "-" : why);
             c->pend_len = 0;
             c->state = CS_PROCESSING;
             c->close_after = 1;

@@ -340,7 +340,7 @@ int ekv_multipart_parse(const char *body, size_t len, const char *boundary, size
         ekv_mp_part_t part;
         memset(&part, 0, sizeof(part));
         if (n == max_parts)
-            return -1;
+            return EKV_MULTIPART_TOO_MANY_PARTS;
         if (parse_headers(&s, &pos, &part) != 0)
             return -1;
         /* pos is just past the empty line's LF; that LF may be the delimiter's own. */

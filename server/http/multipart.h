@@ -8,7 +8,12 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define EKV_MULTIPART_MAX_PARTS 256
+/* Parts of one form. A value PUT has one value part plus metadata: as SDK-7 bracket fields
+ * every leaf is its own part, and metadata that fits 1024 compact bytes has at most 341 leaves
+ * (["","",...]), so every valid write fits. 512 parts are 32 KiB of ekv_mp_part_t. */
+#define EKV_MULTIPART_MAX_PARTS 512
+/* ekv_multipart_parse: the body holds more than max_parts parts (a limit, not malformed) */
+#define EKV_MULTIPART_TOO_MANY_PARTS (-2)
 
 typedef struct {
     const char *name; /* form field name (from Content-Disposition), pointer into body */
@@ -27,8 +32,9 @@ typedef struct {
 int ekv_multipart_boundary(const char *content_type, size_t len, const char **boundary,
                            size_t *boundary_len);
 
-/* Parse body into at most max_parts parts. 0, or -1 on malformed input (missing final
- * boundary, part without Content-Disposition name, too many parts, header line > 8 KiB). */
+/* Parse body into at most max_parts parts. 0; EKV_MULTIPART_TOO_MANY_PARTS when there are
+ * more; -1 on malformed input (missing final boundary, part without Content-Disposition name,
+ * header line > 8 KiB). */
 int ekv_multipart_parse(const char *body, size_t len, const char *boundary, size_t boundary_len,
                         ekv_mp_part_t *parts, size_t max_parts, size_t *nparts);
 

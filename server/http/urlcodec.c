@@ -110,6 +110,9 @@ int ekv_query_get(const ekv_query_t *q, const char *name, char *out, size_t out_
         const ekv_query_param_t *p = &q->params[k];
         if (!name_equals(p->name, p->name_len, name))
             continue;
+        for (size_t k2 = k + 1; k2 < q->count; k2++)
+            if (name_equals(q->params[k2].name, q->params[k2].name_len, name))
+                return EKV_QUERY_REPEATED;
         size_t i = 0, o = 0;
         while (i < p->value_len) {
             int b = decode_unit(p->value, p->value_len, &i, 1);

@@ -32,8 +32,10 @@ typedef struct {
 /* Split "a=1&b=&c" (without the leading '?') into raw params. More than
  * EKV_QUERY_MAX_PARAMS params -> -1. Empty segments ("a=1&&b=2") are skipped. */
 int ekv_query_parse(const char *q, size_t n, ekv_query_t *out);
-/* Find param `name` (compared decoded; first occurrence wins) and decode its value into out
- * (NUL-terminated). Returns 1 found, 0 absent, -1 malformed or longer than out_cap-1. */
+/* Find param `name` (compared decoded) and decode its value into out (NUL-terminated).
+ * Returns 1 found, 0 absent, -1 malformed or longer than out_cap-1, EKV_QUERY_REPEATED when
+ * the name is given more than once ("limit=10&limit=abc": which one did the client mean?). */
+#define EKV_QUERY_REPEATED (-2)
 int ekv_query_get(const ekv_query_t *q, const char *name, char *out, size_t out_cap,
                   size_t *out_len);
 

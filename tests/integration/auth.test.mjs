@@ -154,6 +154,21 @@ describe('auth', { timeout: 60000 }, () => {
       expectError(await srv.api('DELETE', `/accounts/${acct}/tokens/${rw.id}`, h), 403, 10000, 'Authentication error');
     });
 
+    // docs/API.md: kv:write implies read (Cloudflare: read endpoints accept "Workers KV Storage
+    // Read" or "Write"), as dispatch.c authorize_or_reply does
+    it('a kv:write-only token can read too (write implies read); it is not admin', async () => {
+      const wo = await createToken('write-only', ['kv:write']);
+      const h = bearer(wo.value);
+      expectOk(await srv.api('PUT', `${p}/values/by-write-only`, { ...h, body: 'wo' }));
+      const g = await srv.fetch('GET', `${p}/values/by-write-only`, { auth: false, headers: h.headers });
+      assert.equal(g.status, 200);
+      assert.equal(await g.text(), 'wo');
+      assert.ok(expectOk(await srv.api('GET', `${p}/keys`, h)).some((k) => k.name === 'by-write-only'));
+      assert.equal(expectOk(await srv.api('GET', `${p}/metadata/by-write-only`, h)), null);
+      expectOk(await srv.api('POST', `${p}/bulk/get`, { ...h, json: { keys: ['by-write-only'] } }));
+      expectError(await srv.api('GET', `/accounts/${acct}/tokens`, h), 403, 10000, 'Authentication error');
+    });
+
     it('admin routes with a read-only token: 403/10000', async () => {
       const ro = await createToken('reader-admin-check', ['kv:read']);
       const h = bearer(ro.value);

@@ -293,6 +293,16 @@ describe('bulk', { timeout: 120000 }, () => {
       assert.deepEqual(expectOk(rj), { values: { 'json-obj': { value: { a: [1, 2], b: 'c' }, metadata: { m: 1 } } } });
     });
 
+    // issue 9: withMetadata "yes" was read as false
+    it('withMetadata that is not a boolean is 400/10029; null is absent', async () => {
+      for (const wm of ['yes', 'true', 1, 0, {}, []]) {
+        expectError(await bulkGet(p, { keys: ['text'], withMetadata: wm }), 400, 10029,
+          "bulk get keys: 'withMetadata must be true or false'");
+      }
+      assert.deepEqual(expectOk(await bulkGet(p, { keys: ['text'], withMetadata: null })), { values: { text: 'hello' } });
+      assert.deepEqual(expectOk(await bulkGet(p, { keys: ['text'], withMetadata: false })), { values: { text: 'hello' } });
+    });
+
     it('type json on a non-JSON value is 400/10029', async () => {
       expectError(await bulkGet(p, { keys: ['json-num', 'text'], type: 'json' }), 400, 10029,
         "bulk get keys: 'At least one of the requested keys corresponds to a non-json value'");

@@ -228,6 +228,115 @@ describe('http', { timeout: 90000 }, () => {
     } finally { c.destroy(); }
   });
 
+  // issue 9, strict where leniency is a risk: each of these was accepted before.
+  describe('strict request framing and headers', () => {
+    const status404 = async (key) => {
+      const g = await rawRequest(srv.port, req('GET', `${p}/values/${key}`, { headers: auth }));
+      assert.equal(g.status, 404, `${key} must not have been stored`);
+    };
+    const chunkedPut = (key, te, extra = '') => `PUT ${p}/values/${key} HTTP/1.1\r\nHost: x\r\n`
+      + `Authorization: Bearer ${srv.token}\r\n${te}${extra}\r\n3\r\nabc\r\n0\r\n\r\n`;
+
+    it('Transfer-Encoding with a coding other than chunked is 501, nothing stored', async () => {
+      for (const [key, te] of [
+        ['te-gzip', 'Transfer-Encoding: gzip, chunked\r\n'],
+        ['te-deflate', 'Transfer-Encoding: deflate , Chunked\r\n'],
+        ['te-two-fields', 'Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n'],
+        ['te-param', 'Transfer-Encoding: chunked;foo=bar, chunked\r\n'],
+      ]) {
+        const r = await rawRequest(srv.port, chunkedPut(key, te));
+        assert.equal(r.status, 501, `${te}: ${r.body}`);
+        assert.equal(r.json.errors[0].code, 6003);
+        assert.equal(r.json.errors[0].message, 'Transfer-Encoding other than chunked is not implemented');
+        assert.equal(r.headers.connection, 'close');
+        await status404(key);
+      }
+      // chunked twice, or not last: 400 (RFC 9112 §6.1, §7)
+      for (const [key, te] of [['te-twice', 'Transfer-Encoding: chunked, chunked\r\n'],
+        ['te-last-gzip', 'Transfer-Encoding: chunked, gzip\r\n']]) {
+        assert.equal((await rawRequest(srv.port, chunkedPut(key, te))).status, 400, te);
+        await status404(key);
+      }
+      // plain chunked in any case and with OWS still works
+      const ok = await rawRequest(srv.port, chunkedPut('te-ok', 'Transfer-Encoding:  Chunked \r\n'));
+      assert.equal(ok.status, 200, ok.body.toString());
+      const g = await rawRequest(srv.port, req('GET', `${p}/values/te-ok`, { headers: auth }));
+      assert.equal(g.body.toString(), 'abc');
+    });
+
+    it('whitespace before a header colon is 400', async () => {
+      for (const h of [`Host : x\r\nAuthorization: Bearer ${srv.token}`, `Host: x\r\nX-Other\t: y\r\nAuthorization: Bearer ${srv.token}`,
+        `Host: x\r\nAuthorization  : Bearer ${srv.token}`]) {
+        const r = await rawRequest(srv.port, `GET ${p}/values/k1 HTTP/1.1\r\n${h}\r\n\r\n`);
+        assert.equal(r.status, 400, h);
+        assert.equal(r.json.errors[0].code, 6003);
+      }
+      const r = await rawRequest(srv.port, 'GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n');
+      assert.equal(r.status, 400);
+      assert.equal(r.json.errors[0].message, 'Invalid request headers: whitespace between a header name and its colon');
+    });
+
+    it('obsolete line folding is 400, however the bytes are split', async () => {
+      const folded = [
+        'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n',
+        'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n',
+        'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A:\r\n b\r\n\r\n',
+        `GET ${p}/values/k1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n ${srv.token}\r\n\r\n`,
+      ];
+      for (const f of folded) {
+        const r = await rawRequest(srv.port, f);
+        assert.equal(r.status, 400, JSON.stringify(f));
+        assert.equal(r.json.errors[0].message, 'Invalid request headers: obsolete line folding is not allowed');
+      }
+      // written a few bytes at a time: the scan carries its state across reads
+      const c = await RawConn.open(srv.port);
+      try {
+        c.sock.setNoDelay(true);
+        const f = folded[0];
+        for (let i = 0; i < f.length; i += 3) { await c.write(f.slice(i, i + 3)); await sleep(2); }
+        assert.equal((await c.readResponse(5000)).status, 400);
+      } finally { c.destroy(); }
+      // a clean request split the same way, and pipelined after a body, still works
+      const c2 = await RawConn.open(srv.port);
+      try {
+        c2.sock.setNoDelay(true);
+        const body = ' b\r\n x';
+        const two = Buffer.concat([req('PUT', `${p}/values/fold-body`, { headers: auth, body }),
+          req('GET', `${p}/values/fold-body`, { headers: auth })]).toString();
+        for (let i = 0; i < two.length; i += 7) { await c2.write(two.slice(i, i + 7)); await sleep(1); }
+        assert.equal((await c2.readResponse(5000)).status, 200);
+        const g = await c2.readResponse(5000);
+        assert.equal(g.status, 200);
+        assert.equal(g.body.toString(), body);
+      } finally { c2.destroy(); }
+    });
+
+    it('a repeated Authorization, X-Auth-Key, X-Auth-Email, Content-Type or Content-Length is 400', async () => {
+      const dup = [
+        { Authorization: `Bearer ${srv.token}`, authorization: 'Bearer other' },
+        { 'X-Auth-Key': srv.token, 'X-Auth-Email': 'a@b.c', 'x-auth-key': srv.token },
+        { 'X-Auth-Key': srv.token, 'X-Auth-Email': 'a@b.c', 'x-auth-email': 'd@e.f' },
+        { ...auth, 'Content-Type': 'text/plain', 'content-type': 'multipart/form-data; boundary=x' },
+      ];
+      for (const [i, headers] of dup.entries()) {
+        const r = await rawRequest(srv.port, req('PUT', `${p}/values/dup-${i}`, { headers, body: 'v' }));
+        assert.equal(r.status, 400, JSON.stringify(headers));
+        assert.equal(r.json.errors[0].code, 6003);
+        assert.match(r.json.errors[0].message, /may each appear only once/);
+        await status404(`dup-${i}`);
+      }
+      // the same Authorization twice is still two: refused (a proxy may have added one)
+      const same = `GET ${p}/values/k1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n`
+        + `Authorization: Bearer ${srv.token}\r\n\r\n`;
+      assert.equal((await rawRequest(srv.port, same)).status, 400);
+      // duplicate Content-Length: llhttp refuses it (400) before we see a body
+      const cl = `PUT ${p}/values/dup-cl HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n`
+        + 'Content-Length: 1\r\nContent-Length: 1\r\n\r\nv';
+      assert.equal((await rawRequest(srv.port, cl)).status, 400);
+      await status404('dup-cl');
+    });
+  });
+
   it('header names are case-insensitive', async () => {
     const r = await rawRequest(srv.port, `GET ${p}/values/k1 HTTP/1.1\r\nHOST: x\r\nAUTHORIZATION: Bearer ${srv.token}\r\n\r\n`);
     assert.equal(r.status, 200);

@@ -125,9 +125,22 @@ describe('list keys', { timeout: 120000 }, () => {
     assert.equal(expectOk(r1000).length, 15);
     assert.equal(r1000.body.result_info.cursor, '');
     const msg = "list keys: 'limit must be an integer between 10 and 1000'";
-    for (const bad of ['9', '1001', '0', '-10', 'abc', '10.5', '1e3']) {
+    for (const bad of ['9', '1001', '0', '-10', 'abc', '10.5', '1e3', '+10', '%2010', '10%20', '', '00000000010']) {
       expectError(await srv.api('GET', `${p}/keys?limit=${bad}`), 400, 10028, msg);
     }
+    assert.equal(expectOk(await srv.api('GET', `${p}/keys?limit=010`)).length, 10);
+  });
+
+  // issue 9: "limit=10&limit=abc" was read as limit=10
+  it('a repeated limit, prefix or cursor is 400/10029, whatever the values', async () => {
+    const p = srv.ns(await srv.createNamespace());
+    for (const [q, name] of [['limit=10&limit=abc', 'limit'], ['limit=10&limit=10', 'limit'],
+      ['prefix=a&prefix=b', 'prefix'], ['cursor=&limit=20&cursor=', 'cursor'], ['limit=10&lim%69t=20', 'limit']]) {
+      expectError(await srv.api('GET', `${p}/keys?${q}`), 400, 10029,
+        `list keys: 'query parameter ${name} given more than once'`);
+    }
+    // other (unknown) parameters are not read, repeated or not
+    expectOk(await srv.api('GET', `${p}/keys?x=1&x=2&limit=10`));
   });
 
   it('malformed cursor is 400/10041', async () => {

@@ -254,6 +254,55 @@ describe('values', { timeout: 120000 }, () => {
       }
     });
 
+    // issue 9: ?expiration=2^63-1 was stored on PUT but refused in bulk, expiration_ttl=10^18
+    // was accepted. One validator answers both paths alike; bounds are JavaScript's safe integers.
+    it('expiration and expiration_ttl beyond 2^53-1 are refused alike by PUT and bulk write', async () => {
+      const atMostExp = (x) => `Invalid expiration of ${x}. Expiration times must be at most 9007199254740991 (2^53 - 1).`;
+      const atMostTtl = (x) => `Invalid expiration_ttl of ${x}. The resulting expiration must be at most 9007199254740991 (2^53 - 1).`;
+      // number text exactly as sent; the bulk body is written by hand so big integers stay exact
+      const cases = [
+        ['expiration', '9007199254740992', 10033, atMostExp('9007199254740992')],
+        ['expiration_ttl', '1000000000000000000', 10034, atMostTtl('1000000000000000000')],
+        ['expiration_ttl', '9007199254740991', 10034, atMostTtl('9007199254740991')],
+        ['expiration_ttl', '1e3', 10034, 'Invalid expiration_ttl of 1e3. Please specify integer greater than 0.'],
+      ];
+      for (const [field, text, code, message] of cases) {
+        const key = `big-${field}-${text}`;
+        expectError(await putRaw(key, 'v', { query: `?${field}=${text}` }), 400, code, message);
+        if (text !== '1e3') { // JSON 1e3 is the number 1000 (JSON.parse agrees), a fine TTL
+          const body = `[{"key":"${key}","value":"v","${field}":${text}}]`;
+          expectError(await srv.api('PUT', `${p}/bulk`, { body, headers: { 'content-type': 'application/json' } }),
+            400, code, `bulk write: item 0: ${message}`);
+        }
+        expectError(await srv.api('GET', `${p}/values/${enc(key)}`), 404, 10009);
+      }
+      // 2^63-1: PUT reads the exact text; JSON holds the nearest double, 2^63, so only the echo differs
+      const r1 = await putRaw('i64max', 'v', { query: '?expiration=9223372036854775807' });
+      expectError(r1, 400, 10033, atMostExp('9223372036854775807'));
+      const r2 = await srv.api('PUT', `${p}/bulk`, {
+        body: '[{"key":"i64max","value":"v","expiration":9223372036854775807}]',
+        headers: { 'content-type': 'application/json' },
+      });
+      expectError(r2, 400, 10033, `bulk write: item 0: ${atMostExp('9223372036854775808')}`);
+      expectError(await srv.api('GET', `${p}/values/i64max`), 404, 10009);
+      // the largest expiration is stored by both, and reads back exactly
+      const max = '9007199254740991';
+      expectOk(await putRaw('max-put', 'v', { query: `?expiration=${max}` }));
+      expectOk(await srv.api('PUT', `${p}/bulk`, {
+        body: `[{"key":"max-bulk","value":"v","expiration":${max}}]`, headers: { 'content-type': 'application/json' },
+      }));
+      for (const k of ['max-put', 'max-bulk']) assert.equal((await getRaw(k)).headers.get('expiration'), max);
+    });
+
+    it('a repeated expiration or expiration_ttl is 400/10029 and stores nothing', async () => {
+      const far = nowS() + 3600;
+      for (const [q, name] of [['expiration_ttl=60&expiration_ttl=120', 'expiration_ttl'],
+        [`expiration=${far}&expiration=${far}`, 'expiration'], ['expiration_ttl=60&expiration%5Fttl=abc', 'expiration_ttl']]) {
+        expectError(await putRaw('rep', 'v', { query: `?${q}` }), 400, 10029, `put: 'query parameter ${name} given more than once'`);
+      }
+      expectError(await srv.api('GET', `${p}/values/rep`), 404, 10009);
+    });
+
     it('multipart writes honour expiration_ttl too', async () => {
       const before = nowS();
       expectOk(await putForm('mp-ttl', [{ name: 'value', data: 'x' }], { query: '?expiration_ttl=120' }));
@@ -343,6 +392,20 @@ describe('values', { timeout: 120000 }, () => {
       expectOk(await putForm('mp-empty', [{ name: 'value', data: '' }]));
       await expectValue('mp-empty', '');
       assert.equal(expectOk(await getMeta('mp-empty')), null);
+    });
+
+    // issue 9: more than ~256 parts was "malformed"; now a documented limit with its own text
+    it('a form of more than 512 parts is refused with its own message; 512 parts and 300 bracket leaves are fine', async () => {
+      const filler = (n) => Array.from({ length: n }, (_, i) => ({ name: `other${i}`, data: 'x' }));
+      const over = await putForm('mp-513', [{ name: 'value', data: 'v' }, ...filler(512)]);
+      expectError(over, 400, 10012, "put: 'multipart/form-data body has more than 512 parts'");
+      expectError(await srv.api('GET', `${p}/values/mp-513`), 404, 10009);
+      expectOk(await putForm('mp-512', [{ name: 'value', data: 'v' }, ...filler(511)]));
+      await expectValue('mp-512', 'v');
+      // SDK-7 bracket fields: metadata of 300 array leaves (907 bytes) is 301 parts
+      const leaves = Array.from({ length: 300 }, () => ({ name: 'metadata[l][]', data: '' }));
+      expectOk(await putForm('mp-leaves', [{ name: 'value', data: 'v' }, ...leaves]));
+      assert.deepEqual(expectOk(await getMeta('mp-leaves')), { l: Array(300).fill('') });
     });
 
     it('malformed multipart bodies are rejected with a 400 envelope and write nothing', async () => {

@@ -15,6 +15,7 @@
 #include "server/http/urlcodec.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ static int own(write_job_t *j, char *p)
     return 0;
 }
 
+#define EXP_TEXT_CAP 320 /* "%.0f" of any finite double, '-' and NUL */
+
 #define PARSE_FAIL(code, ...)                                                                      \
     do {                                                                                           \
         j->parse_rc = (code);                                                                      \
@@ -52,21 +55,29 @@ static int own(write_job_t *j, char *p)
         return;                                                                                    \
     } while (0)
 
-/* Integer JSON field (number or numeric string) as decimal text for kv_validate. */
+/* Integer JSON field (number or numeric string) as decimal text for the one expiration
+ * validator (ekv_kv_compute_expiration), so a bulk item and a value PUT get the same answer.
+ * Numbers are parsed as doubles (JSON_DECODE_INT_AS_REAL, as JSON.parse does): an integral one
+ * is written out in full ("%.0f", up to 309 digits for DBL_MAX; cap must hold that), so a
+ * huge integer is "too large", not "not an integer"; a fractional one keeps its fraction. */
 static int int_field_text(json_t *v, char *buf, size_t cap, const char **out)
 {
     if (!v || json_is_null(v)) {
         *out = NULL;
         return 0;
     }
-    if (json_is_integer(v))
+    if (json_is_integer(v)) {
         snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v))
-        snprintf(buf, cap, "%.17g", json_real_value(v));
-    else if (json_is_string(v))
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        /* every double of magnitude >= 2^52 is integral; below, the cast is exact */
+        int integral = isfinite(d) && (d >= 0x1p52 || d <= -0x1p52 || d == (double)(int64_t)d);
+        snprintf(buf, cap, integral ? "%.0f" : "%.17g", d);
+    } else if (json_is_string(v)) {
         snprintf(buf, cap, "%s", json_string_value(v));
-    else
+    } else {
         return -1;
+    }
     *out = buf;
     return 0;
 }
@@ -134,7 +145,7 @@ static void bulk_parse_work(ekv_job_t *job)
         rc = ekv_kv_check_value_len(dst->value_len, msg, sizeof(msg));
         if (rc)
             PARSE_FAIL(rc, "%s: item %zu: %s", op, i, msg);
-        char eb[64], tb[64];
+        char eb[EXP_TEXT_CAP], tb[EXP_TEXT_CAP];
         const char *exp, *ttl;
         if (int_field_text(json_object_get(it, "expiration"), eb, sizeof(eb), &exp) ||
             int_field_text(json_object_get(it, "expiration_ttl"), tb, sizeof(tb), &ttl))
@@ -263,7 +274,10 @@ static void bulk_get_work(ekv_job_t *job)
                 EKV_EBAD_REQUEST,
                 "bulk get keys: '\"%.64s\" is not a valid type. Use \"json\" or \"text\"'", t);
     }
-    int with_meta = json_is_true(json_object_get(body, "withMetadata"));
+    json_t *wm = json_object_get(body, "withMetadata");
+    if (wm && !json_is_boolean(wm) && !json_is_null(wm))
+        BULK_GET_FAIL(EKV_EBAD_REQUEST, "bulk get keys: 'withMetadata must be true or false'");
+    int with_meta = json_is_true(wm);
     for (size_t i = 0; i < n; i++) {
         json_t *k = json_array_get(keys, i);
         if (!json_is_string(k))

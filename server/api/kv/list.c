@@ -123,11 +123,21 @@ void ekv_h_keys_list(ekv_call_t *c)
 
     char buf[EKV_CURSOR_MAX_LEN + 1];
     size_t len;
+    static const char *const params[] = {"limit", "prefix", "cursor"};
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        if (ekv_query_get(&q, params[i], buf, sizeof(buf), &len) == EKV_QUERY_REPEATED) {
+            ekv_reply_error(req, EKV_EBAD_REQUEST,
+                            "list keys: 'query parameter %s given more than once'", params[i]);
+            return;
+        }
+    }
     int rc = ekv_query_get(&q, "limit", buf, sizeof(buf), &len);
     if (rc != 0) {
-        char *end;
-        long long lim = rc > 0 ? strtoll(buf, &end, 10) : -1;
-        if (rc < 0 || len == 0 || *end || lim < EKV_LIST_MIN_LIMIT || lim > EKV_LIST_MAX_LIMIT) {
+        /* plain decimal digits only: strtoll would take " 10" and "+10" */
+        long long lim = rc > 0 && len > 0 && len <= 6 ? 0 : -1;
+        for (size_t i = 0; lim >= 0 && i < len; i++)
+            lim = buf[i] >= '0' && buf[i] <= '9' ? lim * 10 + (buf[i] - '0') : -1;
+        if (lim < EKV_LIST_MIN_LIMIT || lim > EKV_LIST_MAX_LIMIT) {
             ekv_reply_error(req, EKV_EBAD_LIMIT,
                             "list keys: 'limit must be an integer between %d and %d'",
                             EKV_LIST_MIN_LIMIT, EKV_LIST_MAX_LIMIT);

@@ -3,9 +3,12 @@
  *
  * Integer inputs (expiration, expiration_ttl) are accepted only as plain decimal text:
  * an optional '-' then 1..n ASCII digits (leading zeros allowed, "060" is 60), nothing else.
- * So "", "+60", " 60", "60 ", "1.5", "60.0", "1e3", "0x3c" and anything outside int64 are
- * "not an integer". A negative integer is an integer, but <= 0 / <= now, which carries the
- * same reason text as "not an integer", so the distinction never shows.
+ * So "", "+60", " 60", "60 ", "1.5", "60.0", "1e3", "0x3c" are "not an integer". A negative
+ * integer is an integer, but <= 0 / <= now, which carries the same reason text as "not an
+ * integer", so the distinction never shows. Integers are read with any number of digits; one
+ * beyond 2^53 - 1 (what a JavaScript client can hold exactly), or a TTL whose resulting
+ * expiration would be, gets its own "must be at most" text. The value PUT (query text) and bulk
+ * write (JSON number, formatted by bulk.c) both come through here, so they answer alike.
  *
  * Metadata is parsed with jansson (any JSON value, \u0000 allowed, last duplicate key wins
  * like JSON.parse) and measured by its compact serialisation, which is also what we store.
@@ -106,10 +109,12 @@ int ekv_kv_check_value_len(size_t len, char *msg, size_t msg_cap)
     return 0;
 }
 
-/* Strict decimal int64 (see the file comment). 0 or -1. */
-static int parse_int64(const char *s, int64_t *out)
+/* Strict decimal integer (see the file comment). 0 with *out when |value| <= 2^53 - 1, 1 when it
+ * is an integer of larger magnitude (*out = +/-(2^53), keeping the sign), -1 when it is not an
+ * integer at all. Any number of digits is read without overflow. */
+static int parse_safe_int(const char *s, int64_t *out)
 {
-    int neg = 0;
+    int neg = 0, big = 0;
     int64_t v = 0;
     if (*s == '-') {
         neg = 1;
@@ -120,19 +125,16 @@ static int parse_int64(const char *s, int64_t *out)
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return -1;
-        int d = *s - '0';
-        /* Accumulate negatively so INT64_MIN is representable. */
-        if (v < (INT64_MIN + d) / 10)
-            return -1;
-        v = v * 10 - d;
+        if (!big) {
+            v = v * 10 + (*s - '0');
+            if (v > EKV_MAX_SAFE_INT)
+                big = 1;
+        }
     }
-    if (!neg) {
-        if (v == INT64_MIN)
-            return -1;
-        v = -v;
-    }
-    *out = v;
-    return 0;
+    if (big)
+        v = EKV_MAX_SAFE_INT + 1;
+    *out = neg ? -v : v;
+    return big;
 }
 
 int ekv_kv_compute_expiration(const char *expiration, const char *ttl, int64_t now_s, int64_t *out,
@@ -141,8 +143,8 @@ int ekv_kv_compute_expiration(const char *expiration, const char *ttl, int64_t n
     int64_t v;
     *out = 0;
     if (ttl) {
-        /* A TTL that would overflow now + ttl is as unusable as a non-integer. */
-        if (parse_int64(ttl, &v) != 0 || v <= 0 || (now_s > 0 && v > INT64_MAX - now_s)) {
+        int rc = parse_safe_int(ttl, &v);
+        if (rc < 0 || v <= 0) {
             set_msg(msg, msg_cap,
                     "Invalid expiration_ttl of %s. Please specify integer greater than 0.", ttl);
             return EKV_EBAD_TTL;
@@ -153,18 +155,33 @@ int ekv_kv_compute_expiration(const char *expiration, const char *ttl, int64_t n
                     EKV_MIN_TTL);
             return EKV_EBAD_TTL;
         }
+        /* v <= 2^53 here and now_s is a clock reading, so the sum cannot overflow */
+        if (rc > 0 || now_s > EKV_MAX_EXPIRATION - v) {
+            set_msg(msg, msg_cap,
+                    "Invalid expiration_ttl of %s. The resulting expiration must be at most "
+                    "%lld (2^53 - 1).",
+                    ttl, (long long)EKV_MAX_EXPIRATION);
+            return EKV_EBAD_TTL;
+        }
         *out = now_s + v;
         return 0;
     }
     if (expiration) {
-        if (parse_int64(expiration, &v) != 0 || v <= now_s) {
+        int rc = parse_safe_int(expiration, &v);
+        if (rc < 0 || v <= now_s) {
             set_msg(msg, msg_cap,
                     "Invalid expiration of %s. Please specify integer greater than the current "
                     "number of seconds since the UNIX epoch.",
                     expiration);
             return EKV_EBAD_EXPIRATION;
         }
-        if (now_s > INT64_MAX - EKV_MIN_TTL || v < now_s + EKV_MIN_TTL) {
+        if (rc > 0) {
+            set_msg(msg, msg_cap,
+                    "Invalid expiration of %s. Expiration times must be at most %lld (2^53 - 1).",
+                    expiration, (long long)EKV_MAX_EXPIRATION);
+            return EKV_EBAD_EXPIRATION;
+        }
+        if (v - EKV_MIN_TTL < now_s) {
             set_msg(msg, msg_cap,
                     "Invalid expiration of %s. Expiration times must be at least %d seconds in the "
                     "future.",

@@ -11,10 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EKV_MAX_KEY_LEN        512
-#define EKV_MAX_VALUE_LEN      (25u * 1024 * 1024) /* 26,214,400 */
-#define EKV_MAX_METADATA_LEN   1024
-#define EKV_MIN_TTL            60
+#define EKV_MAX_KEY_LEN      512
+#define EKV_MAX_VALUE_LEN    (25u * 1024 * 1024) /* 26,214,400 */
+#define EKV_MAX_METADATA_LEN 1024
+#define EKV_MIN_TTL          60
+/* the largest integer a JavaScript client holds exactly (Number.MAX_SAFE_INTEGER): the bound of
+ * expiration, of expiration_ttl and of now + expiration_ttl */
+#define EKV_MAX_SAFE_INT       INT64_C(9007199254740991)
+#define EKV_MAX_EXPIRATION     EKV_MAX_SAFE_INT
 #define EKV_MAX_TITLE_LEN      512
 #define EKV_MAX_BULK_ITEMS     10000
 #define EKV_MAX_BULK_BYTES     (100u * 1000 * 1000) /* 100 MB */
@@ -41,13 +45,21 @@ int ekv_kv_check_value_len(size_t len, char *msg, size_t msg_cap);
 /*
  * Expiration from the `expiration` / `expiration_ttl` inputs (either may be NULL = absent;
  * given as the raw decimal text from a query string or JSON number text). TTL wins when both
- * are present. Result in *out: unix seconds, 0 = never expires.
- *   ttl not an integer or <= 0   EKV_EBAD_TTL "Invalid expiration_ttl of X. Please specify integer
- * greater than 0." ttl < 60                     EKV_EBAD_TTL "Invalid expiration_ttl of X.
- * Expiration TTL must be at least 60." exp not an integer or <= now EKV_EBAD_EXPIRATION "Invalid
- * expiration of X. Please specify integer greater than the current number of seconds since the UNIX
- * epoch." exp < now + 60               EKV_EBAD_EXPIRATION "Invalid expiration of X. Expiration
- * times must be at least 60 seconds in the future."
+ * are present (the ignored expiration is not checked). Result in *out: unix seconds, 0 = never.
+ *   ttl not an integer or <= 0       EKV_EBAD_TTL "Invalid expiration_ttl of X. Please specify
+ *                                    integer greater than 0."
+ *   ttl < 60                         EKV_EBAD_TTL "Invalid expiration_ttl of X. Expiration TTL
+ *                                    must be at least 60."
+ *   now + ttl > 2^53 - 1             EKV_EBAD_TTL "Invalid expiration_ttl of X. The resulting
+ *                                    expiration must be at most 9007199254740991 (2^53 - 1)."
+ *   exp not an integer or <= now     EKV_EBAD_EXPIRATION "Invalid expiration of X. Please specify
+ *                                    integer greater than the current number of seconds since
+ *                                    the UNIX epoch."
+ *   exp > 2^53 - 1                   EKV_EBAD_EXPIRATION "Invalid expiration of X. Expiration
+ *                                    times must be at most 9007199254740991 (2^53 - 1)."
+ *   exp < now + 60                   EKV_EBAD_EXPIRATION "Invalid expiration of X. Expiration
+ *                                    times must be at least 60 seconds in the future."
+ * The first two texts of each are Cloudflare's (API-FACTS §4.2); the "at most" ones are ours.
  */
 int ekv_kv_compute_expiration(const char *expiration, const char *ttl, int64_t now_s, int64_t *out,
                               char *msg, size_t msg_cap);

@@ -177,6 +177,11 @@ static int query_param_or_reply(ekv_req_t *req, const ekv_query_t *q, const char
 {
     size_t len;
     int rc = ekv_query_get(q, name, buf, cap, &len);
+    if (rc == EKV_QUERY_REPEATED) {
+        ekv_reply_error(req, EKV_EBAD_REQUEST, "put: 'query parameter %s given more than once'",
+                        name);
+        return -1;
+    }
     if (rc < 0) {
         ekv_reply_error(req, EKV_EBAD_REQUEST, "invalid query parameter '%s'", name);
         return -1;
@@ -244,8 +249,15 @@ void ekv_h_value_put(ekv_call_t *c)
     if (is_multipart) {
         ekv_mp_part_t parts[EKV_MULTIPART_MAX_PARTS];
         size_t nparts;
-        if (ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary, blen,
-                                parts, EKV_MULTIPART_MAX_PARTS, &nparts)) {
+        rc = ekv_multipart_parse(req->body.data ? req->body.data : "", req->body.len, boundary,
+                                 blen, parts, EKV_MULTIPART_MAX_PARTS, &nparts);
+        if (rc == EKV_MULTIPART_TOO_MANY_PARTS) {
+            ekv_reply_error(req, EKV_EBAD_VALUE,
+                            "put: 'multipart/form-data body has more than %d parts'",
+                            EKV_MULTIPART_MAX_PARTS);
+            return;
+        }
+        if (rc) {
             ekv_reply_error(req, EKV_EBAD_VALUE, "put: 'malformed multipart/form-data body'");
             return;
         }

@@ -281,9 +281,8 @@ Test(kv_expiration, ttl_not_positive_integer)
         "\t60",
         "--60",
         "-",
-        "9223372036854775808",  /* INT64_MAX + 1 */
-        "99999999999999999999", /* far beyond int64 */
-        "9223372036854775807",  /* fits int64 but now + ttl overflows */
+        "-99999999999999999999", /* an integer, negative and beyond int64 */
+        "1e18",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t out = 42;
@@ -298,9 +297,40 @@ Test(kv_expiration, ttl_not_positive_integer)
 
 Test(kv_expiration, large_ttl_that_fits)
 {
+    /* the largest TTL whose expiration a JavaScript client still holds exactly */
     int64_t out = 0;
-    cr_assert(eq(int, expire(NULL, "9223372034854775807", &out), 0));
-    cr_assert(eq(i64, out, INT64_C(9223372034854775807) + NOW));
+    char ttl[32];
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)(EKV_MAX_SAFE_INT - NOW));
+    cr_assert(eq(int, expire(NULL, ttl, &out), 0));
+    cr_assert(eq(i64, out, INT64_C(9007199254740991)));
+}
+
+/* issue 9: expiration_ttl=10^18 was accepted (now + ttl fitted int64, not a JS number) */
+Test(kv_expiration, ttl_beyond_safe_integer_rejected)
+{
+    char one_more[32];
+    snprintf(one_more, sizeof(one_more), "%lld", (long long)(EKV_MAX_SAFE_INT - NOW + 1));
+    const char *const bad[] = {
+        one_more,
+        "9007199254740991",     /* 2^53 - 1 itself: now + ttl is beyond */
+        "9007199254740992",     /* 2^53 */
+        "1000000000000000000",  /* 10^18 */
+        "9223372036854775807",  /* INT64_MAX */
+        "9223372036854775808",  /* INT64_MAX + 1 */
+        "99999999999999999999", /* far beyond int64 */
+        "0000000000000000000000000000009007199254740992",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t out = 42;
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "Invalid expiration_ttl of %s. The resulting expiration must be at most "
+                 "9007199254740991 (2^53 - 1).",
+                 bad[i]);
+        cr_expect(eq(int, expire(NULL, bad[i], &out), EKV_EBAD_TTL), "ttl '%s'", bad[i]);
+        cr_expect(eq(str, msg, want));
+        cr_expect(eq(i64, out, 0));
+    }
 }
 
 Test(kv_expiration, absolute_now_plus_60_ok_plus_59_rejected)
@@ -335,7 +365,7 @@ Test(kv_expiration, absolute_not_in_future_or_not_integer)
                                       "1700000060.0",
                                       "+1700000060",
                                       " 1700000060",
-                                      "9223372036854775808"};
+                                      "-9223372036854775809"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t out = 42;
         char want[256];
@@ -349,11 +379,31 @@ Test(kv_expiration, absolute_not_in_future_or_not_integer)
     }
 }
 
-Test(kv_expiration, absolute_int64_max_ok)
+Test(kv_expiration, absolute_max_safe_integer_ok)
 {
     int64_t out = 0;
-    cr_assert(eq(int, expire("9223372036854775807", NULL, &out), 0));
-    cr_assert(eq(i64, out, INT64_MAX));
+    cr_assert(eq(int, expire("9007199254740991", NULL, &out), 0));
+    cr_assert(eq(i64, out, INT64_C(9007199254740991)));
+    cr_assert(eq(int, expire("0009007199254740991", NULL, &out), 0));
+    cr_assert(eq(i64, out, INT64_C(9007199254740991)));
+}
+
+/* issue 9: ?expiration=2^63-1 was stored on a value PUT (and refused in bulk) */
+Test(kv_expiration, absolute_beyond_safe_integer_rejected)
+{
+    static const char *const bad[] = {"9007199254740992", "9223372036854775807",
+                                      "9223372036854775808", "99999999999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t out = 42;
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "Invalid expiration of %s. Expiration times must be at most 9007199254740991 "
+                 "(2^53 - 1).",
+                 bad[i]);
+        cr_expect(eq(int, expire(bad[i], NULL, &out), EKV_EBAD_EXPIRATION), "exp '%s'", bad[i]);
+        cr_expect(eq(str, msg, want));
+        cr_expect(eq(i64, out, 0));
+    }
 }
 
 Test(kv_expiration, ttl_wins_over_expiration)

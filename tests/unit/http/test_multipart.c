@@ -415,7 +415,9 @@ Test(mp_parse, max_parts_exact_ok_one_more_rejected)
     cr_assert(eq(sz, n, 4));
     expect_part(&p[3], "p3", S("3"));
     len = make_parts(buf, 5);
-    cr_assert(eq(int, ekv_multipart_parse(buf, len, "b", 1, p, 4, &n), -1));
+    /* issue 9: a limit of its own, not "malformed" */
+    cr_assert(
+        eq(int, ekv_multipart_parse(buf, len, "b", 1, p, 4, &n), EKV_MULTIPART_TOO_MANY_PARTS));
     cr_assert(eq(int, ekv_multipart_parse(S("--b--"), "b", 1, p, 0, &n), 0));
 }
 

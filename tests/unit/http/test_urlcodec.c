@@ -197,13 +197,20 @@ Test(query_get, found_absent_and_decoded)
     cr_assert(eq(int, ekv_query_get(&qs, "expiration", out, sizeof(out), &n), 0));
 }
 
-Test(query_get, first_occurrence_wins)
+/* issue 9: "limit=10&limit=abc" was read as limit=10 (the first won) */
+Test(query_get, repeated_name_is_refused)
 {
-    ekv_query_t qs = parsed("a=1&a=2");
+    ekv_query_t qs = parsed("a=1&b=x&a=2");
     char out[8];
     size_t n;
-    cr_assert(eq(int, ekv_query_get(&qs, "a", out, sizeof(out), &n), 1));
-    cr_assert(eq(str, out, "1"));
+    cr_assert(eq(int, ekv_query_get(&qs, "a", out, sizeof(out), &n), EKV_QUERY_REPEATED));
+    cr_assert(eq(int, ekv_query_get(&qs, "b", out, sizeof(out), &n), 1));
+    cr_assert(eq(str, out, "x"));
+    /* the names are compared decoded, whatever the values */
+    qs = parsed("limit=10&lim%69t=abc");
+    cr_assert(eq(int, ekv_query_get(&qs, "limit", out, sizeof(out), &n), EKV_QUERY_REPEATED));
+    qs = parsed("a=%zz&a=1");
+    cr_assert(eq(int, ekv_query_get(&qs, "a", out, sizeof(out), &n), EKV_QUERY_REPEATED));
 }
 
 Test(query_get, name_compared_decoded_and_exactly)
