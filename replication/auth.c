@@ -118,9 +118,9 @@ void ekv_repl_auth_failed(ekv_repl_auth_t *a, const char *peer, const char *reas
                      suppressed);
 }
 
-void ekv_repl_auth_mac(const ekv_repl_auth_t *a, uint8_t dir,
-                       const uint8_t first[EKV_REPL_NONCE_LEN],
-                       const uint8_t second[EKV_REPL_NONCE_LEN], uint8_t out[EKV_REPL_MAC_LEN])
+int ekv_repl_auth_mac(const ekv_repl_auth_t *a, uint8_t dir,
+                      const uint8_t first[EKV_REPL_NONCE_LEN],
+                      const uint8_t second[EKV_REPL_NONCE_LEN], uint8_t out[EKV_REPL_MAC_LEN])
 {
     uint8_t msg[sizeof(EKV_REPL_AUTH_TAG) - 1 + 1 + 2 * EKV_REPL_NONCE_LEN];
     size_t n = sizeof(EKV_REPL_AUTH_TAG) - 1;
@@ -131,8 +131,12 @@ void ekv_repl_auth_mac(const ekv_repl_auth_t *a, uint8_t dir,
     memcpy(msg + n, second, EKV_REPL_NONCE_LEN);
     n += EKV_REPL_NONCE_LEN;
     unsigned int olen = EKV_REPL_MAC_LEN;
-    if (!HMAC(EVP_sha256(), a->secret, (int)a->secret_len, msg, n, out, &olen))
-        memset(out, 0, EKV_REPL_MAC_LEN); /* never equal to a real MAC in practice */
+    if (!HMAC(EVP_sha256(), a->secret, (int)a->secret_len, msg, n, out, &olen) ||
+        olen != EKV_REPL_MAC_LEN) {
+        OPENSSL_cleanse(out, EKV_REPL_MAC_LEN);
+        return EKV_EINTERNAL;
+    }
+    return 0;
 }
 
 int ekv_repl_auth_random(uint8_t *buf, size_t n)
@@ -214,7 +218,10 @@ int ekv_repl_hs_step(ekv_repl_hs_t *h, const uint8_t *frame, size_t len, ekv_buf
             rc = hs_fail(h, why, why_cap, "challenge nonce of %zu bytes", c->nonce.len);
         } else {
             memcpy(h->ln, c->nonce.data, EKV_REPL_NONCE_LEN);
-            ekv_repl_auth_mac(h->auth, 1, h->ln, h->cn, mac);
+            if (ekv_repl_auth_mac(h->auth, 1, h->ln, h->cn, mac)) {
+                rc = hs_fail(h, why, why_cap, "HMAC failed (out of memory?)");
+                goto out;
+            }
             Edgekv__AuthProof p = EDGEKV__AUTH_PROOF__INIT;
             p.nonce.data = h->cn;
             p.nonce.len = sizeof(h->cn);
@@ -232,11 +239,13 @@ int ekv_repl_hs_step(ekv_repl_hs_t *h, const uint8_t *frame, size_t len, ekv_buf
                          p->nonce.len, p->mac.len);
         } else {
             memcpy(h->cn, p->nonce.data, EKV_REPL_NONCE_LEN);
-            ekv_repl_auth_mac(h->auth, 1, h->ln, h->cn, mac);
-            if (CRYPTO_memcmp(mac, p->mac.data, EKV_REPL_MAC_LEN) != 0) {
+            if (ekv_repl_auth_mac(h->auth, 1, h->ln, h->cn, mac)) {
+                rc = hs_fail(h, why, why_cap, "HMAC failed (out of memory?)");
+            } else if (CRYPTO_memcmp(mac, p->mac.data, EKV_REPL_MAC_LEN) != 0) {
                 rc = hs_fail(h, why, why_cap, "wrong HMAC (different cluster secret?)");
+            } else if (ekv_repl_auth_mac(h->auth, 2, h->cn, h->ln, mac)) {
+                rc = hs_fail(h, why, why_cap, "HMAC failed (out of memory?)");
             } else {
-                ekv_repl_auth_mac(h->auth, 2, h->cn, h->ln, mac);
                 Edgekv__AuthProof q = EDGEKV__AUTH_PROOF__INIT;
                 q.mac.data = mac;
                 q.mac.len = sizeof(mac);
@@ -251,8 +260,9 @@ int ekv_repl_hs_step(ekv_repl_hs_t *h, const uint8_t *frame, size_t len, ekv_buf
             rc = hs_fail(h, why, why_cap, "auth proof with a %zu-byte nonce and a %zu-byte mac",
                          p->nonce.len, p->mac.len);
         } else {
-            ekv_repl_auth_mac(h->auth, 2, h->cn, h->ln, mac);
-            if (CRYPTO_memcmp(mac, p->mac.data, EKV_REPL_MAC_LEN) != 0) {
+            if (ekv_repl_auth_mac(h->auth, 2, h->cn, h->ln, mac)) {
+                rc = hs_fail(h, why, why_cap, "HMAC failed (out of memory?)");
+            } else if (CRYPTO_memcmp(mac, p->mac.data, EKV_REPL_MAC_LEN) != 0) {
                 rc = hs_fail(h, why, why_cap,
                              "wrong HMAC from the listener (different cluster "
                              "secret?)");
@@ -262,6 +272,7 @@ int ekv_repl_hs_step(ekv_repl_hs_t *h, const uint8_t *frame, size_t len, ekv_buf
             }
         }
     }
+out:
     OPENSSL_cleanse(mac, sizeof(mac));
     edgekv__auth_frame__free_unpacked(f, NULL);
     return rc;

@@ -50,10 +50,11 @@ uint64_t ekv_repl_auth_failures(const ekv_repl_auth_t *a);
 void ekv_repl_auth_failed(ekv_repl_auth_t *a, const char *peer, const char *reason);
 
 /* out = HMAC-SHA256(secret, EKV_REPL_AUTH_TAG || dir || first || second), dir 1 = the
- * connector's proof (first = listener nonce), 2 = the listener's (first = connector nonce). */
-void ekv_repl_auth_mac(const ekv_repl_auth_t *a, uint8_t dir,
-                       const uint8_t first[EKV_REPL_NONCE_LEN],
-                       const uint8_t second[EKV_REPL_NONCE_LEN], uint8_t out[EKV_REPL_MAC_LEN]);
+ * connector's proof (first = listener nonce), 2 = the listener's (first = connector nonce).
+ * 0, or EKV_EINTERNAL (libcrypto failed; out is zeroed and must not be used). */
+int ekv_repl_auth_mac(const ekv_repl_auth_t *a, uint8_t dir,
+                      const uint8_t first[EKV_REPL_NONCE_LEN],
+                      const uint8_t second[EKV_REPL_NONCE_LEN], uint8_t out[EKV_REPL_MAC_LEN]);
 
 /* Fill buf with n random bytes (RAND_bytes). 0 or EKV_EINTERNAL. */
 int ekv_repl_auth_random(uint8_t *buf, size_t n);
