@@ -62,6 +62,10 @@ static int body_present(const Edgekv__Frame *f)
         return f->response != NULL;
     case EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH:
         return f->key_change_batch != NULL;
+    case EDGEKV__FRAME__BODY_CHALLENGE:
+        return f->challenge != NULL;
+    case EDGEKV__FRAME__BODY_AUTH_PROOF:
+        return f->auth_proof != NULL;
     default:
         return 0;
     }
@@ -92,6 +96,10 @@ const char *ekv_repl_frame_body_name(Edgekv__Frame__BodyCase body_case)
         return "response";
     case EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH:
         return "key_change_batch";
+    case EDGEKV__FRAME__BODY_CHALLENGE:
+        return "challenge";
+    case EDGEKV__FRAME__BODY_AUTH_PROOF:
+        return "auth_proof";
     default:
         return "none";
     }
@@ -249,6 +257,7 @@ void ekv_repl_decoder_init(ekv_repl_decoder_t *d, size_t max)
     d->in = NULL;
     d->in_len = 0;
     d->max = max ? max : EKV_REPL_MAX_FRAME;
+    d->part_done = 0;
     /* the buffer's own cap is a second guard; lengths are checked before appending */
     ekv_buf_init(&d->part, EKV_REPL_HEADER_LEN + d->max);
     d->err = 0;
@@ -258,6 +267,7 @@ void ekv_repl_decoder_init(ekv_repl_decoder_t *d, size_t max)
 void ekv_repl_decoder_deinit(ekv_repl_decoder_t *d)
 {
     ekv_buf_deinit(&d->part);
+    d->part_done = 0;
     d->in = NULL;
     d->in_len = 0;
 }
@@ -276,6 +286,7 @@ static int fail(ekv_repl_decoder_t *d, int err, const char *fmt, ...)
     d->in = NULL;
     d->in_len = 0;
     ekv_buf_deinit(&d->part);
+    d->part_done = 0;
     return err;
 }
 
@@ -390,10 +401,26 @@ int ekv_repl_decoder_feed(ekv_repl_decoder_t *d, const void *bytes, size_t len)
     return 0;
 }
 
-int ekv_repl_decoder_next(ekv_repl_decoder_t *d, Edgekv__Frame **out)
+/* Find the next complete frame in the fed bytes: 1 and its packed bytes in *p / *len (in
+ * the fed bytes or in d->part, which is then released by the next call), 0 (feed more) or
+ * the sticky error. */
+/* Release the split frame last returned, if any (big buffers are not kept for the link's
+ * lifetime). */
+static void part_release(ekv_repl_decoder_t *d)
+{
+    if (!d->part_done)
+        return;
+    d->part_done = 0;
+    if (d->part.cap > KEEP_PART_BYTES)
+        ekv_buf_deinit(&d->part);
+    else
+        ekv_buf_reset(&d->part);
+}
+
+static int next_bytes(ekv_repl_decoder_t *d, const uint8_t **p, size_t *len)
 {
     int rc;
-    *out = NULL;
+    part_release(d);
     if (d->err)
         return d->err;
 
@@ -401,14 +428,15 @@ int ekv_repl_decoder_next(ekv_repl_decoder_t *d, Edgekv__Frame **out)
         if (d->in_len == 0)
             return 0;
         if (d->in_len >= EKV_REPL_HEADER_LEN) {
-            uint32_t len = get_be32(d->in);
-            if ((rc = check_len(d, len)))
+            uint32_t n = get_be32(d->in);
+            if ((rc = check_len(d, n)))
                 return rc;
-            if (d->in_len - EKV_REPL_HEADER_LEN >= len) { /* fast path: whole frame here */
-                const uint8_t *p = d->in + EKV_REPL_HEADER_LEN;
-                d->in += EKV_REPL_HEADER_LEN + len;
-                d->in_len -= EKV_REPL_HEADER_LEN + len;
-                return unpack(d, p, len, out);
+            if (d->in_len - EKV_REPL_HEADER_LEN >= n) { /* fast path: whole frame here */
+                *p = d->in + EKV_REPL_HEADER_LEN;
+                *len = n;
+                d->in += EKV_REPL_HEADER_LEN + n;
+                d->in_len -= EKV_REPL_HEADER_LEN + n;
+                return 1;
             }
         }
         /* a split frame: bounded by the checked length (or < 4 bytes of header) */
@@ -430,15 +458,57 @@ int ekv_repl_decoder_next(ekv_repl_decoder_t *d, Edgekv__Frame **out)
         return rc;
     if (d->part.len < whole)
         return 0;
-    rc = unpack(d, (const uint8_t *)d->part.data + EKV_REPL_HEADER_LEN, whole - EKV_REPL_HEADER_LEN,
-                out);
-    if (rc < 0)
+    *p = (const uint8_t *)d->part.data + EKV_REPL_HEADER_LEN;
+    *len = whole - EKV_REPL_HEADER_LEN;
+    d->part_done = 1;
+    return 1;
+}
+
+int ekv_repl_decoder_next(ekv_repl_decoder_t *d, Edgekv__Frame **out)
+{
+    const uint8_t *p = NULL;
+    size_t len = 0;
+    *out = NULL;
+    int rc = next_bytes(d, &p, &len);
+    if (rc != 1)
         return rc;
-    if (d->part.cap > KEEP_PART_BYTES)
-        ekv_buf_deinit(&d->part);
-    else
-        ekv_buf_reset(&d->part);
+    rc = unpack(d, p, len, out); /* copies what it keeps: the bytes can go now */
+    part_release(d);
     return rc;
+}
+
+int ekv_repl_decoder_next_raw(ekv_repl_decoder_t *d, const uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    return next_bytes(d, out, len);
+}
+
+void ekv_repl_decoder_set_max(ekv_repl_decoder_t *d, size_t max)
+{
+    d->max = max ? max : EKV_REPL_MAX_FRAME;
+    d->part.max = EKV_REPL_HEADER_LEN + d->max;
+}
+
+Edgekv__AuthFrame *ekv_repl_auth_frame_unpack(const uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return NULL;
+    Edgekv__AuthFrame *f = edgekv__auth_frame__unpack(NULL, len, data);
+    if (!f)
+        return NULL;
+    int ok = f->base.n_unknown_fields == 0 && !has_field_zero(&f->base);
+    if (ok && f->body_case == EDGEKV__AUTH_FRAME__BODY_CHALLENGE)
+        ok = f->challenge && f->challenge->base.n_unknown_fields == 0;
+    else if (ok && f->body_case == EDGEKV__AUTH_FRAME__BODY_AUTH_PROOF)
+        ok = f->auth_proof && f->auth_proof->base.n_unknown_fields == 0;
+    else
+        ok = 0;
+    if (!ok) {
+        edgekv__auth_frame__free_unpacked(f, NULL);
+        return NULL;
+    }
+    return f;
 }
 
 const char *ekv_repl_decoder_reason(const ekv_repl_decoder_t *d)

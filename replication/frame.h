@@ -40,7 +40,7 @@
 
 /* The replication protocol this build speaks, sent in every Hello (proto/repl.proto has the
  * version history). A peer of another version is refused (REPL_ERROR_VERSION). */
-#define EKV_REPL_PROTOCOL_VERSION 2u
+#define EKV_REPL_PROTOCOL_VERSION 3u
 
 /* Initialise a Hello to EDGEKV__HELLO__INIT plus this build's protocol_version. */
 void ekv_repl_hello_init(Edgekv__Hello *h);
@@ -101,6 +101,7 @@ typedef struct {
     size_t in_len;     /* ... and how many */
     ekv_buf_t part;    /* the one frame split across feeds (header included), if any */
     size_t max;        /* cap on a frame's packed length */
+    int part_done;     /* part holds a frame already returned: reset it on the next call */
     int err;           /* 0, or the first (sticky) error */
     char reason[112];  /* why err, for the log; "" while err == 0 */
 } ekv_repl_decoder_t;
@@ -136,6 +137,28 @@ int ekv_repl_decoder_feed(ekv_repl_decoder_t *d, const void *bytes, size_t len);
  * Errors are sticky (see the file comment). *out is NULL unless 1 is returned.
  */
 int ekv_repl_decoder_next(ekv_repl_decoder_t *d, Edgekv__Frame **out);
+
+/*
+ * Same as ekv_repl_decoder_next, but the frame is not unpacked: 1 and its packed bytes in
+ * *out / *len, valid until the next call (or feed/deinit). Used before a link is
+ * authenticated, where frames are unpacked as AuthFrame (ekv_repl_auth_frame_unpack).
+ */
+int ekv_repl_decoder_next_raw(ekv_repl_decoder_t *d, const uint8_t **out, size_t *len);
+
+/* Change the cap on a frame's packed length (0 = EKV_REPL_MAX_FRAME) for the frames after
+ * the one last returned (a link raises it from EKV_REPL_AUTH_MAX_FRAME once authenticated). */
+void ekv_repl_decoder_set_max(ekv_repl_decoder_t *d, size_t max);
+
+/* Cap on a frame before its link is authenticated. */
+#define EKV_REPL_AUTH_MAX_FRAME (64u * 1024u)
+
+/*
+ * Unpack a frame received before authentication as the handshake-only AuthFrame (see
+ * proto/repl.proto): NULL unless it unpacks with exactly one of its bodies (Challenge or
+ * AuthProof), no unknown field (any other Frame body is one) and no field number 0. The
+ * fields' lengths are the caller's to check. Free with edgekv__auth_frame__free_unpacked.
+ */
+Edgekv__AuthFrame *ekv_repl_auth_frame_unpack(const uint8_t *data, size_t len);
 
 /* Why the decoder failed, e.g. "frame length 70000000 exceeds cap 67108864"; "" if it has
  * not failed. Valid until the decoder is deinitialised. */

@@ -19,6 +19,56 @@ typedef struct {
     size_t len;
 } write_t;
 
+static int send_now(ekv_repl_link_t *l, char *bytes, size_t len);
+
+/* Queue the handshake's answer (if any). 0 or the send error (the link is then closed). */
+static int send_hs_out(ekv_repl_link_t *l, ekv_buf_t *out)
+{
+    if (!out->len) {
+        ekv_buf_deinit(out);
+        return 0;
+    }
+    size_t len;
+    char *bytes = ekv_buf_take(out, &len);
+    return send_now(l, bytes, len);
+}
+
+static void auth_fail(ekv_repl_link_t *l, const char *why)
+{
+    l->auth_failed = 1;
+    ekv_repl_auth_failed(l->auth, l->peer, why);
+    /* code 0: an unauthenticated peer is told nothing */
+    ekv_repl_link_close(l, 0, 0, "authentication failed: %s", why);
+}
+
+/* One frame before authentication. 0 = go on, -1 = the link is closed. */
+static int on_auth_frame(ekv_repl_link_t *l, const uint8_t *p, size_t len)
+{
+    ekv_buf_t out;
+    ekv_buf_init(&out, 0);
+    char why[200];
+    int rc = ekv_repl_hs_step(&l->hs, p, len, &out, why, sizeof(why));
+    if (rc < 0) {
+        ekv_buf_deinit(&out);
+        auth_fail(l, why);
+        return -1;
+    }
+    if (send_hs_out(l, &out))
+        return -1;
+    if (rc == 1) {
+        l->authed = 1;
+        ekv_repl_decoder_set_max(&l->dec, l->max_frame);
+        if (l->held.len) {
+            size_t hl;
+            char *hb = ekv_buf_take(&l->held, &hl);
+            if (send_now(l, hb, hl))
+                return -1;
+        }
+        ekv_buf_deinit(&l->held);
+    }
+    return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
@@ -33,6 +83,13 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     (void)buf;
     if (l->closing)
         return;
+    if (n < 0 && !l->authed && l->hs.side == EKV_REPL_HS_CONNECTOR &&
+        l->hs.state == EKV_REPL_HS_WAIT_PROOF) {
+        /* our proof was refused (the listener tells an unauthenticated peer nothing) */
+        auth_fail(l, "the peer closed the link after our auth proof (different cluster "
+                     "secret?)");
+        return;
+    }
     if (n < 0) {
         size_t part = ekv_repl_decoder_buffered(&l->dec);
         if (n == UV_EOF)
@@ -48,6 +105,23 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     l->bytes_in += (uint64_t)n;
     int rc = ekv_repl_decoder_feed(&l->dec, l->rbuf, (size_t)n);
+    while (!l->authed) {
+        const uint8_t *p = NULL;
+        size_t len = 0;
+        if (rc == 0)
+            rc = ekv_repl_decoder_next_raw(&l->dec, &p, &len);
+        if (rc < 0) {
+            auth_fail(l, ekv_repl_decoder_reason(&l->dec));
+            return;
+        }
+        if (rc == 0)
+            return;
+        rc = 0;
+        l->frames_in++;
+        l->last_recv_ns = ekv_clock_mono_ns();
+        if (on_auth_frame(l, p, len))
+            return;
+    }
     for (;;) {
         Edgekv__Frame *f = NULL;
         if (rc == 0)
@@ -62,6 +136,13 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         rc = 0;
         l->frames_in++;
         l->last_recv_ns = ekv_clock_mono_ns();
+        if (f->body_case == EDGEKV__FRAME__BODY_CHALLENGE ||
+            f->body_case == EDGEKV__FRAME__BODY_AUTH_PROOF) {
+            ekv_repl_frame_free(f);
+            ekv_repl_link_close(l, 0, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL,
+                                "handshake frame after authentication");
+            return;
+        }
         l->cbs.on_frame(l, f);
         if (l->closing) {
             /* drain the decoder's pointer to our buffer: nothing more is delivered */
@@ -76,20 +157,28 @@ static void on_closed(uv_handle_t *h)
 {
     ekv_repl_link_t *l = h->data;
     ekv_repl_decoder_deinit(&l->dec);
+    ekv_buf_deinit(&l->held);
     free(l->rbuf);
     l->rbuf = NULL;
     l->cbs.on_close(l);
 }
 
 int ekv_repl_link_init(ekv_repl_link_t *l, void *owner, const ekv_repl_link_cbs_t *cbs,
-                       size_t max_frame)
+                       size_t max_frame, ekv_repl_auth_t *auth, ekv_repl_hs_side_t side)
 {
     l->owner = owner;
     l->cbs = *cbs;
     l->tcp.data = l;
     l->low_water = 1u << 20;
     l->last_recv_ns = l->last_progress_ns = ekv_clock_mono_ns();
-    ekv_repl_decoder_init(&l->dec, max_frame);
+    l->auth = auth;
+    l->authed = auth == NULL;
+    l->max_frame = max_frame ? max_frame : EKV_REPL_MAX_FRAME;
+    /* held frames: a Hello or a few requests; over this the owner is not waiting for us */
+    ekv_buf_init(&l->held, 16u << 20);
+    ekv_repl_decoder_init(&l->dec, auth && l->max_frame > EKV_REPL_AUTH_MAX_FRAME
+                                       ? EKV_REPL_AUTH_MAX_FRAME
+                                       : l->max_frame);
     l->rbuf = malloc(EKV_REPL_READ_BUF);
     if (!l->rbuf)
         return EKV_ENOMEM;
@@ -111,6 +200,17 @@ int ekv_repl_link_init(ekv_repl_link_t *l, void *owner, const ekv_repl_link_cbs_
             }
             snprintf(l->peer, sizeof(l->peer), "%s:%d", ip, port);
         }
+    }
+    if (auth) {
+        ekv_buf_t out;
+        ekv_buf_init(&out, 0);
+        int rc = ekv_repl_hs_init(&l->hs, auth, side, &out);
+        if (rc) {
+            ekv_buf_deinit(&out);
+            return rc;
+        }
+        if (send_hs_out(l, &out))
+            return EKV_EINTERNAL;
     }
     return 0;
 }
@@ -184,6 +284,18 @@ static void on_written(uv_write_t *req, int status)
 
 int ekv_repl_link_send_raw(ekv_repl_link_t *l, char *bytes, size_t len)
 {
+    if (!l->authed && !l->closing) {
+        int rc = ekv_buf_append(&l->held, bytes, len);
+        free(bytes);
+        if (rc)
+            ekv_repl_link_close(l, 0, 0, "%zu bytes sent before authentication", l->held.len);
+        return rc;
+    }
+    return send_now(l, bytes, len);
+}
+
+static int send_now(ekv_repl_link_t *l, char *bytes, size_t len)
+{
     if (l->closing) {
         free(bytes);
         return EKV_ESHUTDOWN;
@@ -243,7 +355,7 @@ void ekv_repl_link_close(ekv_repl_link_t *l, uint64_t epoch, int code, const cha
     va_start(ap, fmt);
     vsnprintf(l->close_reason, sizeof(l->close_reason), fmt, ap);
     va_end(ap);
-    if (code && uv_is_writable((uv_stream_t *)&l->tcp)) {
+    if (code && l->authed && uv_is_writable((uv_stream_t *)&l->tcp)) {
         /* best effort, never blocking: the peer's log says why */
         Edgekv__Error e = EDGEKV__ERROR__INIT;
         e.code = (Edgekv__ReplErrorCode)code;

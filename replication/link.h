@@ -12,10 +12,17 @@
  *  - Sends never block and never fail silently: bytes are queued (the owner bounds the queue
  *    by checking ekv_repl_link_queued() against its high-water mark, and is told through
  *    on_drain when it falls below the low-water mark).
+ *  - Authentication (auth.h): a link given a cluster secret runs the HMAC handshake before
+ *    anything else. Until it succeeds, frames are capped at EKV_REPL_AUTH_MAX_FRAME and read
+ *    as AuthFrame (never as Frame: a Hello or an epoch from an unauthenticated peer never
+ *    reaches on_frame), frames the owner sends are held back (and sent once authenticated),
+ *    and a close sends no Error frame. A failed handshake is counted and logged (rate-limited)
+ *    by the ekv_repl_auth_t and closes the link with l->auth_failed set.
  */
 #ifndef EKV_REPLICATION_LINK_H
 #define EKV_REPLICATION_LINK_H
 
+#include "replication/auth.h"
 #include "replication/frame.h"
 
 #include <stdint.h>
@@ -48,13 +55,21 @@ struct ekv_repl_link_s {
     int paused;    /* reads stopped by the owner (backpressure) */
     char peer[64]; /* "host:port" for log lines */
     char close_reason[160];
-    char *rbuf; /* EKV_REPL_READ_BUF bytes, reused for every read */
+    char *rbuf;            /* EKV_REPL_READ_BUF bytes, reused for every read */
+    ekv_repl_auth_t *auth; /* NULL: no authentication (unit tests only) */
+    ekv_repl_hs_t hs;
+    int authed;       /* the handshake succeeded (or auth is NULL) */
+    int auth_failed;  /* closed because the handshake failed */
+    size_t max_frame; /* the decoder's cap once authenticated */
+    ekv_buf_t held;   /* frames sent by the owner before authentication */
 };
 
 /* Set up l around an initialised, connected (or accepted) uv_tcp_t that lives inside l:
- * callers init l->tcp first (uv_tcp_init + uv_accept, or ekv_repl_link_connect). */
+ * callers init l->tcp first (uv_tcp_init + uv_accept, or ekv_repl_link_connect). auth: the
+ * cluster secret (borrowed; outlives the link), side: EKV_REPL_HS_LISTENER for an accepted
+ * link (its Challenge is queued at once), EKV_REPL_HS_CONNECTOR for an outgoing one. */
 int ekv_repl_link_init(ekv_repl_link_t *l, void *owner, const ekv_repl_link_cbs_t *cbs,
-                       size_t max_frame);
+                       size_t max_frame, ekv_repl_auth_t *auth, ekv_repl_hs_side_t side);
 /* Start an outgoing connection: init the tcp handle and connect to host:port. on_connected
  * (status 0 or a libuv error) runs once; on failure call ekv_repl_link_close. */
 int ekv_repl_link_connect(ekv_repl_link_t *l, uv_loop_t *loop, const char *host, int port,

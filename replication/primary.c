@@ -13,6 +13,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "common/workq.h"
+#include "replication/auth.h"
 #include "replication/link.h"
 #include "replication/snapshot_wire.h"
 
@@ -194,9 +195,10 @@ static void on_link_close(ekv_repl_link_t *l)
         p->npinning--;
     p->st.connected = p->npeers;
     p->handles_open--;
-    ekv_log_info("replica disconnected",
-                 "replica=%s addr=%s state=%s acked_seq=%" PRIu64 " reason=\"%s\"", peer_name(pe),
-                 l->peer, state_name(pe->state), pe->acked_seq, l->close_reason);
+    /* a link that never authenticated is logged (rate-limited) by auth.c, not here */
+    ekv_log(l->authed ? EKV_LOG_INFO : EKV_LOG_DEBUG, "replica disconnected",
+            "replica=%s addr=%s state=%s acked_seq=%" PRIu64 " reason=\"%s\"", peer_name(pe),
+            l->peer, state_name(pe->state), pe->acked_seq, l->close_reason);
     pe->link_closed = 1;
     if (!pe->job_busy)
         peer_free(pe);
@@ -844,7 +846,8 @@ static void on_connection(uv_stream_t *ls, int status)
     p->handles_open++;
     static const ekv_repl_link_cbs_t cbs = {on_link_frame, on_link_close, on_link_drain};
     pe->link.cbs = cbs;
-    if (uv_accept(ls, (uv_stream_t *)&pe->link.tcp) || ekv_repl_link_init(&pe->link, pe, &cbs, 0) ||
+    if (uv_accept(ls, (uv_stream_t *)&pe->link.tcp) ||
+        ekv_repl_link_init(&pe->link, pe, &cbs, 0, p->o.auth, EKV_REPL_HS_LISTENER) ||
         ekv_repl_link_start(&pe->link)) {
         ekv_repl_link_close(&pe->link, 0, 0, "accept failed");
         return;
@@ -867,6 +870,12 @@ static void on_tick(uv_timer_t *t)
         next = pe->next;
         if (pe->link.closing)
             continue;
+        if (!pe->link.authed && now - pe->connected_ns > tmo) {
+            pe->link.auth_failed = 1;
+            ekv_repl_auth_failed(p->o.auth, pe->link.peer, "no authentication in time");
+            ekv_repl_link_close(&pe->link, 0, 0, "no authentication in time");
+            continue;
+        }
         if (pe->state == PS_HANDSHAKE && now - pe->connected_ns > tmo) {
             drop(pe, "timeout", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, "no hello in time");
             continue;

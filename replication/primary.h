@@ -35,6 +35,9 @@ typedef struct ekv_repl_primary_s ekv_repl_primary_t;
 typedef struct {
     uv_loop_t *loop;
     ekv_store_t *store;
+    /* The cluster secret every link must prove before its first frame (auth.h); borrowed,
+     * outlives the primary. NULL = no authentication (unit tests only). */
+    struct ekv_repl_auth_s *auth;
     const char *host;
     int port; /* 0 = any (see ekv_repl_primary_port) */
     const char *node_id;

@@ -550,7 +550,8 @@ static void on_conn_connected(ekv_repl_link_t *l, int status)
         return;
     }
     static const ekv_repl_link_cbs_t cbs = {on_conn_frame, on_conn_close, NULL};
-    if (ekv_repl_link_init(l, c, &cbs, 0) || ekv_repl_link_start(l)) {
+    if (ekv_repl_link_init(l, c, &cbs, 0, r->o.auth, EKV_REPL_HS_CONNECTOR) ||
+        ekv_repl_link_start(l)) {
         ekv_repl_link_close(l, 0, 0, "link setup failed");
         return;
     }

@@ -40,6 +40,8 @@ extern const int64_t ekv_repl_lag_bucket_ms[EKV_REPL_LAG_BUCKETS - 1];
 typedef struct {
     uv_loop_t *loop;
     ekv_store_t *store; /* opened with opts.replica = 1 */
+    /* The cluster secret (auth.h), proved on every link; borrowed. NULL = none (tests). */
+    struct ekv_repl_auth_s *auth;
     const char *node_id;
     const char *primaries;  /* "host:port[,host:port...]" */
     int heartbeat_ms;       /* keepalive acks (default 1000) */

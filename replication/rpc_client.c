@@ -236,7 +236,9 @@ static void on_connected(ekv_repl_link_t *l, int status)
     conn_t *cn = (conn_t *)l;
     ekv_rpc_client_t *c = cn->c;
     static const ekv_repl_link_cbs_t cbs = {on_frame, on_close, NULL};
-    if (status || ekv_repl_link_init(l, cn, &cbs, RPC_MAX_FRAME) || ekv_repl_link_start(l)) {
+    if (status ||
+        ekv_repl_link_init(l, cn, &cbs, RPC_MAX_FRAME, c->o.auth, EKV_REPL_HS_CONNECTOR) ||
+        ekv_repl_link_start(l)) {
         ekv_repl_link_close(l, 0, 0, "connect failed: %s", status ? uv_strerror(status) : "setup");
         return;
     }

@@ -29,6 +29,8 @@ typedef struct {
     uv_loop_t *loop;
     const char *host;
     int port;
+    /* The cluster secret (auth.h), proved on every link; borrowed. NULL = none (tests). */
+    struct ekv_repl_auth_s *auth;
     const char *node_id; /* ours, for the peer's logs */
     int timeout_ms;      /* per call (default 5000) */
     int link_timeout_ms; /* a link silent this long (or without handshake) is dropped (10000) */

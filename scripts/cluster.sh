@@ -23,7 +23,9 @@
 # Ports: primary API BASE, replication BASE+100; replica rN API BASE+N, replication BASE+100+N
 # (bound only after a promotion); edge eN API BASE+10+N. Layout of DIR: p1/ r1/ r2/ (data),
 # logs/NODE.log, pids/NODE.pid, credentials.env (mode 600: EDGEKV_ACCOUNT_ID and
-# EDGEKV_ROOT_TOKEN, generated on the first `up` and reused), cluster.env (base port and the
+# EDGEKV_ROOT_TOKEN, generated on the first `up` and reused), cluster.secret (mode 600: the
+# cluster secret every node proves on its replication links, --cluster-secret-file; generated
+# on the first `up` with `edgekv secret generate` and reused), cluster.env (base port and the
 # nodes `up` started). Nodes run in their own session (setsid + nohup) and outlive the script.
 set -euo pipefail
 
@@ -80,6 +82,7 @@ fi
 DIR=${DIR%/}
 [ -n "$DIR" ] || die "--dir must not be /"
 CREDS=$DIR/credentials.env
+SECRET=$DIR/cluster.secret
 TOPO=$DIR/cluster.env
 
 # The topology `up` recorded wins for down/status/logs/env (so they need no --base-port).
@@ -238,6 +241,13 @@ print("".join(secrets.choice(alphabet) for _ in range(40)))
     log "generated credentials in $CREDS (mode 600)"
     load_creds
 }
+# The cluster secret (docs/REPLICATION.md "Link authentication"), beside the credentials.
+make_secret() {
+    [ -s "$SECRET" ] && return 0
+    ( umask 077; "$BIN" secret generate >"$SECRET" ) || die "edgekv secret generate failed"
+    chmod 600 "$SECRET"
+    log "generated the cluster secret in $SECRET (mode 600)"
+}
 
 # Where clients should go: edge e1 when it runs, else the primary.
 client_url() {
@@ -320,7 +330,8 @@ start_node() {
     repl=$(node_repl_port "$node")
     logf=$DIR/logs/$node.log
     [ -f "$logf" ] && mv -f "$logf" "$logf.prev"
-    local args=(serve --role "$role" --node-id "$node" --listen "$HOST:$port")
+    local args=(serve --role "$role" --node-id "$node" --listen "$HOST:$port"
+        --cluster-secret-file "$SECRET")
     local envs=(env -u EDGEKV_ACCOUNT_ID -u EDGEKV_ROOT_TOKEN)
     case "$role" in
         primary)
@@ -390,6 +401,7 @@ cmd_up() {
     mkdir -p "$DIR/logs" "$DIR/pids"
     rm -f "$DIR"/pids/*.pid
     make_creds
+    make_secret
     printf '# written by scripts/cluster.sh up\nBASE=%s\nNODES="%s"\n' "$BASE" "${want[*]}" >"$TOPO"
 
     trap up_cleanup EXIT
@@ -434,9 +446,9 @@ cmd_down() {
     if [ "$PURGE" = 1 ]; then
         for n in "${ALL_NODES[@]}"; do rm -rf "${DIR:?}/$n"; done
         rm -rf "${DIR:?}/logs" "${DIR:?}/pids"
-        rm -f "$CREDS" "$TOPO"
+        rm -f "$CREDS" "$SECRET" "$TOPO"
         rmdir "$DIR" 2>/dev/null || true
-        log "purged data, logs, pid files and credentials in $DIR"
+        log "purged data, logs, pid files, credentials and cluster secret in $DIR"
     elif [ -d "$DIR" ]; then
         log "data kept in $DIR (down --purge deletes it)"
     fi

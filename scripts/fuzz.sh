@@ -18,7 +18,8 @@ clang "${flags[@]}" tests/fuzz/fuzz_urlcodec.c server/http/urlcodec.c server/api
 mkdir -p "$out/proto"
 protoc-c --proto_path=proto --c_out="$out/proto" proto/*.proto
 clang "${flags[@]}" -I"$out/proto" tests/fuzz/fuzz_repl_frame.c replication/frame.c \
-  "$out/proto/repl.pb-c.c" "$out/proto/changelog.pb-c.c" "${common[@]}" -lprotobuf-c \
+  replication/auth.c common/log.c common/clock.c \
+  "$out/proto/repl.pb-c.c" "$out/proto/changelog.pb-c.c" "${common[@]}" -lprotobuf-c -lcrypto \
   -o "$out/fuzz_repl_frame"
 # the HTTP client's response parser needs llhttp's C sources (node-llhttp)
 llhttp_src=${LLHTTP_DIR:-/usr/share/llhttp}

@@ -23,6 +23,7 @@ static void usage(FILE *out)
             "  edgekv token create|list|revoke ...\n"
             "  edgekv status [--url URL]         replication status of a running node\n"
             "  edgekv promote [--url URL]        make a replica the primary\n"
+            "  edgekv secret generate > FILE     a new cluster secret (--cluster-secret-file)\n"
             "  edgekv version\n\n"
             "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
             EKV_VERSION);
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
         }
         if (!strcmp(cmd, "token"))
             return ekv_token_cli(argc - 2, argv + 2);
+        if (!strcmp(cmd, "secret"))
+            return ekv_secret_cli(argc - 2, argv + 2);
         if (!strcmp(cmd, "status") || !strcmp(cmd, "promote"))
             return ekv_repl_cli(cmd, argc - 2, argv + 2);
         if (!strcmp(cmd, "serve"))

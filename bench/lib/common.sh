@@ -196,12 +196,24 @@ bench_cpu_ticks() {
 
 # --- edgekv -----------------------------------------------------------------------------------
 
-# Build edgekv (RelWithDebInfo) unless EDGEKV_BIN points at a binary. Sets EDGEKV_BIN.
+# The cluster secret every bench node proves on its replication links (docs/REPLICATION.md
+# "Link authentication"): a mode-600 file in BENCH_WORK, exported as
+# EDGEKV_CLUSTER_SECRET_FILE so that every edgekv started from here (primary, replicas,
+# edges) reads the same one. Called by bench_build_edgekv.
+bench_cluster_secret() {
+    local f="$BENCH_WORK/cluster.secret"
+    ( umask 077; "$EDGEKV_BIN" secret generate >"$f" ) || die "edgekv secret generate failed"
+    export EDGEKV_CLUSTER_SECRET_FILE="$f"
+}
+
+# Build edgekv (RelWithDebInfo) unless EDGEKV_BIN points at a binary. Sets EDGEKV_BIN, and
+# the cluster secret (bench_cluster_secret).
 # A build dir configured Debug or with sanitizers would make the comparison meaningless, so
 # then we build into build-bench/ instead.
 bench_build_edgekv() {
     if [ -n "${EDGEKV_BIN:-}" ]; then
         [ -x "$EDGEKV_BIN" ] || die "EDGEKV_BIN=$EDGEKV_BIN is not executable"
+        bench_cluster_secret
         return 0
     fi
     local bdir="$REPO_DIR/build" cache="$REPO_DIR/build/CMakeCache.txt"
@@ -220,6 +232,7 @@ bench_build_edgekv() {
     cmake --build "$bdir" -j"$(nproc)" --target edgekv >"$BENCH_WORK/build.log" 2>&1 ||
         { tail -30 "$BENCH_WORK/build.log" >&2; die "edgekv does not build"; }
     EDGEKV_BIN="$bdir/edgekv"
+    bench_cluster_secret
 }
 
 EKV_ACCOUNT=${EKV_ACCOUNT:-0123456789abcdef0123456789abcdef}

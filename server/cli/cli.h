@@ -5,6 +5,7 @@
  *             allows one process per database; with the server running, use the admin API)
  *   status.c  `edgekv status` / `edgekv promote`: a running node's replication endpoints,
  *             over the HTTP client's blocking helper (server/http/client.h)
+ *   secret.c  `edgekv secret generate`: a new cluster secret on stdout
  *
  * Each takes the arguments after its subcommand and returns the process exit code. The CLI
  * is the top server layer: it may include server/node/, server/api/, server/http/ and below.
@@ -16,5 +17,7 @@
 int ekv_token_cli(int argc, char **argv);
 /* cmd is "status" or "promote"; argv holds the arguments after it. */
 int ekv_repl_cli(const char *cmd, int argc, char **argv);
+/* argv starts after "secret". */
+int ekv_secret_cli(int argc, char **argv);
 
 #endif

@@ -1,9 +1,13 @@
 #include "server/node/config.h"
 
+#include "replication/auth.h"
+
+#include <openssl/crypto.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum { OPT_STR, OPT_INT, OPT_BOOL } opt_kind_t;
 
@@ -67,6 +71,10 @@ static const opt_t opts[] = {
     {"repl-max-lag-ms", OPT_INT, OFF(repl_max_lag_ms), "60000",
      "primary: drop a replica that has not acked records sent this long ago"},
     {"repl-heartbeat-ms", OPT_INT, OFF(repl_heartbeat_ms), "1000", "heartbeats and keepalive acks"},
+    {"cluster-secret-file", OPT_STR, OFF(cluster_secret_file), "",
+     "file holding the cluster secret (>= 32 bytes, e.g. `edgekv secret generate > FILE`), "
+     "needed by every node with --repl-listen, replica or edge; or the secret itself in env "
+     "EDGEKV_CLUSTER_SECRET"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -231,6 +239,70 @@ static int check_replication(ekv_config_t *cfg)
     return 0;
 }
 
+#define SECRET_HOWTO                                                                               \
+    "create one with `edgekv secret generate > FILE` (or `openssl rand -hex 32 > FILE`), "         \
+    "`chmod 600 FILE`, copy it to every node of the cluster and pass --cluster-secret-file FILE"
+
+/* Keep the secret's bytes, without the trailing newline (and spaces) a file ends with. */
+static int take_secret(ekv_config_t *cfg, const char *s, size_t n, const char *from)
+{
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n < EKV_REPL_SECRET_MIN || n > EKV_REPL_SECRET_MAX) {
+        fprintf(stderr,
+                "edgekv: the cluster secret in %s has %zu bytes; it needs %u to %u (e.g. 64 hex "
+                "characters): " SECRET_HOWTO "\n",
+                from, n, EKV_REPL_SECRET_MIN, EKV_REPL_SECRET_MAX);
+        return -1;
+    }
+    cfg->cluster_secret = malloc(n);
+    if (!cfg->cluster_secret)
+        return -1;
+    memcpy(cfg->cluster_secret, s, n);
+    cfg->cluster_secret_len = n;
+    return 0;
+}
+
+static int load_secret(ekv_config_t *cfg)
+{
+    int need = cfg->repl_port >= 0 || !strcmp(cfg->role, "replica") || !strcmp(cfg->role, "edge");
+    const char *env = getenv("EDGEKV_CLUSTER_SECRET");
+    if (cfg->cluster_secret_file[0]) {
+        const char *path = cfg->cluster_secret_file;
+        FILE *fp = fopen(path, "rb");
+        if (!fp) {
+            fprintf(stderr, "edgekv: cannot open --cluster-secret-file %s: %s\n", path,
+                    strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        if (fstat(fileno(fp), &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH))) {
+            fprintf(stderr,
+                    "edgekv: --cluster-secret-file %s is readable or writable by every user "
+                    "(mode %03o); run `chmod 600 %s`\n",
+                    path, (unsigned)(st.st_mode & 0777), path);
+            fclose(fp);
+            return -1;
+        }
+        char buf[EKV_REPL_SECRET_MAX + 8];
+        size_t n = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        int rc = take_secret(cfg, buf, n, path);
+        OPENSSL_cleanse(buf, sizeof(buf));
+        return rc;
+    }
+    if (env && env[0])
+        return take_secret(cfg, env, strlen(env), "EDGEKV_CLUSTER_SECRET");
+    if (need) {
+        fprintf(stderr,
+                "edgekv: --role %s%s needs the cluster secret, which every node of a cluster "
+                "shares and proves on every replication link: " SECRET_HOWTO "\n",
+                cfg->role, cfg->repl_port >= 0 ? " with --repl-listen" : "");
+        return -1;
+    }
+    return 0;
+}
+
 int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -279,7 +351,7 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
         if (set_opt(cfg, o, val, "--"))
             return -1;
     }
-    if (check_replication(cfg))
+    if (check_replication(cfg) || load_secret(cfg))
         return -1;
     if (strcmp(cfg->sync, "fsync") && strcmp(cfg->sync, "none")) {
         fprintf(stderr, "edgekv: --sync must be fsync or none\n");
@@ -296,6 +368,12 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
 
 void ekv_config_free(ekv_config_t *cfg)
 {
+    if (cfg->cluster_secret) {
+        OPENSSL_cleanse(cfg->cluster_secret, cfg->cluster_secret_len);
+        free(cfg->cluster_secret);
+        cfg->cluster_secret = NULL;
+        cfg->cluster_secret_len = 0;
+    }
     for (size_t i = 0; i < NOPTS; i++)
         if (opts[i].kind == OPT_STR) {
             char **slot = (char **)((char *)cfg + opts[i].offset);

@@ -44,7 +44,12 @@ typedef struct {
     int64_t repl_timeout_ms;
     int64_t repl_max_lag_ms;
     int64_t repl_heartbeat_ms;
+    char *cluster_secret_file;
     /* derived */
+    /* The cluster secret (from --cluster-secret-file, or the env EDGEKV_CLUSTER_SECRET):
+     * malloc'd, not NUL-terminated, wiped by ekv_config_free; NULL/0 when none is needed. */
+    char *cluster_secret;
+    size_t cluster_secret_len;
     char host[256];
     int port;
     char repl_host[256];

@@ -128,6 +128,7 @@ static void after_ingest_done(void *ctx, void *loaded)
 static int start_follower(ekv_node_t *n, ekv_repl_replica_opts_t *o)
 {
     o->loop = n->app->loop;
+    o->auth = n->auth;
     o->node_id = n->node_id;
     o->heartbeat_ms = (int)n->cfg->repl_heartbeat_ms;
     o->timeout_ms = (int)n->cfg->repl_timeout_ms;

@@ -4,6 +4,7 @@
  * edge's cache and relay counters.
  */
 #include "server/node/node.h"
+#include "replication/auth.h"
 #include "replication/primary.h"
 #include "replication/replica.h"
 #include "server/http/metrics.h"
@@ -22,6 +23,10 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
     G("edgekv_repl_last_seq", "Last change-log seq committed (primary) or applied (replica).",
       app->store ? ekv_store_last_seq(app->store) : 0);
     G("edgekv_repl_fenced", "1 when a newer primary fenced this node.", n->fenced);
+    if (n->auth)
+        C("edgekv_repl_auth_failures_total",
+          "Replication links whose cluster-secret handshake failed (either side).",
+          ekv_repl_auth_failures(n->auth));
     if (n->primary) {
         ekv_repl_primary_stats_t st;
         ekv_repl_primary_stats(n->primary, &st);

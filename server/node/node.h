@@ -50,6 +50,7 @@ typedef struct ekv_node_s {
     ekv_node_state_t st;                /* epoch, history ids, fence (saved in the store) */
     struct ekv_repl_primary_s *primary; /* role primary (also after a promotion) */
     struct ekv_repl_replica_s *replica; /* role replica; role edge: its keys-only stream */
+    struct ekv_repl_auth_s *auth;       /* cluster secret (replication/auth.h); NULL: none */
     ekv_edge_t *edge;                   /* role edge: upstreams, single-flight */
     ekv_catalog_t *building;            /* edge: catalog being received in a snapshot */
     int edge_synced;                    /* edge: a catalog snapshot has arrived */

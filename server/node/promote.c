@@ -105,7 +105,8 @@ static void probe_connected(ekv_repl_link_t *l, int status)
     probe_t *pr = (probe_t *)l;
     ekv_node_t *n = pr->node;
     static const ekv_repl_link_cbs_t cbs = {probe_frame, probe_closed, NULL};
-    if (status || ekv_repl_link_init(l, pr, &cbs, 1u << 20) || ekv_repl_link_start(l)) {
+    if (status || ekv_repl_link_init(l, pr, &cbs, 1u << 20, n->auth, EKV_REPL_HS_CONNECTOR) ||
+        ekv_repl_link_start(l)) {
         ekv_repl_link_close(l, 0, 0, "probe connect failed");
         return;
     }

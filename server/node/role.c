@@ -9,6 +9,7 @@
 #include "common/codec.h"
 #include "common/errors.h"
 #include "common/log.h"
+#include "replication/auth.h"
 #include "replication/primary.h"
 #include "replication/replica.h"
 #include "server/node/edge/edge.h"
@@ -134,6 +135,7 @@ int ekv_node_start_primary(ekv_node_t *n, int edge_only)
     ekv_repl_primary_opts_t o = {0};
     o.loop = app->loop;
     o.store = app->store;
+    o.auth = n->auth;
     o.host = cfg->repl_host;
     o.port = cfg->repl_port;
     o.node_id = n->node_id;
@@ -171,6 +173,9 @@ int ekv_node_start(ekv_node_t *n)
                  ekv_http_server_port(app->http));
     uv_timer_init(app->loop, &n->probe_timer);
     n->probe_timer.data = n;
+    if (cfg->cluster_secret_len &&
+        ekv_repl_auth_new(&n->auth, cfg->cluster_secret, cfg->cluster_secret_len))
+        return -1;
     if (n->role == EKV_ROLE_EDGE)
         return ekv_node_start_edge(n);
 
@@ -264,4 +269,6 @@ void ekv_node_free(ekv_node_t *n)
     ekv_catalog_free(n->building);
     ekv_repl_replica_free(n->stopping_replica);
     ekv_repl_primary_free(n->primary);
+    ekv_repl_auth_free(n->auth);
+    n->auth = NULL;
 }

@@ -11,7 +11,12 @@
  * decoder never holds more than one frame. The whole input, and every record of a decoded
  * ChangeBatch, is also taken as a packed log record: if it unpacks, the primary's two batch
  * encoders must accept it and their frames must decode to the same bytes / the same keys.
+ * The same stream is also read as an unauthenticated link reads it (replication/auth.h): raw
+ * frames under the 64 KiB pre-auth cap, each unpacked as an AuthFrame (only a Challenge or an
+ * AuthProof, no unknown field) and stepped through a listener's and a connector's handshake,
+ * neither of which may ever succeed (that needs the secret's HMAC) or answer a failed step.
  */
+#include "replication/auth.h"
 #include "replication/frame.h"
 
 #include "common/errors.h"
@@ -111,6 +116,54 @@ static void check_record_bytes(const uint8_t *p, size_t len)
     edgekv__change_record__free_unpacked(r, NULL);
 }
 
+static void check_handshake(const uint8_t *in, size_t len)
+{
+    static ekv_repl_auth_t *a;
+    static const char secret[] = "fuzz-cluster-secret-of-more-than-32-bytes";
+    if (!a && ekv_repl_auth_new(&a, secret, sizeof(secret) - 1) != 0)
+        abort();
+    ekv_repl_decoder_t d;
+    ekv_repl_decoder_init(&d, EKV_REPL_AUTH_MAX_FRAME);
+    ekv_repl_hs_t l, c;
+    ekv_buf_t out;
+    ekv_buf_init(&out, 0);
+    if (ekv_repl_hs_init(&l, a, EKV_REPL_HS_LISTENER, &out) != 0 ||
+        ekv_repl_hs_init(&c, a, EKV_REPL_HS_CONNECTOR, &out) != 0)
+        abort();
+    if (ekv_repl_decoder_feed(&d, in, len) != 0)
+        abort();
+    const uint8_t *p;
+    size_t n;
+    char why[200];
+    int rc;
+    while ((rc = ekv_repl_decoder_next_raw(&d, &p, &n)) == 1) {
+        if (n == 0 || n > EKV_REPL_AUTH_MAX_FRAME)
+            abort();
+        Edgekv__AuthFrame *af = ekv_repl_auth_frame_unpack(p, n);
+        int parsed = af != NULL;
+        if (af) {
+            if (af->body_case != EDGEKV__AUTH_FRAME__BODY_CHALLENGE &&
+                af->body_case != EDGEKV__AUTH_FRAME__BODY_AUTH_PROOF)
+                abort();
+            edgekv__auth_frame__free_unpacked(af, NULL);
+        }
+        size_t before = out.len;
+        int lr = ekv_repl_hs_step(&l, p, n, &out, why, sizeof(why));
+        if (lr == 1 || (lr < 0 && out.len != before) || (lr == 0))
+            abort(); /* a listener's only step is the proof: it fails without the secret */
+        before = out.len;
+        int cr = ekv_repl_hs_step(&c, p, n, &out, why, sizeof(why));
+        if (cr == 1 || (cr < 0 && out.len != before))
+            abort();
+        if (cr == 0 && (!parsed || c.state != EKV_REPL_HS_WAIT_PROOF))
+            abort();
+    }
+    if (rc < 0 && ekv_repl_decoder_buffered(&d) != 0)
+        abort();
+    ekv_buf_deinit(&out);
+    ekv_repl_decoder_deinit(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -123,6 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the input as one log record: what the primary does with log bytes */
     check_record_bytes(in, len);
+    /* the input as an unauthenticated peer's bytes */
+    check_handshake(in, len);
 
     ekv_repl_decoder_t d;
     ekv_repl_decoder_init(&d, max);

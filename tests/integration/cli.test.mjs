@@ -45,6 +45,31 @@ describe('cli', { timeout: 90000 }, () => {
       assert.match(out(r), /token/);
     });
 
+    it('edgekv secret generate prints a new 64-hex-character cluster secret', async () => {
+      const a = await runCli(['secret', 'generate']);
+      const b = await runCli(['secret', 'generate']);
+      assert.equal(a.code, 0, out(a));
+      assert.match(a.stdout, /^[0-9a-f]{64}\n$/);
+      assert.notEqual(a.stdout, b.stdout, 'a new secret every time');
+      const bad = await runCli(['secret', 'show']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /usage: edgekv secret generate/);
+      const help = await runCli(['--help']);
+      assert.match(out(help), /secret generate/);
+    });
+
+    it('a primary without a cluster secret refuses to start and says how to make one', async () => {
+      const r = await runCli(['serve', '--role', 'primary', '--listen', '127.0.0.1:0', '--data-dir', tmp()]);
+      assert.equal(r.code, 2, out(r));
+      assert.match(r.stderr, /edgekv secret generate > FILE/);
+      assert.match(r.stderr, /openssl rand -hex 32/);
+      // the secret itself in the environment is enough; too short is refused
+      const short = await runCli(['serve', '--role', 'replica', '--primary', '127.0.0.1:1', '--data-dir', tmp()],
+        { env: { EDGEKV_CLUSTER_SECRET: 'abc' }, timeoutMs: 5000 });
+      assert.equal(short.code, 2, out(short));
+      assert.match(short.stderr, /EDGEKV_CLUSTER_SECRET has 3 bytes/);
+    });
+
     it('edgekv serve --help exits 0 and lists the flags with their env names', async () => {
       const r = await runCli(['serve', '--help']);
       assert.equal(r.code, 0, out(r));

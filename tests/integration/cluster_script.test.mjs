@@ -5,7 +5,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,9 @@ describe('scripts/cluster.sh', { timeout: 180000 }, () => {
     assert.ok(acct && token, up.out);
     assert.equal(baseUrl, `http://127.0.0.1:${base + 11}/client/v4`, 'the printed base URL is edge e1');
     assert.match(readFileSync(join(dir, 'credentials.env'), 'utf8'), new RegExp(acct));
+    // the cluster secret beside the credentials: 64 hex characters, mode 600, given to every node
+    assert.match(readFileSync(join(dir, 'cluster.secret'), 'utf8'), /^[0-9a-f]{64}\n$/);
+    assert.equal(statSync(join(dir, 'cluster.secret')).mode & 0o777, 0o600);
 
     const h = { authorization: `Bearer ${token}` };
     const api = (port, path, init = {}) =>

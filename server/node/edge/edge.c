@@ -32,6 +32,7 @@ int ekv_edge_start(ekv_node_t *n)
     e->max_fetches = (size_t)cfg->edge_max_fetches;
     ekv_rpc_client_opts_t o = {0};
     o.loop = app->loop;
+    o.auth = n->auth;
     o.node_id = n->node_id;
     o.timeout_ms = (int)cfg->upstream_timeout_ms;
     o.link_timeout_ms = (int)cfg->repl_timeout_ms;

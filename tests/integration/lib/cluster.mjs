@@ -12,7 +12,7 @@
 //
 // Interface (docs: the replication spec): GET /_edgekv/replication/status (no auth),
 // GET /_edgekv/replication/checksum and POST /_edgekv/replication/promote (admin token).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -109,6 +109,17 @@ export class Cluster {
     this.dirs = [];
   }
 
+  // The cluster secret file every node of this cluster gets (--cluster-secret-file), made on
+  // first use: 64 hex characters and a newline, mode 600.
+  secretFile() {
+    if (!this.secretPath) {
+      this.secret = randomBytes(32).toString('hex');
+      this.secretPath = join(this.newDir(), 'cluster.secret');
+      writeFileSync(this.secretPath, this.secret + '\n', { mode: 0o600 });
+    }
+    return this.secretPath;
+  }
+
   newDir() {
     const d = mkdtempSync(join(tmpdir(), `edgekv-it-${this.label}-`));
     this.dirs.push(d);
@@ -118,10 +129,12 @@ export class Cluster {
   // Start any node. o: { nodeId, role, args (after the role flags), dataDir, accountId, token,
   // replListen (primary: default 127.0.0.1:0; replica: none unless given; edge: never),
   // primaryAddrs (replica; edge: the primary's repl address), replicaAddrs (edge: --replicas),
-  // env, startTimeoutMs }.
+  // env, startTimeoutMs, secretFile (default: the cluster's, secretFile(); null: none) }.
   async start(o) {
     const dataDir = o.dataDir || this.newDir(); // an edge ignores it (it holds no data)
     const args = ['--role', o.role, '--node-id', o.nodeId];
+    const secret = o.secretFile !== undefined ? o.secretFile : this.secretFile();
+    if (secret) args.push('--cluster-secret-file', secret);
     const replListen = o.replListen !== undefined ? o.replListen : (o.role === 'primary' ? '127.0.0.1:0' : null);
     if (replListen) args.push('--repl-listen', replListen);
     if (o.role === 'replica') args.push('--primary', [].concat(o.primaryAddrs).join(','));

@@ -20,7 +20,7 @@
 
 /* ---- fixtures: one frame of every body type, with real values ---------------------------- */
 
-#define NBODIES 10
+#define NBODIES 12
 
 static const Edgekv__Frame__BodyCase cases[NBODIES] = {
     EDGEKV__FRAME__BODY_HELLO,
@@ -33,6 +33,8 @@ static const Edgekv__Frame__BodyCase cases[NBODIES] = {
     EDGEKV__FRAME__BODY_ERROR,
     EDGEKV__FRAME__BODY_KEY_CHANGE_BATCH,
     EDGEKV__FRAME__BODY_RESPONSE,
+    EDGEKV__FRAME__BODY_CHALLENGE,
+    EDGEKV__FRAME__BODY_AUTH_PROOF,
 };
 
 /* binary keys/values with NUL bytes inside and at the ends */
@@ -62,6 +64,11 @@ static Edgekv__KeyValue *kvs[2];
 static Edgekv__SnapshotChunk chunk;
 static Edgekv__SnapshotEnd send_;
 static Edgekv__Error err_;
+static Edgekv__Challenge chal;
+static Edgekv__AuthProof proof;
+static const char nonce0[] =
+    "0123456789abcdef\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\xfe\xff";
+static const char mac0[] = "\xff\x00mac-of-32-bytes-for-the-test\x00";
 
 static void fixtures(void)
 {
@@ -173,6 +180,13 @@ static void fixtures(void)
     edgekv__error__init(&err_);
     err_.code = EDGEKV__REPL_ERROR_CODE__REPL_ERROR_FENCED;
     err_.message = "epoch 5 < 6";
+
+    edgekv__challenge__init(&chal);
+    chal.nonce = BIN(nonce0);
+    chal.protocol_version = 3;
+    edgekv__auth_proof__init(&proof);
+    proof.nonce = BIN(nonce0);
+    proof.mac = BIN(mac0);
 }
 
 /* Fill f with body number i (0..NBODIES-1); the epoch differs per body. */
@@ -211,6 +225,12 @@ static void make_frame(int i, Edgekv__Frame *f)
         break;
     case EDGEKV__FRAME__BODY_RESPONSE:
         f->response = &resp;
+        break;
+    case EDGEKV__FRAME__BODY_CHALLENGE:
+        f->challenge = &chal;
+        break;
+    case EDGEKV__FRAME__BODY_AUTH_PROOF:
+        f->auth_proof = &proof;
         break;
     default:
         cr_fatal("bad body index %d", i);
@@ -255,7 +275,7 @@ static void check_frame(const Edgekv__Frame *f, int i)
         cr_assert(eq(u64, f->hello->last_applied_seq, 123456789012ull));
         cr_assert(eq(str, f->hello->history_id, "9f0c2a5e-history"));
         cr_assert(eq(u64, f->hello->epoch, 6));
-        cr_assert(eq(u32, f->hello->protocol_version, 2));
+        cr_assert(eq(u32, f->hello->protocol_version, EKV_REPL_PROTOCOL_VERSION));
         break;
     case EDGEKV__FRAME__BODY_CHANGE_BATCH: {
         cr_assert(eq(sz, f->change_batch->n_records, 3));
@@ -342,6 +362,14 @@ static void check_frame(const Edgekv__Frame *f, int i)
         cr_assert(eq(u64, f->response->seq, 2002));
         cr_assert(eq(i64, f->response->expiration, 1900000000));
         cr_assert(eq(u32, f->response->error_code, 10009));
+        break;
+    case EDGEKV__FRAME__BODY_CHALLENGE:
+        CHECK_BIN(f->challenge->nonce, nonce0);
+        cr_assert(eq(u32, f->challenge->protocol_version, 3));
+        break;
+    case EDGEKV__FRAME__BODY_AUTH_PROOF:
+        CHECK_BIN(f->auth_proof->nonce, nonce0);
+        CHECK_BIN(f->auth_proof->mac, mac0);
         break;
     default:
         cr_fatal("unexpected body");
@@ -1236,17 +1264,17 @@ Test(frame_batch, hello_protocol_version)
     Edgekv__Hello h;
     ekv_repl_hello_init(&h);
     cr_assert(eq(u32, h.protocol_version, EKV_REPL_PROTOCOL_VERSION));
-    cr_assert(eq(u32, EKV_REPL_PROTOCOL_VERSION, 2));
+    cr_assert(eq(u32, EKV_REPL_PROTOCOL_VERSION, 3));
     char why[128] = "untouched";
     cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 1));
     cr_assert(eq(str, why, "untouched"));
     h.protocol_version = 0; /* a node from before the field: version 1 */
     cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 0));
-    cr_assert(eq(str, why, "peer speaks replication protocol 1, this node 2"));
-    h.protocol_version = 3;
+    cr_assert(eq(str, why, "peer speaks replication protocol 1, this node 3"));
+    h.protocol_version = 4;
     cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 0));
-    cr_assert(eq(str, why, "peer speaks replication protocol 3, this node 2"));
-    /* field 10 on the wire: hello { protocol_version 2 } */
+    cr_assert(eq(str, why, "peer speaks replication protocol 4, this node 3"));
+    /* field 10 on the wire: hello { protocol_version 3 } */
     Edgekv__Hello only;
     ekv_repl_hello_init(&only);
     Edgekv__Frame f = EDGEKV__FRAME__INIT;
@@ -1255,6 +1283,6 @@ Test(frame_batch, hello_protocol_version)
     ekv_buf_t b;
     ekv_buf_init(&b, 0);
     cr_assert(eq(int, ekv_repl_frame_encode(&f, &b), 0));
-    cr_assert(eq(mem, MEM(b.data, b.len), MEM("\0\0\0\x04\x12\x02\x50\x02", 8)));
+    cr_assert(eq(mem, MEM(b.data, b.len), MEM("\0\0\0\x04\x12\x02\x50\x03", 8)));
     ekv_buf_deinit(&b);
 }
