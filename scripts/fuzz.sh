@@ -27,6 +27,14 @@ llhttp_inc=${LLHTTP_INC:-/usr/share/include/llhttp}
 clang "${flags[@]}" -I"$llhttp_inc" tests/fuzz/fuzz_http_response.c server/http/resp_parser.c \
   "$llhttp_src"/api.c "$llhttp_src"/http.c "$llhttp_src"/llhttp.c "${common[@]}" \
   -o "$out/fuzz_http_response"
+# the whole request path: server/http + server/api over a real store (no server/node: the role
+# ops stay NULL = standalone), so most of the tree and its libraries
+clang "${flags[@]}" -I"$out/proto" -I"$llhttp_inc" tests/fuzz/fuzz_http_conn.c common/*.c \
+  storage/*.c server/http/*.c server/api/*.c server/api/kv/*.c server/api/admin/*.c \
+  "$out/proto/repl.pb-c.c" "$out/proto/changelog.pb-c.c" \
+  "$llhttp_src"/api.c "$llhttp_src"/http.c "$llhttp_src"/llhttp.c \
+  -luv -ljansson -lprotobuf-c -lmsgpackc -lcrypto -lxxhash -lrocksdb -lpthread \
+  -o "$out/fuzz_http_conn"
 
 run() { # name, extra libFuzzer args...
   local name=$1; shift
@@ -41,3 +49,4 @@ run multipart -max_len=4096 -dict=tests/fuzz/multipart.dict
 run urlcodec
 run repl_frame -max_len=4096
 run http_response -max_len=4096 -dict=tests/fuzz/http_response.dict
+run http_conn -max_len=65536 -dict=tests/fuzz/http_conn.dict
