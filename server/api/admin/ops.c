@@ -158,6 +158,9 @@ void ekv_h_metrics(ekv_call_t *c)
     ekv_app_read_or_reply(c->app, c->req, &j->job);
 }
 
+/* The test clock moves at most this far ahead in total (100 years). */
+#define TEST_CLOCK_MAX_OFFSET_S (100LL * 365 * 24 * 3600)
+
 void ekv_h_test_clock(ekv_call_t *c)
 {
     if (!c->app->test_clock) {
@@ -178,6 +181,12 @@ void ekv_h_test_clock(ekv_call_t *c)
     long long s = strtoll(buf, &end, 10);
     if (*end || len == 0 || s < 0) {
         ekv_reply_error(c->req, EKV_EBAD_REQUEST, "test clock: 'advance_s must be >= 0'");
+        return;
+    }
+    /* bounded, so that s * 1000 and now + offset cannot overflow (found by fuzz_http_conn) */
+    if (s > TEST_CLOCK_MAX_OFFSET_S - ekv_clock_offset_ms() / 1000) {
+        ekv_reply_error(c->req, EKV_EBAD_REQUEST,
+                        "test clock: 'advance_s must keep the clock within 100 years of now'");
         return;
     }
     ekv_clock_advance(s * 1000);
