@@ -129,7 +129,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("routes");
     app.loop = uv_default_loop();
     app.role = &standalone_ops;
-    app.started_ms = 0;
+    app.test_clock = 1; /* POST /_edgekv/test/clock, as the integration tests run it */
     if (ekv_doneq_init(&app.doneq, app.loop))
         die("doneq");
     char dbdir[sizeof(tmpdir) + 8];
