@@ -8,7 +8,8 @@
  * Set-up (LLVMFuzzerInitialize, once): what server/node/serve.c does for a standalone node,
  * without server/node/ (its role ops are all NULL = standalone behaviour, see api.h): a store
  * in a fresh temp dir (--sync none), the catalog, the cache, the metrics, 2 readers, the HTTP
- * server on 127.0.0.1:0 (header and idle timeouts 1 s), and known credentials:
+ * server on 127.0.0.1:0 (header and idle timeouts 1 s), the test clock (--test-clock), and
+ * known credentials:
  *   account   0123456789abcdef0123456789abcdef
  *   token     "fuzz-admin-secret" (admin + kv:read + kv:write)
  *   namespace fedcba9876543210fedcba9876543210 ("fuzz")
