@@ -24,6 +24,7 @@ static void usage(FILE *out)
             "  edgekv status [--url URL]         replication status of a running node\n"
             "  edgekv promote [--url URL]        make a replica the primary\n"
             "  edgekv secret generate > FILE     a new cluster secret (--cluster-secret-file)\n"
+            "  edgekv secret operator-token      the cluster operator token (promote, checksum)\n"
             "  edgekv version\n\n"
             "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
             EKV_VERSION);
