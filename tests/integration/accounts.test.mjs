@@ -3,6 +3,7 @@
 // refusing every account token.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { startServer, expectOk, expectError, runCli } from './lib/harness.mjs';
 
 describe('accounts and the operator credential', { timeout: 60000 }, () => {
@@ -113,5 +114,31 @@ describe('accounts and the operator credential', { timeout: 60000 }, () => {
     const x = await runCli(['secret', 'operator-token', '--data-dir', srv.dataDir]);
     assert.equal(x.code, 0, x.stderr);
     assert.equal(x.stdout.trim(), op);
+  });
+});
+
+describe('edgekv account create|list (offline)', { timeout: 60000 }, () => {
+  it('creates an account whose admin token works once the server starts', async () => {
+    let srv = await startServer({ keepData: true });
+    const dir = srv.dataDir;
+    await srv.stop();
+    const x = await runCli(['account', 'create', '--name', 'offline-c', '--data-dir', dir]);
+    assert.equal(x.code, 0, x.stderr);
+    const id = /^account:\s+([0-9a-f]{32})$/m.exec(x.stdout)?.[1];
+    const token = /^token:\s+(\S+)$/m.exec(x.stdout)?.[1];
+    assert.ok(id && token, x.stdout);
+    const l = await runCli(['account', 'list', '--data-dir', dir]);
+    assert.equal(l.code, 0, l.stderr);
+    assert.match(l.stdout, new RegExp(`^${id}\\s+offline-c$`, 'm'));
+    srv = await startServer({ dataDir: dir, accountId: srv.accountId, token: srv.token });
+    try {
+      const r = await srv.api('GET', `/accounts/${id}/storage/kv/namespaces`, { auth: false, headers: { authorization: `Bearer ${token}` } });
+      expectOk(r);
+      const other = await srv.api('GET', `/accounts/${srv.accountId}/storage/kv/namespaces`, { auth: false, headers: { authorization: `Bearer ${token}` } });
+      assert.equal(other.status, 403, other.text);
+    } finally {
+      await srv.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
