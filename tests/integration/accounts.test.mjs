@@ -4,6 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { Cluster, waitStreaming } from './lib/cluster.mjs';
 import { startServer, expectOk, expectError, runCli } from './lib/harness.mjs';
 
 describe('accounts and the operator credential', { timeout: 60000 }, () => {
@@ -140,5 +141,32 @@ describe('edgekv account create|list (offline)', { timeout: 60000 }, () => {
       await srv.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('operator account API in a cluster', { timeout: 90000 }, () => {
+  const c = new Cluster('accounts');
+  after(async () => { await c.cleanup(); });
+
+  it('an edge relays account creation to the primary; a replica refuses it', async () => {
+    const p = await c.startPrimary({ nodeId: 'p1' });
+    const r = await c.startReplica(p, { nodeId: 'r1', replListen: '127.0.0.1:0' });
+    await waitStreaming(c, r);
+    const e = await c.startEdge(p, [r], { nodeId: 'e1' });
+    assert.equal(e.operatorToken, p.operatorToken, 'one operator token per cluster secret');
+    const post = (node, token) => fetch(`${node.origin}/_edgekv/accounts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'via-edge' }),
+    }).then(async (res) => ({ status: res.status, body: await res.json(), headers: res.headers }));
+    const refused = await post(e, p.token);
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    const created = expectOk(await post(e, e.operatorToken));
+    const ok = await c.waitFor(async () => (await e.api('GET', `/accounts/${created.id}/storage/kv/namespaces`, {
+      auth: false, headers: { authorization: `Bearer ${created.admin_token.value}` } })).status === 200, 10000,
+    'the new admin token works through the edge');
+    assert.ok(ok);
+    const onReplica = await post(r, r.operatorToken);
+    assert.equal(onReplica.status, 403, JSON.stringify(onReplica.body));
   });
 });
