@@ -462,7 +462,7 @@ ms=$($PROBE synced 60 "${URL[p1]}" "${URL[r1]}" "${URL[r2]}" "${URL[e1]}" "${URL
     WRONG+=("end: not every node applied the primary's last seq within 60 s ($ms)")
 sums=""
 for n in p1 r1 r2; do
-    s=$(curl -s --max-time 60 -H "Authorization: Bearer $EKV_TOKEN" "${URL[$n]}/_edgekv/replication/checksum" |
+    s=$(curl -s --max-time 60 -H "Authorization: Bearer $EKV_OPERATOR_TOKEN" "${URL[$n]}/_edgekv/replication/checksum" |
         python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; print(r["checksum"], r["keys"], r["last_seq"])' 2>/dev/null || echo "? ? ?")
     sums+="$n $s; "
     [ "$n" = p1 ] && p_sum=$s

@@ -304,9 +304,9 @@ done
 CHECK_LINES=(); CHECK_FAIL=0
 for c in "${CONFIGS[@]:1}"; do
     wait_caught_up "${URL[$c]}" "${REPURL[$c]}" "$c-replica" "$CATCHUP_TIMEOUT"
-    ps=$(curl -s --max-time 60 -H "Authorization: Bearer $EKV_TOKEN" "${URL[$c]}/_edgekv/replication/checksum" |
+    ps=$(curl -s --max-time 60 -H "Authorization: Bearer $EKV_OPERATOR_TOKEN" "${URL[$c]}/_edgekv/replication/checksum" |
         python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; print(r["checksum"], r["keys"], r["last_seq"])' 2>/dev/null || true)
-    rs=$(curl -s --max-time 60 -H "Authorization: Bearer $EKV_TOKEN" "${REPURL[$c]}/_edgekv/replication/checksum" |
+    rs=$(curl -s --max-time 60 -H "Authorization: Bearer $EKV_OPERATOR_TOKEN" "${REPURL[$c]}/_edgekv/replication/checksum" |
         python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; print(r["checksum"], r["keys"], r["last_seq"])' 2>/dev/null || true)
     read -r pc pk pl <<<"${ps:-? ? ?}"
     read -r rc rk rl <<<"${rs:-? ? ?}"

@@ -10,7 +10,8 @@
 #   scripts/cluster.sh status            per node: running/stopped, role, last_seq, epoch, lag;
 #                                         exit 0 if every node is running, 3 otherwise
 #   scripts/cluster.sh logs [NODE]       last 50 lines of NODE's log (default: every node)
-#   scripts/cluster.sh env               only the export lines (eval "$(scripts/cluster.sh env)")
+#   scripts/cluster.sh env               only the export lines (eval "$(scripts/cluster.sh env)"),
+#                                        with EDGEKV_OPERATOR_TOKEN for checksum/promote
 #
 # Options (anywhere on the command line):
 #   --base-port N   (env EDGEKV_CLUSTER_BASE, default 8800)
@@ -259,6 +260,12 @@ print_env() {
     printf 'export CLOUDFLARE_ACCOUNT_ID=%s\n' "$ACCOUNT_ID"
     printf 'export CLOUDFLARE_API_TOKEN=%s\n' "$ROOT_TOKEN"
     printf 'export CLOUDFLARE_API_BASE_URL=%s/client/v4\n' "$url"
+    # the cluster operator token (checksum, promote, /_edgekv/accounts: docs/API.md)
+    local bin=${BIN:-${EDGEKV_BIN:-$REPO_DIR/build/edgekv}} op
+    if [ -x "$bin" ] && [ -s "$SECRET" ] &&
+        op=$("$bin" secret operator-token --cluster-secret-file "$SECRET" 2>/dev/null); then
+        printf 'export EDGEKV_OPERATOR_TOKEN=%s\n' "$op"
+    fi
 }
 
 # --- binary ----------------------------------------------------------------------------------

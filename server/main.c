@@ -21,9 +21,11 @@ static void usage(FILE *out)
             "  edgekv [serve] --role primary --repl-listen HOST:PORT ...\n"
             "  edgekv [serve] --role replica --primary HOST:PORT ...\n"
             "  edgekv token create|list|revoke ...\n"
+            "  edgekv account create|list ...    accounts (offline; running: /_edgekv/accounts)\n"
             "  edgekv status [--url URL]         replication status of a running node\n"
             "  edgekv promote [--url URL]        make a replica the primary\n"
             "  edgekv secret generate > FILE     a new cluster secret (--cluster-secret-file)\n"
+            "  edgekv secret operator-token      the cluster operator token (promote, checksum)\n"
             "  edgekv version\n\n"
             "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
             EKV_VERSION);
@@ -44,6 +46,8 @@ int main(int argc, char **argv)
         }
         if (!strcmp(cmd, "token"))
             return ekv_token_cli(argc - 2, argv + 2);
+        if (!strcmp(cmd, "account"))
+            return ekv_account_cli(argc - 2, argv + 2);
         if (!strcmp(cmd, "secret"))
             return ekv_secret_cli(argc - 2, argv + 2);
         if (!strcmp(cmd, "status") || !strcmp(cmd, "promote"))

@@ -199,11 +199,15 @@ bench_cpu_ticks() {
 # The cluster secret every bench node proves on its replication links (docs/REPLICATION.md
 # "Link authentication"): a mode-600 file in BENCH_WORK, exported as
 # EDGEKV_CLUSTER_SECRET_FILE so that every edgekv started from here (primary, replicas,
-# edges) reads the same one. Called by bench_build_edgekv.
+# edges) reads the same one; EKV_OPERATOR_TOKEN is the cluster operator token derived from it
+# (checksum and promote need it, not an account token). Called by bench_build_edgekv.
 bench_cluster_secret() {
     local f="$BENCH_WORK/cluster.secret"
     ( umask 077; "$EDGEKV_BIN" secret generate >"$f" ) || die "edgekv secret generate failed"
     export EDGEKV_CLUSTER_SECRET_FILE="$f"
+    EKV_OPERATOR_TOKEN=$("$EDGEKV_BIN" secret operator-token --cluster-secret-file "$f") ||
+        die "edgekv secret operator-token failed"
+    export EKV_OPERATOR_TOKEN
 }
 
 # Build edgekv (RelWithDebInfo) unless EDGEKV_BIN points at a binary. Sets EDGEKV_BIN, and

@@ -74,6 +74,9 @@ struct ekv_app_s {
     int64_t started_ms;
     const ekv_role_ops_t *role; /* never NULL once serving */
     void *node;                 /* the role's state (server/node/), opaque here */
+    /* ekv_token_hash of the operator token (auth.h), set by server/node/ at start; "" = none
+     * (EKV_RT_OPERATOR routes then refuse everything). */
+    char operator_hash[EKV_TOKEN_HASH_LEN + 1];
 };
 
 /* What a handler gets: the parsed, authenticated call. Valid during the handler call only;
@@ -113,13 +116,14 @@ static inline int ekv_route_kind_is_write(unsigned kind)
 
 /* Route flags (ekv_route_t.flags): authentication and permissions. */
 enum {
-    EKV_RT_NOAUTH = 1u << 0,  /* no authentication (healthz, metrics, test clock, status) */
-    EKV_RT_ACCOUNT = 1u << 1, /* first param is the account id: must be the token's */
-    EKV_RT_NS = 1u << 2,      /* second param is a KV namespace id: parsed and looked up */
-    EKV_RT_READ = 1u << 3,    /* needs kv:read */
-    EKV_RT_WRITE = 1u << 4,   /* needs kv:write */
-    EKV_RT_ADMIN = 1u << 5,   /* needs admin */
-    EKV_RT_VERIFY = 1u << 6,  /* token verify: bad token -> 401/1000 */
+    EKV_RT_NOAUTH = 1u << 0,   /* no authentication (healthz, metrics, test clock, status) */
+    EKV_RT_ACCOUNT = 1u << 1,  /* first param is the account id: must be the token's */
+    EKV_RT_NS = 1u << 2,       /* second param is a KV namespace id: parsed and looked up */
+    EKV_RT_READ = 1u << 3,     /* needs kv:read */
+    EKV_RT_WRITE = 1u << 4,    /* needs kv:write */
+    EKV_RT_ADMIN = 1u << 5,    /* needs admin */
+    EKV_RT_VERIFY = 1u << 6,   /* token verify: bad token -> 401/1000 */
+    EKV_RT_OPERATOR = 1u << 7, /* the cluster operator token only (never an account token) */
 };
 
 extern const ekv_route_t ekv_routes[];

@@ -5,10 +5,12 @@
 #include "server/api/auth.h"
 #include "common/codec.h"
 #include "common/errors.h"
+#include "common/log.h"
 #include "server/http/reply.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <string.h>
@@ -99,6 +101,51 @@ static int token_chars_ok(const char *t, size_t n)
         if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] >= 0x7f)
             return 0;
     return 1;
+}
+
+int ekv_operator_token(const void *secret, size_t len, char out[EKV_OPERATOR_TOKEN_LEN + 1])
+{
+    static const char label[] = "edgekv-operator v1";
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (len == 0 || len > INT32_MAX ||
+        !HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)label, sizeof(label) - 1, md,
+              &mdlen) ||
+        mdlen != 32)
+        return EKV_EINTERNAL;
+    ekv_hex_encode(md, 32, out);
+    OPENSSL_cleanse(md, sizeof(md));
+    return 0;
+}
+
+int ekv_auth_operator_or_reply(const char *op_hash, ekv_req_t *req)
+{
+    const ekv_hdr_t *authz = &req->hdr[EKV_HDR_AUTHORIZATION];
+    const char *why = "no operator token configured";
+    if (op_hash && op_hash[0]) {
+        why = "missing or malformed Authorization header";
+        if (authz->present) {
+            const char *v = authz->v;
+            size_t n = authz->len;
+            while (n && (*v == ' ' || *v == '\t')) {
+                v++;
+                n--;
+            }
+            while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0 && token_chars_ok(v + 7, n - 7)) {
+                char hash[EKV_TOKEN_HASH_LEN + 1];
+                token_hash_cached(v + 7, n - 7, hash);
+                if (CRYPTO_memcmp(hash, op_hash, EKV_TOKEN_HASH_LEN) == 0)
+                    return 0;
+                why = "not the operator token";
+            }
+        }
+    }
+    ekv_log_warn("operator credential refused", "method=%s path=\"%s\" why=\"%s\"", req->method_str,
+                 req->path ? req->path : "-", why);
+    ekv_reply_error(req, EKV_EAUTH, NULL);
+    return -1;
 }
 
 int ekv_auth_or_reply(ekv_catalog_t *cat, ekv_req_t *req, int verify_style, const ekv_token_t **out)

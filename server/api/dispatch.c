@@ -59,6 +59,8 @@ static int authorize_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_call_t *call)
     const ekv_route_t *r = call->route;
     if (r->flags & EKV_RT_NOAUTH)
         return 0;
+    if (r->flags & EKV_RT_OPERATOR)
+        return ekv_auth_operator_or_reply(app->operator_hash, req); /* call->token stays NULL */
     if (ekv_auth_or_reply(app->catalog, req, (r->flags & EKV_RT_VERIFY) != 0, &call->token))
         return -1;
     snprintf(call->account_id, sizeof(call->account_id), "%s", call->token->account_id);

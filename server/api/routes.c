@@ -30,9 +30,15 @@ const ekv_route_t ekv_routes[] = {
     R(POST, "/_edgekv/test/clock", "test_clock", ekv_h_test_clock, 0, LOCAL, NULL, EKV_RT_NOAUTH),
     /* the role answers these (server/node/admin.c) */
     R(GET, "/_edgekv/replication/status", "repl_status", NULL, 0, CLUSTER, NULL, EKV_RT_NOAUTH),
-    R(GET, "/_edgekv/replication/checksum", "repl_checksum", NULL, 0, CLUSTER, NULL, EKV_RT_ADMIN),
+    R(GET, "/_edgekv/replication/checksum", "repl_checksum", NULL, 0, CLUSTER, NULL,
+      EKV_RT_OPERATOR),
     R(POST, "/_edgekv/replication/promote", "repl_promote", NULL, 64 * KB, CLUSTER, NULL,
-      EKV_RT_ADMIN),
+      EKV_RT_OPERATOR),
+    /* the cluster operator's account API (docs/API.md "Operator API") */
+    R(GET, "/_edgekv/accounts", "op_accounts_list", ekv_h_op_accounts_list, 0, READ, NULL,
+      EKV_RT_OPERATOR),
+    R(POST, "/_edgekv/accounts", "op_accounts_create", ekv_h_op_accounts_create, 4 * KB,
+      CATALOG_WRITE, "create account", EKV_RT_OPERATOR),
     R(GET, "/client/v4/accounts", "accounts_list", ekv_h_accounts_list, 0, READ, NULL, 0),
     R(GET, "/client/v4/memberships", "memberships", ekv_h_memberships, 0, READ, NULL, 0),
     R(GET, "/client/v4/user/tokens/verify", "user_token_verify", ekv_h_token_verify, 0, READ, NULL,

@@ -5,7 +5,9 @@
  *             allows one process per database; with the server running, use the admin API)
  *   status.c  `edgekv status` / `edgekv promote`: a running node's replication endpoints,
  *             over the HTTP client's blocking helper (server/http/client.h)
- *   secret.c  `edgekv secret generate`: a new cluster secret on stdout
+ *   account.c `edgekv account create|list`: accounts on a stopped server's data dir
+ *   secret.c  `edgekv secret generate`: a new cluster secret on stdout; `edgekv secret
+ *             operator-token`: the cluster operator token
  *
  * Each takes the arguments after its subcommand and returns the process exit code. The CLI
  * is the top server layer: it may include server/node/, server/api/, server/http/ and below.
@@ -17,6 +19,8 @@
 int ekv_token_cli(int argc, char **argv);
 /* cmd is "status" or "promote"; argv holds the arguments after it. */
 int ekv_repl_cli(const char *cmd, int argc, char **argv);
+/* argv starts after "account". */
+int ekv_account_cli(int argc, char **argv);
 /* argv starts after "secret". */
 int ekv_secret_cli(int argc, char **argv);
 

@@ -8,6 +8,9 @@
 #include "common/buf.h"
 #include "common/errors.h"
 #include "server/http/client.h"
+#include "server/node/config.h"
+
+#include <openssl/crypto.h>
 
 #include <errno.h>
 #include <jansson.h>
@@ -24,12 +27,16 @@ static void usage(FILE *out, const char *cmd)
                      "Show a node's role, epoch, history, sequence numbers, replicas and lag.\n"
                      "--url defaults to $EDGEKV_URL, then http://127.0.0.1:8787.\n");
     else
-        fprintf(out, "usage: edgekv promote [--url http://HOST:PORT] [--token TOKEN]\n\n"
-                     "Make a replica the primary: new epoch and history id; it stops following,\n"
-                     "accepts writes, serves replicas on its --repl-listen and fences the old\n"
-                     "primary. Promote the replica with the highest last_seq (edgekv status).\n"
-                     "--token defaults to $EDGEKV_TOKEN, then $CLOUDFLARE_API_TOKEN (an admin "
-                     "token).\n");
+        fprintf(out,
+                "usage: edgekv promote [--url http://HOST:PORT] [--operator-token TOKEN]\n"
+                "                      [--cluster-secret-file FILE] [--data-dir DIR]\n\n"
+                "Make a replica the primary: new epoch and history id; it stops following,\n"
+                "accepts writes, serves replicas on its --repl-listen and fences the old\n"
+                "primary. Promote the replica with the highest last_seq (edgekv status).\n"
+                "It needs the cluster operator token (not an account token): --operator-token\n"
+                "(or --token), else $EDGEKV_OPERATOR_TOKEN, else derived from the cluster secret\n"
+                "(--cluster-secret-file, $EDGEKV_CLUSTER_SECRET_FILE, $EDGEKV_CLUSTER_SECRET) or\n"
+                "a standalone node's DIR/operator.secret.\n");
 }
 
 /* One request to path on the node at url ("http://HOST:PORT"; the scheme may be left out and
@@ -133,12 +140,34 @@ static void print_value(const char *indent, const char *key, json_t *v)
     free(s);
 }
 
+/* The operator token from the same secret flags/env as `edgekv serve`. 0 or -1. */
+static int derive_operator_token(const char *secret_file, const char *data_dir, char out[65])
+{
+    char *av[5] = {"promote", NULL, NULL, NULL, NULL};
+    int ac = 1;
+    if (secret_file) {
+        av[ac++] = "--cluster-secret-file";
+        av[ac++] = (char *)secret_file;
+    }
+    if (data_dir) {
+        av[ac++] = "--data-dir";
+        av[ac++] = (char *)data_dir;
+    }
+    ekv_config_t cfg;
+    int created = 0;
+    int rc = ekv_config_load(&cfg, ac, av, 1);
+    if (rc == 0)
+        rc = ekv_config_operator_token(&cfg, 0, out, &created);
+    ekv_config_free(&cfg);
+    return rc ? -1 : 0;
+}
+
 int ekv_repl_cli(const char *cmd, int argc, char **argv)
 {
     const char *url = getenv("EDGEKV_URL");
-    const char *token = getenv("EDGEKV_TOKEN");
-    if (!token)
-        token = getenv("CLOUDFLARE_API_TOKEN");
+    const char *token = getenv("EDGEKV_OPERATOR_TOKEN");
+    const char *secret_file = NULL, *data_dir = NULL;
+    char derived[65] = "";
     if (!url)
         url = "http://127.0.0.1:8787";
     int as_json = 0;
@@ -148,8 +177,13 @@ int ekv_repl_cli(const char *cmd, int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--url") && i + 1 < argc) {
             url = argv[++i];
-        } else if (!strcmp(argv[i], "--token") && i + 1 < argc) {
+        } else if ((!strcmp(argv[i], "--token") || !strcmp(argv[i], "--operator-token")) &&
+                   i + 1 < argc) {
             token = argv[++i];
+        } else if (!strcmp(argv[i], "--cluster-secret-file") && i + 1 < argc) {
+            secret_file = argv[++i];
+        } else if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
+            data_dir = argv[++i];
         } else if (!strcmp(argv[i], "--json")) {
             as_json = 1;
         } else {
@@ -159,10 +193,14 @@ int ekv_repl_cli(const char *cmd, int argc, char **argv)
         }
     }
     int promote = !strcmp(cmd, "promote");
-    if (promote && !token) {
-        fprintf(stderr, "edgekv promote: an admin token is needed (--token, EDGEKV_TOKEN or "
-                        "CLOUDFLARE_API_TOKEN)\n");
-        return 2;
+    if (promote && (!token || secret_file || data_dir)) {
+        if (derive_operator_token(secret_file, data_dir, derived)) {
+            fprintf(stderr, "edgekv promote: the cluster operator token is needed "
+                            "(--operator-token, EDGEKV_OPERATOR_TOKEN, or the cluster secret "
+                            "with --cluster-secret-file / EDGEKV_CLUSTER_SECRET[_FILE])\n");
+            return 2;
+        }
+        token = derived;
     }
     char *body = NULL;
     int status = http_call(url, promote ? "POST" : "GET",
@@ -191,5 +229,6 @@ int ekv_repl_cli(const char *cmd, int argc, char **argv)
     }
     json_decref(root);
     free(body);
+    OPENSSL_cleanse(derived, sizeof(derived));
     return ok ? 0 : 1;
 }

@@ -1,13 +1,16 @@
 #include "server/node/config.h"
 
 #include "replication/auth.h"
+#include "server/api/auth.h"
 
 #include <openssl/crypto.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum { OPT_STR, OPT_INT, OPT_BOOL } opt_kind_t;
 
@@ -380,4 +383,69 @@ void ekv_config_free(ekv_config_t *cfg)
             free(*slot);
             *slot = NULL;
         }
+}
+
+/* <data_dir>/operator.secret: read it, or (create) make it with 32 random bytes as hex. */
+static int operator_secret_file(const char *data_dir, int create, char *buf, size_t cap,
+                                size_t *n_out, int *created)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/operator.secret", data_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+        uint8_t raw[32];
+        char hex[66];
+        if (ekv_repl_auth_random(raw, sizeof(raw)))
+            return -1;
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+        hex[64] = '\n';
+        int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ssize_t w = wfd >= 0 ? write(wfd, hex, 65) : -1;
+        int bad = w != 65 || fsync(wfd) != 0;
+        if (wfd >= 0)
+            close(wfd);
+        OPENSSL_cleanse(raw, sizeof(raw));
+        OPENSSL_cleanse(hex, sizeof(hex));
+        if (bad) {
+            fprintf(stderr, "edgekv: cannot write %s: %s\n", path, strerror(errno));
+            unlink(path);
+            return -1;
+        }
+        *created = 1;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        fprintf(stderr, "edgekv: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    ssize_t r = read(fd, buf, cap);
+    close(fd);
+    if (r <= 0)
+        return -1;
+    size_t n = (size_t)r;
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    if (n < EKV_REPL_SECRET_MIN) {
+        fprintf(stderr, "edgekv: %s is too short (%zu bytes)\n", path, n);
+        return -1;
+    }
+    *n_out = n;
+    return 0;
+}
+
+int ekv_config_operator_token(const ekv_config_t *cfg, int create, char out[65], int *created)
+{
+    *created = 0;
+    if (cfg->cluster_secret_len)
+        return ekv_operator_token(cfg->cluster_secret, cfg->cluster_secret_len, out) ? -1 : 0;
+    if (!strcmp(cfg->role, "edge"))
+        return -1; /* no data dir (and an edge always has the cluster secret) */
+    char buf[EKV_REPL_SECRET_MAX + 8];
+    size_t n = 0;
+    int rc = operator_secret_file(cfg->data_dir, create, buf, sizeof(buf), &n, created);
+    if (rc == 0)
+        rc = ekv_operator_token(buf, n, out) ? -1 : 0;
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return rc;
 }

@@ -62,4 +62,12 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first);
 void ekv_config_free(ekv_config_t *cfg);
 void ekv_config_usage(FILE *out);
 
+/*
+ * The cluster operator token (server/api/auth.h, docs/API.md "Operator API"): derived from
+ * the cluster secret when the node has one, else from <data_dir>/operator.secret, which is
+ * made (mode 600) when create is set and it does not exist yet (*created = 1). 0, or -1
+ * after a message on stderr.
+ */
+int ekv_config_operator_token(const ekv_config_t *cfg, int create, char out[65], int *created);
+
 #endif

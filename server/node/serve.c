@@ -11,6 +11,9 @@
 #include "common/log.h"
 #include "server/api/auth.h"
 #include "server/api/perms.h"
+#include "server/node/config.h"
+
+#include <openssl/crypto.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -142,6 +145,34 @@ static int bootstrap(ekv_app_t *app, const ekv_config_t *cfg)
     return 0;
 }
 
+/*
+ * The cluster operator credential: only its hash stays in memory. A node without a cluster
+ * secret makes <data_dir>/operator.secret on first start and prints the token once.
+ */
+static int operator_init(ekv_app_t *app, const ekv_config_t *cfg)
+{
+    char tok[EKV_OPERATOR_TOKEN_LEN + 1];
+    int created = 0;
+    if (ekv_config_operator_token(cfg, 1, tok, &created)) {
+        ekv_log_error("no operator token", "why=\"neither a cluster secret nor a usable "
+                                           "operator.secret in the data dir\"");
+        return -1;
+    }
+    ekv_token_hash(tok, strlen(tok), app->operator_hash);
+    if (created) {
+        printf("edgekv: created the cluster operator token (for /_edgekv/replication/checksum, "
+               "promote and /_edgekv/accounts); keep it secret. `edgekv secret "
+               "operator-token --data-dir %s` prints it again:\n\n"
+               "  EDGEKV_OPERATOR_TOKEN=%s\n\n",
+               cfg->data_dir, tok);
+        fflush(stdout);
+    }
+    OPENSSL_cleanse(tok, sizeof(tok));
+    ekv_log_info("operator credential ready", "from=%s",
+                 cfg->cluster_secret_len ? "cluster_secret" : "data_dir/operator.secret");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 static void on_node_stopped(void *arg)
@@ -249,6 +280,8 @@ int ekv_serve(ekv_config_t *cfg)
     } else if (bootstrap(app, cfg)) {
         return 1;
     }
+    if (operator_init(app, cfg))
+        return 1;
     if (ekv_node_start(node))
         return 1;
     uv_signal_init(app->loop, &sv.sigterm);

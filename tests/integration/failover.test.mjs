@@ -175,7 +175,7 @@ describe('failover: edgekv promote with a live old primary', { timeout: 120000 }
     assert.match(pre.repl_listen, /^127\.0\.0\.1:\d+$/, 'a replica with --repl-listen serves edges on it');
     assert.equal(pre.replicas.length, 0);
 
-    const x = await runCli(['promote', '--url', r1.origin, '--token', r1.token]);
+    const x = await runCli(['promote', '--url', r1.origin, '--cluster-secret-file', c.secretFile()]);
     assert.equal(x.code, 0, out(x));
     const st = await c.waitFor(async () => {
       const s = await status(r1);
@@ -242,7 +242,7 @@ describe('failover: a full reader queue cannot make a fence unsaved', { timeout:
       while (!stop) {
         try {
           const r = i % 3 === 0
-            ? await fetch(`${p1.origin}/_edgekv/replication/checksum`, { headers: { authorization: `Bearer ${p1.token}` } })
+            ? await fetch(`${p1.origin}/_edgekv/replication/checksum`, { headers: { authorization: `Bearer ${p1.operatorToken}` } })
             : await p1.fetch('GET', `${p1.ns(ns)}/keys?limit=1000`);
           await r.arrayBuffer();
           if (r.status === 503) busy++;

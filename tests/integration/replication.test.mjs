@@ -198,9 +198,12 @@ describe('replication: roles, status, read-only replicas', { timeout: 120000 }, 
     const asTok = { auth: false, headers: { authorization: `Bearer ${tok.value}` } };
     await c.waitFor(async () => (await r.api('GET', `${r.ns(ns)}/keys`, asTok)).status === 200, 10000,
       'new token accepted by the replica');
-    // the read-only token cannot read the checksum (admin only)
+    // the read-only token cannot read the checksum (operator only), nor can the admin token
     const cs = await call(r, 'GET', '/_edgekv/replication/checksum', { token: tok.value });
     assert.notEqual(cs.status, 200, `checksum with a kv:read token: ${cs.text}`);
+    const csa = await call(r, 'GET', '/_edgekv/replication/checksum', { token: p.token });
+    assert.equal(csa.status, 403, `checksum with an account admin token: ${csa.text}`);
+    assert.equal(csa.body.errors[0].code, 10000);
     const cs0 = await call(r, 'GET', '/_edgekv/replication/checksum');
     assert.notEqual(cs0.status, 200, `checksum without a token: ${cs0.text}`);
     assert.equal(cs0.body.success, false);
@@ -302,7 +305,7 @@ describe('replication: roles, status, read-only replicas', { timeout: 120000 }, 
       assert.match(x.stdout, new RegExp(`^\\s*node_id\\s*:\\s*${node.nodeId}\\s*$`, 'm'), out(x));
       assert.match(x.stdout, /^\s*last_seq\s*:\s*\d+\s*$/m, out(x));
     }
-    const x = await runCli(['promote', '--url', p.origin, '--token', p.token]);
+    const x = await runCli(['promote', '--url', p.origin, '--operator-token', p.operatorToken]);
     assert.notEqual(x.code, 0, `promote on a primary succeeded: ${out(x)}`);
     const h = await promote(p);
     assert.equal(h.status, 400, h.text);

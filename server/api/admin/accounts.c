@@ -222,3 +222,120 @@ void ekv_h_tokens_revoke(ekv_call_t *c)
     s->w.token = *t;
     ekv_app_write_or_reply(c->app, c->req, &s->w);
 }
+
+/* ---------------------------------------------------------------- operator: accounts */
+
+static json_t *account_json(const ekv_account_t *a)
+{
+    char when[32];
+    iso_time(a->created_ms, when);
+    return json_pack("{s:s, s:s, s:s}", "id", a->id, "name", a->name, "created_on", when);
+}
+
+/* GET /_edgekv/accounts (operator): every account of the node. */
+void ekv_h_op_accounts_list(ekv_call_t *c)
+{
+    json_t *arr = json_array();
+    size_t n = ekv_catalog_account_count(c->app->catalog);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, account_json(ekv_catalog_account_at(c->app->catalog, i)));
+    ekv_reply_ok(c->req, arr, page_info(json_array_size(arr)));
+}
+
+/* POST /_edgekv/accounts (operator): two writes, the account and then its first admin token
+ * ("admin"), whose secret is in the reply only. */
+typedef struct {
+    ekv_write_t w;
+    ekv_app_t *app;
+    ekv_req_t *req;
+    ekv_account_t account;
+    char secret[41];
+} account_write_t;
+
+static void account_write_free(ekv_req_t *req)
+{
+    account_write_t *s = req->state;
+    if (s)
+        memset(s->secret, 0, sizeof(s->secret));
+    free(s);
+    req->state = NULL;
+}
+
+static void account_token_done(ekv_job_t *job)
+{
+    account_write_t *s = ((ekv_write_t *)job)->udata;
+    if (s->w.status) {
+        ekv_log_error("account created without its admin token", "account_id=%s err=%s",
+                      s->account.id, ekv_err_name(s->w.status));
+        ekv_reply_error(s->req, s->w.status, NULL);
+        return;
+    }
+    ekv_catalog_put_token(s->app->catalog, &s->w.token);
+    ekv_log_info("admin token created", "token_id=%s account_id=%s", s->w.token.id, s->account.id);
+    json_t *res = account_json(&s->account);
+    json_object_set_new(res, "admin_token",
+                        json_pack("{s:s, s:s}", "id", s->w.token.id, "value", s->secret));
+    ekv_reply_ok(s->req, res, NULL);
+}
+
+static void account_create_done(ekv_job_t *job)
+{
+    account_write_t *s = ((ekv_write_t *)job)->udata;
+    if (s->w.status) {
+        ekv_reply_error(s->req, s->w.status, NULL);
+        return;
+    }
+    s->account = s->w.account;
+    ekv_catalog_put_account(s->app->catalog, &s->account);
+    ekv_log_info("account created", "account_id=%s name=\"%s\"", s->account.id, s->account.name);
+    memset(&s->w, 0, sizeof(s->w));
+    s->w.type = EKV_OP_TOKEN_CREATE;
+    s->w.job.done = account_token_done;
+    s->w.udata = s;
+    if (ekv_random_token(s->secret) || ekv_random_id(s->w.token.id)) {
+        ekv_reply_error(s->req, EKV_EINTERNAL, NULL);
+        return;
+    }
+    ekv_token_hash(s->secret, strlen(s->secret), s->w.token.hash);
+    snprintf(s->w.token.account_id, sizeof(s->w.token.account_id), "%s", s->account.id);
+    snprintf(s->w.token.name, sizeof(s->w.token.name), "admin");
+    s->w.token.perms = EKV_PERM_ADMIN | EKV_PERM_KV_READ | EKV_PERM_KV_WRITE;
+    s->w.token.created_ms = ekv_clock_now_ms();
+    ekv_app_write_or_reply(s->app, s->req, &s->w);
+}
+
+void ekv_h_op_accounts_create(ekv_call_t *c)
+{
+    ekv_req_t *req = c->req;
+    json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, NULL);
+    json_t *name = json_is_object(body) ? json_object_get(body, "name") : NULL;
+    if (!json_is_string(name) || json_string_length(name) == 0 ||
+        json_string_length(name) >= sizeof(((ekv_account_t *)0)->name) ||
+        memchr(json_string_value(name), '\0', json_string_length(name))) {
+        json_decref(body);
+        ekv_reply_error(req, EKV_EBAD_REQUEST,
+                        "create account: 'body must be {\"name\": \"1..127 chars\"}'");
+        return;
+    }
+    account_write_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        json_decref(body);
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    s->app = c->app;
+    s->req = req;
+    s->w.type = EKV_OP_ACCOUNT_CREATE;
+    s->w.job.done = account_create_done;
+    s->w.udata = s;
+    req->state = s;
+    req->cleanup = account_write_free;
+    snprintf(s->w.account.name, sizeof(s->w.account.name), "%s", json_string_value(name));
+    json_decref(body);
+    if (ekv_random_id(s->w.account.id)) {
+        ekv_reply_error(req, EKV_EINTERNAL, NULL);
+        return;
+    }
+    s->w.account.created_ms = ekv_clock_now_ms();
+    ekv_app_write_or_reply(c->app, req, &s->w);
+}

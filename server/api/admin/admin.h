@@ -16,6 +16,9 @@ void ekv_h_healthz(ekv_call_t *c);
 void ekv_h_metrics(ekv_call_t *c);
 void ekv_h_test_clock(ekv_call_t *c);
 void ekv_h_accounts_list(ekv_call_t *c);
+/* operator API (EKV_RT_OPERATOR): every account; create one with its first admin token */
+void ekv_h_op_accounts_list(ekv_call_t *c);
+void ekv_h_op_accounts_create(ekv_call_t *c);
 void ekv_h_memberships(ekv_call_t *c);
 void ekv_h_token_verify(ekv_call_t *c);
 void ekv_h_tokens_list(ekv_call_t *c);

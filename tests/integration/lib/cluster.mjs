@@ -11,13 +11,13 @@
 //   await c.cleanup();                // in after(): SIGCONT + SIGKILL what runs, remove data dirs
 //
 // Interface (docs: the replication spec): GET /_edgekv/replication/status (no auth),
-// GET /_edgekv/replication/checksum and POST /_edgekv/replication/promote (admin token).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// GET /_edgekv/replication/checksum and POST /_edgekv/replication/promote (operator token).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
-import { startServer, expectOk, multipart, sleep } from './harness.mjs';
+import { startServer, expectOk, multipart, operatorToken, sleep } from './harness.mjs';
 
 // ---------------------------------------------------------------------------------------------
 // Raw calls on a node's origin (the replication endpoints live outside /client/v4).
@@ -44,13 +44,13 @@ export async function tryStatus(node, timeoutMs = 1500) {
   try { return await status(node, timeoutMs); } catch { return null; }
 }
 
-// { checksum, keys, last_seq } of the node's full replicated keyspace (admin token).
+// { checksum, keys, last_seq } of the node's full replicated keyspace (operator token).
 export async function checksum(node, timeoutMs = 60000) {
-  return expectOk(await call(node, 'GET', '/_edgekv/replication/checksum', { token: node.token, timeoutMs }));
+  return expectOk(await call(node, 'GET', '/_edgekv/replication/checksum', { token: node.operatorToken, timeoutMs }));
 }
 
-// POST /_edgekv/replication/promote with the admin token; the raw reply.
-export function promote(node, token = node.token) {
+// POST /_edgekv/replication/promote with the operator token; the raw reply.
+export function promote(node, token = node.operatorToken) {
   return call(node, 'POST', '/_edgekv/replication/promote', { token, timeoutMs: 30000 });
 }
 
@@ -146,6 +146,7 @@ export class Cluster {
     args.push(...(o.args || []));
     const srv = await startServer({
       dataDir, accountId: o.accountId, token: o.token, args, env: o.env, startTimeoutMs: o.startTimeoutMs,
+      operatorToken: secret ? operatorToken(readFileSync(secret, 'utf8')) : null,
     });
     srv.nodeId = o.nodeId;
     srv.role = o.role;

@@ -7,16 +7,22 @@
 //
 // EDGEKV_BIN names the binary (ctest sets it); default build/edgekv.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes, createHash, createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import assert from 'node:assert/strict';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.EDGEKV_BIN || join(here, '..', '..', '..', 'build', 'edgekv');
+
+// The cluster operator token (docs/API.md "Operator API") for a secret as a node reads it:
+// hex HMAC-SHA256(secret without trailing whitespace, "edgekv-operator v1").
+export function operatorToken(secret) {
+  return createHmac('sha256', Buffer.from(String(secret).replace(/[\s]+$/, ''))).update('edgekv-operator v1').digest('hex');
+}
 
 export function hex32() {
   return randomBytes(16).toString('hex');
@@ -105,6 +111,14 @@ export async function startServer(opts = {}) {
 
   const srv = {
     proc, port, origin, base, accountId, token, dataDir,
+    // The operator token: set by the caller (cluster secret), else from the data dir's
+    // operator.secret (a node without a cluster secret makes it on first start).
+    opToken: opts.operatorToken || null,
+    get operatorToken() {
+      if (this.opToken) return this.opToken;
+      const f = join(dataDir, 'operator.secret');
+      return existsSync(f) ? operatorToken(readFileSync(f, 'utf8')) : null;
+    },
     get running() { return proc.exitCode === null && proc.signalCode === null; },
     get stdout() { return stdout; },
     get stderr() { return stderr; },

@@ -79,6 +79,12 @@ Test(routes, kinds_say_what_a_route_does)
     cr_assert_eq(real(HTTP_GET, "/_edgekv/replication/status")->kind, EKV_RK_CLUSTER);
     cr_assert_eq(real(HTTP_POST, "/_edgekv/replication/promote")->kind, EKV_RK_CLUSTER);
     cr_assert_eq(real(HTTP_GET, "/healthz")->kind, EKV_RK_LOCAL);
+    /* the whole-node operations need the cluster operator, never an account token */
+    cr_assert(real(HTTP_POST, "/_edgekv/replication/promote")->flags & EKV_RT_OPERATOR);
+    cr_assert(real(HTTP_GET, "/_edgekv/replication/checksum")->flags & EKV_RT_OPERATOR);
+    cr_assert(real(HTTP_GET, "/_edgekv/accounts")->flags & EKV_RT_OPERATOR);
+    cr_assert_eq(real(HTTP_POST, "/_edgekv/accounts")->kind, EKV_RK_CATALOG_WRITE);
+    cr_assert(real(HTTP_POST, "/_edgekv/accounts")->flags & EKV_RT_OPERATOR);
     cr_assert_eq(real(HTTP_POST, "/_edgekv/test/clock")->kind, EKV_RK_LOCAL);
 }
 
@@ -97,10 +103,10 @@ Test(routes, writes_are_exactly_the_mutating_routes)
         }
         writes++;
         cr_assert_neq(r->method, HTTP_GET, "write route %s", r->name);
-        cr_assert(r->flags & (EKV_RT_WRITE | EKV_RT_ADMIN), "write route %s lacks a permission",
-                  r->name);
+        cr_assert(r->flags & (EKV_RT_WRITE | EKV_RT_ADMIN | EKV_RT_OPERATOR),
+                  "write route %s lacks a permission", r->name);
     }
-    cr_assert_eq(writes, 10);
+    cr_assert_eq(writes, 11);
 }
 
 Test(routes, op_names_match_cloudflare_messages)
