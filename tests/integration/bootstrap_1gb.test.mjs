@@ -7,6 +7,12 @@
 // The primary runs with --sync none only to load the 1 GiB quickly, and with a small
 // --log-retain-mb so that the change log no longer reaches back to the start: the replica
 // cannot simply replay the log, it has to take a snapshot. Helpers: lib/cluster.mjs.
+//
+// Against the ASan+UBSan build (ctest sets EDGEKV_SANITIZED=1) the same test runs on 256 MiB:
+// the sanitized binary streams a snapshot at ~6 MB/s on a shared 2-core machine, so 1 GiB
+// would measure the machine, not the code; every code path (trimmed log, shared snapshot,
+// writes during the bootstrap, convergence) is the same at 256 MiB. The 1 GiB acceptance
+// figure is the release build's run.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -17,17 +23,18 @@ import {
 
 const VALUE_BYTES = 1 << 20; // 1 MiB, random (incompressible)
 const PER_REQUEST = 16; // values per bulk PUT (~22 MB of base64 JSON)
-const TOTAL_VALUES = 1024; // 1 GiB
+const SANITIZED = process.env.EDGEKV_SANITIZED === '1';
+const TOTAL_VALUES = SANITIZED ? 256 : 1024; // 1 GiB (256 MiB for the sanitized build)
+const LOG_RETAIN_MB = SANITIZED ? 16 : 64; // well below the data, so a snapshot is needed
 const CONCURRENCY = 3;
 
-// The suite's time budget, not a performance check: loading 1 GiB through the ASan+UBSan build
-// alone takes 100-200 s on a shared 2-core machine (ctest's own limit is 600 s).
+// The suite's time budget, not a performance check (ctest's own limit is 600 s).
 describe('replication: 1 GB snapshot bootstrap while writes continue', { timeout: 540000 }, () => {
   const c = new Cluster('boot1g');
   after(async () => { await c.cleanup(); });
 
   it('new replica bootstraps 1 GiB in one snapshot attempt under writes and converges', async (t) => {
-    const p = await c.startPrimary({ nodeId: 'p1', args: ['--sync', 'none', '--log-retain-mb', '64'] });
+    const p = await c.startPrimary({ nodeId: 'p1', args: ['--sync', 'none', '--log-retain-mb', String(LOG_RETAIN_MB)] });
     const ns = await p.createNamespace('boot1g');
     const seq0 = (await status(p)).last_seq;
 
@@ -65,7 +72,7 @@ describe('replication: 1 GB snapshot bootstrap while writes continue', { timeout
     // the log no longer reaches back to the start of the data (bounded wait: trimming is
     // done by the committer between write groups)
     await c.waitFor(async () => (await status(p)).first_log_seq > seq0 + 1, 30000,
-      `change log trimmed past seq ${seq0 + 1} with --log-retain-mb 64`, 250);
+      `change log trimmed past seq ${seq0 + 1} with --log-retain-mb ${LOG_RETAIN_MB}`, 250);
 
     // --- a fresh replica joins
     const t1 = Date.now();
