@@ -299,7 +299,7 @@ static void timer_cb(uv_timer_t *t)
         size_t need = send_window_min_bytes(s);
         if (need > c->write_mark)
             need = c->write_mark; /* less than that was left: all of it */
-        if (drained >= need && drained > 0) {
+        if ((drained >= need && drained > 0) || queued == 0) { /* (0: its callback is due) */
             c->write_mark = queued;
             timer_arm(c, send_window_ms(s));
             return;
