@@ -638,8 +638,10 @@ static void on_link_drain(ekv_repl_link_t *l)
             free(h);
             rpc_request(pe, f);
         }
-        if (!pe->rpc_paused)
+        if (!pe->rpc_paused) {
+            pe->link.last_recv_ns = ekv_clock_mono_ns(); /* silence is counted from now */
             ekv_repl_link_resume(&pe->link);
+        }
     }
     pump(pe);
 }
@@ -949,7 +951,8 @@ static void on_tick(uv_timer_t *t)
             drop(pe, "timeout", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, "no hello in time");
             continue;
         }
-        if (now - pe->link.last_recv_ns > tmo) {
+        /* (a paused RPC link is not read: its answers draining is what the next check sees) */
+        if (!pe->rpc_paused && now - pe->link.last_recv_ns > tmo) {
             snprintf(why, sizeof(why), "nothing received for %llu ms",
                      (unsigned long long)((now - pe->link.last_recv_ns) / 1000000ull));
             drop(pe, "timeout", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, why);

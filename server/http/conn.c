@@ -957,8 +957,9 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     if (!content_type)
         content_type = "application/octet-stream";
     ekv_http_shared_t *shared = release ? req->reply_shared : NULL;
-    if (s->opts.max_reply_memory && body_len > EKV_HTTP_SHED_MIN_BYTES &&
+    if (s->opts.max_reply_memory && body_len > EKV_HTTP_SHED_MIN_BYTES && s->reply_memory &&
         s->reply_memory + (shared && shared->queued ? 0 : body_len) > s->opts.max_reply_memory) {
+        /* (with nothing queued any one reply goes out, even one larger than the budget) */
         /* over the process-wide reply budget: this large reply becomes a small 503 */
         s->stats.replies_shed++;
         time_t now = time(NULL);

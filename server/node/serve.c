@@ -266,6 +266,7 @@ int ekv_serve(ekv_config_t *cfg)
      * read ahead of the loop stay a small multiple of the largest value (docs/API.md "Bounded
      * replies") */
     app->value_reads_max = (size_t)cfg->readers * 4;
+    app->value_wait_max = (size_t)cfg->reader_queue;
 
     ekv_http_opts_t ho = {.host = cfg->host,
                           .port = cfg->port,

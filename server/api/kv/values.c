@@ -76,7 +76,13 @@ void ekv_kv_send_cached(ekv_req_t *req, ekv_cache_entry_t *e)
 /* Start a value read now (taking a slot), or queue it until one is free. */
 static void value_read_start(ekv_app_t *app, get_job_t *j)
 {
-    if (app->value_reads_max && app->value_reads >= app->value_reads_max) {
+    if (app->value_reads_max &&
+        (app->value_reads >= app->value_reads_max || app->value_wait_head)) {
+        if (app->value_waiting >= app->value_wait_max) { /* as a full reader queue would */
+            ekv_reply_busy(j->req, EKV_EBUSY);
+            return;
+        }
+        app->value_waiting++;
         j->wait_next = NULL;
         if (app->value_wait_tail)
             ((get_job_t *)app->value_wait_tail)->wait_next = j;
@@ -91,20 +97,25 @@ static void value_read_start(ekv_app_t *app, get_job_t *j)
         app->value_reads--;
 }
 
-/* A value read finished: its slot goes to the oldest waiting one. */
+/* A value read finished: free slots go to the oldest waiting ones (one that cannot be
+ * submitted is answered 503 and gives its slot to the next). */
 static void value_read_end(ekv_app_t *app, get_job_t *j)
 {
     if (!j->slot)
         return;
     j->slot = 0;
     app->value_reads--;
-    get_job_t *next = app->value_wait_head;
-    if (!next)
-        return;
-    app->value_wait_head = next->wait_next;
-    if (!app->value_wait_head)
-        app->value_wait_tail = NULL;
-    value_read_start(app, next);
+    while (app->value_wait_head && app->value_reads < app->value_reads_max) {
+        get_job_t *next = app->value_wait_head;
+        app->value_wait_head = next->wait_next;
+        if (!app->value_wait_head)
+            app->value_wait_tail = NULL;
+        app->value_waiting--;
+        app->value_reads++;
+        next->slot = 1;
+        if (ekv_app_read_or_reply(app, next->req, &next->job))
+            app->value_reads--;
+    }
 }
 
 static void value_get_done(ekv_job_t *job)
