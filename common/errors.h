@@ -83,7 +83,9 @@
       "each appear only once")                                                                     \
     X(HTTP_HEADER_NAME_WS, 400, 6003,                                                              \
       "Invalid request headers: whitespace between a header name and its colon")                   \
-    X(HTTP_OBS_FOLD, 400, 6003, "Invalid request headers: obsolete line folding is not allowed")
+    X(HTTP_OBS_FOLD, 400, 6003, "Invalid request headers: obsolete line folding is not allowed")   \
+    X(REPLY_MEMORY, 503, 10001,                                                                    \
+      "too many large replies are waiting for slow clients (--reply-memory-mb); retry later")
 
 typedef enum {
     EKV_OK = 0,

@@ -41,6 +41,11 @@ typedef struct shared_snap_s {
 
 typedef struct peer_s peer_t;
 
+typedef struct held_req_s {
+    Edgekv__Frame *f;
+    struct held_req_s *next;
+} held_req_t;
+
 typedef struct {
     ekv_job_t job;
     job_kind_t kind;
@@ -77,6 +82,10 @@ struct peer_s {
     uint64_t last_send_ns;
     int link_closed; /* on_close ran: free once no job is in flight */
     int job_busy;
+    int rpc_paused; /* RPC link: requests not read until its answers drain */
+    /* requests already read when it paused (at most one read buffer's worth, or one frame),
+     * run in order once the answers drain */
+    struct held_req_s *held_head, *held_tail;
     read_job_t job;
     int pin_id;         /* -1 = none */
     uint64_t next_seq;  /* streaming: next record to read and send */
@@ -176,6 +185,12 @@ static void peer_free(peer_t *pe)
         XXH64_freeState(pe->xxh);
     free(pe->job.pos_key);
     ekv_buf_deinit(&pe->job.out);
+    while (pe->held_head) {
+        held_req_t *h = pe->held_head;
+        pe->held_head = h->next;
+        ekv_repl_frame_free(h->f);
+        free(h);
+    }
     free(pe);
     maybe_stopped(p);
 }
@@ -570,9 +585,65 @@ static void pump(peer_t *pe)
     }
 }
 
+/* An RPC link whose answers pile up (the edge does not read them): stop reading its
+ * requests until they drain (on_link_drain). Requests read meanwhile are held, not run, so
+ * the link's answers stay within the cap plus those of the requests already running. */
+static void rpc_backpressure(peer_t *pe)
+{
+    if (pe->rpc_paused || pe->link.closing ||
+        ekv_repl_link_queued(&pe->link) < pe->p->o.rpc_send_queue_max)
+        return;
+    pe->rpc_paused = 1;
+    pe->p->st.rpc_pauses++;
+    ekv_repl_link_pause(&pe->link);
+    ekv_log_info("rpc link paused: the edge is not reading its answers",
+                 "edge=%s queued_bytes=%zu max=%zu", peer_name(pe), ekv_repl_link_queued(&pe->link),
+                 pe->p->o.rpc_send_queue_max);
+}
+
+/* An edge's request: run it now, or hold it while the link is paused. Takes f. */
+static void rpc_request(peer_t *pe, Edgekv__Frame *f)
+{
+    if (pe->rpc_paused) {
+        held_req_t *h = malloc(sizeof(*h));
+        if (!h) {
+            ekv_repl_frame_free(f);
+            drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_INTERNAL, "out of memory");
+            return;
+        }
+        h->f = f;
+        h->next = NULL;
+        if (pe->held_tail)
+            pe->held_tail->next = h;
+        else
+            pe->held_head = h;
+        pe->held_tail = h;
+        return;
+    }
+    pe->p->o.on_request(pe->p->o.ctx, pe->id, f); /* takes f */
+    rpc_backpressure(pe);
+}
+
 static void on_link_drain(ekv_repl_link_t *l)
 {
-    pump((peer_t *)l);
+    peer_t *pe = (peer_t *)l;
+    if (pe->rpc_paused) { /* under the low-water mark again: held requests, then reading */
+        pe->rpc_paused = 0;
+        while (pe->held_head && !pe->rpc_paused && !pe->link.closing) {
+            held_req_t *h = pe->held_head;
+            pe->held_head = h->next;
+            if (!pe->held_head)
+                pe->held_tail = NULL;
+            Edgekv__Frame *f = h->f;
+            free(h);
+            rpc_request(pe, f);
+        }
+        if (!pe->rpc_paused) {
+            pe->link.last_recv_ns = ekv_clock_mono_ns(); /* silence is counted from now */
+            ekv_repl_link_resume(&pe->link);
+        }
+    }
+    pump(pe);
 }
 
 static void start_streaming(peer_t *pe, uint64_t from_seq)
@@ -791,7 +862,7 @@ static void on_link_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
     }
     if (pe->state == PS_RPC) {
         if (f->body_case == EDGEKV__FRAME__BODY_REQUEST) {
-            p->o.on_request(p->o.ctx, pe->id, f); /* takes f */
+            rpc_request(pe, f);
             return;
         }
         if (f->body_case != EDGEKV__FRAME__BODY_HEARTBEAT) /* the edge's keepalive */
@@ -880,7 +951,8 @@ static void on_tick(uv_timer_t *t)
             drop(pe, "timeout", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, "no hello in time");
             continue;
         }
-        if (now - pe->link.last_recv_ns > tmo) {
+        /* (a paused RPC link is not read: its answers draining is what the next check sees) */
+        if (!pe->rpc_paused && now - pe->link.last_recv_ns > tmo) {
             snprintf(why, sizeof(why), "nothing received for %llu ms",
                      (unsigned long long)((now - pe->link.last_recv_ns) / 1000000ull));
             drop(pe, "timeout", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_TOO_SLOW, why);
@@ -1022,6 +1094,8 @@ int ekv_repl_primary_start(ekv_repl_primary_t **out, const ekv_repl_primary_opts
         p->o.timeout_ms = 10000;
     if (p->o.max_lag_ms <= 0)
         p->o.max_lag_ms = 60000;
+    if (p->o.rpc_send_queue_max < (1u << 20))
+        p->o.rpc_send_queue_max = p->o.rpc_send_queue_max ? 1u << 20 : 64u << 20;
     p->fenced = o->fenced;
     p->latest_seq = ekv_store_last_seq(o->store);
     p->latest_commit_ms = ekv_clock_now_ms();
@@ -1080,6 +1154,7 @@ int ekv_repl_primary_respond(ekv_repl_primary_t *p, uint64_t peer_id, Edgekv__Re
         f.body_case = EDGEKV__FRAME__BODY_RESPONSE;
         f.response = resp;
         send_frame(pe, &f);
+        rpc_backpressure(pe);
         return 0;
     }
     return EKV_ESHUTDOWN;

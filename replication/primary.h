@@ -16,7 +16,9 @@
  *
  * Memory is bounded per link: at most one read job in flight (<= 4 MiB of log records or 1 MiB
  * of snapshot entries, plus one oversized value) and reads stop while more than
- * EKV_REPL_SEND_HIGH_WATER bytes wait for the socket.
+ * EKV_REPL_SEND_HIGH_WATER bytes wait for the socket. An RPC link's requests stop being read
+ * while more than rpc_send_queue_max bytes of answers wait for the socket (the edge is not
+ * reading them); reading resumes once the queue is under the link's low-water mark (1 MiB).
  */
 #ifndef EKV_REPLICATION_PRIMARY_H
 #define EKV_REPLICATION_PRIMARY_H
@@ -58,6 +60,7 @@ typedef struct {
     /* An edge's Request frame on an RPC link (ownership of f passes). Answer with
      * ekv_repl_primary_respond(p, peer_id, ...) at any time, in any order. NULL = refuse RPC. */
     void (*on_request)(void *ctx, uint64_t peer_id, Edgekv__Frame *f);
+    size_t rpc_send_queue_max; /* see above (default 64 MiB; >= 1 MiB) */
 } ekv_repl_primary_opts_t;
 
 /* Bind and listen. 0 or EKV_EINTERNAL (bind failed; logged). */
@@ -102,6 +105,7 @@ typedef struct {
     uint64_t dropped_timeout, dropped_lag, dropped_protocol;
     uint64_t snapshots_sent, resumes;
     uint64_t sync_timeouts, sync_waiting;
+    uint64_t rpc_pauses; /* RPC links whose reading stopped for answers not being read */
 } ekv_repl_primary_stats_t;
 
 /* Fill up to cap peers; returns how many replicas are linked. Loop thread. */

@@ -77,6 +77,12 @@ struct ekv_app_s {
     /* ekv_token_hash of the operator token (auth.h), set by server/node/ at start; "" = none
      * (EKV_RT_OPERATOR routes then refuse everything). */
     char operator_hash[EKV_TOKEN_HASH_LEN + 1];
+    /* Value GETs reading the store (server/api/kv/values.c): each result is a whole value in
+     * memory until the loop sends it, so at most value_reads_max run at once and the others
+     * wait in a FIFO of at most value_wait_max (then 503, like a full reader queue).
+     * value_reads_max 0 = no limit. */
+    size_t value_reads, value_reads_max, value_waiting, value_wait_max;
+    void *value_wait_head, *value_wait_tail;
 };
 
 /* What a handler gets: the parsed, authenticated call. Valid during the handler call only;

@@ -23,6 +23,7 @@
 #define EKV_SERVER_API_CACHE_H
 
 #include "common/htab.h"
+#include "server/http/server.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,10 +35,11 @@ typedef struct ekv_cache_entry_s {
     struct ekv_cache_entry_s *lprev, *lnext; /* LRU list */
     int refs;
     int linked;
-    int64_t expiration;     /* unix s, 0 = never */
-    int negative;           /* edge: "key not found" was cached */
-    int64_t fresh_until_ms; /* edge: cache TTL deadline (0 = no TTL, standalone/replica) */
-    size_t key_len;         /* nsid(16) + key */
+    ekv_http_shared_t shared; /* replies sending this value: its bytes are charged once */
+    int64_t expiration;       /* unix s, 0 = never */
+    int negative;             /* edge: "key not found" was cached */
+    int64_t fresh_until_ms;   /* edge: cache TTL deadline (0 = no TTL, standalone/replica) */
+    size_t key_len;           /* nsid(16) + key */
     size_t value_len;
     char *value;
     char data[]; /* key bytes, then value bytes */

@@ -7,7 +7,10 @@
 #include "common/errors.h"
 #include "common/log.h"
 
+#include <inttypes.h>
+#include <linux/sockios.h>
 #include <llhttp.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +40,11 @@ struct ekv_http_server_s {
     ekv_conn_t *conns;
     size_t nconns;
     ekv_http_stats_t stats;
-    size_t body_memory; /* bytes reserved for request bodies, all connections */
+    size_t body_memory;  /* bytes reserved for request bodies, all connections */
+    size_t reply_memory; /* bytes of queued replies, all connections (see server.h) */
+    time_t shed_logged;  /* last second a shed reply was logged (one line per second) */
+    char shed_body[256]; /* the 503 envelope of a shed reply */
+    size_t shed_body_len;
     void (*stop_cb)(void *);
     void *stop_arg;
     int listener_open;
@@ -65,7 +72,7 @@ struct ekv_conn_s {
     int linger;          /* the client may still be sending (early/error reply): close gently */
     uint64_t deadline;   /* loop time (ms) when the current timeout expires, 0 = none */
     uint64_t timer_due;  /* when the libuv timer is set to fire */
-    size_t write_mark;   /* bytes still queued at the last write-progress check */
+    size_t write_mark;   /* bytes still queued at the last send-deadline check */
     size_t body_charged; /* this request's share of srv->body_memory */
     size_t linger_bytes;
     uv_shutdown_t shutdown;
@@ -96,6 +103,10 @@ typedef struct {
     char *owned_body;
     void (*release)(void *);
     void *release_arg;
+    size_t charged;            /* this reply's own bytes charged to srv->reply_memory */
+    ekv_http_shared_t *shared; /* its shared body, charged once for all its replies */
+    size_t shared_len;
+    int queued; /* counted in stats.replies_queued */
 } write_req_t;
 
 static const char *hdr_names[EKV_HDR_COUNT] = {"authorization", "x-auth-key", "x-auth-email",
@@ -238,6 +249,31 @@ static void req_reset(ekv_conn_t *c)
 
 static void timer_arm(ekv_conn_t *c, int ms);
 
+/* Bytes of the current reply not yet taken by the client: still in our queue, plus those the
+ * kernel holds unsent or unacknowledged (SIOCOUTQ), so kernel buffering (up to
+ * net.ipv4.tcp_wmem's max per socket) does not hide a client that stopped reading. */
+static size_t reply_pending(ekv_conn_t *c)
+{
+    size_t n = c->tcp.write_queue_size;
+    uv_os_fd_t fd;
+    int outq = 0;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0)
+        n += (size_t)outq;
+    return n;
+}
+
+/* The send deadline's window, and the bytes a queued reply must drain in each (>= 1). */
+static int send_window_ms(const ekv_http_server_t *s)
+{
+    return s->opts.send_timeout_ms > 0 ? s->opts.send_timeout_ms : s->opts.idle_timeout_ms;
+}
+
+static size_t send_window_min_bytes(const ekv_http_server_t *s)
+{
+    uint64_t n = (uint64_t)s->opts.send_min_rate * (uint64_t)send_window_ms(s) / 1000;
+    return n ? (size_t)n : 1;
+}
+
 /*
  * One libuv timer per connection, driven by a deadline (nginx/h2o style): arming only moves
  * c->deadline; the timer is restarted only when it fired before the deadline or must fire
@@ -256,15 +292,23 @@ static void timer_cb(uv_timer_t *t)
     }
     c->deadline = 0;
     if (c->state == CS_WRITING) {
-        /* a reply the client is not reading: go on while the queue shrinks, else drop it */
-        size_t queued = c->tcp.write_queue_size;
-        if (queued < c->write_mark) {
+        /* the send deadline: this window must have drained the minimum rate's worth */
+        ekv_http_server_t *s = c->srv;
+        size_t queued = reply_pending(c);
+        size_t drained = c->write_mark > queued ? c->write_mark - queued : 0;
+        size_t need = send_window_min_bytes(s);
+        if (need > c->write_mark)
+            need = c->write_mark; /* less than that was left: all of it */
+        if ((drained >= need && drained > 0) || queued == 0) { /* (0: its callback is due) */
             c->write_mark = queued;
-            timer_arm(c, c->srv->opts.idle_timeout_ms);
+            timer_arm(c, send_window_ms(s));
             return;
         }
-        c->srv->stats.timeouts++;
-        ekv_log_info("send timeout: client stopped reading", "queued_bytes=%zu", queued);
+        s->stats.timeouts++;
+        s->stats.send_timeouts++;
+        ekv_log_info("send deadline: client reads too slowly",
+                     "queued_bytes=%zu drained_bytes=%zu window_ms=%d min_rate=%zu", queued,
+                     drained, send_window_ms(s), s->opts.send_min_rate);
         conn_close(c);
         return;
     }
@@ -811,6 +855,12 @@ static void conn_after_reply(ekv_conn_t *c)
 
 static void write_req_free(write_req_t *wr)
 {
+    ekv_http_server_t *s = wr->c->srv;
+    s->reply_memory -= wr->charged;
+    if (wr->shared && --wr->shared->queued == 0)
+        s->reply_memory -= wr->shared_len; /* before release: the owner may free it */
+    if (wr->queued)
+        s->stats.replies_queued--;
     free(wr->head);
     free(wr->owned_body);
     if (wr->release)
@@ -828,6 +878,17 @@ static void write_cb(uv_write_t *w, int status)
         return;
     }
     conn_after_reply(c);
+}
+
+int ekv_http_reply_room(ekv_req_t *req)
+{
+    if (req->sink || !req->conn)
+        return 1;
+    ekv_http_server_t *s = req->conn->srv;
+    if (!s->opts.max_reply_memory || s->reply_memory < s->opts.max_reply_memory)
+        return 1;
+    s->stats.replies_shed++;
+    return 0;
 }
 
 void ekv_http_req_close_after(ekv_req_t *req)
@@ -895,6 +956,33 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
         c->close_after = 1;
     if (!content_type)
         content_type = "application/octet-stream";
+    ekv_http_shared_t *shared = release ? req->reply_shared : NULL;
+    if (s->opts.max_reply_memory && body_len > EKV_HTTP_SHED_MIN_BYTES && s->reply_memory &&
+        s->reply_memory + (shared && shared->queued ? 0 : body_len) > s->opts.max_reply_memory) {
+        /* (with nothing queued any one reply goes out, even one larger than the budget) */
+        /* over the process-wide reply budget: this large reply becomes a small 503 */
+        s->stats.replies_shed++;
+        time_t now = time(NULL);
+        if (now != s->shed_logged) {
+            s->shed_logged = now;
+            ekv_log_warn("reply memory budget exhausted: large replies get 503",
+                         "queued_bytes=%zu wanted=%zu max=%zu queued_replies=%" PRIu64
+                         " shed_total=%" PRIu64,
+                         s->reply_memory, body_len, s->opts.max_reply_memory,
+                         s->stats.replies_queued, s->stats.replies_shed);
+        }
+        if (release)
+            release(release_arg);
+        release = NULL;
+        shared = NULL;
+        status = ekv_err_http_status(EKV_EREPLY_MEMORY);
+        content_type = "application/json";
+        extra_headers = "Retry-After: 1\r\n";
+        body = s->shed_body;
+        body_len = s->shed_body_len;
+        req->reply_cf_code = ekv_err_cf_code(EKV_EREPLY_MEMORY);
+        req->reply_expiration = 0;
+    }
 
     const char *reason = ekv_http_status_text(status);
     const char *date = date_header(s);
@@ -1008,9 +1096,20 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
         conn_close(c);
         return;
     }
-    /* bounded by the send timeout: no progress for idle_timeout_ms closes the connection */
-    c->write_mark = c->tcp.write_queue_size;
-    timer_arm(c, s->opts.idle_timeout_ms);
+    /* the reply now waits for its client: its memory counts until it is written */
+    wr->queued = 1;
+    s->stats.replies_queued++;
+    wr->charged = head_len + (wr->owned_body || (release && !shared) ? body_len : 0);
+    s->reply_memory += wr->charged;
+    if (shared && body_len) {
+        wr->shared = shared;
+        wr->shared_len = body_len;
+        if (shared->queued++ == 0)
+            s->reply_memory += body_len;
+    }
+    /* bounded by the send deadline (send_window_ms, send_min_rate) */
+    c->write_mark = reply_pending(c);
+    timer_arm(c, send_window_ms(s));
 }
 
 static void send_http_error(ekv_conn_t *c, int err)
@@ -1127,6 +1226,12 @@ int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_ht
     int ka = snprintf(s->keep_alive_hdr, sizeof(s->keep_alive_hdr), "Keep-Alive: timeout=%d\r\n",
                       opts->idle_timeout_ms >= 2000 ? opts->idle_timeout_ms / 1000 : 1);
     s->keep_alive_hdr_len = ka > 0 && (size_t)ka < sizeof(s->keep_alive_hdr) ? (size_t)ka : 0;
+    int sb = snprintf(s->shed_body, sizeof(s->shed_body),
+                      "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}],"
+                      "\"messages\":[],\"result\":null}",
+                      ekv_err_cf_code(EKV_EREPLY_MEMORY), ekv_strerror(EKV_EREPLY_MEMORY));
+    EKV_ASSERT(sb > 0 && (size_t)sb < sizeof(s->shed_body));
+    s->shed_body_len = (size_t)sb;
     s->h = *handler;
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = on_message_begin;
@@ -1209,4 +1314,5 @@ void ekv_http_server_free(ekv_http_server_t *s)
 void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out)
 {
     *out = s->stats;
+    out->reply_memory = s->reply_memory;
 }

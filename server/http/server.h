@@ -24,9 +24,19 @@
  *  - Request bodies are authenticated by the application before they are read (on_headers),
  *    and all bodies buffered at once are capped (max_body_memory -> 503).
  *  - Timers: header timeout (from accept or a request's first byte to the end of its
- *    headers); idle timeout for keep-alive, for each pause inside a body (nginx's
- *    client_body_timeout) and for a reply that stops draining (send timeout). Max
- *    connections: excess accepts are closed at once.
+ *    headers); idle timeout for keep-alive and for each pause inside a body (nginx's
+ *    client_body_timeout). Max connections: excess accepts are closed at once.
+ *  - Output is bounded (docs/API.md "Bounded replies"):
+ *     - per connection: one reply at a time. While a reply is queued the socket is not read,
+ *       so a connection holds at most one reply (<= the largest value + its head) in memory;
+ *     - process-wide: the bytes of replies the kernel has not taken yet, all connections, are
+ *       charged against max_reply_memory. A body several replies share (ekv_http_shared_t, a
+ *       cached value) is charged once. A reply over EKV_HTTP_SHED_MIN_BYTES that would exceed
+ *       the cap is replaced by 503 + Retry-After (small replies always go out);
+ *     - send deadline: a queued reply must drain at least send_min_rate bytes/s, measured
+ *       over each send_timeout_ms window (and at least one byte per window), else the
+ *       connection is closed. Unlike a timer reset by any progress, a trickle reader cannot
+ *       hold a reply forever.
  *  - Malformed HTTP -> 400 and close; never a crash.
  *
  * The application sees two callbacks (ekv_http_handler_t): on_headers decides the body limit
@@ -68,6 +78,17 @@ enum {
     EKV_HDR_COUNT
 };
 
+/* Replies over this many body bytes are refused (503) when max_reply_memory is reached. */
+#define EKV_HTTP_SHED_MIN_BYTES (64 * 1024)
+
+/* A reply body several replies may reference at once (a cached value; an edge's fetched value
+ * answered to every waiting client). Embedded in the body's owner, which must keep it alive
+ * until each reply's release callback has run. The transport charges the body's bytes against
+ * max_reply_memory once, while at least one queued reply references it. Loop thread only. */
+typedef struct {
+    size_t queued; /* queued replies referencing the body (the transport's count) */
+} ekv_http_shared_t;
+
 typedef struct ekv_req_s ekv_req_t;
 typedef void (*ekv_req_cleanup_fn)(ekv_req_t *req);
 
@@ -103,6 +124,9 @@ struct ekv_req_s {
      * seconds, 0: none). Set by server/http/reply.c and the KV value reply. */
     int reply_cf_code;
     int64_t reply_expiration;
+    /* Set by the caller of ekv_http_send when the body it passes (with a release callback) is
+     * shared: see ekv_http_shared_t. NULL: the body is this reply's alone. */
+    ekv_http_shared_t *reply_shared;
     void *state;
     ekv_req_cleanup_fn cleanup;
 };
@@ -124,7 +148,10 @@ typedef struct {
     int max_connections;
     int header_timeout_ms;
     int idle_timeout_ms;
-    size_t max_body_memory; /* request bodies buffered at once, all connections (0 = no cap) */
+    size_t max_body_memory;  /* request bodies buffered at once, all connections (0 = no cap) */
+    size_t max_reply_memory; /* reply bytes waiting for clients, all connections (0 = no cap) */
+    int send_timeout_ms;     /* send deadline window (0 = idle_timeout_ms) */
+    size_t send_min_rate;    /* bytes/s a queued reply must drain over each window */
 } ekv_http_opts_t;
 
 /* Bind and listen. The bound port is available from ekv_http_server_port(). */
@@ -138,6 +165,10 @@ void ekv_http_server_free(ekv_http_server_t *s);
 
 typedef struct {
     uint64_t accepted, rejected, active, bytes_in, bytes_out, parse_errors, timeouts;
+    uint64_t send_timeouts;  /* connections closed by the send deadline (also in timeouts) */
+    uint64_t replies_shed;   /* large replies answered 503 because of max_reply_memory */
+    uint64_t reply_memory;   /* reply bytes charged now */
+    uint64_t replies_queued; /* replies waiting for their client now */
 } ekv_http_stats_t;
 void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out);
 
@@ -149,6 +180,12 @@ void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out);
  */
 void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
                    const void *body, size_t body_len, void (*release)(void *), void *release_arg);
+
+/* Before producing a reply that may be large (reading a value): 1 when the reply budget has
+ * room, else 0 after counting the reply as shed; the caller then answers 503 at once
+ * (EKV_EREPLY_MEMORY) rather than reading bytes that would only be dropped. Requests without
+ * a connection (an edge's RPC) always have room: their link bounds them. */
+int ekv_http_reply_room(ekv_req_t *req);
 
 /* Close the connection after this reply even if keep-alive was asked. */
 void ekv_http_req_close_after(ekv_req_t *req);

@@ -44,6 +44,16 @@ static const opt_t opts[] = {
      "time to receive a request's headers"},
     {"idle-timeout-ms", OPT_INT, OFF(idle_timeout_ms), "60000",
      "keep-alive idle time and max pause inside a body"},
+    {"reply-memory-mb", OPT_INT, OFF(reply_memory_mb), "256",
+     "reply bytes waiting for slow clients, all connections (then large replies get 503; "
+     "0 = no cap)"},
+    {"send-timeout-ms", OPT_INT, OFF(send_timeout_ms), "0",
+     "send deadline window (0 = --idle-timeout-ms): a reply that drains less than "
+     "--send-min-rate over one is dropped"},
+    {"send-min-rate", OPT_INT, OFF(send_min_rate), "1024",
+     "bytes/s a client must read a queued reply at (averaged over --send-timeout-ms)"},
+    {"repl-send-queue-mb", OPT_INT, OFF(repl_send_queue_mb), "64",
+     "RPC link: answers queued for an edge before its requests stop being read"},
     {"log-retain-mb", OPT_INT, OFF(log_retain_mb), "1024", "change log kept, in MiB"},
     {"log-retain-hours", OPT_INT, OFF(log_retain_hours), "24", "change log kept, in hours"},
     {"test-clock", OPT_BOOL, OFF(test_clock), "0", "enable POST /_edgekv/test/clock (tests only)"},
@@ -362,6 +372,14 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
     }
     if (cfg->readers < 1 || cfg->readers > 64) {
         fprintf(stderr, "edgekv: --readers must be 1..64\n");
+        return -1;
+    }
+    if (cfg->reply_memory_mb > 1048576 || (cfg->send_timeout_ms && cfg->send_timeout_ms < 100) ||
+        cfg->send_timeout_ms > 3600000 || cfg->send_min_rate > (1 << 30) ||
+        cfg->repl_send_queue_mb < 1 || cfg->repl_send_queue_mb > 4096) {
+        fprintf(stderr, "edgekv: --reply-memory-mb must be 0..1048576, --send-timeout-ms "
+                        "0 or 100..3600000, --send-min-rate 0..1073741824, --repl-send-queue-mb "
+                        "1..4096\n");
         return -1;
     }
     if (parse_hostport("listen", cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port))

@@ -26,6 +26,10 @@ typedef struct {
     int64_t body_memory_mb;
     int64_t header_timeout_ms;
     int64_t idle_timeout_ms;
+    int64_t reply_memory_mb;
+    int64_t send_timeout_ms;
+    int64_t send_min_rate;
+    int64_t repl_send_queue_mb;
     int64_t log_retain_mb;
     int64_t log_retain_hours;
     int64_t test_clock;

@@ -36,6 +36,10 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
         C("edgekv_repl_sync_timeouts_total", "Writes not acked by --sync-replicas in time.",
           st.sync_timeouts);
         G("edgekv_repl_sync_waiting", "Writes waiting for replica acks.", st.sync_waiting);
+        C("edgekv_repl_rpc_pauses_total",
+          "Times an edge's RPC link stopped being read because its answers were not read "
+          "(over --repl-send-queue-mb).",
+          st.rpc_pauses);
         if (!rc)
             rc = ekv_buf_appendf(
                 out,

@@ -143,6 +143,7 @@ int ekv_node_start_primary(ekv_node_t *n, int edge_only)
     o.node = &n->st;
     o.heartbeat_ms = (int)cfg->repl_heartbeat_ms;
     o.timeout_ms = (int)cfg->repl_timeout_ms;
+    o.rpc_send_queue_max = (size_t)cfg->repl_send_queue_mb << 20;
     o.max_lag_ms = (int)cfg->repl_max_lag_ms;
     o.on_fenced = ekv_node_on_fenced;
     o.ctx = app;

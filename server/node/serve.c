@@ -262,13 +262,21 @@ int ekv_serve(ekv_config_t *cfg)
     if (ekv_workq_init(&app->readers, "reader", (int)cfg->readers, (size_t)cfg->reader_queue,
                        &app->doneq))
         return 1;
+    /* value reads in flight: enough to keep every reader busy, few enough that whole values
+     * read ahead of the loop stay a small multiple of the largest value (docs/API.md "Bounded
+     * replies") */
+    app->value_reads_max = (size_t)cfg->readers * 4;
+    app->value_wait_max = (size_t)cfg->reader_queue;
 
-    ekv_http_opts_t ho = {cfg->host,
-                          cfg->port,
-                          (int)cfg->max_connections,
-                          (int)cfg->header_timeout_ms,
-                          (int)cfg->idle_timeout_ms,
-                          (size_t)cfg->body_memory_mb * 1024 * 1024};
+    ekv_http_opts_t ho = {.host = cfg->host,
+                          .port = cfg->port,
+                          .max_connections = (int)cfg->max_connections,
+                          .header_timeout_ms = (int)cfg->header_timeout_ms,
+                          .idle_timeout_ms = (int)cfg->idle_timeout_ms,
+                          .max_body_memory = (size_t)cfg->body_memory_mb * 1024 * 1024,
+                          .max_reply_memory = (size_t)cfg->reply_memory_mb * 1024 * 1024,
+                          .send_timeout_ms = (int)cfg->send_timeout_ms,
+                          .send_min_rate = (size_t)cfg->send_min_rate};
     ekv_http_handler_t hh = {app, ekv_app_on_headers, ekv_app_on_request, ekv_app_on_response};
     if (ekv_http_server_start(&app->http, app->loop, &ho, &hh))
         return 1;

@@ -154,7 +154,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("catalog, cache or metrics");
     if (ekv_workq_init(&app.readers, "reader", 2, 256, &app.doneq))
         die("readers");
-    ekv_http_opts_t ho = {"127.0.0.1", 0, 64, 1000, 1000, 16 * 1024 * 1024};
+    /* small reply budget and a short send window: the shed and deadline paths run too */
+    ekv_http_opts_t ho = {.host = "127.0.0.1",
+                          .port = 0,
+                          .max_connections = 64,
+                          .header_timeout_ms = 1000,
+                          .idle_timeout_ms = 1000,
+                          .max_body_memory = 16 * 1024 * 1024,
+                          .max_reply_memory = 256 * 1024,
+                          .send_timeout_ms = 1000,
+                          .send_min_rate = 1024};
     ekv_http_handler_t hh = {&app, ekv_app_on_headers, ekv_app_on_request, ekv_app_on_response};
     if (ekv_http_server_start(&app.http, app.loop, &ho, &hh))
         die("http server");

@@ -87,7 +87,16 @@ static void metrics_done(ekv_job_t *job)
     C("edgekv_http_connections_rejected_total", "Connections refused over max-connections.",
       hs.rejected);
     C("edgekv_http_parse_errors_total", "Malformed or over-limit requests.", hs.parse_errors);
-    C("edgekv_http_timeouts_total", "Header/idle timeouts.", hs.timeouts);
+    C("edgekv_http_timeouts_total", "Header/idle/send timeouts.", hs.timeouts);
+    C("edgekv_http_send_timeouts_total",
+      "Connections closed because the client read a reply slower than --send-min-rate.",
+      hs.send_timeouts);
+    G("edgekv_http_reply_memory_bytes",
+      "Bytes of replies waiting for their clients (capped by --reply-memory-mb).", hs.reply_memory);
+    G("edgekv_http_replies_queued", "Replies waiting for their clients to read them.",
+      hs.replies_queued);
+    C("edgekv_http_replies_shed_total",
+      "Large replies answered 503 because --reply-memory-mb was reached.", hs.replies_shed);
     C("edgekv_cache_hits_total", "Value GETs answered from memory.", cs.hits);
     C("edgekv_cache_misses_total", "Value GETs that went to the store.", cs.misses);
     C("edgekv_cache_evictions_total", "Entries evicted for space.", cs.evictions);

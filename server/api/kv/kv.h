@@ -38,6 +38,9 @@ void ekv_h_bulk_get(ekv_call_t *c);
 char *ekv_kv_key_param_or_reply(ekv_call_t *c, size_t *len);
 void ekv_kv_send_value(ekv_req_t *req, const char *value, size_t len, int64_t expiration,
                        void (*release)(void *), void *arg);
+/* A value reply straight from a cache entry (takes the caller's reference): zero copy, and
+ * every reply of the entry charges its bytes once against --reply-memory-mb. */
+void ekv_kv_send_cached(ekv_req_t *req, ekv_cache_entry_t *e);
 
 /* ---- internal to server/api/kv/ ---- */
 

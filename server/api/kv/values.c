@@ -22,7 +22,7 @@
 
 /* ---------------------------------------------------------------- single-key reads */
 
-typedef struct {
+typedef struct get_job_s {
     ekv_job_t job;
     ekv_app_t *app;
     ekv_req_t *req;
@@ -33,7 +33,9 @@ typedef struct {
     int64_t now_s;
     uint64_t gen;
     int rc;
+    int slot; /* a value read holding one of app->value_reads */
     ekv_kv_entry_t e;
+    struct get_job_s *wait_next;
 } get_job_t;
 
 static void get_job_free(ekv_req_t *req)
@@ -65,10 +67,62 @@ void ekv_kv_send_value(ekv_req_t *req, const char *value, size_t len, int64_t ex
     ekv_http_send(req, 200, "application/octet-stream", extra, value, len, release, arg);
 }
 
+void ekv_kv_send_cached(ekv_req_t *req, ekv_cache_entry_t *e)
+{
+    req->reply_shared = &e->shared;
+    ekv_kv_send_value(req, e->value, e->value_len, e->expiration, ekv_cache_entry_release, e);
+}
+
+/* Start a value read now (taking a slot), or queue it until one is free. */
+static void value_read_start(ekv_app_t *app, get_job_t *j)
+{
+    if (app->value_reads_max &&
+        (app->value_reads >= app->value_reads_max || app->value_wait_head)) {
+        if (app->value_waiting >= app->value_wait_max) { /* as a full reader queue would */
+            ekv_reply_busy(j->req, EKV_EBUSY);
+            return;
+        }
+        app->value_waiting++;
+        j->wait_next = NULL;
+        if (app->value_wait_tail)
+            ((get_job_t *)app->value_wait_tail)->wait_next = j;
+        else
+            app->value_wait_head = j;
+        app->value_wait_tail = j;
+        return;
+    }
+    app->value_reads++;
+    j->slot = 1;
+    if (ekv_app_read_or_reply(app, j->req, &j->job)) /* answered 503: the slot is free again */
+        app->value_reads--;
+}
+
+/* A value read finished: free slots go to the oldest waiting ones (one that cannot be
+ * submitted is answered 503 and gives its slot to the next). */
+static void value_read_end(ekv_app_t *app, get_job_t *j)
+{
+    if (!j->slot)
+        return;
+    j->slot = 0;
+    app->value_reads--;
+    while (app->value_wait_head && app->value_reads < app->value_reads_max) {
+        get_job_t *next = app->value_wait_head;
+        app->value_wait_head = next->wait_next;
+        if (!app->value_wait_head)
+            app->value_wait_tail = NULL;
+        app->value_waiting--;
+        app->value_reads++;
+        next->slot = 1;
+        if (ekv_app_read_or_reply(app, next->req, &next->job))
+            app->value_reads--;
+    }
+}
+
 static void value_get_done(ekv_job_t *job)
 {
     get_job_t *j = (get_job_t *)job;
     ekv_req_t *req = j->req;
+    value_read_end(j->app, j);
     if (j->rc == EKV_EKEY_NOT_FOUND) {
         ekv_reply_error(req, EKV_EKEY_NOT_FOUND, "get: 'key not found'");
         return;
@@ -121,11 +175,15 @@ static void start_get(ekv_call_t *c, int want_value, ekv_job_fn done)
         ekv_cache_entry_t *e = ekv_cache_get(app->cache, c->nsid, key, klen, now);
         if (e) {
             free(key);
-            ekv_kv_send_value(c->req, e->value, e->value_len, e->expiration,
-                              ekv_cache_entry_release, e);
+            ekv_kv_send_cached(c->req, e);
             return;
         }
         ekv_cache_note_miss(app->cache);
+        if (!ekv_http_reply_room(c->req)) { /* do not read what could not be sent */
+            free(key);
+            ekv_reply_busy(c->req, EKV_EREPLY_MEMORY);
+            return;
+        }
     }
     get_job_t *j = calloc(1, sizeof(*j));
     if (!j) {
@@ -145,7 +203,10 @@ static void start_get(ekv_call_t *c, int want_value, ekv_job_fn done)
     j->gen = ekv_cache_fill_begin(app->cache);
     c->req->state = j;
     c->req->cleanup = get_job_free;
-    ekv_app_read_or_reply(app, c->req, &j->job);
+    if (want_value)
+        value_read_start(app, j);
+    else
+        ekv_app_read_or_reply(app, c->req, &j->job);
 }
 
 void ekv_h_value_get(ekv_call_t *c)

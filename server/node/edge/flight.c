@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
+#include "server/http/blob.h"
 #include "server/http/reply.h"
 #include "server/node/edge/edge_int.h"
 #include "server/api/kv/kv.h"
@@ -15,6 +16,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* A fetched body larger than this is shared by its waiters rather than copied for each (the
+ * transport copies bodies up to 16 KiB into the reply head anyway). */
+#define SHARE_MIN_BYTES (16 * 1024)
 
 typedef struct {
     const uint8_t *nsid;
@@ -46,7 +51,7 @@ static void answer_from_entry(ekv_req_t *req, ekv_cache_entry_t *ce)
         ekv_reply_error(req, EKV_EKEY_NOT_FOUND, "get: 'key not found'");
         return;
     }
-    ekv_kv_send_value(req, ce->value, ce->value_len, ce->expiration, ekv_cache_entry_release, ce);
+    ekv_kv_send_cached(req, ce);
 }
 
 void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
@@ -72,9 +77,16 @@ void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
         else if (ce)
             ekv_cache_entry_release(ce);
     }
+    /* several clients waiting for one large answer share one copy of it (not one each) */
+    ekv_http_blob_t *shared = NULL;
+    if (r && f->nwaiters > 1 && r->body.len > SHARE_MIN_BYTES)
+        shared = ekv_http_blob_new(r->body.data, r->body.len);
     for (waiter_t *w = f->waiters, *next; w; w = next) {
         next = w->next;
-        if (r) {
+        if (shared) {
+            ekv_http_send_blob(w->req, (int)r->status, r->content_type[0] ? r->content_type : NULL,
+                               r->headers[0] ? r->headers : NULL, shared);
+        } else if (r) {
             ekv__edge_relay(w->req, r);
         } else if (stale) {
             e->st.stale_served++;
@@ -87,6 +99,8 @@ void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
     }
     if (stale)
         ekv_cache_entry_release(stale);
+    if (shared)
+        ekv_http_blob_release(shared);
     free(f->key);
     free(f);
 }
@@ -174,6 +188,11 @@ void ekv__edge_value_get(ekv_call_t *c)
     ekv_cache_note_miss(app->cache);
     uint64_t h = ekv_cache_key_hash(c->nsid, key, klen);
     flight_t *f = flight_find(e, c->nsid, key, klen, h);
+    if (!f && !ekv_http_reply_room(req)) { /* a joined fetch is shared; a new one is not */
+        free(key);
+        ekv_reply_busy(req, EKV_EREPLY_MEMORY);
+        return;
+    }
     waiter_t *w = calloc(1, sizeof(*w));
     if (!w) {
         free(key);

@@ -137,6 +137,9 @@ export function rawLink(addr) {
       if (!pr.msg[2] || !pr.msg[2][0].equals(want)) throw new Error("the listener's proof is wrong");
       return ch;
     },
+    // stop reading (the kernel's buffers then fill up and the peer's sends queue), and go on
+    pause() { sock.pause(); },
+    resume() { sock.resume(); },
     end() { sock.destroy(); },
   };
 }
