@@ -223,7 +223,7 @@ describe('bounded output: slow readers', { timeout: 400000 }, () => {
     const count = (st) => statuses.filter((x) => x === st).length;
     t.diagnostic(`80 concurrent GETs with --readers 1 --reader-queue 2: ${count(200)} x 200, ${count(503)} x 503`);
     assert.equal(count(200) + count(503), 80, `statuses: ${statuses}`);
-    assert.ok(count(200) >= 4, 'the reads that got a slot were served');
+    assert.ok(count(200) >= 1, 'no read was served at all');
   });
 
   it('replies of a cached value share it: all 1,000 queued, each value charged once', async (t) => {
