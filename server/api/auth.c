@@ -118,28 +118,40 @@ int ekv_operator_token(const void *secret, size_t len, char out[EKV_OPERATOR_TOK
     return 0;
 }
 
+/* The token of an "Authorization: Bearer <token>" header (surrounding blanks ignored): 1 with
+ * *secret, *len set, or 0 when the header is absent or not that form. */
+static int bearer_secret(const ekv_hdr_t *authz, const char **secret, size_t *len)
+{
+    if (!authz->present)
+        return 0;
+    const char *v = authz->v;
+    size_t n = authz->len;
+    while (n && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n < 7 || strncasecmp(v, "Bearer ", 7) != 0 || !token_chars_ok(v + 7, n - 7))
+        return 0;
+    *secret = v + 7;
+    *len = n - 7;
+    return 1;
+}
+
 int ekv_auth_operator_or_reply(const char *op_hash, ekv_req_t *req)
 {
-    const ekv_hdr_t *authz = &req->hdr[EKV_HDR_AUTHORIZATION];
     const char *why = "no operator token configured";
     if (op_hash && op_hash[0]) {
         why = "missing or malformed Authorization header";
-        if (authz->present) {
-            const char *v = authz->v;
-            size_t n = authz->len;
-            while (n && (*v == ' ' || *v == '\t')) {
-                v++;
-                n--;
-            }
-            while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-                n--;
-            if (n > 7 && strncasecmp(v, "Bearer ", 7) == 0 && token_chars_ok(v + 7, n - 7)) {
-                char hash[EKV_TOKEN_HASH_LEN + 1];
-                token_hash_cached(v + 7, n - 7, hash);
-                if (CRYPTO_memcmp(hash, op_hash, EKV_TOKEN_HASH_LEN) == 0)
-                    return 0;
-                why = "not the operator token";
-            }
+        const char *secret;
+        size_t len;
+        if (bearer_secret(&req->hdr[EKV_HDR_AUTHORIZATION], &secret, &len)) {
+            char hash[EKV_TOKEN_HASH_LEN + 1];
+            token_hash_cached(secret, len, hash);
+            if (CRYPTO_memcmp(hash, op_hash, EKV_TOKEN_HASH_LEN) == 0)
+                return 0;
+            why = "not the operator token";
         }
     }
     ekv_log_warn("operator credential refused", "method=%s path=\"%s\" why=\"%s\"", req->method_str,
@@ -157,21 +169,11 @@ int ekv_auth_or_reply(ekv_catalog_t *cat, ekv_req_t *req, int verify_style, cons
     size_t len;
 
     if (authz->present) {
-        const char *v = authz->v;
-        size_t n = authz->len;
-        while (n && (*v == ' ' || *v == '\t')) {
-            v++;
-            n--;
-        }
-        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-            n--;
-        if (n < 7 || strncasecmp(v, "Bearer ", 7) != 0 || !token_chars_ok(v + 7, n - 7)) {
+        if (!bearer_secret(authz, &secret, &len)) {
             ekv_reply_error_chain(req, EKV_EBAD_AUTH_HEADER, 6111,
                                   "Invalid format for Authorization header");
             return -1;
         }
-        secret = v + 7;
-        len = n - 7;
     } else if (key->present) {
         if (!token_chars_ok(key->v, key->len) || !email->present || email->len == 0) {
             ekv_reply_error_chain(req, EKV_EBAD_AUTH_HEADER, 6103,

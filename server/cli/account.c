@@ -5,6 +5,7 @@
  * its secret once.
  */
 #include "server/cli/cli.h"
+#include "server/cli/offline.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
@@ -71,25 +72,11 @@ int ekv_account_cli(int argc, char **argv)
         return 2;
     }
 
-    char dbdir[4096];
-    snprintf(dbdir, sizeof(dbdir), "%s/db", data_dir);
-    ekv_log_set_level(EKV_LOG_WARN);
-    ekv_store_opts_t so = {0};
-    so.dir = dbdir;
     ekv_store_t *store;
-    if (ekv_store_open(&store, &so)) {
-        fprintf(stderr,
-                "edgekv account: cannot open %s (is the server running? then use the operator "
-                "API)\n",
-                dbdir);
+    ekv_catalog_t *cat;
+    if (ekv_cli_catalog_open("account", data_dir, "operator API", &store, &cat))
         return 1;
-    }
-    ekv_catalog_t *cat = ekv_catalog_new();
     int rc = 1;
-    if (!cat || ekv_catalog_load(cat, store)) {
-        fprintf(stderr, "edgekv account: cannot read the catalog\n");
-        goto out;
-    }
     if (!create) {
         printf("%-32s  %s\n", "ID", "NAME");
         for (size_t i = 0; i < ekv_catalog_account_count(cat); i++) {
@@ -133,7 +120,6 @@ int ekv_account_cli(int argc, char **argv)
     OPENSSL_cleanse(secret, sizeof(secret));
     rc = 0;
 out:
-    ekv_catalog_free(cat);
-    ekv_store_close(store);
+    ekv_cli_catalog_close(store, cat);
     return rc;
 }

@@ -6,6 +6,7 @@
  *   status.c  `edgekv status` / `edgekv promote`: a running node's replication endpoints,
  *             over the HTTP client's blocking helper (server/http/client.h)
  *   account.c `edgekv account create|list`: accounts on a stopped server's data dir
+ *   offline.c a stopped server's catalog, opened for token.c and account.c
  *   secret.c  `edgekv secret generate`: a new cluster secret on stdout; `edgekv secret
  *             operator-token`: the cluster operator token
  *

@@ -4,6 +4,7 @@
  * use the admin API: docs/API.md).
  */
 #include "server/cli/cli.h"
+#include "server/cli/offline.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
@@ -72,24 +73,11 @@ int ekv_token_cli(int argc, char **argv)
         return 2;
     }
 
-    char dbdir[4096];
-    snprintf(dbdir, sizeof(dbdir), "%s/db", data_dir);
-    ekv_log_set_level(EKV_LOG_WARN);
-    ekv_store_opts_t so = {0};
-    so.dir = dbdir;
     ekv_store_t *store;
-    if (ekv_store_open(&store, &so)) {
-        fprintf(stderr,
-                "edgekv token: cannot open %s (is the server running? then use the admin API)\n",
-                dbdir);
+    ekv_catalog_t *cat;
+    if (ekv_cli_catalog_open("token", data_dir, "admin API", &store, &cat))
         return 1;
-    }
-    ekv_catalog_t *cat = ekv_catalog_new();
     int rc = 1;
-    if (!cat || ekv_catalog_load(cat, store)) {
-        fprintf(stderr, "edgekv token: cannot read the catalog\n");
-        goto out;
-    }
     if (!strcmp(sub, "list")) {
         printf("%-32s  %-32s  %-24s  %s\n", "ID", "ACCOUNT", "PERMISSIONS", "NAME");
         for (size_t i = 0; i < ekv_catalog_token_count(cat); i++) {
@@ -162,7 +150,6 @@ int ekv_token_cli(int argc, char **argv)
     printf("token id: %s\naccount:  %s\ntoken:    %s\n", w.token.id, acct->id, secret);
     rc = 0;
 out:
-    ekv_catalog_free(cat);
-    ekv_store_close(store);
+    ekv_cli_catalog_close(store, cat);
     return rc;
 }

@@ -988,7 +988,7 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     const char *date = date_header(s);
     size_t ct_len = strlen(content_type);
     size_t extra_len = extra_headers ? strlen(extra_headers) : 0;
-    int copy_body = !release && body_len <= 16 * 1024;
+    int copy_body = !release && body_len <= EKV_HTTP_COPY_MAX_BYTES;
     size_t head_max = HEAD_FIXED_MAX + strlen(reason) + strlen(date) + ct_len + extra_len +
                       (copy_body ? body_len : 0);
     write_req_t *wr = calloc(1, sizeof(*wr));
@@ -1112,13 +1112,19 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     timer_arm(c, send_window_ms(s));
 }
 
+/* The Cloudflare envelope of a transport-level error (its default message). */
+static int error_envelope(char *buf, size_t cap, int err)
+{
+    return snprintf(buf, cap,
+                    "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}],"
+                    "\"messages\":[],\"result\":null}",
+                    ekv_err_cf_code(err), ekv_strerror(err));
+}
+
 static void send_http_error(ekv_conn_t *c, int err)
 {
     char body[256];
-    int n = snprintf(body, sizeof(body),
-                     "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}],"
-                     "\"messages\":[],\"result\":null}",
-                     ekv_err_cf_code(err), ekv_strerror(err));
+    int n = error_envelope(body, sizeof(body), err);
     c->close_after = 1;
     c->req.conn = c;
     if (!c->req.method_str)
@@ -1226,10 +1232,7 @@ int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_ht
     int ka = snprintf(s->keep_alive_hdr, sizeof(s->keep_alive_hdr), "Keep-Alive: timeout=%d\r\n",
                       opts->idle_timeout_ms >= 2000 ? opts->idle_timeout_ms / 1000 : 1);
     s->keep_alive_hdr_len = ka > 0 && (size_t)ka < sizeof(s->keep_alive_hdr) ? (size_t)ka : 0;
-    int sb = snprintf(s->shed_body, sizeof(s->shed_body),
-                      "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}],"
-                      "\"messages\":[],\"result\":null}",
-                      ekv_err_cf_code(EKV_EREPLY_MEMORY), ekv_strerror(EKV_EREPLY_MEMORY));
+    int sb = error_envelope(s->shed_body, sizeof(s->shed_body), EKV_EREPLY_MEMORY);
     EKV_ASSERT(sb > 0 && (size_t)sb < sizeof(s->shed_body));
     s->shed_body_len = (size_t)sb;
     s->h = *handler;

@@ -78,6 +78,10 @@ enum {
     EKV_HDR_COUNT
 };
 
+/* Bodies up to this size without a release callback are copied into the reply head (one
+ * write, no second buffer); larger ones are referenced or copied once on their own. */
+#define EKV_HTTP_COPY_MAX_BYTES (16 * 1024)
+
 /* Replies over this many body bytes are refused (503) when max_reply_memory is reached. */
 #define EKV_HTTP_SHED_MIN_BYTES (64 * 1024)
 

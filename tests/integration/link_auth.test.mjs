@@ -7,14 +7,14 @@
 // wrong secret never gets data.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { expectOk, sleep } from './lib/harness.mjs';
+import { expectOk, procMemKiB, sleep } from './lib/harness.mjs';
 import { Cluster, status, metricsText, metricValue, logLinesWith } from './lib/cluster.mjs';
 import { FRAME, ROLE, frame, hello, rawLink } from './lib/wire.mjs';
 
-const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const rssKiB = (pid) => procMemKiB(pid).rss;
 const failures = async (node) => metricValue(await metricsText(node), 'edgekv_repl_auth_failures_total');
 
 describe('replication link authentication', { timeout: 120000 }, () => {

@@ -5,13 +5,12 @@
 // order, and the primary served other clients throughout.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { expectOk, sleep } from './lib/harness.mjs';
+import { expectOk, procMemKiB, sleep } from './lib/harness.mjs';
 import { Cluster, metricsText, metricValue } from './lib/cluster.mjs';
 import { FRAME, ROLE, fBytes, fVarint, frame, hello, rawLink } from './lib/wire.mjs';
 
-const rssMiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+const rssMiB = (pid) => procMemKiB(pid).rss / 1024;
 const VALUE_BYTES = 1 << 20;
 const REQUESTS = 64; // 64 MiB of answers asked for
 const CAP_MB = 8;

@@ -8,10 +8,10 @@
 // bytes: all 1,000 are queued and the reply memory counts each distinct value once.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { startServer, expectOk, sleep, waitFor, sha256 } from './lib/harness.mjs';
+import { startServer, expectOk, procMemKiB, sleep, waitFor, sha256 } from './lib/harness.mjs';
+import { metricsText, metricValue } from './lib/cluster.mjs';
 
 const SANITIZED = process.env.EDGEKV_SANITIZED === '1';
 const SLOW = 1000;
@@ -24,17 +24,13 @@ const PIPELINE = 8;
 const SEND_MS = SANITIZED ? 60000 : 12000;
 
 function procStatus(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)[1]);
-  return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
+  const m = procMemKiB(pid);
+  return { rssMiB: m.rss / 1024, hwmMiB: m.hwm / 1024 };
 }
 
 async function metrics(srv) {
-  const text = await (await fetch(`${srv.origin}/metrics`)).text();
-  const get = (name) => {
-    const m = new RegExp(`^${name} ([0-9.e+]+)$`, 'm').exec(text);
-    return m ? Number(m[1]) : NaN;
-  };
+  const text = await metricsText(srv);
+  const get = (name) => metricValue(text, name) ?? NaN;
   return {
     replyMemory: get('edgekv_http_reply_memory_bytes'),
     queued: get('edgekv_http_replies_queued'),

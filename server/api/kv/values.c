@@ -33,7 +33,6 @@ typedef struct get_job_s {
     int64_t now_s;
     uint64_t gen;
     int rc;
-    int slot; /* a value read holding one of app->value_reads */
     ekv_kv_entry_t e;
     struct get_job_s *wait_next;
 } get_job_t;
@@ -73,6 +72,14 @@ void ekv_kv_send_cached(ekv_req_t *req, ekv_cache_entry_t *e)
     ekv_kv_send_value(req, e->value, e->value_len, e->expiration, ekv_cache_entry_release, e);
 }
 
+/* Submit a value read holding one of app->value_reads. */
+static void submit_value_read(ekv_app_t *app, get_job_t *j)
+{
+    app->value_reads++;
+    if (ekv_app_read_or_reply(app, j->req, &j->job)) /* answered 503: the slot is free again */
+        app->value_reads--;
+}
+
 /* Start a value read now (taking a slot), or queue it until one is free. */
 static void value_read_start(ekv_app_t *app, get_job_t *j)
 {
@@ -91,19 +98,13 @@ static void value_read_start(ekv_app_t *app, get_job_t *j)
         app->value_wait_tail = j;
         return;
     }
-    app->value_reads++;
-    j->slot = 1;
-    if (ekv_app_read_or_reply(app, j->req, &j->job)) /* answered 503: the slot is free again */
-        app->value_reads--;
+    submit_value_read(app, j);
 }
 
 /* A value read finished: free slots go to the oldest waiting ones (one that cannot be
  * submitted is answered 503 and gives its slot to the next). */
-static void value_read_end(ekv_app_t *app, get_job_t *j)
+static void value_read_end(ekv_app_t *app)
 {
-    if (!j->slot)
-        return;
-    j->slot = 0;
     app->value_reads--;
     while (app->value_wait_head && app->value_reads < app->value_reads_max) {
         get_job_t *next = app->value_wait_head;
@@ -111,10 +112,7 @@ static void value_read_end(ekv_app_t *app, get_job_t *j)
         if (!app->value_wait_head)
             app->value_wait_tail = NULL;
         app->value_waiting--;
-        app->value_reads++;
-        next->slot = 1;
-        if (ekv_app_read_or_reply(app, next->req, &next->job))
-            app->value_reads--;
+        submit_value_read(app, next);
     }
 }
 
@@ -122,7 +120,7 @@ static void value_get_done(ekv_job_t *job)
 {
     get_job_t *j = (get_job_t *)job;
     ekv_req_t *req = j->req;
-    value_read_end(j->app, j);
+    value_read_end(j->app); /* every value read that completes held a slot */
     if (j->rc == EKV_EKEY_NOT_FOUND) {
         ekv_reply_error(req, EKV_EKEY_NOT_FOUND, "get: 'key not found'");
         return;

@@ -17,10 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A fetched body larger than this is shared by its waiters rather than copied for each (the
- * transport copies bodies up to 16 KiB into the reply head anyway). */
-#define SHARE_MIN_BYTES (16 * 1024)
-
 typedef struct {
     const uint8_t *nsid;
     const char *key;
@@ -79,7 +75,7 @@ void ekv__edge_flight_finish(flight_t *f, const Edgekv__Response *r, int err)
     }
     /* several clients waiting for one large answer share one copy of it (not one each) */
     ekv_http_blob_t *shared = NULL;
-    if (r && f->nwaiters > 1 && r->body.len > SHARE_MIN_BYTES)
+    if (r && f->nwaiters > 1 && r->body.len > EKV_HTTP_COPY_MAX_BYTES)
         shared = ekv_http_blob_new(r->body.data, r->body.len);
     for (waiter_t *w = f->waiters, *next; w; w = next) {
         next = w->next;

@@ -189,6 +189,13 @@ export function sha256(buf) {
   return createHash('sha256').update(buf).digest('hex');
 }
 
+// A process's resident memory now and at its peak, in KiB (/proc/PID/status VmRSS, VmHWM).
+export function procMemKiB(pid) {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)[1]);
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Poll fn() until it returns a truthy value; throws after timeoutMs.
