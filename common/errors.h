@@ -85,7 +85,20 @@
       "Invalid request headers: whitespace between a header name and its colon")                   \
     X(HTTP_OBS_FOLD, 400, 6003, "Invalid request headers: obsolete line folding is not allowed")   \
     X(REPLY_MEMORY, 503, 10001,                                                                    \
-      "too many large replies are waiting for slow clients (--reply-memory-mb); retry later")
+      "too many large replies are waiting for slow clients (--reply-memory-mb); retry later")      \
+    X(DO_NS_NOT_FOUND, 404, 10066, "Durable Object namespace not found")                           \
+    X(DO_BAD_ID, 400, 10067, "Invalid Durable Object ID: must be 64 hex digits")                   \
+    X(DO_WRONG_NS, 400, 10068, "Durable Object ID is not valid for this namespace.")               \
+    X(DO_NS_EXISTS, 400, 10069, "a Durable Object namespace with this name already exists")        \
+    X(DO_BAD_KEY, 400, 10070, "invalid Durable Object storage key")                                \
+    X(DO_VALUE_TOO_LARGE, 413, 10071, "Durable Object storage value too large")                    \
+    X(DO_TOO_MANY_KEYS, 400, 10072, "Maximum number of key value pairs is 128.")                   \
+    X(DO_BAD_BODY, 400, 10073, "invalid Durable Object request body")                              \
+    X(DO_BAD_LIST, 400, 10074, "invalid Durable Object list option")                               \
+    X(DO_NO_SCRIPT, 400, 10075, "this Durable Object namespace has no script URL")                 \
+    X(DO_GATE_TIMEOUT, 503, 10076, "the object's earlier calls did not finish in time")            \
+    X(DO_RESET, 500, 10077, "the object was reset: a storage write failed; retry")                 \
+    X(DO_TOO_MANY_NS, 400, 10078, "too many Durable Object namespaces in this account")
 
 typedef enum {
     EKV_OK = 0,
