@@ -487,6 +487,13 @@ static int apply_do_ns_delete(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int
 
 static int apply_do_write(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal)
 {
+    /* the all-0xff namespace id, refused by DO_NS_PUT (parse_nsid), has no key-range
+     * successor: delete_prefix would assert on it. The op names raw bytes, so check here. */
+    size_t ff = 0;
+    while (ff < EKV_NSID_LEN && w->nsid[ff] == 0xff)
+        ff++;
+    if (ff == EKV_NSID_LEN)
+        return EKV_EBAD_NS_ID;
     if ((w->do_nitems && !w->do_items) || w->do_alarm_op < EKV_DO_ALARM_KEEP ||
         w->do_alarm_op > EKV_DO_ALARM_DELETE || w->do_alarm_ms < 0)
         return EKV_EBAD_REQUEST;
