@@ -15,7 +15,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "edgekv %s - a self-hosted Workers KV REST API\n\n"
+            "edgekv %s - a self-hosted Workers KV and Durable Objects REST API\n\n"
             "usage:\n"
             "  edgekv [serve] [--role standalone] [--listen HOST:PORT] [--data-dir DIR] ...\n"
             "  edgekv [serve] --role primary --repl-listen HOST:PORT ...\n"
@@ -26,6 +26,7 @@ static void usage(FILE *out)
             "  edgekv promote [--url URL]        make a replica the primary\n"
             "  edgekv secret generate > FILE     a new cluster secret (--cluster-secret-file)\n"
             "  edgekv secret operator-token      the cluster operator token (promote, checksum)\n"
+            "  edgekv do namespace create|list|delete ...   Durable Object namespaces\n"
             "  edgekv version\n\n"
             "`edgekv serve --help` and `edgekv token --help` list the flags.\n",
             EKV_VERSION);
@@ -50,6 +51,8 @@ int main(int argc, char **argv)
             return ekv_account_cli(argc - 2, argv + 2);
         if (!strcmp(cmd, "secret"))
             return ekv_secret_cli(argc - 2, argv + 2);
+        if (!strcmp(cmd, "do"))
+            return ekv_do_cli(argc - 2, argv + 2);
         if (!strcmp(cmd, "status") || !strcmp(cmd, "promote"))
             return ekv_repl_cli(cmd, argc - 2, argv + 2);
         if (!strcmp(cmd, "serve"))

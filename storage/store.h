@@ -78,7 +78,13 @@ typedef struct {
     int64_t created_ms;
 } ekv_account_t;
 
-enum { EKV_PERM_KV_READ = 1u, EKV_PERM_KV_WRITE = 2u, EKV_PERM_ADMIN = 4u };
+enum {
+    EKV_PERM_KV_READ = 1u,
+    EKV_PERM_KV_WRITE = 2u,
+    EKV_PERM_ADMIN = 4u,
+    EKV_PERM_DO_READ = 8u, /* Durable Objects */
+    EKV_PERM_DO_WRITE = 16u
+};
 
 typedef struct {
     char hash[EKV_TOKEN_HASH_LEN + 1]; /* hex sha256(secret): the lookup key; secret never stored */

@@ -54,6 +54,9 @@ typedef struct {
     void (*relay)(ekv_call_t *c);
     /* Before a write is submitted: wrap its completion (--sync-replicas holds). */
     void (*hold_write)(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
+    /* EKV_RK_DO routes on a node without the DO runtime (a replica): forward to the owner.
+     * NULL: 503. */
+    void (*forward_do)(ekv_call_t *c);
     /* EKV_RK_CLUSTER routes (replication status, checksum, promote). NULL: 404. */
     void (*cluster)(ekv_call_t *c);
     /* Extra /metrics lines. 0 or an error from ekv_buf. */
@@ -67,6 +70,9 @@ struct ekv_app_s {
     ekv_doneq_t doneq;
     ekv_workq_t readers;
     ekv_catalog_t *catalog; /* replaced whole on a snapshot (replicas, edges) */
+    /* The Durable Object runtime (server/api/do/do.h) on the node that owns the objects
+     * (standalone, primary); NULL elsewhere: DO calls are forwarded to the owner. */
+    struct ekv_do_s *dos;
     ekv_cache_t *cache;
     ekv_metrics_t *metrics;
     ekv_http_server_t *http;
@@ -112,6 +118,8 @@ typedef enum {
     EKV_RK_KEY_WRITE,     /* write or delete one key (edges: invalidate that key) */
     EKV_RK_BULK_WRITE,    /* bulk write/delete in one namespace (edges: invalidate it) */
     EKV_RK_CATALOG_WRITE, /* namespaces, tokens (edges: reply once the stream has it) */
+    EKV_RK_DO,            /* Durable Objects: answered by the objects' owner (the primary);
+                           * edges and replicas forward them there */
 } ekv_route_kind_t;
 
 /* 1 for kinds that change data: refused on a replica, relayed to the primary by an edge. */
@@ -130,6 +138,8 @@ enum {
     EKV_RT_ADMIN = 1u << 5,    /* needs admin */
     EKV_RT_VERIFY = 1u << 6,   /* token verify: bad token -> 401/1000 */
     EKV_RT_OPERATOR = 1u << 7, /* the cluster operator token only (never an account token) */
+    EKV_RT_DO_READ = 1u << 8,  /* needs do:read (Durable Objects) */
+    EKV_RT_DO_WRITE = 1u << 9, /* needs do:write */
 };
 
 extern const ekv_route_t ekv_routes[];

@@ -73,7 +73,14 @@ static int authorize_or_reply(ekv_app_t *app, ekv_req_t *req, ekv_call_t *call)
     }
     uint32_t perms = call->token->perms;
     if (perms & EKV_PERM_ADMIN)
-        perms |= EKV_PERM_KV_READ | EKV_PERM_KV_WRITE;
+        perms |= EKV_PERM_KV_READ | EKV_PERM_KV_WRITE | EKV_PERM_DO_READ | EKV_PERM_DO_WRITE;
+    if (perms & EKV_PERM_DO_WRITE)
+        perms |= EKV_PERM_DO_READ;
+    if (((r->flags & EKV_RT_DO_WRITE) && !(perms & EKV_PERM_DO_WRITE)) ||
+        ((r->flags & EKV_RT_DO_READ) && !(perms & EKV_PERM_DO_READ))) {
+        ekv_reply_error(req, EKV_EAUTH, NULL);
+        return -1;
+    }
     if ((r->flags & EKV_RT_ADMIN) && !(perms & EKV_PERM_ADMIN)) {
         ekv_reply_error(req, EKV_EAUTH, NULL);
         return -1;
@@ -158,6 +165,14 @@ void ekv_app_on_request(void *ctx, ekv_req_t *req)
             app->role->cluster(&call);
         else
             reply_route_error(req, EKV_ENO_ROUTE);
+        return;
+    }
+    if (r->kind == EKV_RK_DO && !app->dos) {
+        if (app->role->forward_do)
+            app->role->forward_do(&call);
+        else
+            ekv_reply_busy_msg(req, EKV_EBUSY,
+                               "Durable Objects are not served by this node right now");
         return;
     }
     if (r->kind != EKV_RK_LOCAL && app->role->relay) {

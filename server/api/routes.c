@@ -5,6 +5,7 @@
  */
 #include "server/api/admin/admin.h"
 #include "server/api/api.h"
+#include "server/api/do/do.h"
 #include "server/api/kv/kv.h"
 #include "server/api/kv/validate.h"
 
@@ -22,7 +23,13 @@
         .method = HTTP_##m, .pattern = pat, .name = nm, .handler = (void (*)(void))(h),            \
         .body_limit = lim, .flags = fl, .kind = EKV_RK_##k, .op = o                                \
     }
-#define KVNS (EKV_RT_ACCOUNT | EKV_RT_NS)
+#define KVNS         (EKV_RT_ACCOUNT | EKV_RT_NS)
+#define DONS         A "/workers/durable_objects/namespaces"
+#define DOOBJ        DONS "/:dons/objects/:obj"
+#define DO_LIMIT     (32u * MB) /* a DO request body: fits one RPC frame when relayed */
+#define DOR          (EKV_RT_ACCOUNT | EKV_RT_DO_READ)
+#define DOW          (EKV_RT_ACCOUNT | EKV_RT_DO_WRITE)
+#define FETCH(m, nm) R(m, DOOBJ "/fetch/*", nm, ekv_h_do_fetch, DO_LIMIT, DO, "call object", DOW)
 
 const ekv_route_t ekv_routes[] = {
     R(GET, "/healthz", "healthz", ekv_h_healthz, 0, LOCAL, NULL, EKV_RT_NOAUTH),
@@ -77,6 +84,40 @@ const ekv_route_t ekv_routes[] = {
       "bulk delete", KVNS | EKV_RT_WRITE),
     R(POST, NS "/bulk/get", "kv_bulk_get", ekv_h_bulk_get, 1 * MB, READ, "bulk get keys",
       KVNS | EKV_RT_READ),
+    /* Durable Objects (server/api/do/): Cloudflare's list endpoints, then edgekv's own */
+    R(GET, DONS, "do_ns_list", ekv_h_do_ns_list, 0, DO, "list namespaces", DOR),
+    R(POST, DONS, "do_ns_create", ekv_h_do_ns_create, 64 * KB, DO, "create namespace", DOW),
+    R(GET, DONS "/:dons", "do_ns_get", ekv_h_do_ns_get, 0, DO, "get namespace", DOR),
+    R(PUT, DONS "/:dons", "do_ns_update", ekv_h_do_ns_update, 64 * KB, DO, "update namespace", DOW),
+    R(DELETE, DONS "/:dons", "do_ns_delete", ekv_h_do_ns_delete, 64 * KB, DO, "delete namespace",
+      DOW),
+    R(GET, DONS "/:dons/objects", "do_objects_list", ekv_h_do_objects_list, 0, DO, "list objects",
+      DOR),
+    R(POST, DONS "/:dons/objects/ids", "do_object_id", ekv_h_do_object_id, 64 * KB, DO, "object id",
+      DOR),
+    R(POST, DOOBJ "/storage/get", "do_storage_get", ekv_h_do_storage_get, DO_LIMIT, DO,
+      "storage get", DOR),
+    R(POST, DOOBJ "/storage/put", "do_storage_put", ekv_h_do_storage_put, DO_LIMIT, DO,
+      "storage put", DOW),
+    R(POST, DOOBJ "/storage/delete", "do_storage_delete", ekv_h_do_storage_delete, DO_LIMIT, DO,
+      "storage delete", DOW),
+    R(GET, DOOBJ "/storage/list", "do_storage_list", ekv_h_do_storage_list, 0, DO, "storage list",
+      DOR),
+    R(POST, DOOBJ "/storage/deleteAll", "do_storage_delete_all", ekv_h_do_storage_delete_all,
+      64 * KB, DO, "storage deleteAll", DOW),
+    R(POST, DOOBJ "/storage/transaction", "do_storage_txn", ekv_h_do_storage_txn, DO_LIMIT, DO,
+      "storage transaction", DOW),
+    R(GET, DOOBJ "/alarm", "do_alarm_get", ekv_h_do_alarm_get, 0, DO, "get alarm", DOR),
+    R(PUT, DOOBJ "/alarm", "do_alarm_put", ekv_h_do_alarm_put, 64 * KB, DO, "set alarm", DOW),
+    R(DELETE, DOOBJ "/alarm", "do_alarm_delete", ekv_h_do_alarm_delete, 64 * KB, DO, "delete alarm",
+      DOW),
+    FETCH(GET, "do_fetch_get"),
+    FETCH(HEAD, "do_fetch_head"),
+    FETCH(POST, "do_fetch_post"),
+    FETCH(PUT, "do_fetch_put"),
+    FETCH(PATCH, "do_fetch_patch"),
+    FETCH(DELETE, "do_fetch_delete"),
+    FETCH(OPTIONS, "do_fetch_options"),
 };
 const size_t ekv_nroutes = sizeof(ekv_routes) / sizeof(ekv_routes[0]);
 

@@ -7,6 +7,8 @@
  *             over the HTTP client's blocking helper (server/http/client.h)
  *   account.c `edgekv account create|list`: accounts on a stopped server's data dir
  *   offline.c a stopped server's catalog, opened for token.c and account.c
+ *   do.c      `edgekv do namespace create|list|delete`: Durable Object namespaces of a
+ *             running node, through its REST API
  *   secret.c  `edgekv secret generate`: a new cluster secret on stdout; `edgekv secret
  *             operator-token`: the cluster operator token
  *
@@ -24,5 +26,7 @@ int ekv_repl_cli(const char *cmd, int argc, char **argv);
 int ekv_account_cli(int argc, char **argv);
 /* argv starts after "secret". */
 int ekv_secret_cli(int argc, char **argv);
+/* argv starts after "do". */
+int ekv_do_cli(int argc, char **argv);
 
 #endif

@@ -90,6 +90,12 @@ struct ekv_conn_s {
     size_t te_len;   /* may exceed sizeof(te): then it cannot be plain "chunked" */
     int hscan;       /* obs-fold scanner state (HS_*), runs ahead of llhttp over header bytes */
     ekv_buf_t hdrbuf[EKV_HDR_COUNT];
+    /* every other end-to-end header as "name: value\r\n" lines, kept only for requests whose
+     * URL contains opts.keep_headers_marker (Durable Object calls forward them) */
+    ekv_buf_t xhdr;
+    int keep_other; /* this request keeps xhdr */
+    int cur_x;      /* the current field is being kept in xhdr */
+    size_t xline;   /* start of the current field's line in xhdr */
     ekv_req_t req;
     /* unparsed input kept in rbuf while paused */
     size_t pend_off, pend_len;
@@ -245,6 +251,9 @@ static void req_reset(ekv_conn_t *c)
     c->cur_te = 0;
     c->te_len = 0;
     c->err = 0;
+    ekv_buf_reset(&c->xhdr);
+    c->keep_other = 0;
+    c->cur_x = 0;
 }
 
 static void timer_arm(ekv_conn_t *c, int ms);
@@ -376,6 +385,20 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return ekv_buf_append(&c->url, at, len) ? -1 : 0;
 }
 
+/* Hop-by-hop and framing headers (RFC 9110 §7.6.1) and the ones the server reads itself
+ * are never forwarded. */
+static int header_not_forwarded(const char *lname)
+{
+    static const char *const names[] = {
+        "connection",         "keep-alive", "proxy-connection", "te",   "trailer",
+        "transfer-encoding",  "upgrade",    "content-length",   "host", "expect",
+        "proxy-authorization"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(lname, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     ekv_conn_t *c = p->data;
@@ -383,6 +406,20 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (c->header_bytes > EKV_HTTP_MAX_HEADER_BYTES) {
         c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
         return -1;
+    }
+    if (c->header_count == 0 && c->field_len == 0 && !c->in_trailers) {
+        /* the first field: the URL is complete, decide whether to keep the other headers */
+        const char *m = c->srv->opts.keep_headers_marker;
+        c->keep_other =
+            m && m[0] && c->url.len && memmem(c->url.data, c->url.len, m, strlen(m)) != NULL;
+    }
+    if (c->keep_other && !c->in_trailers) {
+        if (c->field_len == 0)
+            c->xline = c->xhdr.len;
+        if (ekv_buf_append(&c->xhdr, at, len)) {
+            c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+            return -1;
+        }
     }
     for (size_t i = 0; i < len; i++) {
         if (at[i] == ' ' || at[i] == '\t')
@@ -434,6 +471,20 @@ static int on_header_field_complete(llhttp_t *p)
             }
         }
     }
+    if (c->keep_other && !c->in_trailers) {
+        /* names longer than field[] are neither ours nor hop-by-hop: kept */
+        int ours = c->field_len < sizeof(c->field) &&
+                   (c->cur_hdr >= 0 || c->cur_te || header_not_forwarded(c->field));
+        if (!ours) {
+            c->cur_x = 1;
+            if (ekv_buf_append(&c->xhdr, ": ", 2)) {
+                c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+                return -1;
+            }
+        } else {
+            c->xhdr.len = c->xline; /* drop the name */
+        }
+    }
     c->field_len = 0;
     return 0;
 }
@@ -450,6 +501,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
         return -1;
     }
+    if (c->cur_x && ekv_buf_append(&c->xhdr, at, len)) {
+        c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+        return -1;
+    }
     if (c->cur_te) {
         for (size_t i = 0; i < len; i++, c->te_len++)
             if (c->te_len < sizeof(c->te))
@@ -460,8 +515,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_value_complete(llhttp_t *p)
 {
-    ((ekv_conn_t *)p->data)->cur_hdr = -1;
-    ((ekv_conn_t *)p->data)->cur_te = 0;
+    ekv_conn_t *c = p->data;
+    c->cur_hdr = -1;
+    c->cur_te = 0;
+    if (c->cur_x) {
+        c->cur_x = 0;
+        if (ekv_buf_append(&c->xhdr, "\r\n", 2)) {
+            c->err = EKV_EHTTP_HEADERS_TOO_LARGE;
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -564,6 +627,13 @@ static int on_headers_complete(llhttp_t *p)
             r->hdr[i].v = c->hdrbuf[i].data;
             r->hdr[i].len = c->hdrbuf[i].len;
         }
+    }
+    if (c->keep_other) {
+        if (ekv_buf_reserve(&c->xhdr, 1))
+            return -1;
+        c->xhdr.data[c->xhdr.len] = '\0';
+        r->other_headers = c->xhdr.data;
+        r->other_headers_len = c->xhdr.len;
     }
     c->in_trailers = 1;
     /* No protocol upgrades (h2c, websocket) and no CONNECT tunnels: answer the request as a
@@ -1155,6 +1225,7 @@ static void conn_handle_closed(uv_handle_t *h)
     ekv_buf_deinit(&c->url);
     for (int i = 0; i < EKV_HDR_COUNT; i++)
         ekv_buf_deinit(&c->hdrbuf[i]);
+    ekv_buf_deinit(&c->xhdr);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1194,6 +1265,7 @@ static void on_connection(uv_stream_t *ls, int status)
     ekv_buf_init(&c->url, EKV_HTTP_MAX_URL + 1);
     for (int i = 0; i < EKV_HDR_COUNT; i++)
         ekv_buf_init(&c->hdrbuf[i], EKV_HTTP_MAX_HDR_VALUE);
+    ekv_buf_init(&c->xhdr, 2 * EKV_HTTP_MAX_HEADER_BYTES);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

@@ -17,7 +17,7 @@
 
 #define EKV_ROUTE_MAX_PARAMS   4
 #define EKV_ROUTE_MAX_SEGMENTS 12
-#define EKV_ROUTER_MAX_ROUTES  64
+#define EKV_ROUTER_MAX_ROUTES  96
 
 typedef struct {
     const char *p;

@@ -105,6 +105,10 @@ struct ekv_req_s {
     char *query; /* raw query without '?', NUL-terminated ("" if none) */
     size_t query_len;
     ekv_hdr_t hdr[EKV_HDR_COUNT];
+    /* "name: value\r\n" lines (lowercase names) of the headers not in hdr[] and not
+     * hop-by-hop, NUL-terminated; NULL unless the URL matched opts.keep_headers_marker. */
+    const char *other_headers;
+    size_t other_headers_len;
     int64_t content_length; /* -1 when not given */
     int has_body;           /* Content-Length > 0 or chunked */
     ekv_buf_t body;         /* bounded by body_limit */
@@ -156,6 +160,9 @@ typedef struct {
     size_t max_reply_memory; /* reply bytes waiting for clients, all connections (0 = no cap) */
     int send_timeout_ms;     /* send deadline window (0 = idle_timeout_ms) */
     size_t send_min_rate;    /* bytes/s a queued reply must drain over each window */
+    /* Requests whose URL contains this string keep every end-to-end header they carry in
+     * req->other_headers (the Durable Object call path forwards them). NULL = never. */
+    const char *keep_headers_marker;
 } ekv_http_opts_t;
 
 /* Bind and listen. The bound port is available from ekv_http_server_port(). */

@@ -88,6 +88,14 @@ static const opt_t opts[] = {
      "file holding the cluster secret (>= 32 bytes, e.g. `edgekv secret generate > FILE`), "
      "needed by every node with --repl-listen, replica or edge; or the secret itself in env "
      "EDGEKV_CLUSTER_SECRET"},
+    {"do-call-wait-ms", OPT_INT, OFF(do_call_wait_ms), "10000",
+     "Durable Objects: a call waits this long for the object's earlier calls, then 503"},
+    {"do-call-timeout-ms", OPT_INT, OFF(do_call_timeout_ms), "30000",
+     "Durable Objects: one call or alarm delivery to the namespace's script URL, total"},
+    {"do-call-queue", OPT_INT, OFF(do_call_queue), "1000",
+     "Durable Objects: calls waiting per object before 503"},
+    {"do-alarm-retry-base-ms", OPT_INT, OFF(do_alarm_retry_base_ms), "2000",
+     "Durable Objects: first alarm retry delay, doubled per retry (workerd: 2000)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -380,6 +388,15 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
         fprintf(stderr, "edgekv: --reply-memory-mb must be 0..1048576, --send-timeout-ms "
                         "0 or 100..3600000, --send-min-rate 0..1073741824, --repl-send-queue-mb "
                         "1..4096\n");
+        return -1;
+    }
+    if (cfg->do_call_wait_ms < 1 || cfg->do_call_wait_ms > 3600000 ||
+        cfg->do_call_timeout_ms < 100 || cfg->do_call_timeout_ms > 3600000 ||
+        cfg->do_call_queue < 1 || cfg->do_call_queue > 1000000 || cfg->do_alarm_retry_base_ms < 1 ||
+        cfg->do_alarm_retry_base_ms > 3600000) {
+        fprintf(stderr, "edgekv: --do-call-wait-ms must be 1..3600000, --do-call-timeout-ms "
+                        "100..3600000, --do-call-queue 1..1000000, --do-alarm-retry-base-ms "
+                        "1..3600000\n");
         return -1;
     }
     if (parse_hostport("listen", cfg->listen, cfg->host, sizeof(cfg->host), &cfg->port))

@@ -49,6 +49,11 @@ typedef struct {
     int64_t repl_max_lag_ms;
     int64_t repl_heartbeat_ms;
     char *cluster_secret_file;
+    /* Durable Objects (server/api/do/do.h) */
+    int64_t do_call_wait_ms;
+    int64_t do_call_timeout_ms;
+    int64_t do_call_queue;
+    int64_t do_alarm_retry_base_ms;
     /* derived */
     /* The cluster secret (from --cluster-secret-file, or the env EDGEKV_CLUSTER_SECRET):
      * malloc'd, not NUL-terminated, wiped by ekv_config_free; NULL/0 when none is needed. */

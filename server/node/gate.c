@@ -36,7 +36,9 @@ int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
                         "(see GET /_edgekv/replication/status)");
         return -1;
     }
-    if (!ekv_route_kind_is_write(r->kind))
+    if (n->role == EKV_ROLE_REPLICA && r->kind == EKV_RK_DO)
+        return 0; /* forwarded to the objects' owner, the primary */
+    if (!ekv_route_kind_is_write(r->kind) && r->kind != EKV_RK_DO)
         return 0;
     if (n->role == EKV_ROLE_REPLICA) {
         ekv_repl_replica_info_t ri;

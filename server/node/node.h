@@ -12,6 +12,7 @@
  *                catalog/cache upkeep of what is applied
  *   promote.c    promotion of a replica and fencing of the old primary
  *   rpc_exec.c   edges' RPC requests run through this node's API path
+ *   do_forward.c Durable Object calls on replicas and edges, forwarded to the primary
  *   admin.c      the replication endpoints (status, checksum, promote)
  *   metrics.c    replication and edge /metrics lines
  *   edge/        the edge role's request path: cache, single-flight fetches, relaying
@@ -116,6 +117,14 @@ int ekv_node_promote(ekv_node_t *n, void (*done)(void *ctx, int rc), void *ctx);
 void ekv_node_close_probes(ekv_node_t *n);
 /* A probe link or the probe timer closed (counts down to the node's stop). */
 void ekv_node_handle_closed(uv_handle_t *h);
+
+/* ---- do_forward.c (role ops) ---- */
+/* A Durable Object call on a node without the DO runtime: forwarded to the primary. */
+void ekv_node_forward_do(ekv_call_t *c);
+/* Shutdown: close the forwarding link. */
+void ekv_node_forward_do_stop(void);
+/* Start the Durable Object runtime here (standalone, primary, a promoted replica). 0/-1. */
+int ekv_node_start_do(ekv_node_t *n);
 
 /* ---- admin.c, metrics.c (role ops) ---- */
 void ekv_node_cluster_call(ekv_call_t *c);

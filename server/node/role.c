@@ -5,6 +5,7 @@
  * dispatch (server/api/) calls for everything that depends on the role.
  */
 #include "server/node/node.h"
+#include "server/api/do/do.h"
 #include "server/api/auth.h"
 #include "common/codec.h"
 #include "common/errors.h"
@@ -34,6 +35,7 @@ static const ekv_role_ops_t data_node_ops = {
     .gate = ekv_node_gate_or_reply,
     .relay = NULL,
     .hold_write = ekv_node_hold_write,
+    .forward_do = ekv_node_forward_do,
     .cluster = ekv_node_cluster_call,
     .metrics = ekv_node_metrics,
 };
@@ -42,6 +44,7 @@ static const ekv_role_ops_t edge_ops = {
     .gate = ekv_node_gate_or_reply,
     .relay = ekv_edge_handle,
     .hold_write = NULL,
+    .forward_do = ekv_node_forward_do,
     .cluster = ekv_node_cluster_call,
     .metrics = ekv_node_metrics,
 };
@@ -253,6 +256,19 @@ static void node_stop_step(void *arg)
     uv_close((uv_handle_t *)&n->commit_async, ekv_node_handle_closed);
 }
 
+int ekv_node_start_do(ekv_node_t *n)
+{
+    ekv_do_opts_t o = {0};
+    o.call_wait_ms = (int)n->cfg->do_call_wait_ms;
+    o.call_timeout_ms = (int)n->cfg->do_call_timeout_ms;
+    o.call_queue_max = (size_t)n->cfg->do_call_queue;
+    o.alarm_retry_base_ms = (int)n->cfg->do_alarm_retry_base_ms;
+    int rc = ekv_do_start(n->app, &o);
+    if (rc)
+        ekv_log_error("cannot start durable objects", "err=%s", ekv_err_name(rc));
+    return rc ? -1 : 0;
+}
+
 void ekv_node_stop(ekv_node_t *n, void (*done)(void *arg), void *arg)
 {
     n->stopping = 1;
@@ -261,6 +277,7 @@ void ekv_node_stop(ekv_node_t *n, void (*done)(void *arg), void *arg)
     n->stop_done = done;
     n->stop_arg = arg;
     ekv_node_close_probes(n);
+    ekv_node_forward_do_stop();
     node_stop_step(n);
 }
 

@@ -117,8 +117,9 @@ static int method_of(const char *m, int *out)
     static const struct {
         const char *name;
         int m;
-    } t[] = {{"GET", HTTP_GET},       {"PUT", HTTP_PUT},   {"POST", HTTP_POST},
-             {"DELETE", HTTP_DELETE}, {"HEAD", HTTP_HEAD}, {"PATCH", HTTP_PATCH}};
+    } t[] = {{"GET", HTTP_GET},        {"PUT", HTTP_PUT},   {"POST", HTTP_POST},
+             {"DELETE", HTTP_DELETE},  {"HEAD", HTTP_HEAD}, {"PATCH", HTTP_PATCH},
+             {"OPTIONS", HTTP_OPTIONS}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (m && !strcmp(m, t[i].name)) {
             *out = t[i].m;
@@ -230,6 +231,10 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
     set_hdr(r, EKV_HDR_CONTENT_TYPE, q->content_type);
     set_hdr(r, EKV_HDR_X_AUTH_EMAIL, q->x_auth_email);
     set_hdr(r, EKV_HDR_X_AUTH_KEY, q->x_auth_key);
+    if (q->headers && q->headers[0]) { /* in the frame, kept until rpc_free */
+        req->other_headers = q->headers;
+        req->other_headers_len = strlen(q->headers);
+    }
     if (!r->path || !r->query) {
         respond(app, peer_id, q->id, 500, NULL, NULL, NULL, 0);
         rpc_free(r);

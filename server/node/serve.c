@@ -10,6 +10,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "server/api/auth.h"
+#include "server/api/do/do.h"
 #include "server/api/perms.h"
 #include "server/node/config.h"
 
@@ -183,11 +184,20 @@ static void on_node_stopped(void *arg)
     ekv_doneq_close(&sv->app.doneq);
 }
 
+static void on_do_stopped(void *arg)
+{
+    serve_t *sv = arg;
+    ekv_node_stop(&sv->node, on_node_stopped, sv);
+}
+
 static void on_http_stopped(void *arg)
 {
     serve_t *sv = arg;
     ekv_log_info("connections drained", "%s", "");
-    ekv_node_stop(&sv->node, on_node_stopped, sv);
+    if (sv->app.dos)
+        ekv_do_stop(sv->app.dos, on_do_stopped, sv);
+    else
+        on_do_stopped(sv);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -276,7 +286,8 @@ int ekv_serve(ekv_config_t *cfg)
                           .max_body_memory = (size_t)cfg->body_memory_mb * 1024 * 1024,
                           .max_reply_memory = (size_t)cfg->reply_memory_mb * 1024 * 1024,
                           .send_timeout_ms = (int)cfg->send_timeout_ms,
-                          .send_min_rate = (size_t)cfg->send_min_rate};
+                          .send_min_rate = (size_t)cfg->send_min_rate,
+                          .keep_headers_marker = "/workers/durable_objects/"};
     ekv_http_handler_t hh = {app, ekv_app_on_headers, ekv_app_on_request, ekv_app_on_response};
     if (ekv_http_server_start(&app->http, app->loop, &ho, &hh))
         return 1;
@@ -291,6 +302,9 @@ int ekv_serve(ekv_config_t *cfg)
     if (operator_init(app, cfg))
         return 1;
     if (ekv_node_start(node))
+        return 1;
+    if ((node->role == EKV_ROLE_STANDALONE || node->role == EKV_ROLE_PRIMARY) &&
+        ekv_node_start_do(node))
         return 1;
     uv_signal_init(app->loop, &sv.sigterm);
     uv_signal_init(app->loop, &sv.sigint);

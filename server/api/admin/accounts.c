@@ -63,16 +63,14 @@ void ekv_h_token_verify(ekv_call_t *c)
 
 static json_t *token_json(const ekv_token_t *t)
 {
-    char when[32], perms[64];
+    char when[32];
     iso_time(t->created_ms, when);
     json_t *p = json_array();
-    if (t->perms & EKV_PERM_KV_READ)
-        json_array_append_new(p, json_string("kv:read"));
-    if (t->perms & EKV_PERM_KV_WRITE)
-        json_array_append_new(p, json_string("kv:write"));
-    if (t->perms & EKV_PERM_ADMIN)
-        json_array_append_new(p, json_string("admin"));
-    ekv_perms_format(t->perms, perms, sizeof(perms));
+    uint32_t bit;
+    const char *name;
+    for (size_t i = 0; (name = ekv_perm_name_at(i, &bit)) != NULL; i++)
+        if (t->perms & bit)
+            json_array_append_new(p, json_string(name));
     return json_pack("{s:s, s:s, s:s, s:o, s:s}", "id", t->id, "name", t->name, "status", "active",
                      "permissions", p, "created_on", when);
 }

@@ -7,6 +7,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "server/api/admin/admin.h"
+#include "server/api/do/do.h"
 #include "server/http/reply.h"
 #include "server/http/urlcodec.h"
 
@@ -137,6 +138,8 @@ static void metrics_done(ekv_job_t *job)
     }
     if (!rc)
         rc = app->role->metrics ? app->role->metrics(app, &out) : 0;
+    if (!rc)
+        rc = ekv_do_metrics(app->dos, &out);
     for (size_t i = 0; i < NPROPS && !rc; i++)
         if (j->vals[i])
             rc = ekv_metrics_gauge(&out, rocks_props[i].metric, rocks_props[i].help,

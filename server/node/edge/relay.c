@@ -45,6 +45,7 @@ void ekv__edge_fill_request(Edgekv__Request *rq, ekv_req_t *req)
     rq->x_auth_email =
         req->hdr[EKV_HDR_X_AUTH_EMAIL].present ? req->hdr[EKV_HDR_X_AUTH_EMAIL].v : empty;
     rq->x_auth_key = req->hdr[EKV_HDR_X_AUTH_KEY].present ? req->hdr[EKV_HDR_X_AUTH_KEY].v : empty;
+    rq->headers = req->other_headers ? (char *)req->other_headers : empty;
     rq->body.data = (uint8_t *)req->body.data;
     rq->body.len = req->body.len;
 }

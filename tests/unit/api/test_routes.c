@@ -95,6 +95,11 @@ Test(routes, writes_are_exactly_the_mutating_routes)
     size_t writes = 0;
     for (size_t i = 0; i < ekv_nroutes; i++) {
         const ekv_route_t *r = &ekv_routes[i];
+        if (r->kind == EKV_RK_DO) { /* the owner decides; every one needs a DO permission */
+            cr_assert(r->flags & (EKV_RT_DO_READ | EKV_RT_DO_WRITE), "DO route %s", r->name);
+            cr_assert(r->flags & EKV_RT_ACCOUNT, "DO route %s", r->name);
+            continue;
+        }
         if (!ekv_route_kind_is_write(r->kind)) {
             cr_assert(r->method == HTTP_GET || r->kind == EKV_RK_CLUSTER ||
                           r->kind == EKV_RK_LOCAL || r->kind == EKV_RK_READ,
@@ -118,4 +123,38 @@ Test(routes, op_names_match_cloudflare_messages)
     cr_assert_str_eq(ekv_route_op(real(HTTP_GET, NSP)), "list namespaces");
     /* routes without an op name use their name */
     cr_assert_str_eq(ekv_route_op(real(HTTP_GET, "/healthz")), "healthz");
+}
+
+#define DOP "/client/v4/accounts/acc/workers/durable_objects/namespaces"
+
+/* Durable Object routes: reads need do:read, everything that changes state do:write. */
+Test(routes, durable_object_routes)
+{
+    const ekv_route_t *r = real(HTTP_GET, DOP);
+    cr_assert_eq(r->kind, EKV_RK_DO);
+    cr_assert(r->flags & EKV_RT_DO_READ);
+    cr_assert(real(HTTP_POST, DOP)->flags & EKV_RT_DO_WRITE);
+    cr_assert(real(HTTP_GET, DOP "/n1/objects")->flags & EKV_RT_DO_READ);
+    cr_assert(real(HTTP_POST, DOP "/n1/objects/ids")->flags & EKV_RT_DO_READ);
+    cr_assert(real(HTTP_POST, DOP "/n1/objects/o1/storage/get")->flags & EKV_RT_DO_READ);
+    cr_assert(real(HTTP_GET, DOP "/n1/objects/o1/storage/list")->flags & EKV_RT_DO_READ);
+    cr_assert(real(HTTP_POST, DOP "/n1/objects/o1/storage/put")->flags & EKV_RT_DO_WRITE);
+    cr_assert(real(HTTP_POST, DOP "/n1/objects/o1/storage/transaction")->flags & EKV_RT_DO_WRITE);
+    cr_assert(real(HTTP_PUT, DOP "/n1/objects/o1/alarm")->flags & EKV_RT_DO_WRITE);
+    cr_assert(real(HTTP_GET, DOP "/n1/objects/o1/alarm")->flags & EKV_RT_DO_READ);
+    /* calls: every method, the rest of the path is one parameter */
+    const int methods[] = {HTTP_GET,    HTTP_POST, HTTP_PUT,    HTTP_PATCH,
+                           HTTP_DELETE, HTTP_HEAD, HTTP_OPTIONS};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        const ekv_route_t *f = NULL;
+        ekv_route_params_t p;
+        cr_assert_eq(ekv_router_match(ekv_routes_router(), methods[i],
+                                      DOP "/n1/objects/o1/fetch/a/b",
+                                      strlen(DOP "/n1/objects/o1/fetch/a/b"), &f, &p),
+                     0);
+        cr_assert(f->flags & EKV_RT_DO_WRITE);
+        cr_assert_eq(p.n, 4);
+        cr_assert_eq(p.v[3].n, 3);
+        cr_assert_eq(memcmp(p.v[3].p, "a/b", 3), 0);
+    }
 }

@@ -1,0 +1,833 @@
+/*
+ * object.c - one Durable Object on its owner: the storage queue, the overlay of writes that
+ * are not yet durable, and the output gate (do.h states the contract).
+ *
+ * Execution: ops of one object run one at a time in arrival order. An op that needs stored
+ * values the overlay does not answer reads them on the reader pool (the object is `running`
+ * meanwhile: later ops wait). A write is handed to the committer at once and its effect put
+ * in the overlay; the object's write counter `wsub` numbers it. Completions arrive in
+ * submission order (the committer is FIFO); `wdone` counts them, and each completion drops
+ * the overlay entries that write made (the store now has them). A reply computed by an op is
+ * held until wdone reaches the wsub it saw (output gate). A list reads the store only, so it
+ * first waits until every write of the object is durable.
+ *
+ * Failure: a write that does not commit resets the object: replies gated on it or on any
+ * later write get 500 (EKV_EDO_RESET), no new op runs until every write handed over has
+ * completed, then the overlay is dropped and the object continues from the store.
+ */
+#include "common/codec.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "server/api/do/do_int.h"
+#include "server/api/do/ids.h"
+#include "server/http/reply.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---------------------------------------------------------------- objects */
+
+do_obj_t *ekv__do_obj_find(ekv_do_t *d, const uint8_t key[DO_OBJ_KEY_LEN])
+{
+    return ekv_bytemap_get(&d->objs, key, DO_OBJ_KEY_LEN);
+}
+
+do_obj_t *ekv__do_obj_get(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
+                          const uint8_t objid[EKV_DO_OBJID_LEN])
+{
+    uint8_t key[DO_OBJ_KEY_LEN];
+    memcpy(key, dons, EKV_NSID_LEN);
+    memcpy(key + EKV_NSID_LEN, objid, EKV_DO_OBJID_LEN);
+    do_obj_t *o = ekv__do_obj_find(d, key);
+    if (o)
+        return o;
+    o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    memcpy(o->key, key, sizeof(key));
+    o->rt = d;
+    o->alarm_ms = -1;
+    o->heap_idx = SIZE_MAX;
+    ekv_bytemap_init(&o->overlay);
+    if (ekv_bytemap_put(&d->objs, o->key, DO_OBJ_KEY_LEN, o)) {
+        ekv_bytemap_deinit(&o->overlay, NULL);
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void free_ov(void *p)
+{
+    free(p);
+}
+
+void ekv__do_obj_maybe_free(do_obj_t *o)
+{
+    if (o->qhead || o->running || o->hhead || o->wsub != o->wdone ||
+        ekv_bytemap_count(&o->overlay) || o->chead || o->call_running || o->alarm_ms >= 0 ||
+        o->alarm_running || o->heap_idx != SIZE_MAX)
+        return;
+    ekv_bytemap_del(&o->rt->objs, o->key, DO_OBJ_KEY_LEN);
+    ekv_bytemap_deinit(&o->overlay, free_ov);
+    free(o->alarm_name);
+    free(o);
+}
+
+void ekv__do_op_free(do_op_t *op)
+{
+    if (!op)
+        return;
+    ekv_do_ops_free(&op->ops);
+    ekv_do_txn_free(&op->txn);
+    ekv_do_list_range_free(&op->range);
+    for (size_t i = 0; i < op->nread; i++)
+        free(op->vals ? op->vals[i] : NULL);
+    free(op->vals);
+    free(op->vlens);
+    free(op->found);
+    free(op->rkeys);
+    free(op->rklens);
+    free(op->name);
+    free(op);
+}
+
+/* ---------------------------------------------------------------- ids and names */
+
+int ekv__do_objid_or_reply(ekv_call_t *c, const do_nsent_t *ns, uint8_t objid[EKV_DO_OBJID_LEN])
+{
+    const ekv_slice_t *p = &c->params.v[2];
+    int rc = ekv_do_id_parse(ns->ns.key, p->p, p->n, objid);
+    if (rc == EKV_EDO_WRONG_NS)
+        ekv_reply_error(c->req, rc, "Durable Object ID is not valid for this namespace.");
+    else if (rc)
+        ekv_reply_error(c->req, EKV_EDO_BAD_ID, "Invalid Durable Object ID: must be 64 hex digits");
+    return rc ? -1 : 0;
+}
+
+/* The value of header `lname` (lowercase) in req->other_headers, or NULL; *len its length. */
+static const char *other_header(const ekv_req_t *req, const char *lname, size_t *len)
+{
+    const char *p = req->other_headers;
+    size_t nl = strlen(lname);
+    while (p && *p) {
+        const char *eol = strstr(p, "\r\n");
+        if (!eol)
+            break;
+        if ((size_t)(eol - p) > nl + 1 && strncasecmp(p, lname, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *e = eol;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            *len = (size_t)(e - v);
+            return v;
+        }
+        p = eol + 2;
+    }
+    return NULL;
+}
+
+int ekv__do_name_or_reply(ekv_call_t *c, const do_nsent_t *ns,
+                          const uint8_t objid[EKV_DO_OBJID_LEN], char **name, size_t *name_len)
+{
+    *name = NULL;
+    *name_len = 0;
+    size_t len;
+    const char *v = other_header(c->req, "edgekv-object-name", &len);
+    if (!v)
+        return 0;
+    uint8_t want[EKV_DO_OBJID_LEN];
+    ekv_do_id_from_name(ns->ns.key, v, len, want);
+    if (len > DO_MAX_NAME_LEN || memcmp(want, objid, EKV_DO_OBJID_LEN) != 0) {
+        ekv_reply_error(c->req, EKV_EDO_WRONG_NS,
+                        "the Edgekv-Object-Name header names another object than this id");
+        return -1;
+    }
+    *name = ekv_memdup_z(v, len);
+    if (!*name) {
+        ekv_reply_error(c->req, EKV_ENOMEM, NULL);
+        return -1;
+    }
+    *name_len = len;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- output gate */
+
+static void send_held(do_obj_t *o, do_held_t *h, int reset)
+{
+    if (reset) {
+        json_decref(h->result);
+        json_decref(h->info);
+        ekv_reply_error(h->req, EKV_EDO_RESET, NULL);
+        o->rt->st.resets++;
+    } else {
+        ekv_reply_ok(h->req, h->result, h->info);
+    }
+    free(h);
+}
+
+static void release_held(do_obj_t *o)
+{
+    while (o->hhead && o->hhead->gate <= o->wdone) {
+        do_held_t *h = o->hhead;
+        o->hhead = h->next;
+        if (!o->hhead)
+            o->htail = NULL;
+        send_held(o, h, o->fail_from && h->gate >= o->fail_from);
+    }
+}
+
+/* Reply with result/info once every write up to the object's current wsub is durable.
+ * Steals result and info. */
+static void hold_reply(do_obj_t *o, ekv_req_t *req, json_t *result, json_t *info)
+{
+    if (!req) {
+        json_decref(result);
+        json_decref(info);
+        return;
+    }
+    if (o->wdone >= o->wsub && !o->hhead) {
+        ekv_reply_ok(req, result, info);
+        return;
+    }
+    do_held_t *h = calloc(1, sizeof(*h));
+    if (!h) {
+        json_decref(result);
+        json_decref(info);
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    h->req = req;
+    h->result = result;
+    h->info = info;
+    h->gate = o->wsub;
+    if (o->htail)
+        o->htail->next = h;
+    else
+        o->hhead = h;
+    o->htail = h;
+}
+
+/* ---------------------------------------------------------------- overlay */
+
+/* 1 found (*v, *vl), 0 absent, -1 unknown (read the store). */
+static int resolve(do_obj_t *o, const char *key, size_t klen, const char **v, size_t *vl)
+{
+    do_ov_t *ov = ekv_bytemap_get(&o->overlay, key, klen);
+    if (ov) {
+        *v = ov->value;
+        *vl = ov->value_len;
+        return ov->value ? 1 : 0;
+    }
+    if (o->clear_gate > o->wdone)
+        return 0; /* a deleteAll is pending: nothing older is left */
+    return -1;
+}
+
+/* ---------------------------------------------------------------- writes */
+
+typedef struct {
+    ekv_write_t w;
+    do_obj_t *o;
+    do_op_t *op; /* owns the keys and values the items borrow */
+    ekv_do_item_t *items;
+    uint64_t gate;
+    int alarm;
+} do_wr_t;
+
+static void exec_loop(do_obj_t *o);
+static void start_list_read(do_obj_t *o, do_op_t *op);
+
+static void write_done(ekv_job_t *job)
+{
+    do_wr_t *wr = (do_wr_t *)(void *)job;
+    do_obj_t *o = wr->o;
+    ekv_do_t *d = o->rt;
+    o->wdone++;
+    EKV_ASSERT(o->wdone == wr->gate); /* one object's writes complete in order */
+    if (wr->w.status) {
+        ekv_log_error("durable object write failed: object reset", "err=%s gate=%llu",
+                      ekv_err_name(wr->w.status), (unsigned long long)wr->gate);
+        if (!o->fail_from || wr->gate < o->fail_from)
+            o->fail_from = wr->gate;
+    } else {
+        for (size_t i = 0; i < wr->w.do_nitems; i++) {
+            const ekv_do_item_t *it = &wr->items[i];
+            do_ov_t *ov = ekv_bytemap_get(&o->overlay, it->key, it->key_len);
+            if (ov && ov->gate == wr->gate)
+                free(ekv_bytemap_del(&o->overlay, it->key, it->key_len));
+        }
+    }
+    if (wr->alarm && !wr->w.status)
+        ekv__do_alarm_changed(o);
+    release_held(o);
+    if (o->fail_from && o->wdone == o->wsub) {
+        /* every write handed over has completed: continue from the store */
+        ekv_bytemap_deinit(&o->overlay, free_ov);
+        ekv_bytemap_init(&o->overlay);
+        o->clear_gate = 0;
+        o->fail_from = 0;
+    }
+    ekv__do_op_free(wr->op);
+    free(wr->items);
+    free(wr);
+    if (o->barrier && o->wdone == o->wsub) {
+        o->barrier = 0;
+        start_list_read(o, o->qhead); /* the list op stays at the head while running */
+    }
+    exec_loop(o);
+    (void)d;
+}
+
+/* Hand op's write to the committer: items (stolen) + delete_all + alarm. On success the
+ * overlay has its effect and wsub its number; op is owned by the write. On failure answers
+ * 503/error, frees op and items, returns -1. */
+static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n, int delete_all,
+                        ekv_do_alarm_op_t alarm_op)
+{
+    ekv_do_t *d = o->rt;
+    ekv_app_t *app = d->app;
+    do_wr_t *wr = calloc(1, sizeof(*wr));
+    if (!wr) {
+        if (op->req)
+            ekv_reply_error(op->req, EKV_ENOMEM, NULL);
+        free(items);
+        ekv__do_op_free(op);
+        return -1;
+    }
+    wr->o = o;
+    wr->op = op;
+    wr->items = items;
+    wr->alarm = alarm_op != EKV_DO_ALARM_KEEP || delete_all;
+    wr->w.type = EKV_OP_DO_WRITE;
+    wr->w.job.done = write_done;
+    memcpy(wr->w.nsid, o->key, EKV_NSID_LEN);
+    memcpy(wr->w.objid, o->key + EKV_NSID_LEN, EKV_DO_OBJID_LEN);
+    wr->w.do_delete_all = delete_all;
+    wr->w.do_items = items;
+    wr->w.do_nitems = n;
+    wr->w.do_alarm_op = alarm_op;
+    wr->w.do_alarm_ms = alarm_op == EKV_DO_ALARM_SET ? op->alarm_ms : 0;
+    wr->w.do_object_name = alarm_op == EKV_DO_ALARM_SET ? op->name : NULL;
+    if (app->role->hold_write && op->req)
+        app->role->hold_write(app, op->req, &wr->w);
+    int rc = ekv_store_write_submit(app->store, &wr->w);
+    if (rc) {
+        ekv_log_warn("commit queue full", "err=%s", ekv_err_name(rc));
+        if (op->req)
+            ekv_reply_busy(op->req, rc);
+        free(items);
+        free(wr);
+        ekv__do_op_free(op);
+        return -1;
+    }
+    d->st.writes++;
+    wr->gate = ++o->wsub;
+    if (delete_all) {
+        ekv_bytemap_deinit(&o->overlay, free_ov);
+        ekv_bytemap_init(&o->overlay);
+        o->clear_gate = wr->gate;
+    }
+    for (size_t i = 0; i < n; i++) {
+        do_ov_t *ov = ekv_bytemap_get(&o->overlay, items[i].key, items[i].key_len);
+        if (!ov) {
+            ov = calloc(1, sizeof(*ov));
+            if (!ov || ekv_bytemap_put(&o->overlay, items[i].key, items[i].key_len, ov)) {
+                /* cannot track it: make every later read wait for durability instead */
+                free(ov);
+                ekv_log_error("DO overlay insert failed (out of memory)", "%s", "");
+                continue;
+            }
+        }
+        ov->value = items[i].del ? NULL : (char *)items[i].value;
+        ov->value_len = items[i].del ? 0 : items[i].value_len;
+        ov->gate = wr->gate;
+    }
+    return 0;
+}
+
+/* Items for ops[] (put/delete as parsed). NULL on ENOMEM (answered). */
+static ekv_do_item_t *items_of(do_op_t *op, const ekv_do_ops_t *ops)
+{
+    ekv_do_item_t *items = calloc(ops->n ? ops->n : 1, sizeof(*items));
+    if (!items) {
+        if (op->req)
+            ekv_reply_error(op->req, EKV_ENOMEM, NULL);
+        return NULL;
+    }
+    for (size_t i = 0; i < ops->n; i++) {
+        items[i].key = ops->ops[i].key;
+        items[i].key_len = ops->ops[i].key_len;
+        items[i].value = ops->ops[i].value;
+        items[i].value_len = ops->ops[i].value_len;
+        items[i].del = ops->ops[i].del;
+    }
+    return items;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+typedef struct {
+    ekv_job_t job;
+    do_obj_t *o;
+    do_op_t *op;
+    ekv_store_t *store;
+    int rc;
+    int list;
+    ekv_do_list_t result;
+} do_read_t;
+
+static void read_work(ekv_job_t *job)
+{
+    do_read_t *r = (do_read_t *)(void *)job;
+    do_op_t *op = r->op;
+    const uint8_t *dons = r->o->key, *objid = r->o->key + EKV_NSID_LEN;
+    if (r->list) {
+        const ekv_do_list_range_t *g = &op->range;
+        r->rc = ekv_store_do_list(r->store, dons, objid, g->lo, g->lo_len, g->hi, g->hi_len,
+                                  g->has_hi, g->reverse, g->limit, DO_LIST_MAX_BYTES, &r->result);
+        return;
+    }
+    for (size_t i = 0; i < op->nread && !r->rc; i++) {
+        int rc = ekv_store_do_get(r->store, dons, objid, op->rkeys[i], op->rklens[i], &op->vals[i],
+                                  &op->vlens[i]);
+        if (rc == 0)
+            op->found[i] = 1;
+        else if (rc != EKV_EKEY_NOT_FOUND)
+            r->rc = rc;
+    }
+}
+
+static void continue_op(do_obj_t *o, do_op_t *op);
+static void finish_list(do_obj_t *o, do_op_t *op, do_read_t *r);
+
+static void read_done(ekv_job_t *job)
+{
+    do_read_t *r = (do_read_t *)(void *)job;
+    do_obj_t *o = r->o;
+    do_op_t *op = r->op;
+    o->running = 0;
+    /* the op leaves the queue head now */
+    o->qhead = op->next;
+    if (!o->qhead)
+        o->qtail = NULL;
+    o->qlen--;
+    op->next = NULL;
+    if (r->rc) {
+        ekv_log_error("durable object read failed", "err=%s", ekv_err_name(r->rc));
+        if (op->req)
+            ekv_reply_error(op->req, r->rc, NULL);
+        ekv__do_op_free(op);
+    } else if (r->list) {
+        finish_list(o, op, r);
+    } else {
+        continue_op(o, op);
+    }
+    ekv_do_list_clear(&r->result);
+    free(r);
+    exec_loop(o);
+}
+
+/* Run a read job for op (which stays at the queue head, the object running). */
+static void start_read(do_obj_t *o, do_op_t *op, int list)
+{
+    do_read_t *r = calloc(1, sizeof(*r));
+    int rc = EKV_ENOMEM;
+    if (r) {
+        r->o = o;
+        r->op = op;
+        r->store = o->rt->app->store;
+        r->list = list;
+        r->job.work = read_work;
+        r->job.done = read_done;
+        o->running = 1;
+        rc = ekv_workq_submit(&o->rt->app->readers, &r->job);
+        if (rc == 0)
+            return;
+        o->running = 0;
+    }
+    free(r);
+    o->qhead = op->next;
+    if (!o->qhead)
+        o->qtail = NULL;
+    o->qlen--;
+    if (op->req)
+        ekv_reply_busy(op->req, rc == EKV_ENOMEM ? EKV_EBUSY : rc);
+    ekv__do_op_free(op);
+}
+
+static void start_list_read(do_obj_t *o, do_op_t *op)
+{
+    o->running = 0;
+    if (op->range.empty) {
+        /* nothing can be in the range */
+        o->qhead = op->next;
+        if (!o->qhead)
+            o->qtail = NULL;
+        o->qlen--;
+        json_t *info = json_pack("{s:i, s:s}", "count", 0, "cursor", "");
+        hold_reply(o, op->req, json_array(), info);
+        ekv__do_op_free(op);
+        return;
+    }
+    start_read(o, op, 1);
+}
+
+/* Keys of op to read from the store (those the overlay does not answer): fills op->rkeys.
+ * 0, or EKV_ENOMEM. */
+static int plan_reads(do_obj_t *o, do_op_t *op, const char *const *keys, const size_t *klens,
+                      size_t n)
+{
+    op->rkeys = calloc(n ? n : 1, sizeof(*op->rkeys));
+    op->rklens = calloc(n ? n : 1, sizeof(*op->rklens));
+    op->vals = calloc(n ? n : 1, sizeof(*op->vals));
+    op->vlens = calloc(n ? n : 1, sizeof(*op->vlens));
+    op->found = calloc(n ? n : 1, sizeof(*op->found));
+    if (!op->rkeys || !op->rklens || !op->vals || !op->vlens || !op->found)
+        return EKV_ENOMEM;
+    op->nread = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v;
+        size_t vl;
+        if (resolve(o, keys[i], klens[i], &v, &vl) < 0) {
+            op->rkeys[op->nread] = keys[i];
+            op->rklens[op->nread] = klens[i];
+            op->nread++;
+        }
+    }
+    return 0;
+}
+
+/* The value of key for op: overlay first, then what op read. 1 found, 0 absent. */
+static int value_of(do_obj_t *o, const do_op_t *op, const char *key, size_t klen, const char **v,
+                    size_t *vl)
+{
+    int r = resolve(o, key, klen, v, vl);
+    if (r >= 0)
+        return r;
+    for (size_t i = 0; i < op->nread; i++)
+        if (op->rklens[i] == klen && memcmp(op->rkeys[i], key, klen) == 0) {
+            *v = op->vals[i];
+            *vl = op->vlens[i];
+            return op->found[i];
+        }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static void finish_get(do_obj_t *o, do_op_t *op)
+{
+    json_t *res = json_object(); /* keys are in UTF-8 order (storage_req sorts them) */
+    for (size_t i = 0; i < op->ops.n; i++) {
+        const char *v;
+        size_t vl;
+        if (value_of(o, op, op->ops.ops[i].key, op->ops.ops[i].key_len, &v, &vl) != 1)
+            continue;
+        json_error_t e;
+        json_t *jv = json_loadb(v, vl, JSON_DECODE_ANY, &e);
+        if (!jv) {
+            ekv_log_error("stored DO value is not JSON", "len=%zu", vl);
+            continue;
+        }
+        json_object_setn_new(res, op->ops.ops[i].key, op->ops.ops[i].key_len, jv);
+    }
+    hold_reply(o, op->req, res, NULL);
+    ekv__do_op_free(op);
+}
+
+static void finish_delete(do_obj_t *o, do_op_t *op)
+{
+    long deleted = 0;
+    for (size_t i = 0; i < op->ops.n; i++) {
+        const char *v;
+        size_t vl;
+        deleted += value_of(o, op, op->ops.ops[i].key, op->ops.ops[i].key_len, &v, &vl) == 1;
+    }
+    ekv_do_item_t *items = items_of(op, &op->ops);
+    if (!items) {
+        ekv__do_op_free(op);
+        return;
+    }
+    ekv_req_t *req = op->req;
+    size_t n = op->ops.n;
+    if (submit_write(o, op, items, n, 0, EKV_DO_ALARM_KEEP) == 0)
+        hold_reply(o, req, json_pack("{s:i}", "deleted", (int)deleted), NULL);
+}
+
+typedef struct {
+    do_obj_t *o;
+    do_op_t *op;
+} txn_ctx_t;
+
+static int txn_lookup(void *ctx, const char *key, size_t key_len, const char **value,
+                      size_t *value_len)
+{
+    txn_ctx_t *t = ctx;
+    return value_of(t->o, t->op, key, key_len, value, value_len);
+}
+
+static void finish_txn(do_obj_t *o, do_op_t *op)
+{
+    txn_ctx_t t = {o, op};
+    int ok = ekv_do_txn_eval(&op->txn, txn_lookup, &t);
+    if (ok < 0) {
+        if (op->req)
+            ekv_reply_error(op->req, EKV_EINTERNAL, "transaction: a stored value is not JSON");
+        ekv__do_op_free(op);
+        return;
+    }
+    const ekv_do_ops_t *branch = ok ? &op->txn.then_ops : &op->txn.else_ops;
+    ekv_req_t *req = op->req;
+    json_t *res = json_pack("{s:b}", "succeeded", ok);
+    if (branch->n == 0) {
+        hold_reply(o, req, res, NULL);
+        ekv__do_op_free(op);
+        return;
+    }
+    ekv_do_item_t *items = items_of(op, branch);
+    if (!items) {
+        json_decref(res);
+        ekv__do_op_free(op);
+        return;
+    }
+    if (submit_write(o, op, items, branch->n, 0, EKV_DO_ALARM_KEEP) == 0)
+        hold_reply(o, req, res, NULL);
+    else
+        json_decref(res);
+}
+
+static void finish_list(do_obj_t *o, do_op_t *op, do_read_t *r)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < r->result.count; i++) {
+        const ekv_do_kv_t *kv = &r->result.items[i];
+        json_error_t e;
+        json_t *jv = json_loadb(kv->value, kv->value_len, JSON_DECODE_ANY, &e);
+        if (!jv) {
+            ekv_log_error("stored DO value is not JSON", "len=%zu", kv->value_len);
+            jv = json_null();
+        }
+        json_array_append_new(arr,
+                              json_pack("{s:s%, s:o}", "key", kv->key, kv->key_len, "value", jv));
+    }
+    char *cursor = NULL;
+    if (r->result.more && r->result.count) {
+        const ekv_do_kv_t *last = &r->result.items[r->result.count - 1];
+        cursor = ekv_do_list_cursor_encode(last->key, last->key_len);
+    }
+    json_t *info = json_pack("{s:I, s:s, s:{s:s}}", "count", (json_int_t)r->result.count, "cursor",
+                             cursor ? cursor : "", "cursors", "after", cursor ? cursor : "");
+    free(cursor);
+    hold_reply(o, op->req, arr, info);
+    ekv__do_op_free(op);
+}
+
+/* Continue an op after its reads (or at once when it needs none). Takes op. */
+static void continue_op(do_obj_t *o, do_op_t *op)
+{
+    switch (op->kind) {
+    case DO_OP_GET:
+        finish_get(o, op);
+        return;
+    case DO_OP_DELETE:
+        finish_delete(o, op);
+        return;
+    case DO_OP_TXN:
+        finish_txn(o, op);
+        return;
+    default:
+        break;
+    }
+    EKV_ASSERT(0);
+}
+
+static void alarm_json_reply(do_obj_t *o, ekv_req_t *req, int64_t ms)
+{
+    hold_reply(o, req,
+               json_pack("{s:o}", "scheduledTime", ms >= 0 ? json_integer(ms) : json_null()), NULL);
+}
+
+/* Start op (already removed from the queue unless it must read). */
+static void exec_op(do_obj_t *o, do_op_t *op)
+{
+    o->rt->st.ops++;
+    ekv_req_t *req = op->req;
+    switch (op->kind) {
+    case DO_OP_GET:
+    case DO_OP_DELETE:
+    case DO_OP_TXN: {
+        const char **keys;
+        size_t *klens, n;
+        if (op->kind == DO_OP_TXN) {
+            n = op->txn.nchecks;
+            keys = calloc(n ? n : 1, sizeof(*keys));
+            klens = calloc(n ? n : 1, sizeof(*klens));
+            for (size_t i = 0; keys && klens && i < n; i++) {
+                keys[i] = op->txn.checks[i].key;
+                klens[i] = op->txn.checks[i].key_len;
+            }
+        } else {
+            n = op->ops.n;
+            keys = calloc(n ? n : 1, sizeof(*keys));
+            klens = calloc(n ? n : 1, sizeof(*klens));
+            for (size_t i = 0; keys && klens && i < n; i++) {
+                keys[i] = op->ops.ops[i].key;
+                klens[i] = op->ops.ops[i].key_len;
+            }
+        }
+        int rc = keys && klens ? plan_reads(o, op, keys, klens, n) : EKV_ENOMEM;
+        free(keys);
+        free(klens);
+        if (rc) {
+            if (req)
+                ekv_reply_error(req, rc, NULL);
+            ekv__do_op_free(op);
+            return;
+        }
+        if (op->nread) {
+            /* back at the head while it reads: later ops wait */
+            op->next = o->qhead;
+            o->qhead = op;
+            if (!o->qtail)
+                o->qtail = op;
+            o->qlen++;
+            start_read(o, op, 0);
+            return;
+        }
+        continue_op(o, op);
+        return;
+    }
+    case DO_OP_PUT: {
+        ekv_do_item_t *items = items_of(op, &op->ops);
+        if (!items) {
+            ekv__do_op_free(op);
+            return;
+        }
+        if (submit_write(o, op, items, op->ops.n, 0, EKV_DO_ALARM_KEEP) == 0)
+            hold_reply(o, req, json_null(), NULL);
+        return;
+    }
+    case DO_OP_DELETE_ALL:
+        /* since compatibility date 2026-02-24 deleteAll() deletes the alarm too */
+        if (submit_write(o, op, NULL, 0, 1, EKV_DO_ALARM_DELETE) == 0) {
+            o->alarm_version++;
+            o->alarm_ms = -1;
+            hold_reply(o, req, json_null(), NULL);
+        }
+        return;
+    case DO_OP_LIST:
+        op->next = o->qhead;
+        o->qhead = op;
+        if (!o->qtail)
+            o->qtail = op;
+        o->qlen++;
+        if (o->wdone < o->wsub) {
+            o->running = 1;
+            o->barrier = 1; /* write_done starts the read */
+            return;
+        }
+        start_list_read(o, op);
+        return;
+    case DO_OP_ALARM_GET:
+        alarm_json_reply(o, req, o->alarm_ms);
+        ekv__do_op_free(op);
+        return;
+    case DO_OP_ALARM_SET: {
+        int64_t ms = op->alarm_ms;
+        char *name = op->name ? ekv_memdup_z(op->name, op->name_len) : NULL;
+        if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_SET) == 0) {
+            o->alarm_version++;
+            o->alarm_ms = ms;
+            free(o->alarm_name);
+            o->alarm_name = name;
+            alarm_json_reply(o, req, ms);
+        } else {
+            free(name);
+        }
+        return;
+    }
+    case DO_OP_ALARM_DELETE:
+        if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_DELETE) == 0) {
+            o->alarm_version++;
+            o->alarm_ms = -1;
+            hold_reply(o, req, json_null(), NULL);
+        }
+        return;
+    case DO_OP_ALARM_DONE:
+        /* a delivered (or given-up) alarm: removed unless a new one was set meanwhile */
+        if (o->alarm_version != op->version || o->alarm_ms < 0) {
+            ekv__do_op_free(op);
+            return;
+        }
+        if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_DELETE) == 0) {
+            o->alarm_ms = -1;
+            o->alarm_version++;
+        }
+        return;
+    }
+}
+
+static void exec_loop(do_obj_t *o)
+{
+    while (!o->running && !o->fail_from && o->qhead) {
+        do_op_t *op = o->qhead;
+        o->qhead = op->next;
+        if (!o->qhead)
+            o->qtail = NULL;
+        o->qlen--;
+        op->next = NULL;
+        do_nsent_t *ns = ekv__do_ns_by_dons(o->rt, o->key);
+        if (!ns || ns->deleting) {
+            if (op->req)
+                ekv_reply_error(op->req, EKV_EDO_NS_NOT_FOUND,
+                                "the Durable Object namespace was deleted");
+            ekv__do_op_free(op);
+            continue;
+        }
+        exec_op(o, op);
+    }
+    ekv__do_obj_maybe_free(o);
+}
+
+void ekv__do_obj_submit(do_obj_t *o, do_op_t *op)
+{
+    op->next = NULL;
+    if (o->qtail)
+        o->qtail->next = op;
+    else
+        o->qhead = op;
+    o->qtail = op;
+    o->qlen++;
+    exec_loop(o);
+}
+
+void ekv__do_ns_dropped(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
+{
+    /* collect first: freeing while iterating is allowed only for the entry just returned */
+    size_t n = 0, cap = ekv_bytemap_count(&d->objs);
+    do_obj_t **v = malloc((cap ? cap : 1) * sizeof(*v));
+    if (!v)
+        return;
+    ekv_bytemap_iter_t it;
+    void *val;
+    ekv_bytemap_iter_init(&it, &d->objs);
+    while (ekv_bytemap_iter_next(&it, NULL, NULL, &val)) {
+        do_obj_t *o = val;
+        if (memcmp(o->key, dons, EKV_NSID_LEN) == 0)
+            v[n++] = o;
+    }
+    for (size_t i = 0; i < n; i++) {
+        do_obj_t *o = v[i];
+        ekv__do_alarm_unschedule(o);
+        o->alarm_ms = -1;
+        ekv__do_calls_drop(o, EKV_EDO_NS_NOT_FOUND);
+        if (!o->running)
+            exec_loop(o); /* queued ops get 404; frees the object when idle */
+    }
+    free(v);
+}
