@@ -746,9 +746,15 @@ static void call_finish(ekv_http_call_t *k, int err, ekv_http_response_t *resp)
         c->st.failed++;
     else
         c->st.ok++;
+    int kept = 0;
+    if (resp)
+        resp->kept_seen_ = &kept;
     k->cb(k->ctx, err, resp);
-    if (resp && !resp->kept_)
+    /* a kept response is the callee's: it may be gone already (sent and released) */
+    if (resp && !kept) {
+        resp->kept_seen_ = NULL;
         ekv_http_response_free(resp);
+    }
 }
 
 static void on_call_timeout(uv_timer_t *t)

@@ -96,6 +96,9 @@ typedef struct ekv_http_response_s {
     size_t body_len;
     /* private */
     int kept_;
+    int *kept_seen_; /* set by the client around its callback: keep() also sets *kept_seen_,
+                      * so the client never reads a response the callee kept (and may have
+                      * freed already) */
     char *body_mem_;
 } ekv_http_response_t;
 

@@ -349,6 +349,10 @@ ekv_http_response_t *ekv_http_response_keep(const ekv_http_response_t *resp)
 {
     ekv_http_response_t *r = (ekv_http_response_t *)resp;
     r->kept_ = 1;
+    if (r->kept_seen_) {
+        *r->kept_seen_ = 1;
+        r->kept_seen_ = NULL;
+    }
     return r;
 }
 

@@ -143,7 +143,6 @@ void ekv__do_alarm_changed(do_obj_t *o)
     } else {
         heap_remove(o->rt, o);
         arm(o->rt);
-        ekv__do_obj_maybe_free(o);
     }
 }
 
@@ -209,7 +208,6 @@ void ekv__do_alarm_delivered(do_obj_t *o, int ok, int counted)
     o->alarm_running = 0;
     if (replaced) {
         ekv__do_alarm_schedule(o); /* the alarm set during the run (or none) */
-        ekv__do_obj_maybe_free(o);
         return;
     }
     /* remove the alarm that ran (a storage op, ordered with the object's other ops) */

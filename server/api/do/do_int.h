@@ -152,7 +152,8 @@ do_obj_t *ekv__do_obj_get(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
                           const uint8_t objid[EKV_DO_OBJID_LEN]);
 /* The object if it is in memory. */
 do_obj_t *ekv__do_obj_find(ekv_do_t *d, const uint8_t key[DO_OBJ_KEY_LEN]);
-/* Free the object if nothing keeps it (queue, gate, overlay, calls, alarm). */
+/* Free the object if nothing keeps it (queue, gate, overlay, calls, alarm). Only at the end
+ * of an entry point (a handler, a completion): the object must not be used afterwards. */
 void ekv__do_obj_maybe_free(do_obj_t *o);
 /* Queue a storage op (takes it); runs it now if the object is idle. */
 void ekv__do_obj_submit(do_obj_t *o, do_op_t *op);
