@@ -19,6 +19,7 @@
 #include "storage/keys.h"
 #include "storage/store_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Scratch key buffer of n bytes (s->kbuf), NULL on ENOMEM. */
@@ -416,6 +417,170 @@ static int apply_token_revoke(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int
     return 0;
 }
 
+/* ---- Durable Objects ---- */
+
+/* dons from a DO namespace's hex id; same rules as parse_nsid. */
+static int parse_dons(const ekv_do_ns_t *ns, uint8_t dons[EKV_NSID_LEN])
+{
+    return ns ? parse_nsid(ns->id, dons) : EKV_EBAD_REQUEST;
+}
+
+static int apply_do_ns_put(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                           int *fatal)
+{
+    uint8_t dons[EKV_NSID_LEN];
+    int rc = parse_dons(w->do_ns, dons);
+    if (rc)
+        return rc;
+    const ekv_do_ns_t *ns = w->do_ns;
+    if (!ekv_key_id_ok(ns->account_id, EKV_ID_HEX_LEN) || !ns->name[0] || !ns->class_name[0])
+        return EKV_EBAD_REQUEST;
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_do_ns(k, sizeof(k), dons);
+    ekv_buf_reset(&s->vbuf);
+    if (klen < 0 || (rc = ekv_catrec_do_ns_encode(ns, &s->vbuf)))
+        return rc ? rc : EKV_EINTERNAL;
+    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen, s->vbuf.data,
+                              s->vbuf.len);
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__DO_NS_PUT, ++*seq, now_ms);
+    rec_nsid(&rec, dons);
+    rec.account_id = (char *)ns->account_id;
+    if ((rc = log_put(s, &rec, s->vbuf.data, s->vbuf.len)))
+        *fatal = rc;
+    return rc;
+}
+
+/* Delete every entry of cf whose key starts with p[0..len). */
+static void delete_prefix(ekv_store_t *s, ekv_cf_t cf, const char *p, size_t len)
+{
+    char hi[EKV_KEY_DO_OBJ_LEN];
+    size_t hlen = ekv_key_prefix_successor(p, len, hi);
+    EKV_ASSERT(hlen > 0); /* parse_nsid refuses the all-0xff namespace id */
+    rocksdb_writebatch_delete_range_cf(s->wb, s->cf[cf], p, len, hi, hlen);
+}
+
+static int apply_do_ns_delete(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                              int *fatal)
+{
+    uint8_t dons[EKV_NSID_LEN];
+    int rc = parse_dons(w->do_ns, dons);
+    if (rc)
+        return rc;
+    char k[EKV_KEY_META_MAX];
+    int klen = ekv_key_meta_do_ns(k, sizeof(k), dons);
+    if (klen < 0)
+        return EKV_EINTERNAL;
+    rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_META], k, (size_t)klen);
+    delete_prefix(s, EKV_CF_DOKV, (const char *)dons, EKV_NSID_LEN);
+    delete_prefix(s, EKV_CF_DOALARM, (const char *)dons, EKV_NSID_LEN);
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__DO_NS_DELETE, ++*seq, now_ms);
+    rec_nsid(&rec, dons);
+    rec.account_id = (char *)w->do_ns->account_id;
+    if ((rc = log_put(s, &rec, NULL, 0)))
+        *fatal = rc;
+    return rc;
+}
+
+#define DO_MAX_ITEM_BYTES ((size_t)4 << 20) /* sanity bound; the API enforces Cloudflare's */
+
+static int apply_do_write(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal)
+{
+    /* the all-0xff namespace id, refused by DO_NS_PUT (parse_nsid), has no key-range
+     * successor: delete_prefix would assert on it. The op names raw bytes, so check here. */
+    size_t ff = 0;
+    while (ff < EKV_NSID_LEN && w->nsid[ff] == 0xff)
+        ff++;
+    if (ff == EKV_NSID_LEN)
+        return EKV_EBAD_NS_ID;
+    if ((w->do_nitems && !w->do_items) || w->do_alarm_op < EKV_DO_ALARM_KEEP ||
+        w->do_alarm_op > EKV_DO_ALARM_DELETE || w->do_alarm_ms < 0)
+        return EKV_EBAD_REQUEST;
+    for (size_t i = 0; i < w->do_nitems; i++) {
+        const ekv_do_item_t *it = &w->do_items[i];
+        if ((it->key_len && !it->key) || it->key_len > DO_MAX_ITEM_BYTES ||
+            (!it->del && (!it->value || it->value_len > DO_MAX_ITEM_BYTES)))
+            return EKV_EBAD_REQUEST;
+    }
+    const char *name = w->do_object_name ? w->do_object_name : "";
+    size_t name_len = strlen(name);
+    if (name_len > DO_MAX_ITEM_BYTES)
+        return EKV_EBAD_REQUEST;
+
+    Edgekv__DoMutation *muts = NULL, **mptr = NULL;
+    if (w->do_nitems) {
+        muts = calloc(w->do_nitems, sizeof(*muts));
+        mptr = calloc(w->do_nitems, sizeof(*mptr));
+        if (!muts || !mptr) {
+            free(muts);
+            free(mptr);
+            return EKV_ENOMEM; /* nothing written yet: not fatal */
+        }
+    }
+    char obj[EKV_KEY_DO_OBJ_LEN];
+    ekv_key_do_obj(obj, w->nsid, w->objid);
+    if (w->do_delete_all) {
+        delete_prefix(s, EKV_CF_DOKV, obj, sizeof(obj));
+        rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_DOALARM], obj, sizeof(obj));
+    }
+    int rc = 0;
+    for (size_t i = 0; i < w->do_nitems; i++) {
+        const ekv_do_item_t *it = &w->do_items[i];
+        char *k = key_buf(s, EKV_KEY_DO_OBJ_LEN + it->key_len);
+        if (!k) {
+            rc = EKV_ENOMEM;
+            goto out;
+        }
+        size_t klen = ekv_key_do_kv(k, w->nsid, w->objid, it->key, it->key_len);
+        if (it->del)
+            rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_DOKV], k, klen);
+        else
+            rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_DOKV], k, klen, it->value, it->value_len);
+        edgekv__do_mutation__init(&muts[i]);
+        muts[i].key.data = (uint8_t *)it->key;
+        muts[i].key.len = it->key_len;
+        muts[i].del = it->del != 0;
+        if (!it->del) {
+            muts[i].value.data = (uint8_t *)it->value;
+            muts[i].value.len = it->value_len;
+        }
+        mptr[i] = &muts[i];
+    }
+    if (w->do_alarm_op == EKV_DO_ALARM_SET) {
+        ekv_buf_reset(&s->vbuf);
+        char ms[8];
+        ekv_be64_put(ms, (uint64_t)w->do_alarm_ms);
+        if (ekv_buf_append(&s->vbuf, ms, sizeof(ms)) ||
+            (name_len && ekv_buf_append(&s->vbuf, name, name_len))) {
+            rc = EKV_ENOMEM;
+            goto out;
+        }
+        rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_DOALARM], obj, sizeof(obj), s->vbuf.data,
+                                  s->vbuf.len);
+    } else if (w->do_alarm_op == EKV_DO_ALARM_DELETE) {
+        rocksdb_writebatch_delete_cf(s->wb, s->cf[EKV_CF_DOALARM], obj, sizeof(obj));
+    }
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__DO_WRITE, ++*seq, now_ms);
+    rec_nsid(&rec, w->nsid);
+    rec.object_id.data = w->objid;
+    rec.object_id.len = EKV_DO_OBJID_LEN;
+    rec.do_delete_all = w->do_delete_all != 0;
+    rec.n_do_mutations = w->do_nitems;
+    rec.do_mutations = mptr;
+    rec.do_alarm_op = (Edgekv__DoAlarmOp)w->do_alarm_op;
+    rec.do_alarm_ms = w->do_alarm_ms;
+    rec.do_object_name = (char *)name;
+    rc = log_put(s, &rec, NULL, 0);
+out:
+    free(muts);
+    free(mptr);
+    if (rc)
+        *fatal = rc; /* part of the op may be in the batch */
+    return rc;
+}
+
 int ekv__apply_op(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal)
 {
     if (w->type == EKV__OP_APPLY_RECORDS)
@@ -436,6 +601,12 @@ int ekv__apply_op(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
         return apply_token_create(s, w, seq, now_ms, fatal);
     case EKV_OP_TOKEN_REVOKE:
         return apply_token_revoke(s, w, seq, now_ms, fatal);
+    case EKV_OP_DO_NS_PUT:
+        return apply_do_ns_put(s, w, seq, now_ms, fatal);
+    case EKV_OP_DO_NS_DELETE:
+        return apply_do_ns_delete(s, w, seq, now_ms, fatal);
+    case EKV_OP_DO_WRITE:
+        return apply_do_write(s, w, seq, now_ms, fatal);
     }
     ekv_log_warn("unknown write op", "type=%d", (int)w->type);
     return EKV_EBAD_REQUEST;
@@ -479,6 +650,60 @@ static int apply_expire(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64_t 
     return rc;
 }
 
+/* A DO record back into the op the primary applied. */
+static int apply_do_record(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64_t *seq, int *fatal)
+{
+    if (r->namespace_id.len != EKV_NSID_LEN)
+        return EKV_EBAD_REQUEST;
+    ekv_write_t w;
+    ekv_do_ns_t ns;
+    memset(&w, 0, sizeof(w));
+    memset(&ns, 0, sizeof(ns));
+    memcpy(w.nsid, r->namespace_id.data, EKV_NSID_LEN);
+    if (r->op == EDGEKV__CHANGE_OP__DO_NS_PUT) {
+        if (ekv_catrec_do_ns_decode((const char *)r->value.data, r->value.len, &ns))
+            return EKV_EBAD_REQUEST;
+        w.type = EKV_OP_DO_NS_PUT;
+        w.do_ns = &ns;
+        return ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
+    }
+    if (r->op == EDGEKV__CHANGE_OP__DO_NS_DELETE) {
+        ekv_hex_encode(r->namespace_id.data, EKV_NSID_LEN, ns.id);
+        if (copy_str(ns.account_id, sizeof(ns.account_id), r->account_id))
+            return EKV_EBAD_REQUEST;
+        w.type = EKV_OP_DO_NS_DELETE;
+        w.do_ns = &ns;
+        return ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
+    }
+    if (r->object_id.len != EKV_DO_OBJID_LEN)
+        return EKV_EBAD_REQUEST;
+    ekv_do_item_t *items = NULL;
+    if (r->n_do_mutations) {
+        items = calloc(r->n_do_mutations, sizeof(*items));
+        if (!items)
+            return EKV_ENOMEM;
+    }
+    for (size_t i = 0; i < r->n_do_mutations; i++) {
+        const Edgekv__DoMutation *m = r->do_mutations[i];
+        items[i].key = (const char *)m->key.data;
+        items[i].key_len = m->key.len;
+        items[i].del = m->del;
+        items[i].value = m->del ? NULL : (m->value.data ? (const char *)m->value.data : "");
+        items[i].value_len = m->value.len;
+    }
+    w.type = EKV_OP_DO_WRITE;
+    memcpy(w.objid, r->object_id.data, EKV_DO_OBJID_LEN);
+    w.do_delete_all = r->do_delete_all;
+    w.do_items = items;
+    w.do_nitems = r->n_do_mutations;
+    w.do_alarm_op = (ekv_do_alarm_op_t)r->do_alarm_op;
+    w.do_alarm_ms = r->do_alarm_ms;
+    w.do_object_name = r->do_object_name;
+    int rc = ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
+    free(items);
+    return rc;
+}
+
 /* Turn one decoded record into the ekv_write_t the primary applied (one item for KV ops)
  * and run it through the same apply function. */
 static int apply_record(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64_t *seq, int *fatal)
@@ -493,6 +718,10 @@ static int apply_record(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64_t 
             return EKV_EBAD_REQUEST;
         return apply_expire(s, r, seq, fatal);
     }
+
+    if (r->op == EDGEKV__CHANGE_OP__DO_NS_PUT || r->op == EDGEKV__CHANGE_OP__DO_NS_DELETE ||
+        r->op == EDGEKV__CHANGE_OP__DO_WRITE)
+        return apply_do_record(s, r, seq, fatal);
 
     ekv_write_t w;
     ekv_kv_item_t it;

@@ -107,3 +107,40 @@ int ekv_catrec_ns_decode(const char *buf, size_t len, ekv_namespace_t *out)
     *out = ns;
     return 0;
 }
+
+int ekv_catrec_do_ns_encode(const ekv_do_ns_t *ns, ekv_buf_t *out)
+{
+    ekv_mp_packer_t p;
+    ekv_mp_packer_init(&p, out);
+    msgpack_pack_array(&p.pk, 9);
+    msgpack_pack_uint32(&p.pk, EKV_CATREC_VERSION);
+    PACK_STR(&p, ns->id);
+    PACK_STR(&p, ns->account_id);
+    PACK_STR(&p, ns->name);
+    PACK_STR(&p, ns->class_name);
+    PACK_STR(&p, ns->script);
+    msgpack_pack_uint32(&p.pk, ns->use_sqlite ? 1 : 0);
+    msgpack_pack_bin(&p.pk, EKV_DO_NSKEY_LEN);
+    msgpack_pack_bin_body(&p.pk, ns->key, EKV_DO_NSKEY_LEN);
+    msgpack_pack_int64(&p.pk, ns->created_ms);
+    return p.err;
+}
+
+int ekv_catrec_do_ns_decode(const char *buf, size_t len, ekv_do_ns_t *out)
+{
+    ekv_mp_reader_t r;
+    ekv_do_ns_t ns;
+    uint64_t sqlite;
+    const char *key;
+    size_t klen;
+    memset(&ns, 0, sizeof(ns));
+    if (read_header(&r, buf, len, 9) || READ_STR(&r, ns.id) || READ_STR(&r, ns.account_id) ||
+        READ_STR(&r, ns.name) || READ_STR(&r, ns.class_name) || READ_STR(&r, ns.script) ||
+        ekv_mp_read_uint(&r, &sqlite) || sqlite > 1 || ekv_mp_read_bytes(&r, 0, &key, &klen) ||
+        klen != EKV_DO_NSKEY_LEN || ekv_mp_read_int(&r, &ns.created_ms) || !ekv_mp_at_end(&r))
+        return EKV_ESTORAGE;
+    ns.use_sqlite = (int)sqlite;
+    memcpy(ns.key, key, EKV_DO_NSKEY_LEN);
+    *out = ns;
+    return 0;
+}

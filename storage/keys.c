@@ -131,3 +131,31 @@ size_t ekv_key_prefix_successor(const char *p, size_t len, char *out)
     out[len - 1] = (char)(unsigned char)((unsigned char)p[len - 1] + 1);
     return len;
 }
+
+int ekv_key_meta_do_ns(char *out, size_t cap, const uint8_t dons[EKV_NSID_LEN])
+{
+    if (cap < EKV_KEY_PFX_LEN + EKV_ID_HEX_LEN)
+        return -1;
+    memcpy(out, EKV_KEY_PFX_DO_NS, EKV_KEY_PFX_LEN);
+    char hex[EKV_ID_HEX_LEN + 1];
+    ekv_hex_encode(dons, EKV_NSID_LEN, hex);
+    memcpy(out + EKV_KEY_PFX_LEN, hex, EKV_ID_HEX_LEN);
+    return EKV_KEY_PFX_LEN + EKV_ID_HEX_LEN;
+}
+
+size_t ekv_key_do_obj(char *out, const uint8_t dons[EKV_NSID_LEN],
+                      const uint8_t objid[EKV_DO_OBJID_LEN])
+{
+    memcpy(out, dons, EKV_NSID_LEN);
+    memcpy(out + EKV_NSID_LEN, objid, EKV_DO_OBJID_LEN);
+    return EKV_KEY_DO_OBJ_LEN;
+}
+
+size_t ekv_key_do_kv(char *out, const uint8_t dons[EKV_NSID_LEN],
+                     const uint8_t objid[EKV_DO_OBJID_LEN], const char *key, size_t key_len)
+{
+    size_t n = ekv_key_do_obj(out, dons, objid);
+    if (key_len)
+        memcpy(out + n, key, key_len);
+    return n + key_len;
+}

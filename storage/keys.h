@@ -11,6 +11,9 @@
  *                  "T/" account_id "/" title                         nsid (16 raw bytes)
  *                  "s/last_seq"                                      be64(last committed seq)
  *                  "s/ingest"                                        "" while ingesting
+ *                  "d/" DO namespace id hex (32 lowercase)           DO namespace record
+ *   dokv           dons(16) || object id(32) || key bytes            value (JSON text)
+ *   doalarm        dons(16) || object id(32)                         be64(ms) || object name
  *
  * Big-endian integers make RocksDB's bytewise order the numeric order, so the exp CF is
  * scanned oldest-first and the log CF in sequence order. Account ids and token hashes never
@@ -41,6 +44,7 @@
 #define EKV_KEY_PFX_TOKEN   "t/"
 #define EKV_KEY_PFX_NS      "n/"
 #define EKV_KEY_PFX_TITLE   "T/"
+#define EKV_KEY_PFX_DO_NS   "d/"
 #define EKV_KEY_PFX_LEN     2
 
 void ekv_be64_put(char out[8], uint64_t v);
@@ -73,6 +77,17 @@ int ekv_key_meta_token(char *out, size_t cap, const char *token_hash);
 int ekv_key_meta_ns(char *out, size_t cap, const uint8_t nsid[EKV_NSID_LEN]);
 int ekv_key_meta_title(char *out, size_t cap, const char *account_id, const char *title,
                        size_t title_len);
+
+/* DO namespace record key "d/<hex>". Same contract as ekv_key_meta_ns. */
+int ekv_key_meta_do_ns(char *out, size_t cap, const uint8_t dons[EKV_NSID_LEN]);
+
+/* Durable Object keys: the object prefix dons || objid (EKV_KEY_DO_OBJ_LEN bytes) and a dokv
+ * key = prefix || key (out holds EKV_KEY_DO_OBJ_LEN + key_len). Return the length written. */
+#define EKV_KEY_DO_OBJ_LEN (EKV_NSID_LEN + EKV_DO_OBJID_LEN)
+size_t ekv_key_do_obj(char *out, const uint8_t dons[EKV_NSID_LEN],
+                      const uint8_t objid[EKV_DO_OBJID_LEN]);
+size_t ekv_key_do_kv(char *out, const uint8_t dons[EKV_NSID_LEN],
+                     const uint8_t objid[EKV_DO_OBJID_LEN], const char *key, size_t key_len);
 
 /* 1 when s (NUL-terminated) is a valid id of 1..max chars without '/', else 0. */
 int ekv_key_id_ok(const char *s, size_t max);

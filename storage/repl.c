@@ -212,7 +212,8 @@ int ekv_store_apply_records(ekv_store_t *s, const ekv_log_batch_t *batch)
 
 /* ---- checksum ---- */
 
-static const ekv_cf_t checksum_cfs[] = {EKV_CF_META, EKV_CF_KVMETA, EKV_CF_KVVAL};
+static const ekv_cf_t checksum_cfs[] = {EKV_CF_META, EKV_CF_KVMETA, EKV_CF_KVVAL, EKV_CF_DOKV,
+                                        EKV_CF_DOALARM};
 
 /* Node-local meta keys ("s/..." : s/last_seq) are not part of the replicated state. */
 static int node_local(ekv_cf_t cf, const char *k, size_t len)

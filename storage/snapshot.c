@@ -28,9 +28,11 @@ _Static_assert((int)EKV_SNAP_CF_META == (int)EKV_CF_META, "snapshot cf ids");
 _Static_assert((int)EKV_SNAP_CF_KVMETA == (int)EKV_CF_KVMETA, "snapshot cf ids");
 _Static_assert((int)EKV_SNAP_CF_KVVAL == (int)EKV_CF_KVVAL, "snapshot cf ids");
 _Static_assert((int)EKV_SNAP_CF_EXP == (int)EKV_CF_EXP, "snapshot cf ids");
+_Static_assert((int)EKV_SNAP_CF_DOKV == (int)EKV_CF_DOKV, "snapshot cf ids");
+_Static_assert((int)EKV_SNAP_CF_DOALARM == (int)EKV_CF_DOALARM, "snapshot cf ids");
 
 #define SNAP_CF_FIRST EKV_SNAP_CF_META
-#define SNAP_CF_LAST  EKV_SNAP_CF_EXP
+#define SNAP_CF_LAST  EKV_SNAP_CF_DOALARM
 #define PIN_ATTEMPTS  16
 
 struct ekv_snapshot_s {

@@ -24,8 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const char *const ekv__cf_names[EKV_CF_COUNT] = {"default", "meta", "kvmeta",
-                                                 "kvval",   "exp",  "log"};
+const char *const ekv__cf_names[EKV_CF_COUNT] = {"default", "meta", "kvmeta",  "kvval",
+                                                 "exp",     "dokv", "doalarm", "log"};
 
 #define DEFAULT_BLOCK_CACHE ((size_t)64 << 20)
 #define DEFAULT_BATCH_BYTES ((size_t)64 << 20)
@@ -109,7 +109,7 @@ static int build_options(ekv_store_t *s, int compression)
         rocksdb_options_t *o = rocksdb_options_create();
         rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
         rocksdb_block_based_options_set_block_cache(t, s->cache);
-        if (i == EKV_CF_META || i == EKV_CF_KVMETA || i == EKV_CF_KVVAL) {
+        if (i == EKV_CF_META || i == EKV_CF_KVMETA || i == EKV_CF_KVVAL || i == EKV_CF_DOALARM) {
             /* the table options take ownership of the policy */
             rocksdb_block_based_options_set_filter_policy(
                 t, rocksdb_filterpolicy_create_bloom_full(BLOOM_BITS_PER_KEY));

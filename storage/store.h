@@ -20,6 +20,8 @@
  *          read only this CF, so listing never reads values
  *   kvval  nsid(16) + key -> raw value bytes
  *   exp    be64(expiration) + nsid + key -> "" : index for the expiry purger
+ *   dokv   dons(16) + object id(32) + key -> JSON text : Durable Object storage
+ *   doalarm dons(16) + object id(32) -> be64(ms) + object name : one alarm per object
  *   log    be64(seq) -> protobuf ChangeRecord (proto/changelog.proto)
  *
  * All functions return 0 or a negative ekv_err_t. RocksDB error strings are logged and freed
@@ -164,6 +166,9 @@ typedef enum {
     EKV_OP_ACCOUNT_CREATE, /* account */
     EKV_OP_TOKEN_CREATE,   /* token */
     EKV_OP_TOKEN_REVOKE,   /* token (hash, id, account_id): TOKEN_NOT_FOUND */
+    EKV_OP_DO_NS_PUT,      /* do_ns: create or replace a Durable Object namespace record */
+    EKV_OP_DO_NS_DELETE,   /* do_ns (id, account_id): the record, every object's keys, alarms */
+    EKV_OP_DO_WRITE,       /* dons + objid + do_*: one storage call of one object, atomic */
 } ekv_op_type_t;
 
 #define EKV_MAX_NS_PER_ACCOUNT 1000
@@ -178,6 +183,30 @@ typedef struct {
     int64_t expiration; /* unix seconds, 0 = never */
 } ekv_kv_item_t;
 
+/* A Durable Object namespace (meta "d/<id>"). The API layer owns its rules (unique names per
+ * account, limits); the store only checks the fields fit. */
+typedef struct {
+    char id[EKV_ID_HEX_LEN + 1]; /* hex of dons */
+    char account_id[EKV_ID_HEX_LEN + 1];
+    char name[513];
+    char class_name[513];
+    char script[1025]; /* the URL that runs the objects' code; "" = none */
+    int use_sqlite;
+    uint8_t key[EKV_DO_NSKEY_LEN]; /* object-id derivation key (server/api/do/ids.h) */
+    int64_t created_ms;
+} ekv_do_ns_t;
+
+/* One key of a DO_WRITE: put (value = JSON text) or delete (del = 1). */
+typedef struct {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    int del;
+} ekv_do_item_t;
+
+typedef enum { EKV_DO_ALARM_KEEP = 0, EKV_DO_ALARM_SET, EKV_DO_ALARM_DELETE } ekv_do_alarm_op_t;
+
 typedef struct ekv_write_s {
     ekv_job_t job; /* set job.done; it runs (on opts.doneq's loop) after the commit */
     ekv_op_type_t type;
@@ -187,6 +216,16 @@ typedef struct ekv_write_s {
     ekv_account_t account; /* ACCOUNT_CREATE */
     ekv_token_t token;     /* TOKEN_* */
     ekv_namespace_t ns;    /* NS_* (for NS_RENAME: title = the new title) */
+    /* DO ops (borrowed until done). DO_WRITE applies, in order: do_delete_all (every key and
+     * the alarm of the object), do_items, then the alarm op. */
+    const ekv_do_ns_t *do_ns; /* DO_NS_PUT, DO_NS_DELETE */
+    uint8_t objid[EKV_DO_OBJID_LEN];
+    int do_delete_all;
+    const ekv_do_item_t *do_items;
+    size_t do_nitems;
+    ekv_do_alarm_op_t do_alarm_op;
+    int64_t do_alarm_ms;
+    const char *do_object_name; /* NULL or "": unknown */
     /* results, valid in done(): */
     int status;       /* 0 or negative ekv_err_t (NS_NOT_FOUND, NS_EXISTS, STORAGE, ...) */
     uint64_t seq;     /* change-log seq of the op's last record (0 if none written) */
@@ -207,6 +246,52 @@ typedef struct ekv_write_s {
 int ekv_store_write_submit(ekv_store_t *s, ekv_write_t *w);
 /* Submit and wait (CLI, start-up). Returns w->status. Ignores w->job.done. */
 int ekv_store_write_sync(ekv_store_t *s, ekv_write_t *w);
+
+/* ---- Durable Object reads (reader threads; docs/DURABLE-OBJECTS.md) ---- */
+
+typedef struct {
+    void *ctx;
+    void (*on_ns)(void *ctx, const ekv_do_ns_t *ns);
+    void (*on_alarm)(void *ctx, const uint8_t dons[EKV_NSID_LEN],
+                     const uint8_t objid[EKV_DO_OBJID_LEN], int64_t ms, const char *name,
+                     size_t name_len);
+} ekv_do_visitor_t;
+
+/* Visit every DO namespace, then every alarm (start-up of the objects' owner). 0 or
+ * EKV_ESTORAGE. Undecodable records are logged and skipped. */
+int ekv_store_do_load(ekv_store_t *s, const ekv_do_visitor_t *v);
+
+/* One key of an object: 0 and *value (malloc'd JSON text), or EKV_EKEY_NOT_FOUND. */
+int ekv_store_do_get(ekv_store_t *s, const uint8_t dons[EKV_NSID_LEN],
+                     const uint8_t objid[EKV_DO_OBJID_LEN], const char *key, size_t key_len,
+                     char **value, size_t *value_len);
+
+typedef struct {
+    char *key; /* malloc'd; value follows it in the same allocation */
+    size_t key_len;
+    char *value;
+    size_t value_len;
+} ekv_do_kv_t;
+
+typedef struct {
+    ekv_do_kv_t *items;
+    size_t count;
+    int more; /* 1: items remain in the range after the last one */
+} ekv_do_list_t;
+void ekv_do_list_clear(ekv_do_list_t *l);
+
+/* The object's keys in [lo, hi) (has_hi 0 = no upper bound), ascending or (reverse)
+ * descending, at most limit items and about max_bytes of keys + values (at least one item). */
+int ekv_store_do_list(ekv_store_t *s, const uint8_t dons[EKV_NSID_LEN],
+                      const uint8_t objid[EKV_DO_OBJID_LEN], const char *lo, size_t lo_len,
+                      const char *hi, size_t hi_len, int has_hi, int reverse, size_t limit,
+                      size_t max_bytes, ekv_do_list_t *out);
+
+/* Ids of the namespace's objects that have stored data (a key or an alarm), ascending, strictly
+ * after `after` (NULL = from the first), at most limit into ids[]. *n = count, *more = 1 when
+ * others follow. One seek per object. 0 or EKV_ESTORAGE. */
+int ekv_store_do_objects(ekv_store_t *s, const uint8_t dons[EKV_NSID_LEN], const uint8_t *after,
+                         size_t limit, uint8_t (*ids)[EKV_DO_OBJID_LEN], size_t *n, int *more);
 
 /* ---- observability ---- */
 
@@ -317,10 +402,10 @@ int ekv_store_apply_records(ekv_store_t *s, const ekv_log_batch_t *batch);
 /*
  * Checksum of the replicated keyspace at one RocksDB snapshot: XXH3-64 streamed over
  * (u8 cf id, be64 key length, key, be64 value length, value) for every entry, in key order, of
- * meta (except node-local "s/" keys such as s/last_seq), kvmeta and kvval. The log and the exp
- * index are excluded (exp is derived from kvmeta, and its stale entries are dropped by each
- * node's purger at its own time). Two stores holding the same data give the same sum.
- * Reader threads; reads the whole keyspace (O(data)). 0 or EKV_ESTORAGE/EKV_ENOMEM.
+ * meta (except node-local "s/" keys such as s/last_seq), kvmeta, kvval, dokv and doalarm. The log
+ * and the exp index are excluded (exp is derived from kvmeta, and its stale entries are dropped by
+ * each node's purger at its own time). Two stores holding the same data give the same sum. Reader
+ * threads; reads the whole keyspace (O(data)). 0 or EKV_ESTORAGE/EKV_ENOMEM.
  */
 int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys);
 
@@ -332,7 +417,9 @@ typedef enum {
     EKV_SNAP_CF_META = 1, /* except node-local "s/" keys */
     EKV_SNAP_CF_KVMETA = 2,
     EKV_SNAP_CF_KVVAL = 3,
-    EKV_SNAP_CF_EXP = 4, /* copied so the replica's purger sees the primary's expirations */
+    EKV_SNAP_CF_EXP = 4,     /* copied so the replica's purger sees the primary's expirations */
+    EKV_SNAP_CF_DOKV = 5,    /* Durable Object storage */
+    EKV_SNAP_CF_DOALARM = 6, /* Durable Object alarms */
 } ekv_snapshot_cf_t;
 
 typedef struct ekv_snapshot_s ekv_snapshot_t;

@@ -27,6 +27,8 @@ typedef enum {
     EKV_CF_KVMETA,
     EKV_CF_KVVAL,
     EKV_CF_EXP,
+    EKV_CF_DOKV,    /* Durable Object storage */
+    EKV_CF_DOALARM, /* Durable Object alarms */
     EKV_CF_LOG,
     EKV_CF_COUNT
 } ekv_cf_t;
