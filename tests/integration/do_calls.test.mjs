@@ -291,7 +291,7 @@ describe('durable objects: calls', T, () => {
       up.on({ path: '/app/during' }, { status: 200, body: 'during' });
       expectOk(await setAlarm(srv, ns, obj, Date.now()));
       await up.waitRequests((q) => q.isAlarm && q.objectId === obj, 1, 10000, 'first run');
-      const next = Date.now() + 2500;
+      const next = Date.now() + 5000;
       expectOk(await setAlarm(srv, ns, obj, next));
       const c = await call(srv, ns, obj, 'during');
       assert.equal(c.status, 200);
