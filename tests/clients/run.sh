@@ -49,4 +49,4 @@ if [[ "$want" != "$have" || ! -x node_modules/.bin/wrangler || ! -d node_modules
 fi
 
 # ctest runs us with a 900 s budget; each test file also has its own timeouts.
-exec node --test --test-concurrency=1 "$@" sdk.test.mjs wrangler.test.mjs
+exec node --test --test-concurrency=1 "$@" sdk.test.mjs sdk_do.test.mjs wrangler.test.mjs
