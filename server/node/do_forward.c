@@ -134,6 +134,13 @@ void ekv_node_forward_do(ekv_call_t *c)
                            "node; retry later");
 }
 
+void ekv_node_forward_do_prepare(ekv_node_t *n)
+{
+    if (!client_for(n))
+        ekv_log_warn("no Durable Objects owner to forward to yet", "primary=\"%s\"",
+                     n->cfg->primary);
+}
+
 void ekv_node_forward_do_stop(void)
 {
     if (fwd.client) {

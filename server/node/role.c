@@ -180,8 +180,12 @@ int ekv_node_start(ekv_node_t *n)
     if (cfg->cluster_secret_len &&
         ekv_repl_auth_new(&n->auth, cfg->cluster_secret, cfg->cluster_secret_len))
         return -1;
-    if (n->role == EKV_ROLE_EDGE)
-        return ekv_node_start_edge(n);
+    if (n->role == EKV_ROLE_EDGE) {
+        if (ekv_node_start_edge(n))
+            return -1;
+        ekv_node_forward_do_prepare(n);
+        return 0;
+    }
 
     /* start-up: blocking store calls are fine here (nothing is served yet) */
     if (ekv_store_node_load(app->store, &n->st))
@@ -211,10 +215,11 @@ int ekv_node_start(ekv_node_t *n)
                  app->store ? ekv_store_last_seq(app->store) : 0);
     if (n->role == EKV_ROLE_PRIMARY)
         return ekv_node_start_primary(n, 0);
-    if (n->role == EKV_ROLE_REPLICA) /* its --repl-listen serves edges (reads, change stream) */
-        return ekv_node_start_replica(n) || (cfg->repl_port >= 0 && ekv_node_start_primary(n, 1))
-                   ? -1
-                   : 0;
+    if (n->role == EKV_ROLE_REPLICA) { /* its --repl-listen serves edges (reads, change stream) */
+        if (ekv_node_start_replica(n) || (cfg->repl_port >= 0 && ekv_node_start_primary(n, 1)))
+            return -1;
+        ekv_node_forward_do_prepare(n);
+    }
     return 0;
 }
 

@@ -15,6 +15,8 @@ import { startUpstream, deadPort } from './lib/do_upstream.mjs';
 const T = { timeout: 120000 };
 const RETRY_BASE = 100; // --do-alarm-retry-base-ms in these tests
 const WRONG_NS = 'Durable Object ID is not valid for this namespace.';
+// a name header that does not derive the id: same code, a message that names the header
+const WRONG_NAME = /Edgekv-Object-Name header names another object/;
 const BAD_ID = 'Invalid Durable Object ID: must be 64 hex digits';
 
 // A raw call through .../fetch/<path>: { status, headers, text, body (Buffer) }.
@@ -111,10 +113,10 @@ describe('durable objects: calls', T, () => {
     assert.equal(up.requests[n0].headers['edgekv-object-id'], obj);
     const n1 = up.requests.length;
     const bad = await call(srv, ns, obj, 'named', { headers: { 'edgekv-object-name': 'bob' } });
-    expectError(asApi(bad), 400, 10068, WRONG_NS);
+    expectError(asApi(bad), 400, 10068, WRONG_NAME);
     // a unique id has no name
     const uniq = await newId(srv, ns);
-    expectError(asApi(await call(srv, ns, uniq, 'named', { headers: { 'edgekv-object-name': 'alice' } })), 400, 10068, WRONG_NS);
+    expectError(asApi(await call(srv, ns, uniq, 'named', { headers: { 'edgekv-object-name': 'alice' } })), 400, 10068, WRONG_NAME);
     assert.equal(up.requests.length, n1, 'refused calls reached the upstream');
   });
 
@@ -200,7 +202,7 @@ describe('durable objects: calls', T, () => {
       assert.equal(expectOk(await srv.api('DELETE', `${objPath(srv, noScript, obj)}/alarm`)), null);
       assert.equal(await getAlarm(srv, noScript, obj), null);
       assert.equal(expectOk(await srv.api('DELETE', `${objPath(srv, noScript, obj)}/alarm`)), null);
-      expectError(await setAlarm(srv, noScript, obj, at, { 'edgekv-object-name': 'not-its-name' }), 400, 10068, WRONG_NS);
+      expectError(await setAlarm(srv, noScript, obj, at, { 'edgekv-object-name': 'not-its-name' }), 400, 10068, WRONG_NAME);
       assert.equal(await getAlarm(srv, noScript, obj), null);
     });
 

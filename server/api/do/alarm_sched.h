@@ -7,7 +7,7 @@
  * alarm is deleted); infrastructure failures (could not reach the handler) retry after
  * 2000 ms << min(internal_backoff, 9) and never give up nor count. Each delay gets a random
  * extra 0-25 % (jitter01 in [0, 1) scales it). The handler is told retryCount = retry_count
- * and isRetry = retry_count > 0 || internal_backoff > 0.
+ * and isRetry = retry_count > 0 (workerd's alarmInfo).
  */
 #ifndef EKV_SERVER_API_DO_ALARM_SCHED_H
 #define EKV_SERVER_API_DO_ALARM_SCHED_H

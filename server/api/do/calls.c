@@ -249,8 +249,7 @@ static void start_call(do_obj_t *o, do_call_t *k)
             add_header(hs, &nh, "content-type", "application/json");
             json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:b}", "namespaceId", nshex, "objectId",
                                   objhex, "scheduledTime", (json_int_t)o->run_ms, "retryCount",
-                                  (int)o->retry.retry_count, "isRetry",
-                                  o->retry.retry_count > 0 || o->retry.internal_backoff > 0);
+                                  (int)o->retry.retry_count, "isRetry", o->retry.retry_count > 0);
             body = j ? json_dumps(j, JSON_COMPACT) : NULL;
             json_decref(j);
             if (!body)

@@ -93,7 +93,7 @@ static int too_many(size_t n, char *msg, size_t cap)
 {
     if (n == 0) {
         snprintf(msg, cap, "at least one key is needed");
-        return EKV_EDO_TOO_MANY_KEYS;
+        return EKV_EDO_BAD_BODY;
     }
     if (n > EKV_DO_MAX_KEYS) {
         snprintf(msg, cap, "Maximum number of key value pairs is %d. %zu pairs were provided.",

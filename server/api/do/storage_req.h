@@ -9,7 +9,7 @@
  *
  * Every parser returns 0, or a negative ekv_err_t with a specific message in msg:
  *   EKV_EDO_BAD_BODY        not JSON, or not the expected shape
- *   EKV_EDO_TOO_MANY_KEYS   no key, or more than EKV_DO_MAX_KEYS
+ *   EKV_EDO_TOO_MANY_KEYS   more than EKV_DO_MAX_KEYS keys (none at all: EKV_EDO_BAD_BODY)
  *   EKV_EDO_BAD_KEY         a key over the limit
  *   EKV_EDO_VALUE_TOO_LARGE a value (or key + value) over the limit
  *   EKV_ENOMEM
