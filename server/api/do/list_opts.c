@@ -142,9 +142,10 @@ int ekv_do_list_parse(const char *query, size_t len, ekv_do_list_range_t *out, c
         goto out;
     }
     if (hr) {
-        if (!strcmp(rev, "true"))
+        /* by length: a decoded value may hold a NUL ("true%00") */
+        if (rl == 4 && !memcmp(rev, "true", 4))
             out->reverse = 1;
-        else if (strcmp(rev, "false") != 0) {
+        else if (rl != 5 || memcmp(rev, "false", 5) != 0) {
             snprintf(msg, cap, "list: reverse must be true or false");
             rc = EKV_EDO_BAD_LIST;
             goto out;
@@ -153,7 +154,7 @@ int ekv_do_list_parse(const char *query, size_t len, ekv_do_list_range_t *out, c
     if (hl) {
         char *e = NULL;
         long v = ll && ll < 10 && lim[0] >= '0' && lim[0] <= '9' ? strtol(lim, &e, 10) : -1;
-        if (!e || *e || v < 1 || v > EKV_DO_LIST_MAX_LIMIT) {
+        if (!e || e != lim + ll || v < 1 || v > EKV_DO_LIST_MAX_LIMIT) { /* "5%00" too */
             snprintf(msg, cap, "list: limit must be an integer from 1 to %d",
                      EKV_DO_LIST_MAX_LIMIT);
             rc = EKV_EDO_BAD_LIST;
