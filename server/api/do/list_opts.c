@@ -18,6 +18,9 @@ void ekv_do_list_range_free(ekv_do_list_range_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* The cursor after the empty key: not base64url (so no other key's cursor), URL-safe. */
+#define EMPTY_KEY_CURSOR "."
+
 static int keycmp(const char *a, size_t al, const char *b, size_t bl)
 {
     int c = memcmp(a, b, al < bl ? al : bl);
@@ -36,6 +39,8 @@ char *ekv_do_list_cursor_encode(const char *key, size_t len)
     char *out = malloc(ekv_base64_encoded_len(len) + 2);
     if (!out)
         return NULL;
+    if (!len) /* the empty key: base64url("") is "", which reads as "no cursor" */
+        return strcpy(out, EMPTY_KEY_CURSOR);
     size_t n = ekv_base64url_encode((const uint8_t *)key, len, out);
     out[n] = '\0';
     return out;
@@ -137,9 +142,10 @@ int ekv_do_list_parse(const char *query, size_t len, ekv_do_list_range_t *out, c
         goto out;
     }
     if (hr) {
-        if (!strcmp(rev, "true"))
+        /* by length: a decoded value may hold a NUL ("true%00") */
+        if (rl == 4 && !memcmp(rev, "true", 4))
             out->reverse = 1;
-        else if (strcmp(rev, "false") != 0) {
+        else if (rl != 5 || memcmp(rev, "false", 5) != 0) {
             snprintf(msg, cap, "list: reverse must be true or false");
             rc = EKV_EDO_BAD_LIST;
             goto out;
@@ -148,7 +154,7 @@ int ekv_do_list_parse(const char *query, size_t len, ekv_do_list_range_t *out, c
     if (hl) {
         char *e = NULL;
         long v = ll && ll < 10 && lim[0] >= '0' && lim[0] <= '9' ? strtol(lim, &e, 10) : -1;
-        if (!e || *e || v < 1 || v > EKV_DO_LIST_MAX_LIMIT) {
+        if (!e || e != lim + ll || v < 1 || v > EKV_DO_LIST_MAX_LIMIT) { /* "5%00" too */
             snprintf(msg, cap, "list: limit must be an integer from 1 to %d",
                      EKV_DO_LIST_MAX_LIMIT);
             rc = EKV_EDO_BAD_LIST;
@@ -187,7 +193,9 @@ int ekv_do_list_parse(const char *query, size_t len, ekv_do_list_range_t *out, c
     if (hc && cl) {
         uint8_t *k = malloc(ekv_base64_decoded_max(cl) + 1);
         size_t kl = 0;
-        if (!k || ekv_base64url_decode(cur, cl, k, &kl)) {
+        int empty_key = cl == 1 && cur[0] == EMPTY_KEY_CURSOR[0];
+        int bad = !k || (!empty_key && ekv_base64url_decode(cur, cl, k, &kl));
+        if (bad) {
             free(k);
             snprintf(msg, cap, "list: invalid list cursor");
             rc = k ? EKV_EDO_BAD_LIST : EKV_ENOMEM;

@@ -7,6 +7,7 @@
  *   end         exclusive upper bound          reverse     true|false: descending order
  *   limit       1..EKV_DO_LIST_MAX_LIMIT items per page (default the max)
  *   cursor      edgekv's continuation: ekv_do_list_cursor_encode(last key returned)
+ *               (base64url of the key; "." for the empty key, whose base64url is "")
  * start and startAfter together: "list() cannot be called with both start and startAfter
  * values." Query values are percent-decoded, at most EKV_DO_LIST_MAX_OPT bytes each.
  * Errors: EKV_EDO_BAD_LIST (+ msg), EKV_ENOMEM.
