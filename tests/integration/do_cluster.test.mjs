@@ -78,7 +78,19 @@ describe('durable objects in a cluster: primary, replica, edge', { timeout: 3000
     await up?.close();
   });
 
+  // Readiness: once the replica says streaming and the edge says synced (the documented
+  // signals), DO routes through them must work at once, not answer 503 "owner unreachable".
+  it('the first DO call through the replica and the edge, right after they report ready, succeeds', async () => {
+    for (const n of [r, e]) {
+      const l = await n.api('GET', `${nsRoot(n)}?per_page=1000`);
+      assert.deepEqual(expectOk(l), expectOk(await p.api('GET', `${nsRoot(p)}?per_page=1000`)), n.nodeId);
+    }
+  });
+
   it('namespace routes through replica and edge: writes reach the primary, reads are the primary\'s', async () => {
+    // (readiness is the previous test's subject: here wait until both forward)
+    await c.waitFor(async () => (await r.api('GET', nsRoot(r))).status === 200 && (await e.api('GET', nsRoot(e))).status === 200,
+      15000, 'DO routes forwarded by r1 and e1');
     const viaR = expectOk(await r.api('POST', nsRoot(r), { json: { name: 'made-on-replica', class: 'R' } }));
     const viaE = expectOk(await e.api('POST', nsRoot(e), { json: { name: 'made-on-edge', class: 'E', use_sqlite: false } }));
     assert.deepEqual(expectOk(await p.api('GET', nsPath(p, viaR.id))), viaR);
