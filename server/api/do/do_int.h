@@ -44,7 +44,11 @@ typedef struct {
 typedef struct do_held_s {
     struct do_held_s *next;
     ekv_req_t *req;
-    json_t *result, *info;
+    json_t *result, *info; /* a reply built as JSON values... */
+    int raw;               /* ...or as text: an envelope begun with its result (stored values
+                            * are spliced verbatim) and a result_info text (malloc'd or NULL) */
+    ekv_buf_t text;
+    char *info_text;
     uint64_t gate;
 } do_held_t;
 

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "server/api/do/do_int.h"
 #include "server/api/do/ids.h"
+#include "server/http/json_out.h"
 #include "server/http/reply.h"
 
 #include <stdlib.h>
@@ -162,11 +163,15 @@ static void send_held(do_obj_t *o, do_held_t *h, int reset)
     if (reset) {
         json_decref(h->result);
         json_decref(h->info);
+        ekv_buf_deinit(&h->text);
         ekv_reply_error(h->req, EKV_EDO_RESET, NULL);
         o->rt->st.resets++;
+    } else if (h->raw) {
+        ekv_reply_send(h->req, &h->text, h->info_text, h->info_text ? strlen(h->info_text) : 0);
     } else {
         ekv_reply_ok(h->req, h->result, h->info);
     }
+    free(h->info_text);
     free(h);
 }
 
@@ -204,6 +209,39 @@ static void hold_reply(do_obj_t *o, ekv_req_t *req, json_t *result, json_t *info
     h->req = req;
     h->result = result;
     h->info = info;
+    h->gate = o->wsub;
+    if (o->htail)
+        o->htail->next = h;
+    else
+        o->hhead = h;
+    o->htail = h;
+}
+
+/* The same for a reply built as text: *b holds an envelope begun with ekv_reply_begin and its
+ * result (taken), info a result_info text (taken, may be NULL). */
+static void hold_text(do_obj_t *o, ekv_req_t *req, ekv_buf_t *b, char *info)
+{
+    if (!req) {
+        ekv_buf_deinit(b);
+        free(info);
+        return;
+    }
+    if (o->wdone >= o->wsub && !o->hhead) {
+        ekv_reply_send(req, b, info, info ? strlen(info) : 0);
+        free(info);
+        return;
+    }
+    do_held_t *h = calloc(1, sizeof(*h));
+    if (!h) {
+        ekv_buf_deinit(b);
+        free(info);
+        ekv_reply_error(req, EKV_ENOMEM, NULL);
+        return;
+    }
+    h->req = req;
+    h->raw = 1;
+    h->text = *b;
+    h->info_text = info;
     h->gate = o->wsub;
     if (o->htail)
         o->htail->next = h;
@@ -520,23 +558,30 @@ static int value_of(do_obj_t *o, const do_op_t *op, const char *key, size_t klen
 
 /* ---------------------------------------------------------------- ops */
 
+/* Stored values are JSON text (storage_req.h): replies splice them verbatim. */
 static void finish_get(do_obj_t *o, do_op_t *op)
 {
-    json_t *res = json_object(); /* keys are in UTF-8 order (storage_req sorts them) */
-    for (size_t i = 0; i < op->ops.n; i++) {
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    int rc = ekv_reply_begin(&b) || ekv_buf_append(&b, "{", 1);
+    int first = 1; /* keys are in UTF-8 order (storage_req sorts them) */
+    for (size_t i = 0; !rc && i < op->ops.n; i++) {
         const char *v;
         size_t vl;
         if (value_of(o, op, op->ops.ops[i].key, op->ops.ops[i].key_len, &v, &vl) != 1)
             continue;
-        json_error_t e;
-        json_t *jv = json_loadb(v, vl, JSON_DECODE_ANY, &e);
-        if (!jv) {
-            ekv_log_error("stored DO value is not JSON", "len=%zu", vl);
-            continue;
-        }
-        json_object_setn_new(res, op->ops.ops[i].key, op->ops.ops[i].key_len, jv);
+        rc = (!first && ekv_buf_append(&b, ",", 1)) ||
+             ekv_json_put_str(&b, op->ops.ops[i].key, op->ops.ops[i].key_len) ||
+             ekv_buf_append(&b, ":", 1) || ekv_json_put_raw(&b, v, vl);
+        first = 0;
     }
-    hold_reply(o, op->req, res, NULL);
+    if (rc || ekv_buf_append(&b, "}", 1)) {
+        ekv_buf_deinit(&b);
+        if (op->req)
+            ekv_reply_error(op->req, EKV_ENOMEM, NULL);
+    } else {
+        hold_text(o, op->req, &b, NULL);
+    }
     ekv__do_op_free(op);
 }
 
@@ -603,17 +648,21 @@ static void finish_txn(do_obj_t *o, do_op_t *op)
 
 static void finish_list(do_obj_t *o, do_op_t *op, do_read_t *r)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < r->result.count; i++) {
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    int rc = ekv_reply_begin(&b) || ekv_buf_append(&b, "[", 1);
+    for (size_t i = 0; !rc && i < r->result.count; i++) {
         const ekv_do_kv_t *kv = &r->result.items[i];
-        json_error_t e;
-        json_t *jv = json_loadb(kv->value, kv->value_len, JSON_DECODE_ANY, &e);
-        if (!jv) {
-            ekv_log_error("stored DO value is not JSON", "len=%zu", kv->value_len);
-            jv = json_null();
-        }
-        json_array_append_new(arr,
-                              json_pack("{s:s%, s:o}", "key", kv->key, kv->key_len, "value", jv));
+        rc = (i && ekv_buf_append(&b, ",", 1)) || ekv_buf_appends(&b, "{\"key\":") ||
+             ekv_json_put_str(&b, kv->key, kv->key_len) || ekv_buf_appends(&b, ",\"value\":") ||
+             ekv_json_put_raw(&b, kv->value, kv->value_len) || ekv_buf_append(&b, "}", 1);
+    }
+    if (rc || ekv_buf_append(&b, "]", 1)) {
+        ekv_buf_deinit(&b);
+        if (op->req)
+            ekv_reply_error(op->req, EKV_ENOMEM, NULL);
+        ekv__do_op_free(op);
+        return;
     }
     char *cursor = NULL;
     if (r->result.more && r->result.count) {
@@ -623,7 +672,9 @@ static void finish_list(do_obj_t *o, do_op_t *op, do_read_t *r)
     json_t *info = json_pack("{s:I, s:s, s:{s:s}}", "count", (json_int_t)r->result.count, "cursor",
                              cursor ? cursor : "", "cursors", "after", cursor ? cursor : "");
     free(cursor);
-    hold_reply(o, op->req, arr, info);
+    char *info_text = info ? json_dumps(info, JSON_COMPACT) : NULL;
+    json_decref(info);
+    hold_text(o, op->req, &b, info_text);
     ekv__do_op_free(op);
 }
 

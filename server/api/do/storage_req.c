@@ -2,7 +2,9 @@
  * storage_req.c - storage call bodies (storage_req.h).
  */
 #include "server/api/do/storage_req.h"
+#include "common/buf.h"
 #include "common/errors.h"
+#include "server/http/json_out.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -75,10 +77,14 @@ int ekv_do_key_of(const json_t *s, const ekv_do_limits_t *lim, char **key, size_
 int ekv_do_value_of(const json_t *v, const ekv_do_limits_t *lim, size_t key_len, char **value,
                     size_t *len, char *msg, size_t cap)
 {
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text)
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    if (ekv_json_put_value(&b, v) || ekv_buf_append(&b, "", 1)) {
+        ekv_buf_deinit(&b);
         return EKV_ENOMEM;
-    size_t n = strlen(text);
+    }
+    size_t n = b.len - 1;
+    char *text = b.data; /* taken: NUL-terminated */
     int rc = ekv_do_check_key(lim, key_len, n, msg, cap);
     if (rc) {
         free(text);
@@ -108,7 +114,7 @@ static json_t *load_member(const char *body, size_t len, const char *name, json_
                            const char *shape, json_t **root, char *msg, size_t cap)
 {
     json_error_t e;
-    *root = json_loadb(body, len, 0, &e);
+    *root = json_loadb(body, len, EKV_JSON_PARSE_FLAGS, &e);
     json_t *m = *root && json_is_object(*root) ? json_object_get(*root, name) : NULL;
     if (!m || json_typeof(m) != type) {
         snprintf(msg, cap, "body must be %s", shape);

@@ -2,10 +2,11 @@
  * storage_req.h - the JSON bodies of the per-object storage calls, parsed with Cloudflare's
  * limits and texts (docs/API.md "Durable Objects"). Pure.
  *
- * Keys are JSON strings (UTF-8; no NUL byte inside: jansson refuses "\u0000" in strings we
- * use as keys). Values are any JSON value and are kept as compact JSON text
- * (JSON_COMPACT | JSON_ENCODE_ANY, the object's member order kept), which is also what the
- * store holds and what a value's size is measured on.
+ * Keys are JSON strings (UTF-8; no NUL byte inside). Values are any JSON value, parsed as
+ * JavaScript does (EKV_JSON_PARSE_FLAGS: numbers are doubles) and kept as the compact text
+ * JSON.stringify would give (server/http/json_out.h: 1.0 is "1", 0.1 stays "0.1", members in
+ * the client's order), which is what the store holds, what replies splice verbatim and what
+ * a value's size is measured on.
  *
  * Every parser returns 0, or a negative ekv_err_t with a specific message in msg:
  *   EKV_EDO_BAD_BODY        not JSON, or not the expected shape

@@ -3,6 +3,7 @@
  */
 #include "server/api/do/txn.h"
 #include "common/errors.h"
+#include "server/http/json_out.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -136,7 +137,7 @@ int ekv_do_txn_parse(const char *body, size_t len, const ekv_do_limits_t *lim, e
     static const char *const names[] = {"checks", "then", "else", NULL};
     memset(out, 0, sizeof(*out));
     json_error_t e;
-    json_t *root = json_loadb(body, len, 0, &e);
+    json_t *root = json_loadb(body, len, EKV_JSON_PARSE_FLAGS, &e);
     int rc = 0;
     if (!root || !json_is_object(root)) {
         snprintf(msg, cap,
@@ -215,8 +216,8 @@ static int deep_equal(const json_t *a, const json_t *b)
 int ekv_do_json_equal(const char *a, size_t alen, const char *b, size_t blen)
 {
     json_error_t e;
-    json_t *x = json_loadb(a, alen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    json_t *y = x ? json_loadb(b, blen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e) : NULL;
+    json_t *x = json_loadb(a, alen, EKV_JSON_PARSE_FLAGS, &e);
+    json_t *y = x ? json_loadb(b, blen, EKV_JSON_PARSE_FLAGS, &e) : NULL;
     int eq = x && y && deep_equal(x, y);
     json_decref(x);
     json_decref(y);
