@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "server/api/admin/admin.h"
 #include "server/api/auth.h"
+#include "server/api/paging.h"
 #include "server/api/kv/validate.h"
 #include "server/http/reply.h"
 #include "server/http/urlcodec.h"
@@ -21,44 +22,22 @@ static json_t *ns_json(const ekv_namespace_t *ns)
                      1);
 }
 
-/* Strict positive integer query value; -1 when malformed. */
-static long long parse_uint(const char *s, size_t len)
-{
-    if (len == 0 || len > 9)
-        return -1;
-    long long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
 void ekv_h_ns_list(ekv_call_t *c)
 {
     ekv_req_t *req = c->req;
     ekv_query_t q;
     char buf[64];
     size_t len;
-    long long page = 1, per_page = 20;
+    long long page, per_page;
     ekv_ns_order_t order = EKV_NS_ORDER_ID;
     int desc = 0;
     if (ekv_query_parse(req->query, req->query_len, &q)) {
         ekv_reply_error(req, EKV_EBAD_REQUEST, "list namespaces: 'too many query parameters'");
         return;
     }
-    int rc = ekv_query_get(&q, "page", buf, sizeof(buf), &len);
-    if (rc && (rc < 0 || (page = parse_uint(buf, len)) < 1)) {
-        ekv_reply_error(req, EKV_EBAD_PAGE, NULL);
+    if (ekv_page_args_or_reply(req, &q, 1000, &page, &per_page))
         return;
-    }
-    rc = ekv_query_get(&q, "per_page", buf, sizeof(buf), &len);
-    if (rc && (rc < 0 || (per_page = parse_uint(buf, len)) < 1 || per_page > 1000)) {
-        ekv_reply_error(req, EKV_EBAD_PER_PAGE, NULL);
-        return;
-    }
-    rc = ekv_query_get(&q, "order", buf, sizeof(buf), &len);
+    int rc = ekv_query_get(&q, "order", buf, sizeof(buf), &len);
     if (rc) {
         if (rc > 0 && !strcmp(buf, "title"))
             order = EKV_NS_ORDER_TITLE;
@@ -88,11 +67,7 @@ void ekv_h_ns_list(ekv_call_t *c)
     for (long long i = start; i < n && i < start + per_page; i++, count++)
         json_array_append_new(arr, ns_json(all[i]));
     free(all);
-    long long total_pages = n ? (n + per_page - 1) / per_page : 0;
-    json_t *info = json_pack("{s:I, s:I, s:I, s:I, s:I}", "page", (json_int_t)page, "per_page",
-                             (json_int_t)per_page, "count", (json_int_t)count, "total_count",
-                             (json_int_t)n, "total_pages", (json_int_t)total_pages);
-    ekv_reply_ok(req, arr, info);
+    ekv_reply_ok(req, arr, ekv_page_info(page, per_page, count, n));
 }
 
 void ekv_h_ns_get(ekv_call_t *c)
