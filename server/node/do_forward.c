@@ -22,13 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
+struct ekv_do_fwd_s {
     ekv_rpc_client_t *client;
     char addr[300];
-    ekv_rpc_client_t *old; /* being stopped */
-} do_fwd_t;
-
-static do_fwd_t fwd; /* one per process: a node has one owner to forward to */
+};
 
 static void old_stopped(void *arg)
 {
@@ -62,16 +59,19 @@ static ekv_rpc_client_t *client_for(ekv_node_t *n)
     owner_addr(n, addr, sizeof(addr));
     if (!addr[0])
         return NULL;
-    if (fwd.client && strcmp(addr, fwd.addr) == 0)
-        return fwd.client;
+    if (!n->do_fwd && !(n->do_fwd = calloc(1, sizeof(*n->do_fwd))))
+        return NULL;
+    struct ekv_do_fwd_s *f = n->do_fwd;
+    if (f->client && strcmp(addr, f->addr) == 0)
+        return f->client;
     char host[256];
     int port;
     if (ekv_repl_parse_addr(addr, host, sizeof(host), &port))
         return NULL;
-    if (fwd.client) {
-        ekv_log_info("durable object owner moved", "from=%s to=%s", fwd.addr, addr);
-        ekv_rpc_client_stop(fwd.client, old_stopped, fwd.client);
-        fwd.client = NULL;
+    if (f->client) {
+        ekv_log_info("durable object owner moved", "from=%s to=%s", f->addr, addr);
+        ekv_rpc_client_stop(f->client, old_stopped, f->client);
+        f->client = NULL;
     }
     ekv_rpc_client_opts_t o = {0};
     o.loop = n->app->loop;
@@ -82,10 +82,10 @@ static ekv_rpc_client_t *client_for(ekv_node_t *n)
     o.timeout_ms = (int)(n->cfg->do_call_wait_ms + n->cfg->do_call_timeout_ms + 5000);
     o.link_timeout_ms = (int)n->cfg->repl_timeout_ms;
     o.heartbeat_ms = (int)n->cfg->repl_heartbeat_ms;
-    if (ekv_rpc_client_start(&fwd.client, &o))
+    if (ekv_rpc_client_start(&f->client, &o))
         return NULL;
-    snprintf(fwd.addr, sizeof(fwd.addr), "%s", addr);
-    return fwd.client;
+    snprintf(f->addr, sizeof(f->addr), "%s", addr);
+    return f->client;
 }
 
 typedef struct {
@@ -141,10 +141,11 @@ void ekv_node_forward_do_prepare(ekv_node_t *n)
                      n->cfg->primary);
 }
 
-void ekv_node_forward_do_stop(void)
+void ekv_node_forward_do_stop(ekv_node_t *n)
 {
-    if (fwd.client) {
-        ekv_rpc_client_stop(fwd.client, old_stopped, fwd.client);
-        fwd.client = NULL;
+    struct ekv_do_fwd_s *f = n->do_fwd;
+    if (f && f->client) {
+        ekv_rpc_client_stop(f->client, old_stopped, f->client);
+        f->client = NULL;
     }
 }

@@ -53,6 +53,7 @@ typedef struct ekv_node_s {
     struct ekv_repl_replica_s *replica; /* role replica; role edge: its keys-only stream */
     struct ekv_repl_auth_s *auth;       /* cluster secret (replication/auth.h); NULL: none */
     ekv_edge_t *edge;                   /* role edge: upstreams, single-flight */
+    struct ekv_do_fwd_s *do_fwd;        /* replica, edge: the link DO calls go over */
     ekv_catalog_t *building;            /* edge: catalog being received in a snapshot */
     int edge_synced;                    /* edge: a catalog snapshot has arrived */
     struct ekv_repl_replica_s *stopping_replica; /* being stopped (promotion, shutdown) */
@@ -124,7 +125,7 @@ void ekv_node_forward_do(ekv_call_t *c);
 /* Open the forwarding link now, so the first DO call finds it up. */
 void ekv_node_forward_do_prepare(ekv_node_t *n);
 /* Shutdown: close the forwarding link. */
-void ekv_node_forward_do_stop(void);
+void ekv_node_forward_do_stop(ekv_node_t *n);
 /* Start the Durable Object runtime here (standalone, primary, a promoted replica). 0/-1. */
 int ekv_node_start_do(ekv_node_t *n);
 

@@ -282,12 +282,14 @@ void ekv_node_stop(ekv_node_t *n, void (*done)(void *arg), void *arg)
     n->stop_done = done;
     n->stop_arg = arg;
     ekv_node_close_probes(n);
-    ekv_node_forward_do_stop();
+    ekv_node_forward_do_stop(n);
     node_stop_step(n);
 }
 
 void ekv_node_free(ekv_node_t *n)
 {
+    free(n->do_fwd);
+    n->do_fwd = NULL;
     ekv_edge_free(n->edge);
     ekv_catalog_free(n->building);
     ekv_repl_replica_free(n->stopping_replica);

@@ -40,20 +40,19 @@ typedef struct do_call_s {
     char *hdrcopy; /* the client's header lines, split in place */
 } do_call_t;
 
-static do_call_t *ghead, *gtail;
-
 static void g_unlink(do_call_t *k)
 {
     if (!k->deadline_ns)
         return;
+    ekv_do_t *d = k->o->rt;
     if (k->gprev)
         k->gprev->gnext = k->gnext;
-    else if (ghead == k)
-        ghead = k->gnext;
+    else if (d->ghead == k)
+        d->ghead = k->gnext;
     if (k->gnext)
         k->gnext->gprev = k->gprev;
-    else if (gtail == k)
-        gtail = k->gprev;
+    else if (d->gtail == k)
+        d->gtail = k->gprev;
     k->gprev = k->gnext = NULL;
     k->deadline_ns = 0;
 }
@@ -372,12 +371,13 @@ void ekv_h_do_fetch(ekv_call_t *c)
     if (o->call_running || o->chead) {
         /* it will wait: give it a deadline on the runtime-wide FIFO */
         k->deadline_ns = ekv_clock_mono_ns() + (uint64_t)d->o.call_wait_ms * 1000000u;
-        k->gprev = gtail;
-        if (gtail)
-            gtail->gnext = k;
+        k->o = o;
+        k->gprev = d->gtail;
+        if (d->gtail)
+            d->gtail->gnext = k;
         else
-            ghead = k;
-        gtail = k;
+            d->ghead = k;
+        d->gtail = k;
         if (!uv_is_active((uv_handle_t *)&d->call_timer))
             uv_timer_start(&d->call_timer, ekv__do_call_timer, 50, 50);
     }
@@ -388,8 +388,8 @@ void ekv__do_call_timer(uv_timer_t *t)
 {
     ekv_do_t *d = t->data;
     uint64_t now = ekv_clock_mono_ns();
-    while (ghead && ghead->deadline_ns <= now) {
-        do_call_t *k = ghead;
+    while (d->ghead && d->ghead->deadline_ns <= now) {
+        do_call_t *k = d->ghead;
         do_obj_t *o = k->o;
         q_unlink(o, k);
         d->st.gate_timeouts++;
@@ -398,7 +398,7 @@ void ekv__do_call_timer(uv_timer_t *t)
         call_free(k);
         ekv__do_obj_maybe_free(o);
     }
-    if (!ghead)
+    if (!d->ghead)
         uv_timer_stop(t);
 }
 

@@ -23,6 +23,7 @@
 
 typedef struct do_obj_s do_obj_t;
 typedef struct do_op_s do_op_t;
+typedef struct do_wr_s do_wr_t;
 
 /* A namespace in memory. pending: being created (not visible, but its name is taken);
  * deleting: its delete is committing (invisible, every call gets 404). */
@@ -97,10 +98,11 @@ struct do_obj_s {
     int running; /* the head op waits for a read, or for the writes before a list */
     int barrier; /* running op waits until every write is durable */
     ekv_bytemap_t overlay;
-    uint64_t wsub, wdone; /* writes handed to the committer / made durable, counted */
-    uint64_t clear_gate;  /* a deleteAll not yet durable: keys outside the overlay are absent */
-    uint64_t fail_from;   /* a write failed: replies gated at or after it get EKV_EDO_RESET and
-                           * no op runs until every write handed over completed (0 = none) */
+    uint64_t wsub, wdone;       /* writes handed to the committer / made durable, counted */
+    do_wr_t *wr_head, *wr_tail; /* writes in flight, in submission order (object.c) */
+    uint64_t clear_gate; /* a deleteAll not yet durable: keys outside the overlay are absent */
+    uint64_t fail_from;  /* a write failed: replies gated at or after it get EKV_EDO_RESET and
+                          * no op runs until every write handed over completed (0 = none) */
     do_held_t *hhead, *htail;
     /* alarm (authoritative in memory on the owner) */
     int64_t alarm_ms; /* -1: none */
@@ -127,7 +129,8 @@ struct ekv_do_s {
     do_obj_t **heap;    /* alarms, earliest first */
     size_t nheap, heapcap;
     uv_timer_t alarm_timer;
-    uv_timer_t call_timer; /* expires calls that waited too long */
+    uv_timer_t call_timer;           /* expires calls that waited too long */
+    struct do_call_s *ghead, *gtail; /* waiting fetches, oldest first (calls.c) */
     int timers_open;
     ekv_http_client_t *http;
     int stopping;

@@ -268,25 +268,27 @@ static int resolve(do_obj_t *o, const char *key, size_t klen, const char **v, si
 
 /* ---------------------------------------------------------------- writes */
 
-typedef struct {
+struct do_wr_s {
     ekv_write_t w;
     do_obj_t *o;
     do_op_t *op; /* owns the keys and values the items borrow */
     ekv_do_item_t *items;
     uint64_t gate;
     int alarm;
-} do_wr_t;
+    int completed;
+    do_wr_t *next; /* the object's writes in flight, in submission order */
+};
 
 static void exec_loop(do_obj_t *o);
 static void start_list_read(do_obj_t *o, do_op_t *op);
 
-static void write_done(ekv_job_t *job)
+/* Account for the oldest write handed over, now completed (wr is o->wr_head). */
+static void write_settled(do_obj_t *o, do_wr_t *wr)
 {
-    do_wr_t *wr = (do_wr_t *)(void *)job;
-    do_obj_t *o = wr->o;
-    ekv_do_t *d = o->rt;
+    o->wr_head = wr->next;
+    if (!o->wr_head)
+        o->wr_tail = NULL;
     o->wdone++;
-    EKV_ASSERT(o->wdone == wr->gate); /* one object's writes complete in order */
     if (wr->w.status) {
         ekv_log_error("durable object write failed: object reset", "err=%s gate=%llu",
                       ekv_err_name(wr->w.status), (unsigned long long)wr->gate);
@@ -313,12 +315,25 @@ static void write_done(ekv_job_t *job)
     ekv__do_op_free(wr->op);
     free(wr->items);
     free(wr);
+}
+
+/*
+ * A write completed. The committer completes one object's writes in order, but a
+ * --sync-replicas hold may release them in another, so completions are settled in
+ * submission order: wdone always means "every write up to here is durable".
+ */
+static void write_done(ekv_job_t *job)
+{
+    do_wr_t *wr = (do_wr_t *)(void *)job;
+    do_obj_t *o = wr->o;
+    wr->completed = 1;
+    while (o->wr_head && o->wr_head->completed)
+        write_settled(o, o->wr_head);
     if (o->barrier && o->wdone == o->wsub) {
         o->barrier = 0;
         start_list_read(o, o->qhead); /* the list op stays at the head while running */
     }
     exec_loop(o);
-    (void)d;
 }
 
 /* Hand op's write to the committer: items (stolen) + delete_all + alarm. On success the
@@ -329,6 +344,16 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
 {
     ekv_do_t *d = o->rt;
     ekv_app_t *app = d->app;
+    do_nsent_t *ns = ekv__do_ns_by_dons(d, o->key);
+    if (!ns || ns->deleting) {
+        /* the namespace went while this op read: its delete must stay the last write */
+        if (op->req)
+            ekv_reply_error(op->req, EKV_EDO_NS_NOT_FOUND,
+                            "the Durable Object namespace was deleted");
+        free(items);
+        ekv__do_op_free(op);
+        return -1;
+    }
     do_wr_t *wr = calloc(1, sizeof(*wr));
     if (!wr) {
         if (op->req)
@@ -365,6 +390,11 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
     }
     d->st.writes++;
     wr->gate = ++o->wsub;
+    if (o->wr_tail)
+        o->wr_tail->next = wr;
+    else
+        o->wr_head = wr;
+    o->wr_tail = wr;
     if (delete_all) {
         ekv_bytemap_deinit(&o->overlay, free_ov);
         ekv_bytemap_init(&o->overlay);
