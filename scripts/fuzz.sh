@@ -14,6 +14,9 @@ clang "${flags[@]}" tests/fuzz/fuzz_multipart.c server/http/multipart.c server/h
   "${common[@]}" -ljansson -o "$out/fuzz_multipart"
 clang "${flags[@]}" tests/fuzz/fuzz_urlcodec.c server/http/urlcodec.c server/api/kv/cursor.c \
   "${common[@]}" -o "$out/fuzz_urlcodec"
+clang "${flags[@]}" tests/fuzz/fuzz_do_req.c server/api/do/ids.c server/api/do/storage_req.c \
+  server/api/do/txn.c server/api/do/list_opts.c server/http/urlcodec.c server/http/json_out.c \
+  "${common[@]}" -ljansson -lcrypto -o "$out/fuzz_do_req"
 # the replication frame decoder needs the protobuf-c code generated from proto/
 mkdir -p "$out/proto"
 protoc-c --proto_path=proto --c_out="$out/proto" proto/*.proto
@@ -31,6 +34,7 @@ clang "${flags[@]}" -I"$llhttp_inc" tests/fuzz/fuzz_http_response.c server/http/
 # ops stay NULL = standalone), so most of the tree and its libraries
 clang "${flags[@]}" -I"$out/proto" -I"$llhttp_inc" tests/fuzz/fuzz_http_conn.c common/*.c \
   storage/*.c server/http/*.c server/api/*.c server/api/kv/*.c server/api/admin/*.c \
+  server/api/do/*.c \
   "$out/proto/repl.pb-c.c" "$out/proto/changelog.pb-c.c" \
   "$llhttp_src"/api.c "$llhttp_src"/http.c "$llhttp_src"/llhttp.c \
   -luv -ljansson -lprotobuf-c -lmsgpackc -lcrypto -lxxhash -lrocksdb -lpthread \
@@ -47,6 +51,7 @@ run() { # name, extra libFuzzer args...
 }
 run multipart -max_len=4096 -dict=tests/fuzz/multipart.dict
 run urlcodec
+run do_req -max_len=4096
 run repl_frame -max_len=4096
 run http_response -max_len=4096 -dict=tests/fuzz/http_response.dict
 run http_conn -max_len=65536 -dict=tests/fuzz/http_conn.dict
