@@ -6,8 +6,11 @@
  * A link of its own, not the edge's read/write links: a DO call may wait for the object's
  * earlier calls and for the upstream script (--do-call-wait-ms + --do-call-timeout-ms), far
  * longer than --upstream-timeout-ms allows a KV call. The owner is the primary this node
- * follows (a replica) or the first --primary address; the link moves when that changes.
+ * follows (a replica) or the first --primary address; the link moves when that changes. The
+ * link opens on the first DO call (a node that never sees one never opens it); calls that
+ * arrive while it connects wait for it, at most PENDING_WAIT_MS, then 503.
  */
+#include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "replication/frame.h"
@@ -22,9 +25,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PENDING_MAX     1024 /* calls waiting for the link to come up */
+#define PENDING_WAIT_MS 3000 /* how long one waits, then 503 */
+#define PENDING_TICK_MS 20
+
+typedef struct fwd_call_s {
+    struct fwd_call_s *next;
+    ekv_req_t *req;
+    uint64_t deadline_ns;
+} fwd_call_t;
+
 struct ekv_do_fwd_s {
     ekv_rpc_client_t *client;
     char addr[300];
+    /* calls that arrived while the link was (re)connecting, oldest first */
+    fwd_call_t *phead, *ptail;
+    size_t npending;
+    uv_timer_t timer;
+    int timer_init;
 };
 
 static void old_stopped(void *arg)
@@ -88,10 +106,6 @@ static ekv_rpc_client_t *client_for(ekv_node_t *n)
     return f->client;
 }
 
-typedef struct {
-    ekv_req_t *req;
-} fwd_call_t;
-
 static void answered(void *ctx, int status, const Edgekv__Response *resp)
 {
     fwd_call_t *k = ctx;
@@ -108,43 +122,104 @@ static void answered(void *ctx, int status, const Edgekv__Response *resp)
     free(k);
 }
 
+static void reply_unreachable(ekv_req_t *req)
+{
+    ekv_reply_busy_msg(req, EKV_EUPSTREAM,
+                       "the Durable Objects owner (the primary) is unreachable from this node; "
+                       "retry later");
+}
+
+/* Send k over cl (ready); frees k when the call could not be sent. */
+static void send_call(ekv_rpc_client_t *cl, fwd_call_t *k)
+{
+    Edgekv__Request rq;
+    ekv__edge_fill_request(&rq, k->req);
+    int rc = ekv_rpc_call(cl, &rq, answered, k);
+    if (rc == 0)
+        return;
+    if (rc == EKV_ETOO_LARGE)
+        ekv_reply_error(k->req, EKV_ETOO_LARGE, "request too large to forward to the owner");
+    else
+        reply_unreachable(k->req);
+    free(k);
+}
+
+/* Calls waiting for the link: sent once it is up, 503 past their deadline. */
+static void pending_tick(uv_timer_t *t)
+{
+    ekv_node_t *n = t->data;
+    struct ekv_do_fwd_s *f = n->do_fwd;
+    ekv_rpc_client_t *cl = client_for(n);
+    int ready = cl && ekv_rpc_client_ready(cl);
+    uint64_t now = ekv_clock_mono_ns();
+    while (f->phead && (ready || f->phead->deadline_ns <= now || n->stopping)) {
+        fwd_call_t *k = f->phead;
+        f->phead = k->next;
+        if (!f->phead)
+            f->ptail = NULL;
+        f->npending--;
+        k->next = NULL;
+        if (ready && !n->stopping) {
+            send_call(cl, k);
+        } else {
+            reply_unreachable(k->req);
+            free(k);
+        }
+    }
+    if (!f->phead)
+        uv_timer_stop(t);
+}
+
 void ekv_node_forward_do(ekv_call_t *c)
 {
     ekv_node_t *n = ekv_node_of(c->app);
     ekv_rpc_client_t *cl = client_for(n);
+    struct ekv_do_fwd_s *f = n->do_fwd;
     fwd_call_t *k = calloc(1, sizeof(*k));
-    if (!cl || !k) {
+    if (!cl || !k || n->stopping) {
         free(k);
         ekv_reply_busy_msg(c->req, EKV_EUPSTREAM,
                            "no Durable Objects owner (primary) is known to this node yet");
         return;
     }
     k->req = c->req;
-    Edgekv__Request rq;
-    ekv__edge_fill_request(&rq, c->req);
-    int rc = ekv_rpc_call(cl, &rq, answered, k);
-    if (rc == 0)
+    if (ekv_rpc_client_ready(cl) && !f->phead) {
+        send_call(cl, k);
         return;
-    free(k);
-    if (rc == EKV_ETOO_LARGE)
-        ekv_reply_error(c->req, EKV_ETOO_LARGE, "request too large to forward to the owner");
+    }
+    /* the link is (re)connecting: wait for it, bounded, rather than fail at once */
+    if (f->npending >= PENDING_MAX) {
+        free(k);
+        reply_unreachable(c->req);
+        return;
+    }
+    if (!f->timer_init) {
+        uv_timer_init(c->app->loop, &f->timer);
+        f->timer.data = n;
+        f->timer_init = 1;
+    }
+    k->deadline_ns = ekv_clock_mono_ns() + (uint64_t)PENDING_WAIT_MS * 1000000u;
+    if (f->ptail)
+        f->ptail->next = k;
     else
-        ekv_reply_busy_msg(c->req, EKV_EUPSTREAM,
-                           "the Durable Objects owner (the primary) is unreachable from this "
-                           "node; retry later");
-}
-
-void ekv_node_forward_do_prepare(ekv_node_t *n)
-{
-    if (!client_for(n))
-        ekv_log_warn("no Durable Objects owner to forward to yet", "primary=\"%s\"",
-                     n->cfg->primary);
+        f->phead = k;
+    f->ptail = k;
+    f->npending++;
+    if (!uv_is_active((uv_handle_t *)&f->timer))
+        uv_timer_start(&f->timer, pending_tick, PENDING_TICK_MS, PENDING_TICK_MS);
 }
 
 void ekv_node_forward_do_stop(ekv_node_t *n)
 {
     struct ekv_do_fwd_s *f = n->do_fwd;
-    if (f && f->client) {
+    if (!f)
+        return;
+    if (f->timer_init) {
+        pending_tick(&f->timer); /* n->stopping: every waiting call gets its 503 now */
+        uv_close((uv_handle_t *)&f->timer, NULL);
+        f->timer_init = 0;
+    }
+    if (f->client) {
         ekv_rpc_client_stop(f->client, old_stopped, f->client);
         f->client = NULL;
     }

@@ -122,8 +122,6 @@ void ekv_node_handle_closed(uv_handle_t *h);
 /* ---- do_forward.c (role ops) ---- */
 /* A Durable Object call on a node without the DO runtime: forwarded to the primary. */
 void ekv_node_forward_do(ekv_call_t *c);
-/* Open the forwarding link now, so the first DO call finds it up. */
-void ekv_node_forward_do_prepare(ekv_node_t *n);
 /* Shutdown: close the forwarding link. */
 void ekv_node_forward_do_stop(ekv_node_t *n);
 /* Start the Durable Object runtime here (standalone, primary, a promoted replica). 0/-1. */

@@ -181,10 +181,7 @@ int ekv_node_start(ekv_node_t *n)
         ekv_repl_auth_new(&n->auth, cfg->cluster_secret, cfg->cluster_secret_len))
         return -1;
     if (n->role == EKV_ROLE_EDGE) {
-        if (ekv_node_start_edge(n))
-            return -1;
-        ekv_node_forward_do_prepare(n);
-        return 0;
+        return ekv_node_start_edge(n);
     }
 
     /* start-up: blocking store calls are fine here (nothing is served yet) */
@@ -218,7 +215,6 @@ int ekv_node_start(ekv_node_t *n)
     if (n->role == EKV_ROLE_REPLICA) { /* its --repl-listen serves edges (reads, change stream) */
         if (ekv_node_start_replica(n) || (cfg->repl_port >= 0 && ekv_node_start_primary(n, 1)))
             return -1;
-        ekv_node_forward_do_prepare(n);
     }
     return 0;
 }
