@@ -98,6 +98,8 @@ static void arm(ekv_do_t *d)
         uv_timer_stop(&d->alarm_timer);
         return;
     }
+    /* the loop's cached time may be a whole iteration old: the timer counts from it */
+    uv_update_time(d->app->loop);
     int64_t wait = d->heap[0]->due_ms - ekv_clock_now_ms();
     if (wait < 0)
         wait = 0;
