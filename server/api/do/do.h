@@ -14,6 +14,7 @@
  *   calls.c       fetch forwarding to the namespace's script URL: the call queue (one call
  *                 at a time per object, bounded wait)
  *   ids, storage_req, txn, list_opts, alarm_sched   pure parsers and rules (unit tested)
+ *   ptable        the partition table for owners across the cluster (pure; not wired yet)
  *
  * THREAD: loop thread only. Store reads go through the app's reader pool, writes through the
  * committer; completions come back on the loop.
