@@ -10,6 +10,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "server/api/auth.h"
+#include "server/api/do/do.h"
 #include "server/api/kv/validate.h"
 #include "server/http/reply.h"
 
@@ -165,6 +166,10 @@ void ekv_app_on_request(void *ctx, ekv_req_t *req)
             app->role->cluster(&call);
         else
             reply_route_error(req, EKV_ENO_ROUTE);
+        return;
+    }
+    if (r->kind == EKV_RK_DO && app->dos && !ekv_do_serving(app->dos)) {
+        ekv_reply_busy_msg(req, EKV_ESHUTDOWN, "Durable Objects are stopping on this node");
         return;
     }
     if (r->kind == EKV_RK_DO && !app->dos) {

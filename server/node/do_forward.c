@@ -88,8 +88,9 @@ static ekv_rpc_client_t *client_for(ekv_node_t *n)
         return NULL;
     if (f->client) {
         ekv_log_info("durable object owner moved", "from=%s to=%s", f->addr, addr);
-        ekv_rpc_client_stop(f->client, old_stopped, f->client);
-        f->client = NULL;
+        ekv_rpc_client_t *old = f->client;
+        f->client = NULL; /* stopping answers its calls: they must not find it again */
+        ekv_rpc_client_stop(old, old_stopped, old);
     }
     ekv_rpc_client_opts_t o = {0};
     o.loop = n->app->loop;
@@ -149,7 +150,7 @@ static void pending_tick(uv_timer_t *t)
 {
     ekv_node_t *n = t->data;
     struct ekv_do_fwd_s *f = n->do_fwd;
-    ekv_rpc_client_t *cl = client_for(n);
+    ekv_rpc_client_t *cl = n->stopping ? NULL : client_for(n);
     int ready = cl && ekv_rpc_client_ready(cl);
     uint64_t now = ekv_clock_mono_ns();
     while (f->phead && (ready || f->phead->deadline_ns <= now || n->stopping)) {
@@ -173,10 +174,10 @@ static void pending_tick(uv_timer_t *t)
 void ekv_node_forward_do(ekv_call_t *c)
 {
     ekv_node_t *n = ekv_node_of(c->app);
-    ekv_rpc_client_t *cl = client_for(n);
+    ekv_rpc_client_t *cl = n->stopping ? NULL : client_for(n);
     struct ekv_do_fwd_s *f = n->do_fwd;
-    fwd_call_t *k = calloc(1, sizeof(*k));
-    if (!cl || !k || n->stopping) {
+    fwd_call_t *k = cl ? calloc(1, sizeof(*k)) : NULL;
+    if (!cl || !k) {
         free(k);
         ekv_reply_busy_msg(c->req, EKV_EUPSTREAM,
                            "no Durable Objects owner (primary) is known to this node yet");
@@ -220,7 +221,8 @@ void ekv_node_forward_do_stop(ekv_node_t *n)
         f->timer_init = 0;
     }
     if (f->client) {
-        ekv_rpc_client_stop(f->client, old_stopped, f->client);
+        ekv_rpc_client_t *old = f->client;
         f->client = NULL;
+        ekv_rpc_client_stop(old, old_stopped, old);
     }
 }

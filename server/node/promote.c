@@ -6,6 +6,7 @@
  * writes. A primary that sees a newer epoch fences itself (saved across restarts).
  */
 #include "server/node/node.h"
+#include "server/api/do/do.h"
 #include "server/api/auth.h"
 #include "common/codec.h"
 #include "common/errors.h"
@@ -40,6 +41,9 @@ void ekv_node_on_fenced(void *ctx, uint64_t epoch, const char *by)
     uv_timer_stop(&n->probe_timer);
     n->st.fenced_epoch = epoch;
     snprintf(n->st.fenced_by, sizeof(n->st.fenced_by), "%s", by);
+    /* another node owns the Durable Objects now: no alarm may run here any more */
+    if (n->app->dos)
+        ekv_do_stop(n->app->dos, NULL, NULL);
     ekv_log_warn("this primary is fenced: writes are refused",
                  "epoch=%" PRIu64 " new_primary=%s "
                  "hint=\"restart it with --role replica --primary <the new primary>\"",

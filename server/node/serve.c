@@ -194,7 +194,7 @@ static void on_http_stopped(void *arg)
 {
     serve_t *sv = arg;
     ekv_log_info("connections drained", "%s", "");
-    if (sv->app.dos)
+    if (sv->app.dos && ekv_do_serving(sv->app.dos))
         ekv_do_stop(sv->app.dos, on_do_stopped, sv);
     else
         on_do_stopped(sv);
@@ -303,7 +303,7 @@ int ekv_serve(ekv_config_t *cfg)
         return 1;
     if (ekv_node_start(node))
         return 1;
-    if ((node->role == EKV_ROLE_STANDALONE || node->role == EKV_ROLE_PRIMARY) &&
+    if ((node->role == EKV_ROLE_STANDALONE || node->role == EKV_ROLE_PRIMARY) && !node->fenced &&
         ekv_node_start_do(node))
         return 1;
     uv_signal_init(app->loop, &sv.sigterm);

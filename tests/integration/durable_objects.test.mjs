@@ -6,7 +6,7 @@
 // clusters: do_cluster.test.mjs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, hex32, expectOk, expectError, runCli, byteCompare } from './lib/harness.mjs';
+import { startServer, hex32, expectOk, expectError, runCli, byteCompare, RawConn, parseHttpResponse, waitFor } from './lib/harness.mjs';
 import {
   HEX32, HEX64, nsRoot, nsPath, objPath, createNs, newId, storage, list, createToken, bearer,
 } from './lib/do_api.mjs';
@@ -439,6 +439,40 @@ describe('durable objects: storage', T, () => {
     kvns = (await createNs(srv, { use_sqlite: false })).id;
   });
   after(async () => { await srv?.stop(); });
+
+  // A reply may run the client's next pipelined request at once (the HTTP layer parses on
+  // after a reply): requests on the same idle object, back to back in one TCP write, must all
+  // be answered, in order, and the server must survive it (it once freed the object twice).
+  it('pipelined requests on one object, in one TCP write, are all answered in order', async () => {
+    const obj = await newId(srv, ns, 'pipelined');
+    const path = (p) => `/client/v4${objPath(srv, ns, obj)}${p}`;
+    const req = (method, p, body) => `${method} ${path(p)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.token}\r\n` +
+      (body !== undefined ? `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` : '') + `\r\n${body ?? ''}`;
+    const batch = [
+      req('POST', '/storage/get', '{"keys":["a"]}'),
+      req('GET', '/alarm'),
+      req('POST', '/storage/put', '{"entries":{"a":1}}'),
+      req('GET', '/alarm'),
+      req('POST', '/storage/get', '{"keys":["a","b"]}'),
+      req('GET', '/storage/list'),
+      req('POST', '/storage/delete', '{"keys":["a"]}'),
+      req('GET', '/alarm'),
+    ];
+    const c = await RawConn.open(srv.port);
+    try {
+      await c.write(batch.join(''));
+      const want = [{}, { scheduledTime: null }, null, { scheduledTime: null }, { a: 1 },
+        [{ key: 'a', value: 1 }], { deleted: 1 }, { scheduledTime: null }];
+      for (let i = 0; i < want.length; i++) {
+        const r = await c.readResponse(10000);
+        assert.equal(r.status, 200, `reply ${i}: ${r.body}`);
+        assert.deepEqual(JSON.parse(r.body).result, want[i], `reply ${i}`);
+      }
+    } finally {
+      c.destroy();
+    }
+    expectOk(await srv.api('GET', '/accounts/' + srv.accountId + '/workers/durable_objects/namespaces'));
+  });
 
   it('put / get any JSON value; absent keys omitted; overwrite; get result in UTF-8 key order', async () => {
     const obj = await newId(srv, ns, 'values');

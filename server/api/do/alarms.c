@@ -1,9 +1,9 @@
 /*
  * alarms.c - the alarm schedule on the owner: a binary min-heap of objects by due time and
- * one uv timer for the earliest. The stored alarm (doalarm CF) is the truth; the in-memory
- * state (do_obj_t.alarm_ms) follows every set/delete as its op runs, and the heap follows the
- * durable state (ekv__do_alarm_changed runs when such a write is durable), so an alarm fires
- * only once it would survive a crash.
+ * one uv timer for the earliest. The stored alarm (doalarm CF) is the truth. What ops see
+ * (do_obj_t.alarm_*) follows every set/delete as it runs; the schedule follows only the
+ * durable state (dur_*, updated when such a write is durable, ekv__do_alarm_changed), so an
+ * alarm fires only once it would survive a crash, and a run delivers the durable alarm.
  *
  * A due alarm starts a run: the delivery is queued on the object's call domain (calls.c,
  * one call at a time with fetches). Success removes the alarm through a storage op
@@ -120,8 +120,8 @@ static void place(do_obj_t *o, int64_t due)
 
 void ekv__do_alarm_schedule(do_obj_t *o)
 {
-    if (o->alarm_ms >= 0 && !o->alarm_running)
-        place(o, o->alarm_ms);
+    if (o->dur_ms >= 0 && !o->alarm_running)
+        place(o, o->dur_ms);
 }
 
 void ekv__do_alarm_unschedule(do_obj_t *o)
@@ -133,15 +133,15 @@ void ekv__do_alarm_unschedule(do_obj_t *o)
 
 void ekv__do_alarm_changed(do_obj_t *o)
 {
-    if (o->alarm_running && !o->alarm_delivering && o->alarm_version != o->run_version) {
+    if (o->alarm_running && !o->alarm_delivering && o->dur_version != o->run_version) {
         /* a run waiting to retry is replaced by what was set (or deleted) since */
         o->alarm_running = 0;
         heap_remove(o->rt, o);
     }
     if (o->alarm_running)
         return; /* the run in flight decides when it ends */
-    if (o->alarm_ms >= 0) {
-        place(o, o->alarm_ms);
+    if (o->dur_ms >= 0) {
+        place(o, o->dur_ms);
     } else {
         heap_remove(o->rt, o);
         arm(o->rt);
@@ -156,15 +156,16 @@ void ekv__do_alarm_tick(uv_timer_t *t)
     for (int n = 0; n < 1024 && d->nheap && d->heap[0]->due_ms <= now; n++) {
         do_obj_t *o = d->heap[0];
         heap_remove(d, o);
-        if (!o->alarm_running) {
-            if (o->alarm_ms < 0)
-                continue;
+        ekv__do_obj_pin(o);
+        if (!o->alarm_running && o->dur_ms >= 0) {
             o->alarm_running = 1;
-            o->run_version = o->alarm_version;
-            o->run_ms = o->alarm_ms;
+            o->run_version = o->dur_version;
+            o->run_ms = o->dur_ms;
             memset(&o->retry, 0, sizeof(o->retry));
         }
-        ekv__do_call_alarm(o);
+        if (o->alarm_running)
+            ekv__do_call_alarm(o);
+        ekv__do_obj_unpin(o);
     }
     if (d->nheap && d->heap[0]->due_ms <= now)
         uv_timer_start(&d->alarm_timer, ekv__do_alarm_tick, 0, 0);

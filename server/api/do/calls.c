@@ -37,7 +37,8 @@ typedef struct do_call_s {
     uint64_t deadline_ns;
     char *name; /* verified object name (fetch) */
     size_t name_len;
-    char *hdrcopy; /* the client's header lines, split in place */
+    char *hdrcopy;    /* the client's header lines, split in place */
+    uint64_t version; /* an alarm delivery: the run it belongs to */
 } do_call_t;
 
 static void g_unlink(do_call_t *k)
@@ -141,6 +142,7 @@ static void call_done(void *ctx, int err, const ekv_http_response_t *resp)
 {
     do_call_t *k = ctx;
     do_obj_t *o = k->o;
+    ekv__do_obj_pin(o);
     if (k->req) {
         fetch_answered(k, err, resp);
     } else {
@@ -149,11 +151,18 @@ static void call_done(void *ctx, int err, const ekv_http_response_t *resp)
             ekv_log_warn("alarm delivery failed", "err=%s status=%d retry_count=%u",
                          err ? ekv_err_name(err) : "-", err ? 0 : resp->status,
                          o->retry.retry_count);
-        ekv__do_alarm_delivered(o, ok, !err);
+        /* counted: the handler was reached (it answered, or failed or hung after the request
+         * went out); not counted: it could not be reached at all */
+        int counted = !err || !(err == EKV_EHTTP_DNS || err == EKV_EHTTP_CONNECT_REFUSED ||
+                                err == EKV_EHTTP_CONNECT || err == EKV_EHTTP_CONNECT_TIMEOUT ||
+                                err == EKV_EBUSY || err == EKV_ESHUTDOWN || err == EKV_ENOMEM ||
+                                err == EKV_ECANCELLED);
+        ekv__do_alarm_delivered(o, ok, counted);
     }
     call_free(k);
     o->call_running = 0;
     pump(o);
+    ekv__do_obj_unpin(o);
 }
 
 /* ---------------------------------------------------------------- sending */
@@ -202,6 +211,10 @@ static void client_headers(do_call_t *k, ekv_http_header_t *hs, size_t *n)
 static void start_call(do_obj_t *o, do_call_t *k)
 {
     ekv_do_t *d = o->rt;
+    if (!k->req && (!o->alarm_running || k->version != o->run_version)) {
+        call_free(k); /* its run was replaced while it waited behind a call */
+        return;
+    }
     do_nsent_t *ns = ekv__do_ns_by_dons(d, o->key);
     int err = 0;
     ekv_http_url_t *u = NULL;
@@ -239,7 +252,7 @@ static void start_call(do_obj_t *o, do_call_t *k)
     if (!err) {
         add_header(hs, &nh, "edgekv-object-id", objhex);
         add_header(hs, &nh, "edgekv-namespace-id", nshex);
-        const char *name = k->req ? k->name : o->alarm_name;
+        const char *name = k->req ? k->name : o->dur_name;
         if (name)
             add_header(hs, &nh, "edgekv-object-name", name);
         if (k->req) {
@@ -297,13 +310,14 @@ static void start_call(do_obj_t *o, do_call_t *k)
 
 static void pump(do_obj_t *o)
 {
+    ekv__do_obj_pin(o);
     while (!o->call_running && o->chead) {
         do_call_t *k = o->chead;
         q_unlink(o, k);
         g_unlink(k);
         start_call(o, k);
     }
-    ekv__do_obj_maybe_free(o);
+    ekv__do_obj_unpin(o);
 }
 
 static void enqueue(do_obj_t *o, do_call_t *k)
@@ -327,6 +341,7 @@ void ekv__do_call_alarm(do_obj_t *o)
         ekv__do_alarm_delivered(o, 0, 0);
         return;
     }
+    k->version = o->run_version;
     enqueue(o, k);
 }
 
@@ -359,12 +374,13 @@ void ekv_h_do_fetch(ekv_call_t *c)
         ekv_reply_error(c->req, EKV_ENOMEM, NULL);
         return;
     }
+    ekv__do_obj_pin(o);
     if (o->clen >= d->o.call_queue_max) {
         call_free(k);
         d->st.gate_timeouts++;
         ekv_reply_busy_msg(c->req, EKV_EDO_GATE_TIMEOUT,
                            "too many calls are waiting for this object; retry later");
-        ekv__do_obj_maybe_free(o);
+        ekv__do_obj_unpin(o);
         return;
     }
     k->req = c->req;
@@ -382,6 +398,7 @@ void ekv_h_do_fetch(ekv_call_t *c)
             uv_timer_start(&d->call_timer, ekv__do_call_timer, 50, 50);
     }
     enqueue(o, k);
+    ekv__do_obj_unpin(o);
 }
 
 void ekv__do_call_timer(uv_timer_t *t)
@@ -391,12 +408,15 @@ void ekv__do_call_timer(uv_timer_t *t)
     while (d->ghead && d->ghead->deadline_ns <= now) {
         do_call_t *k = d->ghead;
         do_obj_t *o = k->o;
+        ekv__do_obj_pin(o);
         q_unlink(o, k);
+        g_unlink(k);
         d->st.gate_timeouts++;
-        ekv_reply_busy_msg(k->req, EKV_EDO_GATE_TIMEOUT,
-                           "the object's earlier calls did not finish within --do-call-wait-ms");
+        ekv_req_t *req = k->req;
         call_free(k);
-        ekv__do_obj_maybe_free(o);
+        ekv_reply_busy_msg(req, EKV_EDO_GATE_TIMEOUT,
+                           "the object's earlier calls did not finish within --do-call-wait-ms");
+        ekv__do_obj_unpin(o);
     }
     if (!d->ghead)
         uv_timer_stop(t);

@@ -48,6 +48,9 @@ int ekv_do_start(ekv_app_t *app, const ekv_do_opts_t *o);
  * runs on the loop once every handle is closed. */
 void ekv_do_stop(ekv_do_t *d, void (*done)(void *arg), void *arg);
 
+/* 1 until ekv_do_stop was called. */
+int ekv_do_serving(const ekv_do_t *d);
+
 /* /metrics lines (edgekv_do_*). */
 int ekv_do_metrics(ekv_do_t *d, ekv_buf_t *out);
 

@@ -18,8 +18,9 @@
 
 #define DO_MAX_NS_PER_ACCOUNT 1000
 #define DO_OBJ_KEY_LEN        (EKV_NSID_LEN + EKV_DO_OBJID_LEN)
-#define DO_LIST_MAX_BYTES     ((size_t)8 << 20) /* values in one storage list page */
-#define DO_MAX_NAME_LEN       2048              /* object names (idFromName) */
+#define DO_LIST_MAX_BYTES     ((size_t)8 << 20)  /* values in one storage list page */
+#define DO_GET_MAX_BYTES      ((size_t)32 << 20) /* values in one storage get reply */
+#define DO_MAX_NAME_LEN       2048               /* object names (idFromName) */
 
 typedef struct do_obj_s do_obj_t;
 typedef struct do_op_s do_op_t;
@@ -78,13 +79,16 @@ struct do_op_s {
     uint64_t version; /* DO_OP_ALARM_DONE: the alarm_version the run delivered */
     char *name;       /* DO_OP_ALARM_SET: the verified object name, or NULL */
     size_t name_len;
-    /* values read from the store for ops[] or txn check keys (executing) */
-    char **vals;
-    size_t *vlens;
-    int *found;
-    size_t nread;
-    const char **rkeys; /* the keys read (borrowed from ops / txn) */
+    /* the op's view of its keys, taken when it runs: the overlay's answer (copied: the write
+     * behind it may settle and be freed meanwhile) or the store's (read on the pool) */
+    size_t nkeys;
+    const char **rkeys; /* borrowed from ops / txn */
     size_t *rklens;
+    char **vals; /* malloc'd copies */
+    size_t *vlens;
+    int *found;      /* 1 found, 0 absent */
+    int *from_store; /* 1: read it from the store */
+    size_t nread;    /* how many from_store */
 };
 
 /* One object in memory: exists while it has queued, running or gated work, overlay entries,
@@ -92,6 +96,11 @@ struct do_op_s {
 struct do_obj_s {
     uint8_t key[DO_OBJ_KEY_LEN]; /* dons || objid */
     ekv_do_t *rt;
+    /* Kept alive while > 0: a reply may run the client's next pipelined request inline (the
+     * HTTP layer parses on after a reply), which may queue on this very object and finish
+     * it; every entry point pins the object for as long as it touches it. */
+    int pins;
+    int in_exec; /* exec_loop is running (it is not re-entered: the outer one continues) */
     /* storage domain */
     do_op_t *qhead, *qtail;
     size_t qlen;
@@ -104,9 +113,13 @@ struct do_obj_s {
     uint64_t fail_from;  /* a write failed: replies gated at or after it get EKV_EDO_RESET and
                           * no op runs until every write handed over completed (0 = none) */
     do_held_t *hhead, *htail;
-    /* alarm (authoritative in memory on the owner) */
+    /* alarm: alarm_* is what ops see (every set/delete as it runs, gated like storage);
+     * dur_* is what is durable, and the only thing the schedule follows */
     int64_t alarm_ms; /* -1: none */
     char *alarm_name;
+    int64_t dur_ms; /* -1: none */
+    char *dur_name;
+    uint64_t dur_version;
     uint64_t alarm_version; /* +1 on every set/delete: a run only removes the alarm it ran */
     int64_t due_ms;         /* heap key: alarm_ms, or the next retry */
     size_t heap_idx;        /* position in the alarm heap, SIZE_MAX when not in it */
@@ -159,9 +172,18 @@ do_obj_t *ekv__do_obj_get(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
                           const uint8_t objid[EKV_DO_OBJID_LEN]);
 /* The object if it is in memory. */
 do_obj_t *ekv__do_obj_find(ekv_do_t *d, const uint8_t key[DO_OBJ_KEY_LEN]);
-/* Free the object if nothing keeps it (queue, gate, overlay, calls, alarm). Only at the end
- * of an entry point (a handler, a completion): the object must not be used afterwards. */
+/* Free the object if nothing keeps it (pins, queue, gate, overlay, calls, alarm). */
 void ekv__do_obj_maybe_free(do_obj_t *o);
+/* Pin for the duration of an entry point; unpin frees the object when nothing keeps it. */
+static inline void ekv__do_obj_pin(do_obj_t *o)
+{
+    o->pins++;
+}
+static inline void ekv__do_obj_unpin(do_obj_t *o)
+{
+    if (--o->pins == 0)
+        ekv__do_obj_maybe_free(o);
+}
 /* Queue a storage op (takes it); runs it now if the object is idle. */
 void ekv__do_obj_submit(do_obj_t *o, do_op_t *op);
 void ekv__do_op_free(do_op_t *op);

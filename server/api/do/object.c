@@ -49,6 +49,7 @@ do_obj_t *ekv__do_obj_get(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
     memcpy(o->key, key, sizeof(key));
     o->rt = d;
     o->alarm_ms = -1;
+    o->dur_ms = -1;
     o->heap_idx = SIZE_MAX;
     ekv_bytemap_init(&o->overlay);
     if (ekv_bytemap_put(&d->objs, o->key, DO_OBJ_KEY_LEN, o)) {
@@ -66,13 +67,14 @@ static void free_ov(void *p)
 
 void ekv__do_obj_maybe_free(do_obj_t *o)
 {
-    if (o->qhead || o->running || o->hhead || o->wsub != o->wdone ||
+    if (o->pins || o->in_exec || o->qhead || o->running || o->hhead || o->wsub != o->wdone ||
         ekv_bytemap_count(&o->overlay) || o->chead || o->call_running || o->alarm_ms >= 0 ||
-        o->alarm_running || o->heap_idx != SIZE_MAX)
+        o->dur_ms >= 0 || o->alarm_running || o->heap_idx != SIZE_MAX)
         return;
     ekv_bytemap_del(&o->rt->objs, o->key, DO_OBJ_KEY_LEN);
     ekv_bytemap_deinit(&o->overlay, free_ov);
     free(o->alarm_name);
+    free(o->dur_name);
     free(o);
 }
 
@@ -83,11 +85,12 @@ void ekv__do_op_free(do_op_t *op)
     ekv_do_ops_free(&op->ops);
     ekv_do_txn_free(&op->txn);
     ekv_do_list_range_free(&op->range);
-    for (size_t i = 0; i < op->nread; i++)
-        free(op->vals ? op->vals[i] : NULL);
+    for (size_t i = 0; op->vals && i < op->nkeys; i++)
+        free(op->vals[i]);
     free(op->vals);
     free(op->vlens);
     free(op->found);
+    free(op->from_store);
     free(op->rkeys);
     free(op->rklens);
     free(op->name);
@@ -274,7 +277,10 @@ struct do_wr_s {
     do_op_t *op; /* owns the keys and values the items borrow */
     ekv_do_item_t *items;
     uint64_t gate;
-    int alarm;
+    int alarm;              /* the write changes the alarm: then, once durable, */
+    int64_t alarm_ms;       /* ...the alarm is this (-1: none), */
+    char *alarm_name;       /* ...with this name (malloc'd), */
+    uint64_t alarm_version; /* ...and this is its version */
     int completed;
     do_wr_t *next; /* the object's writes in flight, in submission order */
 };
@@ -294,16 +300,22 @@ static void write_settled(do_obj_t *o, do_wr_t *wr)
                       ekv_err_name(wr->w.status), (unsigned long long)wr->gate);
         if (!o->fail_from || wr->gate < o->fail_from)
             o->fail_from = wr->gate;
-    } else {
-        for (size_t i = 0; i < wr->w.do_nitems; i++) {
-            const ekv_do_item_t *it = &wr->items[i];
-            do_ov_t *ov = ekv_bytemap_get(&o->overlay, it->key, it->key_len);
-            if (ov && ov->gate == wr->gate)
-                free(ekv_bytemap_del(&o->overlay, it->key, it->key_len));
-        }
     }
-    if (wr->alarm && !wr->w.status)
+    /* durable now (the store answers), or failed (its values are about to be freed) */
+    for (size_t i = 0; i < wr->w.do_nitems; i++) {
+        const ekv_do_item_t *it = &wr->items[i];
+        do_ov_t *ov = ekv_bytemap_get(&o->overlay, it->key, it->key_len);
+        if (ov && ov->gate == wr->gate)
+            free(ekv_bytemap_del(&o->overlay, it->key, it->key_len));
+    }
+    if (wr->alarm && !wr->w.status) {
+        o->dur_ms = wr->alarm_ms;
+        free(o->dur_name);
+        o->dur_name = wr->alarm_name;
+        wr->alarm_name = NULL;
+        o->dur_version = wr->alarm_version;
         ekv__do_alarm_changed(o);
+    }
     release_held(o);
     if (o->fail_from && o->wdone == o->wsub) {
         /* every write handed over has completed: continue from the store */
@@ -311,7 +323,14 @@ static void write_settled(do_obj_t *o, do_wr_t *wr)
         ekv_bytemap_init(&o->overlay);
         o->clear_gate = 0;
         o->fail_from = 0;
+        /* ...and from the durable alarm (a version of its own: no run removes it by mistake) */
+        o->alarm_ms = o->dur_ms;
+        free(o->alarm_name);
+        o->alarm_name = o->dur_name ? strdup(o->dur_name) : NULL;
+        o->dur_version = ++o->alarm_version;
+        ekv__do_alarm_changed(o);
     }
+    free(wr->alarm_name);
     ekv__do_op_free(wr->op);
     free(wr->items);
     free(wr);
@@ -326,6 +345,7 @@ static void write_done(ekv_job_t *job)
 {
     do_wr_t *wr = (do_wr_t *)(void *)job;
     do_obj_t *o = wr->o;
+    ekv__do_obj_pin(o);
     wr->completed = 1;
     while (o->wr_head && o->wr_head->completed)
         write_settled(o, o->wr_head);
@@ -334,6 +354,7 @@ static void write_done(ekv_job_t *job)
         start_list_read(o, o->qhead); /* the list op stays at the head while running */
     }
     exec_loop(o);
+    ekv__do_obj_unpin(o);
 }
 
 /* Hand op's write to the committer: items (stolen) + delete_all + alarm. On success the
@@ -418,6 +439,15 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
     return 0;
 }
 
+/* The alarm the write just submitted leaves once durable (the object's current alarm). */
+static void note_alarm(do_obj_t *o)
+{
+    do_wr_t *wr = o->wr_tail;
+    wr->alarm_ms = o->alarm_ms;
+    wr->alarm_name = o->alarm_name ? strdup(o->alarm_name) : NULL;
+    wr->alarm_version = o->alarm_version;
+}
+
 /* Items for ops[] (put/delete as parsed). NULL on ENOMEM (answered). */
 static ekv_do_item_t *items_of(do_op_t *op, const ekv_do_ops_t *ops)
 {
@@ -460,13 +490,20 @@ static void read_work(ekv_job_t *job)
                                   g->has_hi, g->reverse, g->limit, DO_LIST_MAX_BYTES, &r->result);
         return;
     }
-    for (size_t i = 0; i < op->nread && !r->rc; i++) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < op->nkeys && !r->rc; i++) {
+        if (!op->from_store[i])
+            continue;
         int rc = ekv_store_do_get(r->store, dons, objid, op->rkeys[i], op->rklens[i], &op->vals[i],
                                   &op->vlens[i]);
-        if (rc == 0)
+        if (rc == 0) {
             op->found[i] = 1;
-        else if (rc != EKV_EKEY_NOT_FOUND)
+            bytes += op->vlens[i];
+            if (bytes > DO_GET_MAX_BYTES)
+                r->rc = EKV_EDO_VALUE_TOO_LARGE; /* stop reading: the reply would be refused */
+        } else if (rc != EKV_EKEY_NOT_FOUND) {
             r->rc = rc;
+        }
     }
 }
 
@@ -478,6 +515,7 @@ static void read_done(ekv_job_t *job)
     do_read_t *r = (do_read_t *)(void *)job;
     do_obj_t *o = r->o;
     do_op_t *op = r->op;
+    ekv__do_obj_pin(o);
     o->running = 0;
     /* the op leaves the queue head now */
     o->qhead = op->next;
@@ -485,7 +523,14 @@ static void read_done(ekv_job_t *job)
         o->qtail = NULL;
     o->qlen--;
     op->next = NULL;
-    if (r->rc) {
+    if (r->rc == EKV_EDO_VALUE_TOO_LARGE) {
+        if (op->req)
+            ekv_reply_error(op->req, r->rc,
+                            "storage get: the values asked for exceed %zu MiB in all; ask for "
+                            "fewer keys at once",
+                            DO_GET_MAX_BYTES >> 20);
+        ekv__do_op_free(op);
+    } else if (r->rc) {
         ekv_log_error("durable object read failed", "err=%s", ekv_err_name(r->rc));
         if (op->req)
             ekv_reply_error(op->req, r->rc, NULL);
@@ -498,6 +543,7 @@ static void read_done(ekv_job_t *job)
     ekv_do_list_clear(&r->result);
     free(r);
     exec_loop(o);
+    ekv__do_obj_unpin(o);
 }
 
 /* Run a read job for op (which stays at the queue head, the object running). */
@@ -545,39 +591,45 @@ static void start_list_read(do_obj_t *o, do_op_t *op)
     start_read(o, op, 1);
 }
 
-/* Keys of op to read from the store (those the overlay does not answer): fills op->rkeys.
- * 0, or EKV_ENOMEM. */
+/* The op's view of keys[0..n): what the overlay answers now (copied) and which keys the store
+ * must answer (op->nread of them). 0, or EKV_ENOMEM. */
 static int plan_reads(do_obj_t *o, do_op_t *op, const char *const *keys, const size_t *klens,
                       size_t n)
 {
-    op->rkeys = calloc(n ? n : 1, sizeof(*op->rkeys));
-    op->rklens = calloc(n ? n : 1, sizeof(*op->rklens));
-    op->vals = calloc(n ? n : 1, sizeof(*op->vals));
-    op->vlens = calloc(n ? n : 1, sizeof(*op->vlens));
-    op->found = calloc(n ? n : 1, sizeof(*op->found));
-    if (!op->rkeys || !op->rklens || !op->vals || !op->vlens || !op->found)
+    size_t m = n ? n : 1;
+    op->rkeys = calloc(m, sizeof(*op->rkeys));
+    op->rklens = calloc(m, sizeof(*op->rklens));
+    op->vals = calloc(m, sizeof(*op->vals));
+    op->vlens = calloc(m, sizeof(*op->vlens));
+    op->found = calloc(m, sizeof(*op->found));
+    op->from_store = calloc(m, sizeof(*op->from_store));
+    if (!op->rkeys || !op->rklens || !op->vals || !op->vlens || !op->found || !op->from_store)
         return EKV_ENOMEM;
+    op->nkeys = n;
     op->nread = 0;
     for (size_t i = 0; i < n; i++) {
         const char *v;
         size_t vl;
-        if (resolve(o, keys[i], klens[i], &v, &vl) < 0) {
-            op->rkeys[op->nread] = keys[i];
-            op->rklens[op->nread] = klens[i];
+        op->rkeys[i] = keys[i];
+        op->rklens[i] = klens[i];
+        int r = resolve(o, keys[i], klens[i], &v, &vl);
+        if (r < 0) {
+            op->from_store[i] = 1;
             op->nread++;
+        } else if (r == 1) {
+            if (!(op->vals[i] = ekv_memdup_z(v, vl)))
+                return EKV_ENOMEM;
+            op->vlens[i] = vl;
+            op->found[i] = 1;
         }
     }
     return 0;
 }
 
-/* The value of key for op: overlay first, then what op read. 1 found, 0 absent. */
-static int value_of(do_obj_t *o, const do_op_t *op, const char *key, size_t klen, const char **v,
-                    size_t *vl)
+/* The value of key in the op's view (plan_reads + its read). 1 found, 0 absent. */
+static int value_of(const do_op_t *op, const char *key, size_t klen, const char **v, size_t *vl)
 {
-    int r = resolve(o, key, klen, v, vl);
-    if (r >= 0)
-        return r;
-    for (size_t i = 0; i < op->nread; i++)
+    for (size_t i = 0; i < op->nkeys; i++)
         if (op->rklens[i] == klen && memcmp(op->rkeys[i], key, klen) == 0) {
             *v = op->vals[i];
             *vl = op->vlens[i];
@@ -593,12 +645,25 @@ static void finish_get(do_obj_t *o, do_op_t *op)
 {
     ekv_buf_t b;
     ekv_buf_init(&b, 0);
+    size_t total = 0;
+    for (size_t i = 0; i < op->nkeys; i++)
+        total += op->found[i] ? op->vlens[i] : 0;
+    if (total > DO_GET_MAX_BYTES) {
+        if (op->req)
+            ekv_reply_error(op->req, EKV_EDO_VALUE_TOO_LARGE,
+                            "storage get: the values asked for exceed %zu MiB in all; ask for "
+                            "fewer keys at once",
+                            DO_GET_MAX_BYTES >> 20);
+        ekv_buf_deinit(&b);
+        ekv__do_op_free(op);
+        return;
+    }
     int rc = ekv_reply_begin(&b) || ekv_buf_append(&b, "{", 1);
     int first = 1; /* keys are in UTF-8 order (storage_req sorts them) */
     for (size_t i = 0; !rc && i < op->ops.n; i++) {
         const char *v;
         size_t vl;
-        if (value_of(o, op, op->ops.ops[i].key, op->ops.ops[i].key_len, &v, &vl) != 1)
+        if (value_of(op, op->ops.ops[i].key, op->ops.ops[i].key_len, &v, &vl) != 1)
             continue;
         rc = (!first && ekv_buf_append(&b, ",", 1)) ||
              ekv_json_put_str(&b, op->ops.ops[i].key, op->ops.ops[i].key_len) ||
@@ -621,7 +686,7 @@ static void finish_delete(do_obj_t *o, do_op_t *op)
     for (size_t i = 0; i < op->ops.n; i++) {
         const char *v;
         size_t vl;
-        deleted += value_of(o, op, op->ops.ops[i].key, op->ops.ops[i].key_len, &v, &vl) == 1;
+        deleted += value_of(op, op->ops.ops[i].key, op->ops.ops[i].key_len, &v, &vl) == 1;
     }
     ekv_do_item_t *items = items_of(op, &op->ops);
     if (!items) {
@@ -643,7 +708,7 @@ static int txn_lookup(void *ctx, const char *key, size_t key_len, const char **v
                       size_t *value_len)
 {
     txn_ctx_t *t = ctx;
-    return value_of(t->o, t->op, key, key_len, value, value_len);
+    return value_of(t->op, key, key_len, value, value_len);
 }
 
 static void finish_txn(do_obj_t *o, do_op_t *op)
@@ -798,6 +863,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
         if (submit_write(o, op, NULL, 0, 1, EKV_DO_ALARM_DELETE) == 0) {
             o->alarm_version++;
             o->alarm_ms = -1;
+            note_alarm(o);
             hold_reply(o, req, json_null(), NULL);
         }
         return;
@@ -826,6 +892,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
             o->alarm_ms = ms;
             free(o->alarm_name);
             o->alarm_name = name;
+            note_alarm(o);
             alarm_json_reply(o, req, ms);
         } else {
             free(name);
@@ -836,6 +903,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
         if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_DELETE) == 0) {
             o->alarm_version++;
             o->alarm_ms = -1;
+            note_alarm(o);
             hold_reply(o, req, json_null(), NULL);
         }
         return;
@@ -848,6 +916,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
         if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_DELETE) == 0) {
             o->alarm_ms = -1;
             o->alarm_version++;
+            note_alarm(o);
         }
         return;
     }
@@ -855,6 +924,10 @@ static void exec_op(do_obj_t *o, do_op_t *op)
 
 static void exec_loop(do_obj_t *o)
 {
+    if (o->in_exec)
+        return; /* re-entered through a reply: the running loop picks the new op up */
+    ekv__do_obj_pin(o);
+    o->in_exec = 1;
     while (!o->running && !o->fail_from && o->qhead) {
         do_op_t *op = o->qhead;
         o->qhead = op->next;
@@ -872,11 +945,13 @@ static void exec_loop(do_obj_t *o)
         }
         exec_op(o, op);
     }
-    ekv__do_obj_maybe_free(o);
+    o->in_exec = 0;
+    ekv__do_obj_unpin(o);
 }
 
 void ekv__do_obj_submit(do_obj_t *o, do_op_t *op)
 {
+    ekv__do_obj_pin(o);
     op->next = NULL;
     if (o->qtail)
         o->qtail->next = op;
@@ -885,6 +960,7 @@ void ekv__do_obj_submit(do_obj_t *o, do_op_t *op)
     o->qtail = op;
     o->qlen++;
     exec_loop(o);
+    ekv__do_obj_unpin(o);
 }
 
 void ekv__do_ns_dropped(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
@@ -902,13 +978,18 @@ void ekv__do_ns_dropped(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
         if (memcmp(o->key, dons, EKV_NSID_LEN) == 0)
             v[n++] = o;
     }
+    for (size_t i = 0; i < n; i++) /* pinned: dropping them answers requests */
+        ekv__do_obj_pin(v[i]);
     for (size_t i = 0; i < n; i++) {
         do_obj_t *o = v[i];
         ekv__do_alarm_unschedule(o);
         o->alarm_ms = -1;
+        o->dur_ms = -1;
         ekv__do_calls_drop(o, EKV_EDO_NS_NOT_FOUND);
         if (!o->running)
-            exec_loop(o); /* queued ops get 404; frees the object when idle */
+            exec_loop(o); /* queued ops get 404 */
     }
+    for (size_t i = 0; i < n; i++)
+        ekv__do_obj_unpin(v[i]); /* frees the idle ones */
     free(v);
 }

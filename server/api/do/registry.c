@@ -89,9 +89,11 @@ static void on_alarm(void *ctx, const uint8_t dons[EKV_NSID_LEN],
         ekv_log_error("DO alarm not loaded (out of memory)", "ms=%lld", (long long)ms);
         return;
     }
-    o->alarm_ms = ms;
+    o->alarm_ms = o->dur_ms = ms;
     free(o->alarm_name);
+    free(o->dur_name);
     o->alarm_name = name_len ? ekv_memdup_z(name, name_len) : NULL;
+    o->dur_name = name_len ? ekv_memdup_z(name, name_len) : NULL;
     ekv__do_alarm_schedule(o);
 }
 

@@ -76,6 +76,7 @@ static void free_obj(void *p)
     do_obj_t *o = p;
     ekv_bytemap_deinit(&o->overlay, free);
     free(o->alarm_name);
+    free(o->dur_name);
     free(o);
 }
 
@@ -98,7 +99,7 @@ static int quiescent(ekv_do_t *d)
     ekv_bytemap_iter_init(&it, &d->objs);
     while (ekv_bytemap_iter_next(&it, NULL, NULL, &val)) {
         const do_obj_t *o = val;
-        if (o->running || o->wsub != o->wdone)
+        if (o->running || o->wsub != o->wdone || o->qhead || o->hhead)
             return 0;
     }
     return 1;
@@ -113,8 +114,15 @@ static void stop_check(uv_timer_t *t)
     ekv_http_client_close(d->http, http_closed, d);
 }
 
+int ekv_do_serving(const ekv_do_t *d)
+{
+    return d && !d->stopping;
+}
+
 void ekv_do_stop(ekv_do_t *d, void (*done)(void *arg), void *arg)
 {
+    if (d->stopping)
+        return;
     d->stopping = 1;
     d->stop_done = done;
     d->stop_arg = arg;
