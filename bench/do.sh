@@ -170,13 +170,8 @@ commit_note() {
 
 # do_namespace URL NAME [SCRIPT] -> prints the namespace id
 do_namespace() {
-    local body out
-    body="{\"name\":\"$2\",\"class\":\"Bench\"${3:+,\"script\":\"$3\"}}"
-    out=$(curl -s --max-time 10 -X POST -H "Authorization: Bearer $EKV_TOKEN" \
-        -H 'Content-Type: application/json' --data "$body" \
-        "$1/client/v4/accounts/$EKV_ACCOUNT/workers/durable_objects/namespaces") || die "DO namespace create failed"
-    printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])' ||
-        die "DO namespace create: unexpected reply: $out"
+    bench_edgekv_create "$1" workers/durable_objects/namespaces \
+        "{\"name\":\"$2\",\"class\":\"Bench\"${3:+,\"script\":\"$3\"}}" "DO namespace"
 }
 
 # start_node_upstream NAME PORT -> NODE_PID, NODE_URL

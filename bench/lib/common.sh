@@ -261,14 +261,20 @@ bench_start_edgekv() {
         { tail -20 "$BENCH_WORK/$name.log" >&2; die "$name: /healthz never answered 200"; }
 }
 
+# bench_edgekv_create URL PATH BODY WHAT -> POSTs the JSON BODY to
+# URL/client/v4/accounts/$EKV_ACCOUNT/PATH and prints the result's id
+bench_edgekv_create() {
+    local out
+    out=$(curl -s --max-time 10 -X POST -H "Authorization: Bearer $EKV_TOKEN" \
+        -H 'Content-Type: application/json' --data "$3" \
+        "$1/client/v4/accounts/$EKV_ACCOUNT/$2") || die "$4 create failed"
+    printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])' ||
+        die "$4 create: unexpected reply: $out"
+}
+
 # bench_edgekv_namespace URL TITLE -> prints the namespace id
 bench_edgekv_namespace() {
-    local url=$1 title=$2 out
-    out=$(curl -s --max-time 10 -X POST -H "Authorization: Bearer $EKV_TOKEN" \
-        -H 'Content-Type: application/json' --data "{\"title\":\"$title\"}" \
-        "$url/client/v4/accounts/$EKV_ACCOUNT/storage/kv/namespaces") || die "namespace create failed"
-    printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])' ||
-        die "namespace create: unexpected reply: $out"
+    bench_edgekv_create "$1" storage/kv/namespaces "{\"title\":\"$2\"}" namespace
 }
 
 # bench_edgekv_put URL NS KEY FILE ; bench_edgekv_get URL NS KEY OUTFILE (prints HTTP status)

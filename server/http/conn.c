@@ -385,18 +385,22 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return ekv_buf_append(&c->url, at, len) ? -1 : 0;
 }
 
-/* Hop-by-hop and framing headers (RFC 9110 §7.6.1) and the ones the server reads itself
- * are never forwarded. */
-static int header_not_forwarded(const char *lname)
+int ekv_http_hop_by_hop(const char *name)
 {
-    static const char *const names[] = {
-        "connection",         "keep-alive", "proxy-connection", "te",   "trailer",
-        "transfer-encoding",  "upgrade",    "content-length",   "host", "expect",
-        "proxy-authorization"};
+    static const char *const names[] = {"connection", "keep-alive",    "proxy-connection",
+                                        "te",         "trailer",       "transfer-encoding",
+                                        "upgrade",    "content-length"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(lname, names[i]) == 0)
+        if (strcasecmp(name, names[i]) == 0)
             return 1;
     return 0;
+}
+
+/* Kept in other_headers: not hop-by-hop, and not one the server reads itself. */
+static int header_not_forwarded(const char *lname)
+{
+    return ekv_http_hop_by_hop(lname) || !strcmp(lname, "host") || !strcmp(lname, "expect") ||
+           !strcmp(lname, "proxy-authorization");
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)

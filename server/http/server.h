@@ -203,4 +203,9 @@ void ekv_http_req_close_after(ekv_req_t *req);
 
 const char *ekv_http_status_text(int status);
 
+/* 1 for a hop-by-hop or framing header (RFC 9110 §7.6.1: Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade; and Content-Length), which a
+ * relay never passes on; the name in any case. */
+int ekv_http_hop_by_hop(const char *name);
+
 #endif

@@ -92,16 +92,12 @@ static void release_resp(void *arg)
     ekv_http_response_free(arg);
 }
 
-static int hop_by_hop(const char *name)
+/* Upstream response headers not relayed: hop-by-hop ones, and those the server writes itself
+ * (the content type is passed on separately). */
+static int not_relayed(const char *name)
 {
-    static const char *const names[] = {"connection", "keep-alive",        "proxy-connection",
-                                        "te",         "trailer",           "transfer-encoding",
-                                        "upgrade",    "content-length",    "content-type",
-                                        "date",       "proxy-authenticate"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcasecmp(name, names[i]) == 0)
-            return 1;
-    return 0;
+    return ekv_http_hop_by_hop(name) || !strcasecmp(name, "content-type") ||
+           !strcasecmp(name, "date") || !strcasecmp(name, "proxy-authenticate");
 }
 
 static void fetch_answered(do_call_t *k, int err, const ekv_http_response_t *resp)
@@ -122,7 +118,7 @@ static void fetch_answered(do_call_t *k, int err, const ekv_http_response_t *res
     int bad = 0;
     for (size_t i = 0; i < resp->nheaders && !bad; i++) {
         const ekv_http_header_t *x = &resp->headers[i];
-        if (hop_by_hop(x->name))
+        if (not_relayed(x->name))
             continue;
         bad = ekv_buf_appendf(&h, "%s: %s\r\n", x->name, x->value) != 0;
     }

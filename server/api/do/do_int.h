@@ -103,7 +103,6 @@ struct do_obj_s {
     int in_exec; /* exec_loop is running (it is not re-entered: the outer one continues) */
     /* storage domain */
     do_op_t *qhead, *qtail;
-    size_t qlen;
     int running; /* the head op waits for a read, or for the writes before a list */
     int barrier; /* running op waits until every write is durable */
     ekv_bytemap_t overlay;

@@ -97,6 +97,28 @@ void ekv__do_op_free(do_op_t *op)
     free(op);
 }
 
+/* ---------------------------------------------------------------- the storage queue */
+
+/* Take the head op (the queue is not empty). */
+static do_op_t *q_pop(do_obj_t *o)
+{
+    do_op_t *op = o->qhead;
+    o->qhead = op->next;
+    if (!o->qhead)
+        o->qtail = NULL;
+    op->next = NULL;
+    return op;
+}
+
+/* Put op back at the head: it stays there while it reads (later ops wait behind it). */
+static void q_push_head(do_obj_t *o, do_op_t *op)
+{
+    op->next = o->qhead;
+    o->qhead = op;
+    if (!o->qtail)
+        o->qtail = op;
+}
+
 /* ---------------------------------------------------------------- ids and names */
 
 int ekv__do_objid_or_reply(ekv_call_t *c, const do_nsent_t *ns, uint8_t objid[EKV_DO_OBJID_LEN])
@@ -439,6 +461,19 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
     return 0;
 }
 
+static void note_alarm(do_obj_t *o);
+
+/* The alarm changed by the write just submitted: ms (-1: none) and name (taken, may be NULL)
+ * are what ops see from now on, and what the write leaves once durable. */
+static void set_alarm(do_obj_t *o, int64_t ms, char *name)
+{
+    o->alarm_version++;
+    o->alarm_ms = ms;
+    free(o->alarm_name);
+    o->alarm_name = name;
+    note_alarm(o);
+}
+
 /* The alarm the write just submitted leaves once durable (the object's current alarm). */
 static void note_alarm(do_obj_t *o)
 {
@@ -517,12 +552,7 @@ static void read_done(ekv_job_t *job)
     do_op_t *op = r->op;
     ekv__do_obj_pin(o);
     o->running = 0;
-    /* the op leaves the queue head now */
-    o->qhead = op->next;
-    if (!o->qhead)
-        o->qtail = NULL;
-    o->qlen--;
-    op->next = NULL;
+    q_pop(o); /* the op leaves the queue head now: it is op */
     if (r->rc == EKV_EDO_VALUE_TOO_LARGE) {
         if (op->req)
             ekv_reply_error(op->req, r->rc,
@@ -565,10 +595,7 @@ static void start_read(do_obj_t *o, do_op_t *op, int list)
         o->running = 0;
     }
     free(r);
-    o->qhead = op->next;
-    if (!o->qhead)
-        o->qtail = NULL;
-    o->qlen--;
+    q_pop(o); /* op */
     if (op->req)
         ekv_reply_busy(op->req, rc == EKV_ENOMEM ? EKV_EBUSY : rc);
     ekv__do_op_free(op);
@@ -579,10 +606,7 @@ static void start_list_read(do_obj_t *o, do_op_t *op)
     o->running = 0;
     if (op->range.empty) {
         /* nothing can be in the range */
-        o->qhead = op->next;
-        if (!o->qhead)
-            o->qtail = NULL;
-        o->qlen--;
+        q_pop(o); /* op */
         json_t *info = json_pack("{s:i, s:s}", "count", 0, "cursor", "");
         hold_reply(o, op->req, json_array(), info);
         ekv__do_op_free(op);
@@ -591,12 +615,13 @@ static void start_list_read(do_obj_t *o, do_op_t *op)
     start_read(o, op, 1);
 }
 
-/* The op's view of keys[0..n): what the overlay answers now (copied) and which keys the store
- * must answer (op->nread of them). 0, or EKV_ENOMEM. */
-static int plan_reads(do_obj_t *o, do_op_t *op, const char *const *keys, const size_t *klens,
-                      size_t n)
+/* The op's view of its keys (a transaction's check keys, else its ops' keys): what the
+ * overlay answers now (copied) and which keys the store must answer (op->nread of them).
+ * 0, or EKV_ENOMEM. */
+static int plan_reads(do_obj_t *o, do_op_t *op)
 {
-    size_t m = n ? n : 1;
+    int txn = op->kind == DO_OP_TXN;
+    size_t n = txn ? op->txn.nchecks : op->ops.n, m = n ? n : 1;
     op->rkeys = calloc(m, sizeof(*op->rkeys));
     op->rklens = calloc(m, sizeof(*op->rklens));
     op->vals = calloc(m, sizeof(*op->vals));
@@ -610,9 +635,9 @@ static int plan_reads(do_obj_t *o, do_op_t *op, const char *const *keys, const s
     for (size_t i = 0; i < n; i++) {
         const char *v;
         size_t vl;
-        op->rkeys[i] = keys[i];
-        op->rklens[i] = klens[i];
-        int r = resolve(o, keys[i], klens[i], &v, &vl);
+        op->rkeys[i] = txn ? op->txn.checks[i].key : op->ops.ops[i].key;
+        op->rklens[i] = txn ? op->txn.checks[i].key_len : op->ops.ops[i].key_len;
+        int r = resolve(o, op->rkeys[i], op->rklens[i], &v, &vl);
         if (r < 0) {
             op->from_store[i] = 1;
             op->nread++;
@@ -807,28 +832,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
     case DO_OP_GET:
     case DO_OP_DELETE:
     case DO_OP_TXN: {
-        const char **keys;
-        size_t *klens, n;
-        if (op->kind == DO_OP_TXN) {
-            n = op->txn.nchecks;
-            keys = calloc(n ? n : 1, sizeof(*keys));
-            klens = calloc(n ? n : 1, sizeof(*klens));
-            for (size_t i = 0; keys && klens && i < n; i++) {
-                keys[i] = op->txn.checks[i].key;
-                klens[i] = op->txn.checks[i].key_len;
-            }
-        } else {
-            n = op->ops.n;
-            keys = calloc(n ? n : 1, sizeof(*keys));
-            klens = calloc(n ? n : 1, sizeof(*klens));
-            for (size_t i = 0; keys && klens && i < n; i++) {
-                keys[i] = op->ops.ops[i].key;
-                klens[i] = op->ops.ops[i].key_len;
-            }
-        }
-        int rc = keys && klens ? plan_reads(o, op, keys, klens, n) : EKV_ENOMEM;
-        free(keys);
-        free(klens);
+        int rc = plan_reads(o, op);
         if (rc) {
             if (req)
                 ekv_reply_error(req, rc, NULL);
@@ -836,12 +840,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
             return;
         }
         if (op->nread) {
-            /* back at the head while it reads: later ops wait */
-            op->next = o->qhead;
-            o->qhead = op;
-            if (!o->qtail)
-                o->qtail = op;
-            o->qlen++;
+            q_push_head(o, op);
             start_read(o, op, 0);
             return;
         }
@@ -861,18 +860,12 @@ static void exec_op(do_obj_t *o, do_op_t *op)
     case DO_OP_DELETE_ALL:
         /* since compatibility date 2026-02-24 deleteAll() deletes the alarm too */
         if (submit_write(o, op, NULL, 0, 1, EKV_DO_ALARM_DELETE) == 0) {
-            o->alarm_version++;
-            o->alarm_ms = -1;
-            note_alarm(o);
+            set_alarm(o, -1, NULL);
             hold_reply(o, req, json_null(), NULL);
         }
         return;
     case DO_OP_LIST:
-        op->next = o->qhead;
-        o->qhead = op;
-        if (!o->qtail)
-            o->qtail = op;
-        o->qlen++;
+        q_push_head(o, op);
         if (o->wdone < o->wsub) {
             o->running = 1;
             o->barrier = 1; /* write_done starts the read */
@@ -888,11 +881,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
         int64_t ms = op->alarm_ms;
         char *name = op->name ? ekv_memdup_z(op->name, op->name_len) : NULL;
         if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_SET) == 0) {
-            o->alarm_version++;
-            o->alarm_ms = ms;
-            free(o->alarm_name);
-            o->alarm_name = name;
-            note_alarm(o);
+            set_alarm(o, ms, name);
             alarm_json_reply(o, req, ms);
         } else {
             free(name);
@@ -901,9 +890,7 @@ static void exec_op(do_obj_t *o, do_op_t *op)
     }
     case DO_OP_ALARM_DELETE:
         if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_DELETE) == 0) {
-            o->alarm_version++;
-            o->alarm_ms = -1;
-            note_alarm(o);
+            set_alarm(o, -1, NULL);
             hold_reply(o, req, json_null(), NULL);
         }
         return;
@@ -913,11 +900,8 @@ static void exec_op(do_obj_t *o, do_op_t *op)
             ekv__do_op_free(op);
             return;
         }
-        if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_DELETE) == 0) {
-            o->alarm_ms = -1;
-            o->alarm_version++;
-            note_alarm(o);
-        }
+        if (submit_write(o, op, NULL, 0, 0, EKV_DO_ALARM_DELETE) == 0)
+            set_alarm(o, -1, NULL);
         return;
     }
 }
@@ -929,12 +913,7 @@ static void exec_loop(do_obj_t *o)
     ekv__do_obj_pin(o);
     o->in_exec = 1;
     while (!o->running && !o->fail_from && o->qhead) {
-        do_op_t *op = o->qhead;
-        o->qhead = op->next;
-        if (!o->qhead)
-            o->qtail = NULL;
-        o->qlen--;
-        op->next = NULL;
+        do_op_t *op = q_pop(o);
         do_nsent_t *ns = ekv__do_ns_by_dons(o->rt, o->key);
         if (!ns || ns->deleting) {
             if (op->req)
@@ -958,7 +937,6 @@ void ekv__do_obj_submit(do_obj_t *o, do_op_t *op)
     else
         o->qhead = op;
     o->qtail = op;
-    o->qlen++;
     exec_loop(o);
     ekv__do_obj_unpin(o);
 }

@@ -132,9 +132,8 @@ static int cmp_ns(const void *a, const void *b)
     return c ? c : strcmp(x->ns.id, y->ns.id);
 }
 
-/* The account's namespaces (visible ones; with pending ones when `all`), sorted by name then
- * id. *out malloc'd. Count or -1. */
-static long account_ns(ekv_do_t *d, const char *account_id, int all, do_nsent_t ***out)
+/* The account's visible namespaces, sorted by name then id. *out malloc'd. Count or -1. */
+static long account_ns(ekv_do_t *d, const char *account_id, do_nsent_t ***out)
 {
     size_t cap = ekv_bytemap_count(&d->nss), n = 0;
     do_nsent_t **v = malloc((cap ? cap : 1) * sizeof(*v));
@@ -145,7 +144,7 @@ static long account_ns(ekv_do_t *d, const char *account_id, int all, do_nsent_t 
     ekv_bytemap_iter_init(&it, &d->nss);
     while (ekv_bytemap_iter_next(&it, NULL, NULL, &val)) {
         do_nsent_t *e = val;
-        if (strcmp(e->ns.account_id, account_id) != 0 || e->deleting || (e->pending && !all))
+        if (strcmp(e->ns.account_id, account_id) != 0 || e->deleting || e->pending)
             continue;
         v[n++] = e;
     }
@@ -168,7 +167,7 @@ void ekv_h_do_ns_list(ekv_call_t *c)
     if (ekv_page_args_or_reply(req, &q, 1000, &page, &per_page))
         return;
     do_nsent_t **all = NULL;
-    long n = c->app->dos ? account_ns(c->app->dos, c->account_id, 0, &all) : 0;
+    long n = c->app->dos ? account_ns(c->app->dos, c->account_id, &all) : 0;
     if (n < 0) {
         ekv_reply_error(req, EKV_ENOMEM, NULL);
         return;
@@ -315,17 +314,25 @@ static int ns_body_or_reply(ekv_call_t *c, ekv_do_ns_t *ns, int create)
     return 0;
 }
 
-/* Another namespace of the account (pending ones included) with this name. */
-static int name_taken(ekv_do_t *d, const char *account_id, const char *name, const char *self)
+/* The account's namespaces, pending ones included (the limit counts them), and whether one
+ * other than `self` (NULL: none) is named `name`. -1 on ENOMEM. */
+static long name_taken(ekv_do_t *d, const char *account_id, const char *name, const char *self,
+                       int *taken)
 {
-    do_nsent_t **v;
-    long n = account_ns(d, account_id, 1, &v);
-    int taken = 0;
-    for (long i = 0; i < n && !taken; i++)
-        taken = !strcmp(v[i]->ns.name, name) && (!self || strcmp(v[i]->ns.id, self));
-    if (n >= 0)
-        free(v);
-    return taken;
+    *taken = 0;
+    long n = 0;
+    ekv_bytemap_iter_t it;
+    void *val;
+    ekv_bytemap_iter_init(&it, &d->nss);
+    while (ekv_bytemap_iter_next(&it, NULL, NULL, &val)) {
+        const do_nsent_t *e = val;
+        if (e->deleting || strcmp(e->ns.account_id, account_id) != 0)
+            continue;
+        n++;
+        if (!strcmp(e->ns.name, name) && (!self || strcmp(e->ns.id, self)))
+            *taken = 1;
+    }
+    return n;
 }
 
 static int runtime_or_reply(ekv_call_t *c)
@@ -371,17 +378,15 @@ void ekv_h_do_ns_create(ekv_call_t *c)
     ns.use_sqlite = 1; /* Cloudflare's default for new classes */
     if (ns_body_or_reply(c, &ns, 1))
         return;
-    if (name_taken(d, c->account_id, ns.name, NULL)) {
+    int taken;
+    long count = name_taken(d, c->account_id, ns.name, NULL, &taken);
+    if (taken) {
         ekv_reply_error(c->req, EKV_EDO_NS_EXISTS,
                         "create namespace: a Durable Object namespace named '%s' already exists "
                         "in this account",
                         ns.name);
         return;
     }
-    do_nsent_t **v;
-    long count = account_ns(d, c->account_id, 1, &v);
-    if (count >= 0)
-        free(v);
     if (count >= DO_MAX_NS_PER_ACCOUNT) {
         ekv_reply_error(c->req, EKV_EDO_TOO_MANY_NS,
                         "create namespace: an account holds at most %d Durable Object "
@@ -447,7 +452,9 @@ void ekv_h_do_ns_update(ekv_call_t *c)
     ekv_do_ns_t ns = e->ns;
     if (ns_body_or_reply(c, &ns, 0))
         return;
-    if (name_taken(c->app->dos, c->account_id, ns.name, ns.id)) {
+    int taken;
+    name_taken(c->app->dos, c->account_id, ns.name, ns.id, &taken);
+    if (taken) {
         ekv_reply_error(c->req, EKV_EDO_NS_EXISTS,
                         "update namespace: a Durable Object namespace named '%s' already exists "
                         "in this account",

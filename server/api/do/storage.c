@@ -47,19 +47,15 @@ static ekv_do_limits_t limits_of(const do_nsent_t *ns)
     return l;
 }
 
-/* Answer a parse error: rc with msg (or the table's text). */
-static void reply_parse_error(ekv_req_t *req, int rc, const char *msg)
-{
-    ekv_reply_error(req, rc, "%s", msg[0] ? msg : ekv_strerror(rc));
-}
-
 static const char *body_of(const ekv_req_t *req)
 {
     return req->body.data ? req->body.data : "";
 }
 
-/* get and delete: {"keys": [...]} */
-static void keys_call(ekv_call_t *c, do_op_kind_t kind)
+/* One storage or alarm call: the namespace, the object id, the body or query the kind takes
+ * (parsed with the namespace's limits; errors answered with their specific message), then
+ * the op is queued on the object. */
+static void storage_call(ekv_call_t *c, do_op_kind_t kind)
 {
     do_nsent_t *ns;
     uint8_t objid[EKV_DO_OBJID_LEN];
@@ -68,9 +64,28 @@ static void keys_call(ekv_call_t *c, do_op_kind_t kind)
         return;
     char msg[256] = "";
     ekv_do_limits_t lim = limits_of(ns);
-    int rc = ekv_do_parse_keys(body_of(c->req), c->req->body.len, &lim, &op->ops, msg, sizeof(msg));
+    const char *body = body_of(c->req);
+    size_t len = c->req->body.len;
+    int rc = 0;
+    switch (kind) {
+    case DO_OP_GET:
+    case DO_OP_DELETE:
+        rc = ekv_do_parse_keys(body, len, &lim, &op->ops, msg, sizeof(msg));
+        break;
+    case DO_OP_PUT:
+        rc = ekv_do_parse_entries(body, len, &lim, &op->ops, msg, sizeof(msg));
+        break;
+    case DO_OP_TXN:
+        rc = ekv_do_txn_parse(body, len, &lim, &op->txn, msg, sizeof(msg));
+        break;
+    case DO_OP_LIST:
+        rc = ekv_do_list_parse(c->req->query, c->req->query_len, &op->range, msg, sizeof(msg));
+        break;
+    default: /* deleteAll, alarm get and delete: nothing to parse */
+        break;
+    }
     if (rc) {
-        reply_parse_error(c->req, rc, msg);
+        ekv_reply_error(c->req, rc, "%s", msg[0] ? msg : ekv_strerror(rc));
         ekv__do_op_free(op);
         return;
     }
@@ -79,95 +94,44 @@ static void keys_call(ekv_call_t *c, do_op_kind_t kind)
 
 void ekv_h_do_storage_get(ekv_call_t *c)
 {
-    keys_call(c, DO_OP_GET);
-}
-
-void ekv_h_do_storage_delete(ekv_call_t *c)
-{
-    keys_call(c, DO_OP_DELETE);
+    storage_call(c, DO_OP_GET);
 }
 
 void ekv_h_do_storage_put(ekv_call_t *c)
 {
-    do_nsent_t *ns;
-    uint8_t objid[EKV_DO_OBJID_LEN];
-    do_op_t *op = op_new(c, DO_OP_PUT, &ns, objid);
-    if (!op)
-        return;
-    char msg[256] = "";
-    ekv_do_limits_t lim = limits_of(ns);
-    int rc =
-        ekv_do_parse_entries(body_of(c->req), c->req->body.len, &lim, &op->ops, msg, sizeof(msg));
-    if (rc) {
-        reply_parse_error(c->req, rc, msg);
-        ekv__do_op_free(op);
-        return;
-    }
-    queue_op(c, ns, objid, op);
+    storage_call(c, DO_OP_PUT);
+}
+
+void ekv_h_do_storage_delete(ekv_call_t *c)
+{
+    storage_call(c, DO_OP_DELETE);
 }
 
 void ekv_h_do_storage_list(ekv_call_t *c)
 {
-    do_nsent_t *ns;
-    uint8_t objid[EKV_DO_OBJID_LEN];
-    do_op_t *op = op_new(c, DO_OP_LIST, &ns, objid);
-    if (!op)
-        return;
-    char msg[256] = "";
-    int rc = ekv_do_list_parse(c->req->query, c->req->query_len, &op->range, msg, sizeof(msg));
-    if (rc) {
-        reply_parse_error(c->req, rc, msg);
-        ekv__do_op_free(op);
-        return;
-    }
-    queue_op(c, ns, objid, op);
+    storage_call(c, DO_OP_LIST);
 }
 
 void ekv_h_do_storage_delete_all(ekv_call_t *c)
 {
-    do_nsent_t *ns;
-    uint8_t objid[EKV_DO_OBJID_LEN];
-    do_op_t *op = op_new(c, DO_OP_DELETE_ALL, &ns, objid);
-    if (op)
-        queue_op(c, ns, objid, op);
+    storage_call(c, DO_OP_DELETE_ALL);
 }
 
 void ekv_h_do_storage_txn(ekv_call_t *c)
 {
-    do_nsent_t *ns;
-    uint8_t objid[EKV_DO_OBJID_LEN];
-    do_op_t *op = op_new(c, DO_OP_TXN, &ns, objid);
-    if (!op)
-        return;
-    char msg[256] = "";
-    ekv_do_limits_t lim = limits_of(ns);
-    int rc = ekv_do_txn_parse(body_of(c->req), c->req->body.len, &lim, &op->txn, msg, sizeof(msg));
-    if (rc) {
-        reply_parse_error(c->req, rc, msg);
-        ekv__do_op_free(op);
-        return;
-    }
-    queue_op(c, ns, objid, op);
+    storage_call(c, DO_OP_TXN);
 }
 
 /* ---------------------------------------------------------------- alarm endpoints */
 
 void ekv_h_do_alarm_get(ekv_call_t *c)
 {
-    do_nsent_t *ns;
-    uint8_t objid[EKV_DO_OBJID_LEN];
-    do_op_t *op = op_new(c, DO_OP_ALARM_GET, &ns, objid);
-    if (op)
-        queue_op(c, ns, objid, op);
+    storage_call(c, DO_OP_ALARM_GET);
 }
 
 void ekv_h_do_alarm_delete(ekv_call_t *c)
 {
-    do_nsent_t *ns;
-    uint8_t objid[EKV_DO_OBJID_LEN];
-    do_op_t *op = op_new(c, DO_OP_ALARM_DELETE, &ns, objid);
-    if (op)
-        queue_op(c, ns, objid, op);
+    storage_call(c, DO_OP_ALARM_DELETE);
 }
 
 /* Largest scheduledTime accepted: year 275760, JavaScript's Date limit (8.64e15 ms). */
