@@ -98,7 +98,11 @@
     X(DO_NO_SCRIPT, 400, 10075, "this Durable Object namespace has no script URL")                 \
     X(DO_GATE_TIMEOUT, 503, 10076, "the object's earlier calls did not finish in time")            \
     X(DO_RESET, 500, 10077, "the object was reset: a storage write failed; retry")                 \
-    X(DO_TOO_MANY_NS, 400, 10078, "too many Durable Object namespaces in this account")
+    X(DO_TOO_MANY_NS, 400, 10078, "too many Durable Object namespaces in this account")            \
+    X(DO_MOVED, 503, 10079,                                                                        \
+      "the Durable Object moved to another node while this call ran; it was not applied; retry")   \
+    X(DO_NO_OWNER, 503, 10080,                                                                     \
+      "no node serves this Durable Object right now (its owner is moving); retry later")
 
 typedef enum {
     EKV_OK = 0,

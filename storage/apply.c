@@ -485,8 +485,42 @@ static int apply_do_ns_delete(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int
 
 #define DO_MAX_ITEM_BYTES ((size_t)4 << 20) /* sanity bound; the API enforces Cloudflare's */
 
+/* The fencing check of a DO_WRITE / DO_FENCE: 0, or EKV_EDO_MOVED (nothing is written). */
+static int do_fence_check(const ekv_store_t *s, const ekv_write_t *w)
+{
+    if (!w->do_fenced)
+        return 0;
+    if (w->do_partition >= EKV_DO_PARTITIONS || s->do_epochs[w->do_partition] != w->do_epoch)
+        return EKV_EDO_MOVED;
+    return 0;
+}
+
+/* The partition table: stored (meta) and logged as one record; the fencing epochs change with
+ * it, in commit order (a write queued before it is checked against the old epochs). */
+static int apply_do_ptable(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
+                           int *fatal)
+{
+    if (!w->do_table || !w->do_table_len)
+        return EKV_EBAD_REQUEST;
+    rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_META], EKV_KEY_DO_PTABLE, EKV_KEY_DO_PTABLE_LEN,
+                              w->do_table, w->do_table_len);
+    Edgekv__ChangeRecord rec;
+    rec_init(&rec, EDGEKV__CHANGE_OP__DO_PTABLE, ++*seq, now_ms);
+    int rc = log_put(s, &rec, w->do_table, w->do_table_len);
+    if (rc) {
+        *fatal = rc;
+        return rc;
+    }
+    if (w->do_epochs)
+        memcpy(s->do_epochs, w->do_epochs, EKV_DO_PARTITIONS * sizeof(*s->do_epochs));
+    return 0;
+}
+
 static int apply_do_write(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms, int *fatal)
 {
+    int frc = do_fence_check(s, w);
+    if (frc)
+        return frc;
     /* the all-0xff namespace id, refused by DO_NS_PUT (parse_nsid), has no key-range
      * successor: delete_prefix would assert on it. The op names raw bytes, so check here. */
     size_t ff = 0;
@@ -607,6 +641,15 @@ int ekv__apply_op(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_ms,
         return apply_do_ns_delete(s, w, seq, now_ms, fatal);
     case EKV_OP_DO_WRITE:
         return apply_do_write(s, w, seq, now_ms, fatal);
+    case EKV_OP_DO_PTABLE:
+        return apply_do_ptable(s, w, seq, now_ms, fatal);
+    case EKV_OP_DO_FENCE:
+        return do_fence_check(s, w);
+    case EKV_OP_DO_EPOCHS:
+        if (!w->do_epochs)
+            return EKV_EBAD_REQUEST;
+        memcpy(s->do_epochs, w->do_epochs, EKV_DO_PARTITIONS * sizeof(*s->do_epochs));
+        return 0;
     }
     ekv_log_warn("unknown write op", "type=%d", (int)w->type);
     return EKV_EBAD_REQUEST;
@@ -675,14 +718,24 @@ static int apply_do_record(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64
         w.do_ns = &ns;
         return ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
     }
-    if (r->object_id.len != EKV_DO_OBJID_LEN)
+    ekv_do_item_t *items = NULL;
+    int rc = ekv_store_do_write_of_record(r, &w, &items);
+    if (rc)
+        return rc;
+    rc = ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
+    free(items);
+    return rc;
+}
+
+int ekv_store_do_write_of_record(const Edgekv__ChangeRecord *r, ekv_write_t *w,
+                                 ekv_do_item_t **items_out)
+{
+    *items_out = NULL;
+    if (r->namespace_id.len != EKV_NSID_LEN || r->object_id.len != EKV_DO_OBJID_LEN)
         return EKV_EBAD_REQUEST;
     ekv_do_item_t *items = NULL;
-    if (r->n_do_mutations) {
-        items = calloc(r->n_do_mutations, sizeof(*items));
-        if (!items)
-            return EKV_ENOMEM;
-    }
+    if (r->n_do_mutations && !(items = calloc(r->n_do_mutations, sizeof(*items))))
+        return EKV_ENOMEM;
     for (size_t i = 0; i < r->n_do_mutations; i++) {
         const Edgekv__DoMutation *m = r->do_mutations[i];
         items[i].key = (const char *)m->key.data;
@@ -691,17 +744,17 @@ static int apply_do_record(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64
         items[i].value = m->del ? NULL : (m->value.data ? (const char *)m->value.data : "");
         items[i].value_len = m->value.len;
     }
-    w.type = EKV_OP_DO_WRITE;
-    memcpy(w.objid, r->object_id.data, EKV_DO_OBJID_LEN);
-    w.do_delete_all = r->do_delete_all;
-    w.do_items = items;
-    w.do_nitems = r->n_do_mutations;
-    w.do_alarm_op = (ekv_do_alarm_op_t)r->do_alarm_op;
-    w.do_alarm_ms = r->do_alarm_ms;
-    w.do_object_name = r->do_object_name;
-    int rc = ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
-    free(items);
-    return rc;
+    w->type = EKV_OP_DO_WRITE;
+    memcpy(w->nsid, r->namespace_id.data, EKV_NSID_LEN);
+    memcpy(w->objid, r->object_id.data, EKV_DO_OBJID_LEN);
+    w->do_delete_all = r->do_delete_all;
+    w->do_items = items;
+    w->do_nitems = r->n_do_mutations;
+    w->do_alarm_op = (ekv_do_alarm_op_t)r->do_alarm_op;
+    w->do_alarm_ms = r->do_alarm_ms;
+    w->do_object_name = r->do_object_name;
+    *items_out = items;
+    return 0;
 }
 
 /* Turn one decoded record into the ekv_write_t the primary applied (one item for KV ops)
@@ -722,6 +775,15 @@ static int apply_record(ekv_store_t *s, const Edgekv__ChangeRecord *r, uint64_t 
     if (r->op == EDGEKV__CHANGE_OP__DO_NS_PUT || r->op == EDGEKV__CHANGE_OP__DO_NS_DELETE ||
         r->op == EDGEKV__CHANGE_OP__DO_WRITE)
         return apply_do_record(s, r, seq, fatal);
+    if (r->op == EDGEKV__CHANGE_OP__DO_PTABLE) {
+        /* stored as is; a promoted replica sets its fencing epochs from it (DO_EPOCHS) */
+        ekv_write_t w;
+        memset(&w, 0, sizeof(w));
+        w.type = EKV_OP_DO_PTABLE;
+        w.do_table = r->value.data;
+        w.do_table_len = r->value.len;
+        return ekv__apply_op(s, &w, seq, r->commit_time_ms, fatal);
+    }
 
     ekv_write_t w;
     ekv_kv_item_t it;

@@ -74,6 +74,8 @@ static size_t op_bytes(const ekv_write_t *w)
         for (size_t i = 0; i < w->nitems; i++)
             n += ITEM_OVERHEAD_BYTES + w->items[i].key_len + w->items[i].value_len +
                  w->items[i].metadata_len;
+    if (w->type == EKV_OP_DO_PTABLE)
+        n += w->do_table_len;
     if (w->type == EKV_OP_DO_WRITE)
         for (size_t i = 0; i < w->do_nitems; i++)
             n += ITEM_OVERHEAD_BYTES + w->do_items[i].key_len + w->do_items[i].value_len;

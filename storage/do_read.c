@@ -281,3 +281,72 @@ int ekv_store_do_load(ekv_store_t *s, const ekv_do_visitor_t *v)
         rc = ekv__store_rocks_err("do load", err);
     return rc;
 }
+
+int ekv_store_do_ptable_get(ekv_store_t *s, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(s->db, s->ropts, s->cf[EKV_CF_META], EKV_KEY_DO_PTABLE,
+                             EKV_KEY_DO_PTABLE_LEN, &vlen, &err);
+    if (err)
+        return ekv__store_rocks_err("do ptable get", err);
+    if (!v)
+        return EKV_EKEY_NOT_FOUND;
+    char *copy = malloc(vlen ? vlen : 1);
+    if (!copy) {
+        rocksdb_free(v);
+        return EKV_ENOMEM;
+    }
+    memcpy(copy, v, vlen);
+    rocksdb_free(v);
+    *out = copy;
+    *len = vlen;
+    return 0;
+}
+
+int ekv_store_do_alarms_of(ekv_store_t *s, const uint8_t *parts, const uint8_t *after, size_t limit,
+                           const ekv_do_visitor_t *v, int *more)
+{
+    *more = 0;
+    char *err = NULL;
+    size_t n = 0;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[EKV_CF_DOALARM]);
+    if (after) {
+        rocksdb_iter_seek(it, (const char *)after, EKV_KEY_DO_OBJ_LEN);
+        if (rocksdb_iter_valid(it)) {
+            size_t klen;
+            const char *k = rocksdb_iter_key(it, &klen);
+            if (klen == EKV_KEY_DO_OBJ_LEN && memcmp(k, after, klen) == 0)
+                rocksdb_iter_next(it);
+        }
+    } else {
+        rocksdb_iter_seek_to_first(it);
+    }
+    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *val = rocksdb_iter_value(it, &vlen);
+        if (klen != EKV_KEY_DO_OBJ_LEN || vlen < 8)
+            continue;
+        const uint8_t *objid = (const uint8_t *)k + EKV_NSID_LEN;
+        uint32_t p = (((uint32_t)objid[0] << 8) | objid[1]) >> 2;
+        if (!(parts[p >> 3] & (1u << (p & 7))))
+            continue;
+        if (n == limit) {
+            *more = 1;
+            break;
+        }
+        uint64_t ms = ekv_be64_get(val);
+        if (v->on_alarm && ms <= INT64_MAX)
+            v->on_alarm(v->ctx, (const uint8_t *)k, objid, (int64_t)ms, val + 8, vlen - 8);
+        n++;
+    }
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return err ? ekv__store_rocks_err("do alarms", err) : 0;
+}

@@ -31,13 +31,15 @@
 #define EKV_KEY_LOG_LEN   8
 #define EKV_KEY_MAX_TITLE 512
 /* Largest meta key: "T/" + 32-char account id + "/" + 512-byte title. */
-#define EKV_KEY_META_MAX     (2 + EKV_ID_HEX_LEN + 1 + EKV_KEY_MAX_TITLE)
-#define EKV_KEY_LAST_SEQ     "s/last_seq"
-#define EKV_KEY_LAST_SEQ_LEN (sizeof(EKV_KEY_LAST_SEQ) - 1)
-#define EKV_KEY_INGEST       "s/ingest" /* present while a snapshot ingest is unfinished */
-#define EKV_KEY_INGEST_LEN   (sizeof(EKV_KEY_INGEST) - 1)
-#define EKV_KEY_NODE         "s/node" /* node state: epoch, history ids, fence (node.c) */
-#define EKV_KEY_NODE_LEN     (sizeof(EKV_KEY_NODE) - 1)
+#define EKV_KEY_META_MAX      (2 + EKV_ID_HEX_LEN + 1 + EKV_KEY_MAX_TITLE)
+#define EKV_KEY_LAST_SEQ      "s/last_seq"
+#define EKV_KEY_LAST_SEQ_LEN  (sizeof(EKV_KEY_LAST_SEQ) - 1)
+#define EKV_KEY_INGEST        "s/ingest" /* present while a snapshot ingest is unfinished */
+#define EKV_KEY_INGEST_LEN    (sizeof(EKV_KEY_INGEST) - 1)
+#define EKV_KEY_NODE          "s/node" /* node state: epoch, history ids, fence (node.c) */
+#define EKV_KEY_NODE_LEN      (sizeof(EKV_KEY_NODE) - 1)
+#define EKV_KEY_DO_PTABLE     "s/do_ptable" /* the DO partition table (do_cluster.proto) */
+#define EKV_KEY_DO_PTABLE_LEN (sizeof(EKV_KEY_DO_PTABLE) - 1)
 
 /* Meta-CF record prefixes (two bytes each). */
 #define EKV_KEY_PFX_ACCOUNT "a/"

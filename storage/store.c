@@ -169,6 +169,7 @@ static void store_free(ekv_store_t *s)
     pthread_cond_destroy(&s->qcond);
     pthread_mutex_destroy(&s->stats_lock);
     pthread_mutex_destroy(&s->pin_lock);
+    free(s->do_epochs);
     free(s->dir);
     free(s);
 }
@@ -185,6 +186,7 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     atomic_store(&s->replica_mode, opts->replica ? 1 : 0);
     apply_defaults(&s->opts);
     s->dir = strdup(opts->dir);
+    s->do_epochs = calloc(EKV_DO_PARTITIONS, sizeof(*s->do_epochs));
     pthread_mutex_init(&s->qlock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -197,7 +199,7 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     ekv_buf_init(&s->vbuf, 0);
     ekv_buf_init(&s->pbuf, 0);
     ekv_catidx_init(&s->idx);
-    if (!s->dir) {
+    if (!s->dir || !s->do_epochs) {
         store_free(s);
         return EKV_ENOMEM;
     }

@@ -175,6 +175,10 @@ typedef enum {
     EKV_OP_DO_NS_PUT,      /* do_ns: create or replace a Durable Object namespace record */
     EKV_OP_DO_NS_DELETE,   /* do_ns (id, account_id): the record, every object's keys, alarms */
     EKV_OP_DO_WRITE,       /* dons + objid + do_*: one storage call of one object, atomic */
+    EKV_OP_DO_PTABLE,      /* do_table (+ do_epochs): the DO partition table, meta + record */
+    EKV_OP_DO_FENCE,       /* do_partition, do_epoch: only the fencing check, nothing written */
+    EKV_OP_DO_EPOCHS,      /* do_epochs: set the fencing epochs (start-up, promotion); no
+                            * record */
 } ekv_op_type_t;
 
 #define EKV_MAX_NS_PER_ACCOUNT 1000
@@ -232,6 +236,17 @@ typedef struct ekv_write_s {
     ekv_do_alarm_op_t do_alarm_op;
     int64_t do_alarm_ms;
     const char *do_object_name; /* NULL or "": unknown */
+    /* Fencing (docs/DURABLE-OBJECTS.md "Owners across the cluster"): a DO_WRITE or DO_FENCE
+     * with do_fenced set completes with EKV_EDO_MOVED, writing nothing, unless do_epoch is
+     * the current epoch of do_partition (< EKV_DO_PARTITIONS) in the committer's table, which
+     * DO_PTABLE and DO_EPOCHS set (all 0 at open). */
+    int do_fenced;
+    uint32_t do_partition;
+    uint64_t do_epoch;
+    const void *do_table; /* DO_PTABLE: the encoded table (opaque here) */
+    size_t do_table_len;
+    const uint64_t *do_epochs; /* DO_PTABLE (NULL: epochs unchanged), DO_EPOCHS: one per
+                                * partition, copied */
     /* results, valid in done(): */
     int status;       /* 0 or negative ekv_err_t (NS_NOT_FOUND, NS_EXISTS, STORAGE, ...) */
     uint64_t seq;     /* change-log seq of the op's last record (0 if none written) */
@@ -253,6 +268,14 @@ int ekv_store_write_submit(ekv_store_t *s, ekv_write_t *w);
 /* Submit and wait (CLI, start-up). Returns w->status. Ignores w->job.done. */
 int ekv_store_write_sync(ekv_store_t *s, ekv_write_t *w);
 
+/* A DO_WRITE change record (changelog.proto) back into the write that makes it: w's type,
+ * ids and DO fields, borrowing r's bytes, and *items (malloc'd, or NULL; free it after the
+ * write is done). Replica apply, and an owner's commit on the primary. 0, EKV_EBAD_REQUEST
+ * (ids of the wrong size), EKV_ENOMEM. */
+struct Edgekv__ChangeRecord;
+int ekv_store_do_write_of_record(const struct Edgekv__ChangeRecord *r, ekv_write_t *w,
+                                 ekv_do_item_t **items);
+
 /* ---- Durable Object reads (reader threads; docs/DURABLE-OBJECTS.md) ---- */
 
 typedef struct {
@@ -266,6 +289,17 @@ typedef struct {
 /* Visit every DO namespace, then every alarm (start-up of the objects' owner). 0 or
  * EKV_ESTORAGE. Undecodable records are logged and skipped. */
 int ekv_store_do_load(ekv_store_t *s, const ekv_do_visitor_t *v);
+
+/* The stored partition table (meta EKV_KEY_DO_PTABLE): 0 and *out (malloc'd) / *len, or
+ * EKV_EKEY_NOT_FOUND (none yet), EKV_ESTORAGE. */
+int ekv_store_do_ptable_get(ekv_store_t *s, char **out, size_t *len);
+
+/* Stored alarms of the partitions set in `parts` (bitmap, EKV_DO_PARTITIONS bits, bit p = byte
+ * p/8 bit p%8), in key order strictly after `after` (dons || objid, NULL = from the start),
+ * at most `limit` through v->on_alarm; *more = 1 when others may follow. A full scan of the
+ * alarm CF (alarms are few next to keys). 0 or EKV_ESTORAGE. */
+int ekv_store_do_alarms_of(ekv_store_t *s, const uint8_t *parts, const uint8_t *after, size_t limit,
+                           const ekv_do_visitor_t *v, int *more);
 
 /* One key of an object: 0 and *value (malloc'd JSON text), or EKV_EKEY_NOT_FOUND. */
 int ekv_store_do_get(ekv_store_t *s, const uint8_t dons[EKV_NSID_LEN],

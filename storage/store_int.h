@@ -95,6 +95,8 @@ struct ekv_store_s {
 
     _Atomic int replica_mode; /* opts.replica, switchable by ekv_store_set_replica */
 
+    uint64_t *do_epochs; /* committer-owned: EKV_DO_PARTITIONS fencing epochs (apply.c) */
+
     int ingesting;             /* committer-owned: a snapshot ingest is begun and not ended */
     _Atomic int pub_ingesting; /* copy for ekv_store_ingest_pending (any thread) */
 

@@ -18,13 +18,14 @@
 #ifndef EKV_SERVER_API_DO_PTABLE_H
 #define EKV_SERVER_API_DO_PTABLE_H
 
+#include "storage/ids.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#define EKV_DO_PARTITIONS   16384 /* 2^14: the id's leading 14 bits */
-#define EKV_DO_PTABLE_MAX   1024  /* nodes */
-#define EKV_DO_NODE_ID_MAX  64    /* bytes of a node id, NUL included */
-#define EKV_DO_LOAD_CAP_PCT 110   /* max/avg partitions per node, in percent */
+#define EKV_DO_PTABLE_MAX   1024 /* nodes */
+#define EKV_DO_NODE_ID_MAX  64   /* bytes of a node id, NUL included */
+#define EKV_DO_LOAD_CAP_PCT 110  /* max/avg partitions per node, in percent */
 
 typedef struct {
     uint64_t version; /* +1 per change */

@@ -1441,3 +1441,102 @@ Test(do_store, all_ff_namespace_id_refused)
     stream();
     get_eq(rst, do1, o, "k2", "2");
 }
+
+/* ---- fencing by partition epoch (owners across the cluster) ---- */
+
+static int fenced_write(ekv_store_t *s, const uint8_t *obj, uint64_t epoch, int fence_only,
+                        const char *k, const char *v)
+{
+    ekv_do_item_t it = PUT(k ? k : "", v ? v : "");
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = fence_only ? EKV_OP_DO_FENCE : EKV_OP_DO_WRITE;
+    memcpy(w.nsid, do0, EKV_NSID_LEN);
+    memcpy(w.objid, obj, EKV_DO_OBJID_LEN);
+    w.do_items = fence_only ? NULL : &it;
+    w.do_nitems = fence_only ? 0 : 1;
+    w.do_fenced = 1;
+    w.do_partition = (((uint32_t)obj[0] << 8) | obj[1]) >> 2;
+    w.do_epoch = epoch;
+    return ekv_store_write_sync(s, &w);
+}
+
+static int ptable(ekv_store_t *s, const char *bytes, const uint64_t *epochs)
+{
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = EKV_OP_DO_PTABLE;
+    w.do_table = bytes;
+    w.do_table_len = strlen(bytes);
+    w.do_epochs = epochs;
+    return ekv_store_write_sync(s, &w);
+}
+
+Test(do_store, writes_are_fenced_by_the_partition_epoch)
+{
+    cr_assert_eq(ns_put_simple(pst, DO0, "fence"), 0);
+    uint8_t a[EKV_DO_OBJID_LEN], b[EKV_DO_OBJID_LEN];
+    oid(a, 0x11, 1); /* partition (0x1111 >> 2) = 1092 */
+    oid(b, 0x22, 1); /* partition 2184 */
+    uint32_t pa = ((0x11u << 8) | 0x11u) >> 2;
+    /* at open every epoch is 0 */
+    cr_assert_eq(fenced_write(pst, a, 0, 0, "k", "1"), 0);
+    cr_assert_eq(fenced_write(pst, a, 1, 0, "k", "2"), EKV_EDO_MOVED);
+    get_eq(pst, do0, a, "k", "1");
+    uint64_t last = ekv_store_last_seq(pst);
+    /* a table change moves partition a (epoch 5); b keeps epoch 0 */
+    uint64_t *ep = calloc(EKV_DO_PARTITIONS, sizeof(*ep));
+    cr_assert_not_null(ep);
+    ep[pa] = 5;
+    cr_assert_eq(ptable(pst, "table-v5", ep), 0);
+    cr_assert_eq(ekv_store_last_seq(pst), last + 1, "the table is one change record");
+    Edgekv__ChangeRecord *r = read_record(pst, last + 1);
+    cr_assert_eq(r->op, EDGEKV__CHANGE_OP__DO_PTABLE);
+    cr_assert_eq(r->value.len, 8);
+    cr_assert_eq(memcmp(r->value.data, "table-v5", 8), 0);
+    edgekv__change_record__free_unpacked(r, NULL);
+    char *stored = NULL;
+    size_t len = 0;
+    cr_assert_eq(ekv_store_do_ptable_get(pst, &stored, &len), 0);
+    cr_assert_eq(len, 8);
+    cr_assert_eq(memcmp(stored, "table-v5", 8), 0);
+    free(stored);
+    /* the old owner's write (epoch 0) is refused and writes nothing; the new one's lands */
+    last = ekv_store_last_seq(pst);
+    cr_assert_eq(fenced_write(pst, a, 0, 0, "k", "3"), EKV_EDO_MOVED);
+    cr_assert_eq(fenced_write(pst, a, 0, 1, NULL, NULL), EKV_EDO_MOVED);
+    cr_assert_eq(ekv_store_last_seq(pst), last, "a fenced write leaves no record");
+    get_eq(pst, do0, a, "k", "1");
+    cr_assert_eq(fenced_write(pst, a, 5, 1, NULL, NULL), 0);
+    cr_assert_eq(ekv_store_last_seq(pst), last, "an epoch check leaves no record");
+    cr_assert_eq(fenced_write(pst, a, 5, 0, "k", "4"), 0);
+    get_eq(pst, do0, a, "k", "4");
+    cr_assert_eq(fenced_write(pst, b, 0, 0, "k", "5"), 0, "other partitions are not touched");
+    /* an unfenced write (standalone) is never checked */
+    cr_assert_eq(put1(pst, do0, a, "u", "6"), 0);
+    /* DO_EPOCHS (start-up, promotion) sets them without a record */
+    ep[pa] = 7;
+    last = ekv_store_last_seq(pst);
+    ekv_write_t w;
+    memset(&w, 0, sizeof(w));
+    w.type = EKV_OP_DO_EPOCHS;
+    w.do_epochs = ep;
+    cr_assert_eq(ekv_store_write_sync(pst, &w), 0);
+    cr_assert_eq(ekv_store_last_seq(pst), last);
+    cr_assert_eq(fenced_write(pst, a, 5, 0, "k", "8"), EKV_EDO_MOVED);
+    cr_assert_eq(fenced_write(pst, a, 7, 0, "k", "9"), 0);
+    /* a bad partition number is refused, not read out of bounds */
+    ekv_write_t bad;
+    memset(&bad, 0, sizeof(bad));
+    bad.type = EKV_OP_DO_FENCE;
+    bad.do_fenced = 1;
+    bad.do_partition = EKV_DO_PARTITIONS;
+    cr_assert_eq(ekv_store_write_sync(pst, &bad), EKV_EDO_MOVED);
+    /* the replica stores the table record as it is */
+    stream();
+    cr_assert_eq(ekv_store_do_ptable_get(rst, &stored, &len), 0);
+    cr_assert_eq(len, 8);
+    cr_assert_eq(memcmp(stored, "table-v5", 8), 0);
+    free(stored);
+    free(ep);
+}
