@@ -207,6 +207,8 @@ void ekv_repl_key_change_view(const Edgekv__ChangeRecord *r, Edgekv__KeyChange *
     out->token_id = r->token_id;
     out->perms = r->perms;
     out->created_ms = r->created_ms;
+    if (r->op == EDGEKV__CHANGE_OP__DO_NS_PUT || r->op == EDGEKV__CHANGE_OP__DO_PTABLE)
+        out->do_record = r->value;
 }
 
 int ekv_repl_encode_key_change_batch(uint64_t epoch, const ekv_log_record_t *recs, size_t n,

@@ -248,6 +248,12 @@ static void send_frame(peer_t *pe, Edgekv__Frame *f)
     ekv_repl_link_send(&pe->link, f);
 }
 
+/* The store's last seq; 0 on a listener without a store (an edge's RPC listener). */
+static uint64_t store_seq(const ekv_repl_primary_t *p)
+{
+    return p->o.store ? ekv_store_last_seq(p->o.store) : 0;
+}
+
 static void send_hello(peer_t *pe)
 {
     ekv_repl_primary_t *p = pe->p;
@@ -255,7 +261,7 @@ static void send_hello(peer_t *pe)
     ekv_repl_hello_init(&h);
     h.node_id = (char *)p->o.node_id;
     h.role = EDGEKV__NODE_ROLE__NODE_ROLE_PRIMARY;
-    h.last_applied_seq = ekv_store_last_seq(p->o.store);
+    h.last_applied_seq = store_seq(p);
     h.history_id = (char *)p->o.node->history_id;
     h.epoch = p->o.node->epoch;
     h.history2_id = (char *)p->o.node->history2_id;
@@ -271,7 +277,7 @@ static void send_heartbeat(peer_t *pe)
 {
     ekv_repl_primary_t *p = pe->p;
     Edgekv__Heartbeat hb = EDGEKV__HEARTBEAT__INIT;
-    hb.latest_seq = ekv_store_last_seq(p->o.store);
+    hb.latest_seq = store_seq(p);
     hb.latest_commit_time_ms = p->latest_commit_ms;
     hb.now_ms = ekv_clock_now_ms();
     Edgekv__Frame f = EDGEKV__FRAME__INIT;
@@ -767,6 +773,11 @@ static void on_hello(peer_t *pe, const Edgekv__Frame *f)
         send_hello(pe);
         return;
     }
+    if (!p->o.store) {
+        drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_NOT_PRIMARY,
+             "this node holds no data; it serves RPC links only");
+        return;
+    }
     if (h->role != EDGEKV__NODE_ROLE__NODE_ROLE_REPLICA &&
         h->role != EDGEKV__NODE_ROLE__NODE_ROLE_EDGE) {
         drop(pe, "protocol", EDGEKV__REPL_ERROR_CODE__REPL_ERROR_PROTOCOL, "hello without a role");
@@ -1097,7 +1108,7 @@ int ekv_repl_primary_start(ekv_repl_primary_t **out, const ekv_repl_primary_opts
     if (p->o.rpc_send_queue_max < (1u << 20))
         p->o.rpc_send_queue_max = p->o.rpc_send_queue_max ? 1u << 20 : 64u << 20;
     p->fenced = o->fenced;
-    p->latest_seq = ekv_store_last_seq(o->store);
+    p->latest_seq = o->store ? ekv_store_last_seq(o->store) : 0;
     p->latest_commit_ms = ekv_clock_now_ms();
     struct sockaddr_storage sa;
     if (uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&sa) &&
@@ -1173,7 +1184,7 @@ int ekv_repl_primary_port(const ekv_repl_primary_t *p)
 size_t ekv_repl_primary_peers(const ekv_repl_primary_t *p, ekv_repl_peer_info_t *out, size_t cap)
 {
     size_t n = 0;
-    uint64_t last = ekv_store_last_seq(p->o.store);
+    uint64_t last = store_seq(p);
     for (const peer_t *pe = p->peers; pe; pe = pe->next) {
         if (n < cap) {
             ekv_repl_peer_info_t *i = &out[n];

@@ -36,7 +36,7 @@ typedef struct ekv_repl_primary_s ekv_repl_primary_t;
 
 typedef struct {
     uv_loop_t *loop;
-    ekv_store_t *store;
+    ekv_store_t *store; /* NULL: an edge's listener, RPC links only (with edge_only) */
     /* The cluster secret every link must prove before its first frame (auth.h); borrowed,
      * outlives the primary. NULL = no authentication (unit tests only). */
     struct ekv_repl_auth_s *auth;

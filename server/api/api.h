@@ -54,9 +54,10 @@ typedef struct {
     void (*relay)(ekv_call_t *c);
     /* Before a write is submitted: wrap its completion (--sync-replicas holds). */
     void (*hold_write)(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
-    /* EKV_RK_DO routes on a node without the DO runtime (a replica): forward to the owner.
-     * NULL: 503. */
-    void (*forward_do)(ekv_call_t *c);
+    /* EKV_RK_DO routes: 1 when the role answered the call (forwarded it to the object's
+     * owner or to the primary, or parked it while its partition moves), 0 to run the
+     * handler here. NULL: run it here (standalone). */
+    int (*route_do)(ekv_call_t *c);
     /* EKV_RK_CLUSTER routes (replication status, checksum, promote). NULL: 404. */
     void (*cluster)(ekv_call_t *c);
     /* Extra /metrics lines. 0 or an error from ekv_buf. */
@@ -130,16 +131,18 @@ static inline int ekv_route_kind_is_write(unsigned kind)
 
 /* Route flags (ekv_route_t.flags): authentication and permissions. */
 enum {
-    EKV_RT_NOAUTH = 1u << 0,   /* no authentication (healthz, metrics, test clock, status) */
-    EKV_RT_ACCOUNT = 1u << 1,  /* first param is the account id: must be the token's */
-    EKV_RT_NS = 1u << 2,       /* second param is a KV namespace id: parsed and looked up */
-    EKV_RT_READ = 1u << 3,     /* needs kv:read */
-    EKV_RT_WRITE = 1u << 4,    /* needs kv:write */
-    EKV_RT_ADMIN = 1u << 5,    /* needs admin */
-    EKV_RT_VERIFY = 1u << 6,   /* token verify: bad token -> 401/1000 */
-    EKV_RT_OPERATOR = 1u << 7, /* the cluster operator token only (never an account token) */
-    EKV_RT_DO_READ = 1u << 8,  /* needs do:read (Durable Objects) */
-    EKV_RT_DO_WRITE = 1u << 9, /* needs do:write */
+    EKV_RT_NOAUTH = 1u << 0,     /* no authentication (healthz, metrics, test clock, status) */
+    EKV_RT_ACCOUNT = 1u << 1,    /* first param is the account id: must be the token's */
+    EKV_RT_NS = 1u << 2,         /* second param is a KV namespace id: parsed and looked up */
+    EKV_RT_READ = 1u << 3,       /* needs kv:read */
+    EKV_RT_WRITE = 1u << 4,      /* needs kv:write */
+    EKV_RT_ADMIN = 1u << 5,      /* needs admin */
+    EKV_RT_VERIFY = 1u << 6,     /* token verify: bad token -> 401/1000 */
+    EKV_RT_OPERATOR = 1u << 7,   /* the cluster operator token only (never an account token) */
+    EKV_RT_DO_READ = 1u << 8,    /* needs do:read (Durable Objects) */
+    EKV_RT_DO_WRITE = 1u << 9,   /* needs do:write */
+    EKV_RT_DO_OBJECT = 1u << 10, /* a Durable Object route of one object (params[2]): served
+                                  * by the owner of its partition */
 };
 
 extern const ekv_route_t ekv_routes[];
@@ -160,6 +163,9 @@ static inline const char *ekv_route_op(const ekv_route_t *r)
 int ekv_app_on_headers(void *ctx, ekv_req_t *req);
 void ekv_app_on_request(void *ctx, ekv_req_t *req);
 void ekv_app_on_response(void *ctx, ekv_req_t *req, int status, size_t bytes_out);
+/* Run an authenticated Durable Object call's handler here (503 when this node has no DO
+ * runtime or it is stopping): dispatch, and a call the role parked and then found here. */
+void ekv_app_run_do(ekv_call_t *c);
 
 /* Submit a read job to the reader pool; on EBUSY/ESHUTDOWN answers 503 itself and returns
  * nonzero (the job's done() will not run). */

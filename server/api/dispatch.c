@@ -168,16 +168,10 @@ void ekv_app_on_request(void *ctx, ekv_req_t *req)
             reply_route_error(req, EKV_ENO_ROUTE);
         return;
     }
-    if (r->kind == EKV_RK_DO && app->dos && !ekv_do_serving(app->dos)) {
-        ekv_reply_busy_msg(req, EKV_ESHUTDOWN, "Durable Objects are stopping on this node");
-        return;
-    }
-    if (r->kind == EKV_RK_DO && !app->dos) {
-        if (app->role->forward_do)
-            app->role->forward_do(&call);
-        else
-            ekv_reply_busy_msg(req, EKV_EBUSY,
-                               "Durable Objects are not served by this node right now");
+    if (r->kind == EKV_RK_DO) {
+        if (app->role->route_do && app->role->route_do(&call))
+            return;
+        ekv_app_run_do(&call);
         return;
     }
     if (r->kind != EKV_RK_LOCAL && app->role->relay) {
@@ -185,6 +179,21 @@ void ekv_app_on_request(void *ctx, ekv_req_t *req)
         return;
     }
     ((ekv_handler_fn)r->handler)(&call);
+}
+
+void ekv_app_run_do(ekv_call_t *c)
+{
+    ekv_app_t *app = c->app;
+    if (app->dos && !ekv_do_serving(app->dos)) {
+        ekv_reply_busy_msg(c->req, EKV_ESHUTDOWN, "Durable Objects are stopping on this node");
+        return;
+    }
+    if (!app->dos) {
+        ekv_reply_busy_msg(c->req, EKV_EBUSY,
+                           "Durable Objects are not served by this node right now");
+        return;
+    }
+    ((ekv_handler_fn)c->route->handler)(c);
 }
 
 void ekv_app_on_response(void *ctx, ekv_req_t *req, int status, size_t bytes_out)

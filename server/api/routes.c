@@ -29,7 +29,9 @@
 #define DO_LIMIT     (32u * MB) /* a DO request body: fits one RPC frame when relayed */
 #define DOR          (EKV_RT_ACCOUNT | EKV_RT_DO_READ)
 #define DOW          (EKV_RT_ACCOUNT | EKV_RT_DO_WRITE)
-#define FETCH(m, nm) R(m, DOOBJ "/fetch/*", nm, ekv_h_do_fetch, DO_LIMIT, DO, "call object", DOW)
+#define DOOR         (DOR | EKV_RT_DO_OBJECT)
+#define DOOW         (DOW | EKV_RT_DO_OBJECT)
+#define FETCH(m, nm) R(m, DOOBJ "/fetch/*", nm, ekv_h_do_fetch, DO_LIMIT, DO, "call object", DOOW)
 
 const ekv_route_t ekv_routes[] = {
     R(GET, "/healthz", "healthz", ekv_h_healthz, 0, LOCAL, NULL, EKV_RT_NOAUTH),
@@ -40,6 +42,8 @@ const ekv_route_t ekv_routes[] = {
     R(GET, "/_edgekv/replication/checksum", "repl_checksum", NULL, 0, CLUSTER, NULL,
       EKV_RT_OPERATOR),
     R(POST, "/_edgekv/replication/promote", "repl_promote", NULL, 64 * KB, CLUSTER, NULL,
+      EKV_RT_OPERATOR),
+    R(GET, "/_edgekv/replication/do-owner", "repl_do_owner", NULL, 0, CLUSTER, NULL,
       EKV_RT_OPERATOR),
     /* the cluster operator's account API (docs/API.md "Operator API") */
     R(GET, "/_edgekv/accounts", "op_accounts_list", ekv_h_op_accounts_list, 0, READ, NULL,
@@ -96,21 +100,21 @@ const ekv_route_t ekv_routes[] = {
     R(POST, DONS "/:dons/objects/ids", "do_object_id", ekv_h_do_object_id, 64 * KB, DO, "object id",
       DOR),
     R(POST, DOOBJ "/storage/get", "do_storage_get", ekv_h_do_storage_get, DO_LIMIT, DO,
-      "storage get", DOR),
+      "storage get", DOOR),
     R(POST, DOOBJ "/storage/put", "do_storage_put", ekv_h_do_storage_put, DO_LIMIT, DO,
-      "storage put", DOW),
+      "storage put", DOOW),
     R(POST, DOOBJ "/storage/delete", "do_storage_delete", ekv_h_do_storage_delete, DO_LIMIT, DO,
-      "storage delete", DOW),
+      "storage delete", DOOW),
     R(GET, DOOBJ "/storage/list", "do_storage_list", ekv_h_do_storage_list, 0, DO, "storage list",
-      DOR),
+      DOOR),
     R(POST, DOOBJ "/storage/deleteAll", "do_storage_delete_all", ekv_h_do_storage_delete_all,
-      64 * KB, DO, "storage deleteAll", DOW),
+      64 * KB, DO, "storage deleteAll", DOOW),
     R(POST, DOOBJ "/storage/transaction", "do_storage_txn", ekv_h_do_storage_txn, DO_LIMIT, DO,
-      "storage transaction", DOW),
-    R(GET, DOOBJ "/alarm", "do_alarm_get", ekv_h_do_alarm_get, 0, DO, "get alarm", DOR),
-    R(PUT, DOOBJ "/alarm", "do_alarm_put", ekv_h_do_alarm_put, 64 * KB, DO, "set alarm", DOW),
+      "storage transaction", DOOW),
+    R(GET, DOOBJ "/alarm", "do_alarm_get", ekv_h_do_alarm_get, 0, DO, "get alarm", DOOR),
+    R(PUT, DOOBJ "/alarm", "do_alarm_put", ekv_h_do_alarm_put, 64 * KB, DO, "set alarm", DOOW),
     R(DELETE, DOOBJ "/alarm", "do_alarm_delete", ekv_h_do_alarm_delete, 64 * KB, DO, "delete alarm",
-      DOW),
+      DOOW),
     FETCH(GET, "do_fetch_get"),
     FETCH(HEAD, "do_fetch_head"),
     FETCH(POST, "do_fetch_post"),

@@ -109,6 +109,9 @@ struct ekv_req_s {
      * hop-by-hop, NUL-terminated; NULL unless the URL matched opts.keep_headers_marker. */
     const char *other_headers;
     size_t other_headers_len;
+    /* Durable Object calls that arrived over an RPC link: how many nodes forwarded it to
+     * the object's owner already (repl.proto Request.do_hops). 0 for a client's request. */
+    unsigned do_hops;
     int64_t content_length; /* -1 when not given */
     int has_body;           /* Content-Length > 0 or chunked */
     ekv_buf_t body;         /* bounded by body_limit */

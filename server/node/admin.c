@@ -101,7 +101,12 @@ static void repl_status(ekv_call_t *c)
     json_object_set_new(o, "sync_replicas", json_integer((json_int_t)cfg->sync_replicas));
     if (n->primary) {
         char addr[300];
-        snprintf(addr, sizeof(addr), "%s:%d", cfg->repl_host, ekv_repl_primary_port(n->primary));
+        if (n->role == EKV_ROLE_EDGE) /* its Durable Object owner's link listener */
+            snprintf(addr, sizeof(addr), "%s:%d", cfg->repl_port >= 0 ? cfg->repl_host : cfg->host,
+                     ekv_repl_primary_port(n->primary));
+        else
+            snprintf(addr, sizeof(addr), "%s:%d", cfg->repl_host,
+                     ekv_repl_primary_port(n->primary));
         json_object_set_new(o, "repl_listen", json_string(addr));
         ekv_repl_peer_info_t peers[EKV_REPL_MAX_REPLICAS + 2];
         size_t np = ekv_repl_primary_peers(n->primary, peers, sizeof(peers) / sizeof(peers[0]));
@@ -143,6 +148,9 @@ static void repl_status(ekv_call_t *c)
     }
     if (n->edge)
         json_object_set_new(o, "edge", edge_json(app));
+    json_t *dobj = ekv_node_do_status_json(n);
+    if (dobj)
+        json_object_set_new(o, "durable_objects", dobj);
     ekv_reply_ok(c->req, o, NULL);
 }
 
@@ -243,6 +251,8 @@ void ekv_node_cluster_call(ekv_call_t *c)
         repl_checksum(c);
     else if (!strcmp(name, "repl_promote"))
         repl_promote(c);
+    else if (!strcmp(name, "repl_do_owner"))
+        ekv_node_do_owner_call(c);
     else
         ekv_reply_error(c->req, EKV_ENO_ROUTE, "no handler for cluster route %s", name);
 }

@@ -60,7 +60,8 @@ static const opt_t opts[] = {
     {"node-id", OPT_STR, OFF(node_id), "",
      "this node's name in logs and status (default edgekv-PORT)"},
     {"repl-listen", OPT_STR, OFF(repl_listen), "",
-     "HOST:PORT replicas connect to (primary: default 127.0.0.1:8788; replica: after promotion)"},
+     "HOST:PORT replicas connect to (primary: default 127.0.0.1:8788; replica: after promotion; "
+     "edge: where other nodes forward Durable Object calls it owns, default an ephemeral port)"},
     {"primary", OPT_STR, OFF(primary), "",
      "replica: HOST:PORT[,HOST:PORT...] of the primary's --repl-listen"},
     {"replicas", OPT_STR, OFF(replicas), "",
@@ -96,6 +97,17 @@ static const opt_t opts[] = {
      "Durable Objects: calls waiting per object before 503"},
     {"do-alarm-retry-base-ms", OPT_INT, OFF(do_alarm_retry_base_ms), "2000",
      "Durable Objects: first alarm retry delay, doubled per retry (workerd: 2000)"},
+    {"do-lease-ms", OPT_INT, OFF(do_lease_ms), "1500",
+     "Durable Objects (cluster): an owner's lease; the primary moves a silent owner's "
+     "partitions after it (failover time ~ this + a heartbeat)"},
+    {"do-heartbeat-ms", OPT_INT, OFF(do_heartbeat_ms), "250",
+     "Durable Objects (cluster): how often an owner (edge) renews its lease (< lease / 2)"},
+    {"do-move-wait-ms", OPT_INT, OFF(do_move_wait_ms), "5000",
+     "Durable Objects (cluster): a call waits this long for its object's partition to settle "
+     "on an owner, then 503"},
+    {"do-advertise", OPT_STR, OFF(do_advertise), "",
+     "edge: HOST:PORT peers reach this owner's link listener at (default: --repl-listen, or "
+     "the API host and an ephemeral port; the host name when listening on 0.0.0.0)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -193,14 +205,31 @@ static int check_replication(ekv_config_t *cfg)
                 cfg->role);
         return -1;
     }
+    if (cfg->do_heartbeat_ms < 10 || cfg->do_lease_ms > 600000 ||
+        cfg->do_heartbeat_ms * 2 >= cfg->do_lease_ms || cfg->do_move_wait_ms < 100 ||
+        cfg->do_move_wait_ms > 600000) {
+        fprintf(stderr, "edgekv: need 10 <= --do-heartbeat-ms, 2 * --do-heartbeat-ms < "
+                        "--do-lease-ms <= 600000 and 100 <= --do-move-wait-ms <= 600000\n");
+        return -1;
+    }
+    if (cfg->do_advertise[0]) {
+        char h[256];
+        int port;
+        if (!edge || parse_hostport("do-advertise", cfg->do_advertise, h, sizeof(h), &port) ||
+            port == 0 || strlen(cfg->do_advertise) >= 128) {
+            fprintf(stderr, "edgekv: --do-advertise HOST:PORT (port > 0, < 128 characters) "
+                            "is for --role edge only\n");
+            return -1;
+        }
+    }
     if (edge) {
         if (!cfg->primary[0] || strchr(cfg->primary, ',')) {
             fprintf(stderr, "edgekv: --role edge needs --primary HOST:PORT (the primary's "
                             "--repl-listen) and optionally --replicas HOST:PORT,...\n");
             return -1;
         }
-        if (cfg->repl_listen[0] || cfg->sync_replicas) {
-            fprintf(stderr, "edgekv: an edge takes neither --repl-listen nor --sync-replicas\n");
+        if (cfg->sync_replicas) {
+            fprintf(stderr, "edgekv: an edge does not take --sync-replicas\n");
             return -1;
         }
         /* cache TTL: the bounds of ?cache_ttl (MIN/MAX_CACHE_TTL_S, server/node/edge) */
@@ -211,6 +240,10 @@ static int check_replication(ekv_config_t *cfg)
             return -1;
         }
         cfg->repl_port = -1;
+        /* --repl-listen on an edge: where its peers reach it as a Durable Object owner */
+        if (cfg->repl_listen[0] && parse_hostport("repl-listen", cfg->repl_listen, cfg->repl_host,
+                                                  sizeof(cfg->repl_host), &cfg->repl_port))
+            return -1;
         return 0;
     }
     if (cfg->replicas[0]) {

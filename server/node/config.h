@@ -54,6 +54,10 @@ typedef struct {
     int64_t do_call_timeout_ms;
     int64_t do_call_queue;
     int64_t do_alarm_retry_base_ms;
+    int64_t do_lease_ms;
+    int64_t do_heartbeat_ms;
+    int64_t do_move_wait_ms;
+    char *do_advertise;
     /* derived */
     /* The cluster secret (from --cluster-secret-file, or the env EDGEKV_CLUSTER_SECRET):
      * malloc'd, not NUL-terminated, wiped by ekv_config_free; NULL/0 when none is needed. */

@@ -23,6 +23,7 @@ static void on_applied(void *ctx, Edgekv__KeyChange *const *recs, size_t nrecs)
         char nshex[EKV_ID_HEX_LEN + 1] = "";
         if (r->namespace_id.len == EKV_NSID_LEN)
             ekv_hex_encode(r->namespace_id.data, EKV_NSID_LEN, nshex);
+        ekv_node_do_applied(n, r); /* DO namespaces and partition tables */
         switch (r->op) {
         case EDGEKV__CHANGE_OP__KV_PUT:
         case EDGEKV__CHANGE_OP__KV_DELETE:
@@ -89,14 +90,14 @@ static void on_applied(void *ctx, Edgekv__KeyChange *const *recs, size_t nrecs)
 }
 
 /* The follower's applied seq moved: an edge releases catalog replies waiting for its stream;
- * a replica runs edges' reads parked on min_seq. */
+ * a replica runs edges' reads parked on min_seq, an owner edge the Durable Object calls
+ * forwarded to it with a min_seq. */
 static void on_progress(void *ctx)
 {
     ekv_node_t *n = ctx;
     if (n->edge)
         ekv_edge_on_stream(n->edge);
-    else
-        ekv_rpc_exec_on_commit(n->app);
+    ekv_rpc_exec_on_commit(n->app); /* forwarded calls parked on min_seq (an owner edge too) */
 }
 
 /* Apply thread, after a snapshot ingest: the whole catalog comes from the store again. */
@@ -168,6 +169,7 @@ static void edge_catalog_entry(void *ctx, const char *key, size_t klen, const ch
     ekv_node_t *n = ctx;
     if (n->building)
         ekv_catalog_add_entry(n->building, key, klen, val, vlen);
+    ekv_node_do_catalog_entry(n, key, klen, val, vlen);
 }
 
 static void edge_catalog_done(void *ctx, void *unused)

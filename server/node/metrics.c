@@ -23,6 +23,8 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
     G("edgekv_repl_last_seq", "Last change-log seq committed (primary) or applied (replica).",
       app->store ? ekv_store_last_seq(app->store) : 0);
     G("edgekv_repl_fenced", "1 when a newer primary fenced this node.", n->fenced);
+    if (!rc)
+        rc = ekv_node_do_metrics(n, out);
     if (n->auth)
         C("edgekv_repl_auth_failures_total",
           "Replication links whose cluster-secret handshake failed (either side).",

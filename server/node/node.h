@@ -12,7 +12,8 @@
  *                catalog/cache upkeep of what is applied
  *   promote.c    promotion of a replica and fencing of the old primary
  *   rpc_exec.c   edges' RPC requests run through this node's API path
- *   do_forward.c Durable Object calls on replicas and edges, forwarded to the primary
+ *   do/          Durable Object owners across the cluster: the partition table, the
+ *                primary's placement and leases, edges as owners, routing calls to owners
  *   admin.c      the replication endpoints (status, checksum, promote)
  *   metrics.c    replication and edge /metrics lines
  *   edge/        the edge role's request path: cache, single-flight fetches, relaying
@@ -23,10 +24,12 @@
 #ifndef EKV_SERVER_NODE_NODE_H
 #define EKV_SERVER_NODE_NODE_H
 
+#include "replication/primary.h"
 #include "server/api/api.h"
 #include "server/node/config.h"
 #include "storage/store.h"
 
+#include <jansson.h>
 #include <stdatomic.h>
 #include <uv.h>
 
@@ -53,7 +56,7 @@ typedef struct ekv_node_s {
     struct ekv_repl_replica_s *replica; /* role replica; role edge: its keys-only stream */
     struct ekv_repl_auth_s *auth;       /* cluster secret (replication/auth.h); NULL: none */
     ekv_edge_t *edge;                   /* role edge: upstreams, single-flight */
-    struct ekv_do_fwd_s *do_fwd;        /* replica, edge: the link DO calls go over */
+    struct ekv_docl_s *docl;            /* cluster roles: DO partition table, owners, routing */
     ekv_catalog_t *building;            /* edge: catalog being received in a snapshot */
     int edge_synced;                    /* edge: a catalog snapshot has arrived */
     struct ekv_repl_replica_s *stopping_replica; /* being stopped (promotion, shutdown) */
@@ -92,6 +95,9 @@ int ekv_node_start(ekv_node_t *n);
 /* Shutdown, after the HTTP server drained: stop replication, close the node's handles. */
 void ekv_node_stop(ekv_node_t *n, void (*done)(void *arg), void *arg);
 void ekv_node_free(ekv_node_t *n);
+/* The link listener options every role shares (auth, ids, timeouts, RPC requests run by
+ * rpc_exec.c); the caller sets store, host, port and the rest. */
+void ekv_node_listener_opts(ekv_node_t *n, ekv_repl_primary_opts_t *o);
 /* Listen for replicas and edges (edge_only: edges only, a replica's port). 0 or -1. */
 int ekv_node_start_primary(ekv_node_t *n, int edge_only);
 /* Save the node state off the loop; then(n, rc, ctx) runs on the loop (may be NULL). */
@@ -119,13 +125,30 @@ void ekv_node_close_probes(ekv_node_t *n);
 /* A probe link or the probe timer closed (counts down to the node's stop). */
 void ekv_node_handle_closed(uv_handle_t *h);
 
-/* ---- do_forward.c (role ops) ---- */
-/* A Durable Object call on a node without the DO runtime: forwarded to the primary. */
-void ekv_node_forward_do(ekv_call_t *c);
-/* Shutdown: close the forwarding link. */
-void ekv_node_forward_do_stop(ekv_node_t *n);
+/* ---- do/ (Durable Object owners across the cluster, server/node/do/docl.h) ---- */
+/* Role op route_do: answer a DO call here, forward it to its owner, or park it. */
+int ekv_node_route_do(ekv_call_t *c);
 /* Start the Durable Object runtime here (standalone, primary, a promoted replica). 0/-1. */
 int ekv_node_start_do(ekv_node_t *n);
+/* The cluster state of a primary, replica or edge (an edge becomes an owner). 0/-1. */
+int ekv_node_do_cluster_start(ekv_node_t *n);
+/* The primary's placement (start-up, promotion): before ekv_node_start_do. 0/-1. */
+int ekv_node_do_placement_start(ekv_node_t *n);
+void ekv_node_do_cluster_stop(ekv_node_t *n);
+/* An owner's graceful leave (SIGTERM): done(arg) once the primary knows, or after 1 s. */
+void ekv_node_do_leave(ekv_node_t *n, void (*done)(void *arg), void *arg);
+/* An internal owner call (rpc_exec.c, method EKV_DO_RPC_METHOD); takes f. */
+struct Edgekv__Frame;
+void ekv_node_do_internal(ekv_app_t *app, uint64_t peer_id, struct Edgekv__Frame *f);
+/* The change stream's DO records and an edge's catalog snapshot entries (follower.c). */
+struct Edgekv__KeyChange;
+void ekv_node_do_applied(ekv_node_t *n, const struct Edgekv__KeyChange *r);
+void ekv_node_do_catalog_entry(ekv_node_t *n, const char *key, size_t klen, const char *val,
+                               size_t vlen);
+/* Status, the do-owner endpoint, /metrics (status.c). */
+json_t *ekv_node_do_status_json(ekv_node_t *n);
+void ekv_node_do_owner_call(ekv_call_t *c);
+int ekv_node_do_metrics(ekv_node_t *n, ekv_buf_t *out);
 
 /* ---- admin.c, metrics.c (role ops) ---- */
 void ekv_node_cluster_call(ekv_call_t *c);

@@ -207,7 +207,11 @@ static void promote_saved(ekv_node_t *n, int rc, void *ctx)
         ekv_repl_primary_set_edge_only(n->primary, 0);
     else if (n->cfg->repl_port >= 0 && ekv_node_start_primary(n, 0))
         ekv_log_error("promoted, but cannot listen for replicas", "addr=%s", n->cfg->repl_listen);
-    ekv_node_start_do(n); /* this node now owns the Durable Objects (logged on failure) */
+    /* this node now places the Durable Objects (the table it replicated, the owners keep
+     * their partitions if they heartbeat here within a lease) and serves what it owns */
+    if (ekv_node_do_placement_start(n))
+        ekv_log_error("promoted, but cannot place durable objects", "%s", "");
+    ekv_node_start_do(n); /* (logged on failure) */
     n->probing = 1;
     n->probe_done_mask = 0;
     on_probe_timer(&n->probe_timer);

@@ -13,6 +13,7 @@
 #include "replication/auth.h"
 #include "replication/primary.h"
 #include "replication/replica.h"
+#include "server/node/do/docl.h"
 #include "server/node/edge/edge.h"
 #include "server/node/rpc_exec.h"
 
@@ -35,7 +36,7 @@ static const ekv_role_ops_t data_node_ops = {
     .gate = ekv_node_gate_or_reply,
     .relay = NULL,
     .hold_write = ekv_node_hold_write,
-    .forward_do = ekv_node_forward_do,
+    .route_do = ekv_node_route_do,
     .cluster = ekv_node_cluster_call,
     .metrics = ekv_node_metrics,
 };
@@ -44,7 +45,7 @@ static const ekv_role_ops_t edge_ops = {
     .gate = ekv_node_gate_or_reply,
     .relay = ekv_edge_handle,
     .hold_write = NULL,
-    .forward_do = ekv_node_forward_do,
+    .route_do = ekv_node_route_do,
     .cluster = ekv_node_cluster_call,
     .metrics = ekv_node_metrics,
 };
@@ -131,28 +132,35 @@ void ekv_node_save_async(ekv_node_t *n, const ekv_node_state_t *st,
 
 /* ---------------------------------------------------------------- primary */
 
+void ekv_node_listener_opts(ekv_node_t *n, ekv_repl_primary_opts_t *o)
+{
+    ekv_config_t *cfg = n->cfg;
+    memset(o, 0, sizeof(*o));
+    o->loop = n->app->loop;
+    o->auth = n->auth;
+    o->node_id = n->node_id;
+    o->advertise_url = n->advertise_url;
+    o->node = &n->st;
+    o->heartbeat_ms = (int)cfg->repl_heartbeat_ms;
+    o->timeout_ms = (int)cfg->repl_timeout_ms;
+    o->rpc_send_queue_max = (size_t)cfg->repl_send_queue_mb << 20;
+    o->on_request = ekv_rpc_exec;
+    o->ctx = n->app;
+}
+
 int ekv_node_start_primary(ekv_node_t *n, int edge_only)
 {
     ekv_app_t *app = n->app;
     ekv_config_t *cfg = n->cfg;
-    ekv_repl_primary_opts_t o = {0};
-    o.loop = app->loop;
+    ekv_repl_primary_opts_t o;
+    ekv_node_listener_opts(n, &o);
     o.store = app->store;
-    o.auth = n->auth;
     o.host = cfg->repl_host;
     o.port = cfg->repl_port;
-    o.node_id = n->node_id;
-    o.advertise_url = n->advertise_url;
-    o.node = &n->st;
-    o.heartbeat_ms = (int)cfg->repl_heartbeat_ms;
-    o.timeout_ms = (int)cfg->repl_timeout_ms;
-    o.rpc_send_queue_max = (size_t)cfg->repl_send_queue_mb << 20;
     o.max_lag_ms = (int)cfg->repl_max_lag_ms;
     o.on_fenced = ekv_node_on_fenced;
-    o.ctx = app;
     o.fenced = n->fenced;
     o.edge_only = edge_only;
-    o.on_request = ekv_rpc_exec;
     if (ekv_repl_primary_start(&n->primary, &o)) {
         n->primary = NULL;
         return -1;
@@ -180,9 +188,8 @@ int ekv_node_start(ekv_node_t *n)
     if (cfg->cluster_secret_len &&
         ekv_repl_auth_new(&n->auth, cfg->cluster_secret, cfg->cluster_secret_len))
         return -1;
-    if (n->role == EKV_ROLE_EDGE) {
-        return ekv_node_start_edge(n);
-    }
+    if (n->role == EKV_ROLE_EDGE) /* and an owner of Durable Objects */
+        return ekv_node_start_edge(n) || ekv_node_do_cluster_start(n) ? -1 : 0;
 
     /* start-up: blocking store calls are fine here (nothing is served yet) */
     if (ekv_store_node_load(app->store, &n->st))
@@ -210,10 +217,14 @@ int ekv_node_start(ekv_node_t *n)
     ekv_log_info("node", "node_id=%s role=%s epoch=%" PRIu64 " history_id=%s last_seq=%" PRIu64,
                  n->node_id, cfg->role, n->st.epoch, n->st.history_id[0] ? n->st.history_id : "-",
                  app->store ? ekv_store_last_seq(app->store) : 0);
-    if (n->role == EKV_ROLE_PRIMARY)
+    if (n->role == EKV_ROLE_PRIMARY) {
+        if (ekv_node_do_cluster_start(n) || (!n->fenced && ekv_node_do_placement_start(n)))
+            return -1;
         return ekv_node_start_primary(n, 0);
+    }
     if (n->role == EKV_ROLE_REPLICA) { /* its --repl-listen serves edges (reads, change stream) */
-        if (ekv_node_start_replica(n) || (cfg->repl_port >= 0 && ekv_node_start_primary(n, 1)))
+        if (ekv_node_do_cluster_start(n) || ekv_node_start_replica(n) ||
+            (cfg->repl_port >= 0 && ekv_node_start_primary(n, 1)))
             return -1;
     }
     return 0;
@@ -264,6 +275,11 @@ int ekv_node_start_do(ekv_node_t *n)
     o.call_timeout_ms = (int)n->cfg->do_call_timeout_ms;
     o.call_queue_max = (size_t)n->cfg->do_call_queue;
     o.alarm_retry_base_ms = (int)n->cfg->do_alarm_retry_base_ms;
+    if (n->docl && n->docl->placing) { /* a cluster: the primary serves what it owns */
+        o.cluster.ctx = n->docl;
+        o.cluster.here = ekv__docl_here;
+        o.cluster.epoch = ekv__docl_epoch;
+    }
     int rc = ekv_do_start(n->app, &o);
     if (rc)
         ekv_log_error("cannot start durable objects", "err=%s", ekv_err_name(rc));
@@ -278,14 +294,12 @@ void ekv_node_stop(ekv_node_t *n, void (*done)(void *arg), void *arg)
     n->stop_done = done;
     n->stop_arg = arg;
     ekv_node_close_probes(n);
-    ekv_node_forward_do_stop(n);
+    ekv_node_do_cluster_stop(n);
     node_stop_step(n);
 }
 
 void ekv_node_free(ekv_node_t *n)
 {
-    free(n->do_fwd);
-    n->do_fwd = NULL;
     ekv_edge_free(n->edge);
     ekv_catalog_free(n->building);
     ekv_repl_replica_free(n->stopping_replica);

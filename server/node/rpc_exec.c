@@ -46,9 +46,9 @@ typedef struct rpc_s {
 static uint64_t visible_seq(ekv_app_t *app)
 {
     ekv_node_t *n = ekv_node_of(app);
-    if (n->role == EKV_ROLE_REPLICA && n->replica)
+    if ((n->role == EKV_ROLE_REPLICA || n->role == EKV_ROLE_EDGE) && n->replica)
         return ekv_repl_replica_applied_seq(n->replica);
-    return ekv_store_last_seq(app->store);
+    return app->store ? ekv_store_last_seq(app->store) : 0; /* an edge owner: none */
 }
 
 static rpc_t *parked_head;
@@ -92,6 +92,15 @@ static void respond_to(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t s
     ekv_node_t *n = ekv_node_of(app);
     if (n->primary)
         ekv_repl_primary_respond(n->primary, peer_id, &resp);
+}
+
+void ekv_rpc_respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
+                     uint32_t error_code, const void *body, size_t len)
+{
+    ekv_req_t coded; /* only its error code is read */
+    memset(&coded, 0, sizeof(coded));
+    coded.reply_cf_code = (int)error_code;
+    respond_to(app, peer_id, id, status, &coded, NULL, NULL, body, len);
 }
 
 static void respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
@@ -198,6 +207,10 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
 {
     ekv_app_t *app = ctx;
     const Edgekv__Request *q = f->request;
+    if (q->method && strcmp(q->method, EKV_DO_RPC_METHOD) == 0) {
+        ekv_node_do_internal(app, peer_id, f); /* owners' calls (server/node/do/) */
+        return;
+    }
     rpc_t *r = calloc(1, sizeof(*r));
     int method;
     if (!r || method_of(q->method, &method)) {
@@ -222,6 +235,7 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
     req->query = r->query;
     req->query_len = q->query.len;
     req->content_length = (int64_t)q->body.len;
+    req->do_hops = q->do_hops;
     req->has_body = q->body.len > 0;
     req->start_ns = ekv_clock_mono_ns();
     /* handlers only read the body: use it in place in the frame (kept until rpc_free) */

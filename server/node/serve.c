@@ -200,6 +200,8 @@ static void on_http_stopped(void *arg)
         on_do_stopped(sv);
 }
 
+static void on_left(void *arg);
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     serve_t *sv = h->data;
@@ -209,6 +211,13 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     sv->stopping = 1;
     ekv_log_info("shutting down", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* a Durable Object owner hands its partitions over first (at once, not after its lease) */
+    ekv_node_do_leave(&sv->node, on_left, sv);
+}
+
+static void on_left(void *arg)
+{
+    serve_t *sv = arg;
     ekv_http_server_stop(sv->app.http, on_http_stopped, sv);
 }
 

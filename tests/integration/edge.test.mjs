@@ -178,8 +178,13 @@ describe('edge role: 1 primary, 2 replicas, 3 edges', { timeout: 150000 }, () =>
     await c.waitFor(async () => {
       const st = await Promise.all(edges.map((e) => status(e)));
       const ps = await status(p);
-      return st.every((s) => s.stream.applied_seq === ps.last_seq && s.stream.lag_seqs === 0);
-    }, 10000, 'edges caught up with the primary');
+      // the edges own the Durable Object partitions: each table change is a record, so wait
+      // until the table has settled (3 owners, nothing pending) before comparing seqs
+      const d = ps.durable_objects;
+      return d && Object.keys(d.owners).length === 3 && d.pending === 0 &&
+        st.every((s) => s.stream.applied_seq === ps.last_seq && s.stream.lag_seqs === 0 &&
+          s.durable_objects.table_version === d.table_version);
+    }, 10000, 'edges caught up with the primary (and the Durable Object table settled)');
     const ps = await status(p);
     const follows = { e1: r1, e2: r2, e3: r1 };
     for (const e of edges) {
@@ -187,7 +192,9 @@ describe('edge role: 1 primary, 2 replicas, 3 edges', { timeout: 150000 }, () =>
       const j = JSON.stringify(s);
       assert.equal(s.role, 'edge', j);
       assert.equal(s.node_id, e.nodeId, j);
-      assert.equal(s.repl_listen, null, `an edge binds no repl port: ${j}`);
+      // an edge's link listener serves the Durable Objects it owns (issue 11), on its API host
+      assert.match(s.repl_listen, /^127\.0\.0\.1:\d+$/, `an edge's owner link listener: ${j}`);
+      assert.equal(s.durable_objects.addr, s.repl_listen, j);
       const st = s.stream;
       assert.equal(st.state, 'streaming', j);
       assert.equal(st.primary_addr, follows[e.nodeId].replAddr, `${e.nodeId} follows its first replica: ${j}`);

@@ -120,6 +120,8 @@ static void place(do_obj_t *o, int64_t due)
 
 void ekv__do_alarm_schedule(do_obj_t *o)
 {
+    if (o->moved || !ekv__do_here(o->rt, o->key))
+        return; /* another node owns it now (and loads its alarm) */
     if (o->dur_ms >= 0 && !o->alarm_running)
         place(o, o->dur_ms);
 }
@@ -133,6 +135,12 @@ void ekv__do_alarm_unschedule(do_obj_t *o)
 
 void ekv__do_alarm_changed(do_obj_t *o)
 {
+    if (o->moved || !ekv__do_here(o->rt, o->key)) {
+        heap_remove(o->rt, o);
+        o->alarm_running = 0;
+        arm(o->rt);
+        return;
+    }
     if (o->alarm_running && !o->alarm_delivering && o->dur_version != o->run_version) {
         /* a run waiting to retry is replaced by what was set (or deleted) since */
         o->alarm_running = 0;

@@ -33,12 +33,63 @@
 
 typedef struct ekv_do_s ekv_do_t;
 
+/* A read of one object's stored keys or of a key range, on another node's store (an owner
+ * that is not the primary; see ekv_do_cluster_t.read). In: the object, and either keys[i]
+ * for every i with want[i] set, or the list range. Out (set before done runs): rc, and
+ * vals[i]/vlens[i]/found[i] (malloc'd values), or *list_out. */
+typedef struct ekv_do_rread_s {
+    const uint8_t *dons, *objid;
+    int list;
+    size_t nkeys;
+    const char *const *keys;
+    const size_t *klens;
+    const int *want;
+    const char *lo, *hi;
+    size_t lo_len, hi_len;
+    int has_hi, reverse;
+    size_t limit, max_bytes;
+    int rc;
+    char **vals;
+    size_t *vlens;
+    int *found;
+    ekv_do_list_t *list_out;
+    void (*done)(struct ekv_do_rread_s *r); /* on the loop, exactly once after read() == 0 */
+    void *udata;
+} ekv_do_rread_t;
+
+/*
+ * What the node layer tells the runtime about ownership (docs/DURABLE-OBJECTS.md "Owners
+ * across the cluster"). Zeroed = a single owner of everything with the local store
+ * (standalone). Loop thread.
+ */
+typedef struct {
+    void *ctx;
+    /* 1 when partition p is served here now (objects of other partitions never reach the
+     * runtime: the node layer forwards them; their alarms are not loaded). NULL: all. */
+    int (*here)(void *ctx, uint32_t p);
+    /* Fencing: every write of partition p carries this epoch (NULL: writes are not fenced). */
+    uint64_t (*epoch)(void *ctx, uint32_t p);
+    /* 1 while this node's lease is valid: reads are answered from local state. 0: an op's
+     * answer is confirmed by the primary first (an epoch check through the committer).
+     * NULL: always leased. */
+    int (*leased)(void *ctx);
+    /* Remote storage (an owner that is not the primary). NULL: the local store.
+     *   commit: like ekv_store_write_submit (the DO_WRITE / DO_FENCE op); 0 or an error
+     *           (job.done is then not called);
+     *   read:   0 (r->done will run) or an error. */
+    int (*commit)(void *ctx, ekv_write_t *w);
+    int (*read)(void *ctx, ekv_do_rread_t *r);
+} ekv_do_cluster_t;
+
 typedef struct {
     int call_wait_ms;        /* a call waits at most this for the object's earlier calls (10000) */
     int call_timeout_ms;     /* one call to the upstream, total (30000) */
     size_t call_queue_max;   /* calls waiting per object before 503 (1000) */
     int alarm_retry_base_ms; /* first alarm retry delay (2000, workerd's) */
     size_t max_body_bytes;   /* upstream answer size cap (32 MiB) */
+    ekv_do_cluster_t cluster;
+    int no_store; /* an owner without a store (an edge): namespaces come from
+                   * ekv_do_ns_upsert, alarms from ekv_do_alarm_load */
 } ekv_do_opts_t;
 
 /* Start the runtime on app (app->dos): load namespaces and alarms from the store (a blocking
@@ -50,6 +101,23 @@ void ekv_do_stop(ekv_do_t *d, void (*done)(void *arg), void *arg);
 
 /* 1 until ekv_do_stop was called. */
 int ekv_do_serving(const ekv_do_t *d);
+
+/* ---- ownership changes (node layer) ---- */
+/* Partitions set in `parts` (bitmap, bit p = byte p/8 bit p%8) are no longer served here:
+ * their objects' queued ops and waiting calls get 503 EKV_EDO_MOVED (not applied), their
+ * alarms leave the schedule; ops already running finish (their writes are fenced). */
+void ekv_do_partitions_lost(ekv_do_t *d, const uint8_t *parts);
+/* An alarm of a partition gained here (loaded from the primary's store). */
+void ekv_do_alarm_load(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
+                       const uint8_t objid[EKV_DO_OBJID_LEN], int64_t ms, const char *name,
+                       size_t name_len);
+/* Namespaces on an owner without a store, as the change stream brings them. */
+void ekv_do_ns_upsert(ekv_do_t *d, const ekv_do_ns_t *ns);
+void ekv_do_ns_remove(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN]);
+/* 1 when the namespace exists and is not being created or deleted (an owner's commit). */
+int ekv_do_ns_live(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN]);
+/* Fenced writes (EKV_EDO_MOVED) this runtime saw, for metrics. */
+uint64_t ekv_do_fenced_count(const ekv_do_t *d);
 
 /* /metrics lines (edgekv_do_*). */
 int ekv_do_metrics(ekv_do_t *d, ekv_buf_t *out);

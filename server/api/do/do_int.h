@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <string.h>
 
 #define DO_MAX_NS_PER_ACCOUNT 1000
 #define DO_OBJ_KEY_LEN        (EKV_NSID_LEN + EKV_DO_OBJID_LEN)
@@ -109,8 +110,12 @@ struct do_obj_s {
     uint64_t wsub, wdone;       /* writes handed to the committer / made durable, counted */
     do_wr_t *wr_head, *wr_tail; /* writes in flight, in submission order (object.c) */
     uint64_t clear_gate; /* a deleteAll not yet durable: keys outside the overlay are absent */
-    uint64_t fail_from;  /* a write failed: replies gated at or after it get EKV_EDO_RESET and
+    uint64_t fail_from;  /* a write failed: replies gated at or after it get fail_err and
                           * no op runs until every write handed over completed (0 = none) */
+    int fail_err;        /* EKV_EDO_RESET, or EKV_EDO_MOVED when the write was fenced */
+    int moved;           /* its partition left this node: new ops get EKV_EDO_MOVED */
+    uint64_t wepoch;     /* the partition epoch every write in flight carries (taken when
+                          * the first of them is handed over: object.c hand_over) */
     do_held_t *hhead, *htail;
     /* alarm: alarm_* is what ops see (every set/delete as it runs, gated like storage);
      * dur_* is what is durable, and the only thing the schedule follows */
@@ -151,7 +156,7 @@ struct ekv_do_s {
     void *stop_arg;
     struct {
         uint64_t ops, writes, resets, calls, call_errors, gate_timeouts, alarms_delivered,
-            alarm_retries, alarms_given_up;
+            alarm_retries, alarms_given_up, fenced, lease_checks;
     } st;
 };
 
@@ -166,11 +171,28 @@ void ekv__do_registry_free(ekv_do_t *d);
 do_nsent_t *ekv__do_ns_or_reply(ekv_call_t *c);
 
 /* ---- object.c ---- */
+/* The partition of an object key (dons || objid). */
+static inline uint32_t ekv__do_partition(const uint8_t *objkey)
+{
+    const uint8_t *id = objkey + EKV_NSID_LEN;
+    return (((uint32_t)id[0] << 8) | id[1]) >> 2;
+}
+/* 1 when the object's partition is served here (ekv_do_cluster_t.here). */
+int ekv__do_here(ekv_do_t *d, const uint8_t *objkey);
 /* The object (created when absent). NULL on ENOMEM. */
 do_obj_t *ekv__do_obj_get(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
                           const uint8_t objid[EKV_DO_OBJID_LEN]);
+/* The object (dons, objid) if it is in memory. */
+static inline do_obj_t *ekv__do_obj_find_id(ekv_do_t *d, const uint8_t *dons, const uint8_t *objid);
 /* The object if it is in memory. */
 do_obj_t *ekv__do_obj_find(ekv_do_t *d, const uint8_t key[DO_OBJ_KEY_LEN]);
+static inline do_obj_t *ekv__do_obj_find_id(ekv_do_t *d, const uint8_t *dons, const uint8_t *objid)
+{
+    uint8_t key[DO_OBJ_KEY_LEN];
+    memcpy(key, dons, EKV_NSID_LEN);
+    memcpy(key + EKV_NSID_LEN, objid, EKV_DO_OBJID_LEN);
+    return ekv__do_obj_find(d, key);
+}
 /* Free the object if nothing keeps it (pins, queue, gate, overlay, calls, alarm). */
 void ekv__do_obj_maybe_free(do_obj_t *o);
 /* Pin for the duration of an entry point; unpin frees the object when nothing keeps it. */

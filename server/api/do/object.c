@@ -13,7 +13,16 @@
  *
  * Failure: a write that does not commit resets the object: replies gated on it or on any
  * later write get 500 (EKV_EDO_RESET), no new op runs until every write handed over has
- * completed, then the overlay is dropped and the object continues from the store.
+ * completed, then the overlay is dropped and the object continues from the store. A write
+ * refused by the primary's fencing (the object's partition moved to another owner) fails the
+ * same replies with 503 EKV_EDO_MOVED: neither it nor anything after it was applied.
+ *
+ * Owners across the cluster (ekv_do_cluster_t): writes carry the partition's epoch, reads and
+ * commits may go to another node's store, all the writes in flight at once carry the epoch
+ * the first of them took (so once one is fenced, every later one is too, even if the
+ * partition came back meanwhile), and an op run while this node's lease has lapsed
+ * first submits an epoch check (DO_FENCE), so its answer is released only if this node
+ * still owned the object when the primary checked.
  */
 #include "common/codec.h"
 #include "common/errors.h"
@@ -41,8 +50,11 @@ do_obj_t *ekv__do_obj_get(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
     memcpy(key, dons, EKV_NSID_LEN);
     memcpy(key + EKV_NSID_LEN, objid, EKV_DO_OBJID_LEN);
     do_obj_t *o = ekv__do_obj_find(d, key);
-    if (o)
+    if (o) {
+        if (o->moved && ekv__do_here(d, key))
+            o->moved = 0; /* its partition came back (what ran meanwhile was fenced) */
         return o;
+    }
     o = calloc(1, sizeof(*o));
     if (!o)
         return NULL;
@@ -189,7 +201,7 @@ static void send_held(do_obj_t *o, do_held_t *h, int reset)
         json_decref(h->result);
         json_decref(h->info);
         ekv_buf_deinit(&h->text);
-        ekv_reply_error(h->req, EKV_EDO_RESET, NULL);
+        ekv_reply_error(h->req, o->fail_err ? o->fail_err : EKV_EDO_RESET, NULL);
         o->rt->st.resets++;
     } else if (h->raw) {
         ekv_reply_send(h->req, &h->text, h->info_text, h->info_text ? strlen(h->info_text) : 0);
@@ -318,10 +330,19 @@ static void write_settled(do_obj_t *o, do_wr_t *wr)
         o->wr_tail = NULL;
     o->wdone++;
     if (wr->w.status) {
-        ekv_log_error("durable object write failed: object reset", "err=%s gate=%llu",
-                      ekv_err_name(wr->w.status), (unsigned long long)wr->gate);
-        if (!o->fail_from || wr->gate < o->fail_from)
+        int moved = wr->w.status == EKV_EDO_MOVED;
+        if (moved)
+            o->rt->st.fenced++;
+        if (moved)
+            ekv_log_info("durable object write fenced: its partition moved", "gate=%llu",
+                         (unsigned long long)wr->gate);
+        else
+            ekv_log_error("durable object write failed: object reset", "err=%s gate=%llu",
+                          ekv_err_name(wr->w.status), (unsigned long long)wr->gate);
+        if (!o->fail_from || wr->gate < o->fail_from) {
             o->fail_from = wr->gate;
+            o->fail_err = moved ? EKV_EDO_MOVED : EKV_EDO_RESET;
+        }
     }
     /* durable now (the store answers), or failed (its values are about to be freed) */
     for (size_t i = 0; i < wr->w.do_nitems; i++) {
@@ -345,6 +366,7 @@ static void write_settled(do_obj_t *o, do_wr_t *wr)
         ekv_bytemap_init(&o->overlay);
         o->clear_gate = 0;
         o->fail_from = 0;
+        o->fail_err = 0;
         /* ...and from the durable alarm (a version of its own: no run removes it by mistake) */
         o->alarm_ms = o->dur_ms;
         free(o->alarm_name);
@@ -379,6 +401,41 @@ static void write_done(ekv_job_t *job)
     ekv__do_obj_unpin(o);
 }
 
+/* wr was handed over: it gets the next write number and joins the writes in flight. */
+static void track(do_obj_t *o, do_wr_t *wr)
+{
+    wr->gate = ++o->wsub;
+    if (o->wr_tail)
+        o->wr_tail->next = wr;
+    else
+        o->wr_head = wr;
+    o->wr_tail = wr;
+}
+
+/* Give w (DO_WRITE / DO_FENCE of o) to whoever commits it: fenced by the partition's epoch
+ * in a cluster, to the local committer or over the link to the primary. 0 or an error. */
+static int hand_over(do_obj_t *o, ekv_req_t *req, ekv_write_t *w)
+{
+    ekv_do_t *d = o->rt;
+    ekv_app_t *app = d->app;
+    const ekv_do_cluster_t *cl = &d->o.cluster;
+    if (cl->epoch) {
+        /* one epoch for all the writes in flight at once: a partition that left and came
+         * back (a newer epoch) must not let a later write commit after an earlier one was
+         * fenced (that later op may have read the fenced one's value from the overlay) */
+        w->do_fenced = 1;
+        w->do_partition = ekv__do_partition(o->key);
+        if (o->wsub == o->wdone)
+            o->wepoch = cl->epoch(cl->ctx, w->do_partition);
+        w->do_epoch = o->wepoch;
+    }
+    if (cl->commit)
+        return cl->commit(cl->ctx, w);
+    if (app->role->hold_write && req)
+        app->role->hold_write(app, req, w);
+    return ekv_store_write_submit(app->store, w);
+}
+
 /* Hand op's write to the committer: items (stolen) + delete_all + alarm. On success the
  * overlay has its effect and wsub its number; op is owned by the write. On failure answers
  * 503/error, frees op and items, returns -1. */
@@ -386,7 +443,6 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
                         ekv_do_alarm_op_t alarm_op)
 {
     ekv_do_t *d = o->rt;
-    ekv_app_t *app = d->app;
     do_nsent_t *ns = ekv__do_ns_by_dons(d, o->key);
     if (!ns || ns->deleting) {
         /* the namespace went while this op read: its delete must stay the last write */
@@ -419,11 +475,11 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
     wr->w.do_alarm_op = alarm_op;
     wr->w.do_alarm_ms = alarm_op == EKV_DO_ALARM_SET ? op->alarm_ms : 0;
     wr->w.do_object_name = alarm_op == EKV_DO_ALARM_SET ? op->name : NULL;
-    if (app->role->hold_write && op->req)
-        app->role->hold_write(app, op->req, &wr->w);
-    int rc = ekv_store_write_submit(app->store, &wr->w);
+    int rc = hand_over(o, op->req, &wr->w);
     if (rc) {
-        ekv_log_warn("commit queue full", "err=%s", ekv_err_name(rc));
+        ekv_log_warn("durable object write not handed over (commit queue full, or no link "
+                     "to the primary)",
+                     "err=%s", ekv_err_name(rc));
         if (op->req)
             ekv_reply_busy(op->req, rc);
         free(items);
@@ -432,12 +488,7 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
         return -1;
     }
     d->st.writes++;
-    wr->gate = ++o->wsub;
-    if (o->wr_tail)
-        o->wr_tail->next = wr;
-    else
-        o->wr_head = wr;
-    o->wr_tail = wr;
+    track(o, wr);
     if (delete_all) {
         ekv_bytemap_deinit(&o->overlay, free_ov);
         ekv_bytemap_init(&o->overlay);
@@ -458,6 +509,28 @@ static int submit_write(do_obj_t *o, do_op_t *op, ekv_do_item_t *items, size_t n
         ov->value_len = items[i].del ? 0 : items[i].value_len;
         ov->gate = wr->gate;
     }
+    return 0;
+}
+
+/* A write with no effect but the epoch check: the replies of the ops that run after it are
+ * released only if the primary still saw this node as the owner (a lapsed lease). 0 or -1
+ * (nothing was submitted). */
+static int submit_fence(do_obj_t *o)
+{
+    do_wr_t *wr = calloc(1, sizeof(*wr));
+    if (!wr)
+        return -1;
+    wr->o = o;
+    wr->w.type = EKV_OP_DO_FENCE;
+    wr->w.job.done = write_done;
+    memcpy(wr->w.nsid, o->key, EKV_NSID_LEN);
+    memcpy(wr->w.objid, o->key + EKV_NSID_LEN, EKV_DO_OBJID_LEN);
+    if (hand_over(o, NULL, &wr->w)) {
+        free(wr);
+        return -1;
+    }
+    o->rt->st.lease_checks++;
+    track(o, wr);
     return 0;
 }
 
@@ -512,6 +585,7 @@ typedef struct {
     int rc;
     int list;
     ekv_do_list_t result;
+    ekv_do_rread_t rr; /* the same read on the primary's store (ekv_do_cluster_t.read) */
 } do_read_t;
 
 static void read_work(ekv_job_t *job)
@@ -576,6 +650,54 @@ static void read_done(ekv_job_t *job)
     ekv__do_obj_unpin(o);
 }
 
+static void remote_read_done(ekv_do_rread_t *rr)
+{
+    do_read_t *r = rr->udata;
+    r->rc = rr->rc;
+    if (!r->rc && !r->list) {
+        size_t bytes = 0;
+        for (size_t i = 0; i < r->op->nkeys; i++)
+            bytes += r->op->found[i] ? r->op->vlens[i] : 0;
+        if (bytes > DO_GET_MAX_BYTES)
+            r->rc = EKV_EDO_VALUE_TOO_LARGE;
+    }
+    read_done(&r->job);
+}
+
+/* The read of r on the primary's store (cluster hook). 0 or an error. */
+static int start_remote_read(do_obj_t *o, do_read_t *r)
+{
+    const ekv_do_cluster_t *cl = &o->rt->o.cluster;
+    do_op_t *op = r->op;
+    ekv_do_rread_t *rr = &r->rr;
+    rr->dons = o->key;
+    rr->objid = o->key + EKV_NSID_LEN;
+    rr->list = r->list;
+    if (r->list) {
+        const ekv_do_list_range_t *g = &op->range;
+        rr->lo = g->lo;
+        rr->lo_len = g->lo_len;
+        rr->hi = g->hi;
+        rr->hi_len = g->hi_len;
+        rr->has_hi = g->has_hi;
+        rr->reverse = g->reverse;
+        rr->limit = g->limit;
+        rr->max_bytes = DO_LIST_MAX_BYTES;
+        rr->list_out = &r->result;
+    } else {
+        rr->nkeys = op->nkeys;
+        rr->keys = op->rkeys;
+        rr->klens = op->rklens;
+        rr->want = op->from_store;
+        rr->vals = op->vals;
+        rr->vlens = op->vlens;
+        rr->found = op->found;
+    }
+    rr->done = remote_read_done;
+    rr->udata = r;
+    return cl->read(cl->ctx, rr);
+}
+
 /* Run a read job for op (which stays at the queue head, the object running). */
 static void start_read(do_obj_t *o, do_op_t *op, int list)
 {
@@ -589,7 +711,8 @@ static void start_read(do_obj_t *o, do_op_t *op, int list)
         r->job.work = read_work;
         r->job.done = read_done;
         o->running = 1;
-        rc = ekv_workq_submit(&o->rt->app->readers, &r->job);
+        rc = o->rt->o.cluster.read ? start_remote_read(o, r)
+                                   : ekv_workq_submit(&o->rt->app->readers, &r->job);
         if (rc == 0)
             return;
         o->running = 0;
@@ -912,6 +1035,7 @@ static void exec_loop(do_obj_t *o)
         return; /* re-entered through a reply: the running loop picks the new op up */
     ekv__do_obj_pin(o);
     o->in_exec = 1;
+    const ekv_do_cluster_t *cl = &o->rt->o.cluster;
     while (!o->running && !o->fail_from && o->qhead) {
         do_op_t *op = q_pop(o);
         do_nsent_t *ns = ekv__do_ns_by_dons(o->rt, o->key);
@@ -919,6 +1043,20 @@ static void exec_loop(do_obj_t *o)
             if (op->req)
                 ekv_reply_error(op->req, EKV_EDO_NS_NOT_FOUND,
                                 "the Durable Object namespace was deleted");
+            ekv__do_op_free(op);
+            continue;
+        }
+        if (o->moved) {
+            if (op->req)
+                ekv_reply_error(op->req, EKV_EDO_MOVED, NULL);
+            ekv__do_op_free(op);
+            continue;
+        }
+        if (cl->leased && !cl->leased(cl->ctx) && submit_fence(o)) {
+            if (op->req)
+                ekv_reply_busy_msg(op->req, EKV_EBUSY,
+                                   "this node's lease on the object lapsed and the primary "
+                                   "cannot be asked now; retry");
             ekv__do_op_free(op);
             continue;
         }
@@ -941,7 +1079,16 @@ void ekv__do_obj_submit(do_obj_t *o, do_op_t *op)
     ekv__do_obj_unpin(o);
 }
 
-void ekv__do_ns_dropped(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
+int ekv__do_here(ekv_do_t *d, const uint8_t *objkey)
+{
+    const ekv_do_cluster_t *cl = &d->o.cluster;
+    return !cl->here || cl->here(cl->ctx, ekv__do_partition(objkey));
+}
+
+/* Drop the objects match() selects: no alarm, waiting calls and queued ops get err (404 for
+ * a deleted namespace, 503 EKV_EDO_MOVED for a partition that left). */
+static void drop_objects(ekv_do_t *d, int (*match)(const do_obj_t *o, const void *arg),
+                         const void *arg, int err)
 {
     /* collect first: freeing while iterating is allowed only for the entry just returned */
     size_t n = 0, cap = ekv_bytemap_count(&d->objs);
@@ -953,7 +1100,7 @@ void ekv__do_ns_dropped(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
     ekv_bytemap_iter_init(&it, &d->objs);
     while (ekv_bytemap_iter_next(&it, NULL, NULL, &val)) {
         do_obj_t *o = val;
-        if (memcmp(o->key, dons, EKV_NSID_LEN) == 0)
+        if (match(o, arg))
             v[n++] = o;
     }
     for (size_t i = 0; i < n; i++) /* pinned: dropping them answers requests */
@@ -963,11 +1110,39 @@ void ekv__do_ns_dropped(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
         ekv__do_alarm_unschedule(o);
         o->alarm_ms = -1;
         o->dur_ms = -1;
-        ekv__do_calls_drop(o, EKV_EDO_NS_NOT_FOUND);
+        if (err == EKV_EDO_MOVED)
+            o->moved = 1;
+        ekv__do_calls_drop(o, err);
         if (!o->running)
-            exec_loop(o); /* queued ops get 404 */
+            exec_loop(o); /* queued ops get err */
     }
     for (size_t i = 0; i < n; i++)
         ekv__do_obj_unpin(v[i]); /* frees the idle ones */
     free(v);
+}
+
+static int in_ns(const do_obj_t *o, const void *dons)
+{
+    return memcmp(o->key, dons, EKV_NSID_LEN) == 0;
+}
+
+void ekv__do_ns_dropped(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
+{
+    drop_objects(d, in_ns, dons, EKV_EDO_NS_NOT_FOUND);
+}
+
+static int in_parts(const do_obj_t *o, const void *parts)
+{
+    uint32_t p = ekv__do_partition(o->key);
+    return (((const uint8_t *)parts)[p >> 3] >> (p & 7)) & 1;
+}
+
+void ekv_do_partitions_lost(ekv_do_t *d, const uint8_t *parts)
+{
+    drop_objects(d, in_parts, parts, EKV_EDO_MOVED);
+}
+
+uint64_t ekv_do_fenced_count(const ekv_do_t *d)
+{
+    return d ? d->st.fenced : 0;
 }

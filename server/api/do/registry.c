@@ -64,6 +64,10 @@ do_nsent_t *ekv__do_ns_or_reply(ekv_call_t *c)
 
 /* ---------------------------------------------------------------- load */
 
+static void on_alarm(void *ctx, const uint8_t dons[EKV_NSID_LEN],
+                     const uint8_t objid[EKV_DO_OBJID_LEN], int64_t ms, const char *name,
+                     size_t name_len);
+
 static void on_ns(void *ctx, const ekv_do_ns_t *ns)
 {
     ekv_do_t *d = ctx;
@@ -77,6 +81,43 @@ static void on_ns(void *ctx, const ekv_do_ns_t *ns)
     e->ns = *ns;
 }
 
+void ekv_do_ns_upsert(ekv_do_t *d, const ekv_do_ns_t *ns)
+{
+    uint8_t dons[EKV_NSID_LEN];
+    if (parse_dons(ns->id, strlen(ns->id), dons))
+        return;
+    do_nsent_t *e = ekv__do_ns_by_dons(d, dons);
+    if (e) {
+        e->ns = *ns;
+        return;
+    }
+    on_ns(d, ns);
+}
+
+int ekv_do_ns_live(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
+{
+    const do_nsent_t *e = ekv__do_ns_by_dons(d, dons);
+    return e && !e->pending && !e->deleting;
+}
+
+void ekv_do_ns_remove(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN])
+{
+    do_nsent_t *e = ekv_bytemap_del(&d->nss, dons, EKV_NSID_LEN);
+    if (!e)
+        return;
+    free(e);
+    ekv__do_ns_dropped(d, dons);
+}
+
+void ekv_do_alarm_load(ekv_do_t *d, const uint8_t dons[EKV_NSID_LEN],
+                       const uint8_t objid[EKV_DO_OBJID_LEN], int64_t ms, const char *name,
+                       size_t name_len)
+{
+    /* the stored alarm is the truth: an object still in memory from before its partition
+     * left has only writes in flight that carry the old epoch (they will be fenced) */
+    on_alarm(d, dons, objid, ms, name, name_len);
+}
+
 static void on_alarm(void *ctx, const uint8_t dons[EKV_NSID_LEN],
                      const uint8_t objid[EKV_DO_OBJID_LEN], int64_t ms, const char *name,
                      size_t name_len)
@@ -84,6 +125,11 @@ static void on_alarm(void *ctx, const uint8_t dons[EKV_NSID_LEN],
     ekv_do_t *d = ctx;
     if (!ekv__do_ns_by_dons(d, dons))
         return; /* a stale entry of a deleted namespace cannot exist; be safe */
+    uint8_t key[DO_OBJ_KEY_LEN];
+    memcpy(key, dons, EKV_NSID_LEN);
+    memcpy(key + EKV_NSID_LEN, objid, EKV_DO_OBJID_LEN);
+    if (!ekv__do_here(d, key))
+        return; /* another owner's */
     do_obj_t *o = ekv__do_obj_get(d, dons, objid);
     if (!o) {
         ekv_log_error("DO alarm not loaded (out of memory)", "ms=%lld", (long long)ms);

@@ -50,6 +50,8 @@ int ekv_do_start(ekv_app_t *app, const ekv_do_opts_t *o)
     d->alarm_timer.data = d->call_timer.data = d;
     d->timers_open = 1;
     app->dos = d;
+    if (d->o.no_store)
+        return ekv__do_alarms_start(d); /* namespaces and alarms arrive from the primary */
     if ((rc = ekv__do_load(d)) != 0) {
         ekv_log_error("cannot load durable objects", "err=%s", ekv_err_name(rc));
         return rc; /* app->dos stays: ekv_do_stop frees it */
