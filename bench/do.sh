@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2015,SC2086  # "cond && cond || die" is meant; $DRV / $STATS are
 # "python3 script" (two words on purpose)
-# bench/do.sh - Durable Objects on a standalone edgekv (default sync = fsync), in one run.
+# bench/do.sh - Durable Objects on a standalone edgekv (default sync = fsync), in one run;
+#               forward: on a cluster (primary + 2 edges).
 #
 #   (a) storage  small put+get pairs (100-byte JSON values) on ONE object: alternating
 #                POST .../storage/put {"entries":{"k<n>":"vvv..."}} and POST .../storage/get
@@ -16,13 +17,23 @@
 #                second T; a node upstream records when each POST /__edgekv/alarm arrives:
 #                lateness (arrival - T) p50/p99/max, time until all arrived; every alarm
 #                must arrive exactly once, answered 2xx, no retry (else exit 1 at the end).
+#   (d) forward  OPT-IN (not in the default SCENARIOS: it adds ~2.5 minutes): a cluster of a primary
+#                (--sync fsync) and two edges e1, e2 (Durable Objects owned by edges). The storage
+#                put+get load of (a) on ONE object owned by e1 (ids from names until do-owner
+#                says e1), and over OBJECTS objects owned by e1: own1obj / own64obj through e1
+#                (the owner), fwd1obj / fwd64obj through e2 (every call forwarded to e1 over the
+#                internal link); order reversed every other round. Ratio forwarded/owner of the
+#                medians; e2's edgekv_do_forwarded_calls_total must grow by at least the requests
+#                wrk counted through it and e2 run no storage op itself, e1's counter must not
+#                grow, the table must not change, puts read back via the other edge (else exit 1).
 #
 # Usage: bench/do.sh            (about 3.3 minutes with the defaults; DURATION=5 ROUNDS=3: ~2.5)
+#        SCENARIOS=forward bench/do.sh   (about 2.5 minutes with the defaults)
 # Env:   DURATION=5   seconds per measured wrk run      ROUNDS=5   alternating rounds
 #        CONNS=64     wrk connections                    THREADS=1  wrk threads
 #        WARMUP=2     seconds of unrecorded warm-up per config before the rounds
-#        SCENARIOS=storage,call,alarm   which parts to run
-#        OBJECTS=64   objects of the "spread" configs of storage and call
+#        SCENARIOS=storage,call,alarm   which parts to run (add forward for (d))
+#        OBJECTS=64   objects of the "spread" configs of storage, call and forward
 #        UPSTREAM=nginx   call: the trivial upstream, nginx (nginx-light) or node
 #        ALARMS=10000     alarm: objects (and alarms); SMALL=1 makes the default 1000
 #        ALARM_LEAD=5     alarm: T = now + max(2 s, 4 x the time the ids took) + ALARM_LEAD s,
@@ -84,10 +95,11 @@ export DO_TOKEN=$EKV_TOKEN
 est=10
 has storage && est=$((est + 3 * (ROUNDS * DURATION + WARMUP) + 5))
 has call && est=$((est + 3 * (ROUNDS * DURATION + WARMUP) + 5))
+has forward && est=$((est + 4 * (ROUNDS * DURATION + WARMUP) + 25))
 has alarm && est=$((est + ALARMS * 2 / 1000 + ALARM_LEAD + 10))
 say "edgekv durable objects bench  $TS"
 say "machine: $(nproc) cpus, $(uname -sr), work dir on $(df -P "$BENCH_WORK" | awk 'NR==2{print $1}'), load avg at start $(cut -d' ' -f1-3 /proc/loadavg)"
-say "edgekv:  $EDGEKV_BIN (commit $(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo none)), standalone, --sync fsync"
+say "edgekv:  $EDGEKV_BIN (commit $(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo none)), standalone, --sync fsync$(has forward && echo "; forward: primary (--sync fsync) + edges e1, e2" || true)"
 tools="wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}' || true), $(python3 --version)"
 if has alarm || [ "$UPSTREAM" = node ]; then tools+=", node $(node --version)"; fi
 if has call && [ "$UPSTREAM" = nginx ]; then tools+=", nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///' || true)"; fi
@@ -442,6 +454,188 @@ scenario_alarm() {
     [ "$objs" = 0 ] || WRONG+=("alarm: $objs objects still have stored data (an alarm not removed after its 2xx)")
 }
 
+# --- (d) forward: storage through the owner edge vs through the other edge ----------------------
+
+scenario_forward() {
+    local p_api p_repl ns nspath one all r c cfg settled tried
+    local -A EPORT EPID EURL
+    read -r p_api p_repl "EPORT[e1]" "EPORT[e2]" <<<"$(bench_free_ports 4)"
+    local secret=$EDGEKV_CLUSTER_SECRET_FILE
+    bench_start_edgekv fwd-p1 "" "$BENCH_WORK/fwd-p1-data" "$p_api" --role primary --node-id p1 \
+        --repl-listen "127.0.0.1:$p_repl" --cluster-secret-file "$secret" --sync fsync
+    local p1_pid=$EKV_PID p1_url=$EKV_URL
+    # edges: no data dir, no credentials (they come with the change stream)
+    local e e_pid e_url
+    for e in 1 2; do
+        bench_start "fwd-e$e" "" "$BENCH_WORK/fwd-e$e.log" "$EDGEKV_BIN" serve --role edge --node-id "e$e" \
+            --listen "127.0.0.1:${EPORT[e$e]}" --primary "127.0.0.1:$p_repl" --cluster-secret-file "$secret"
+        EPID[e$e]=$BENCH_LAST_PID; EURL[e$e]="http://127.0.0.1:${EPORT[e$e]}"
+    done
+    for e in 1 2; do
+        e_pid=${EPID[e$e]}; e_url=${EURL[e$e]}
+        bench_wait_http "$e_url/healthz" "$e_pid" 30 ||
+            { tail -20 "$BENCH_WORK/fwd-e$e.log" >&2; die "forward: e$e: /healthz never answered 200"; }
+    done
+    local pids="$p1_pid ${EPID[e1]} ${EPID[e2]}" e1_url=${EURL[e1]} e2_url=${EURL[e2]}
+    # both edges own partitions, nothing pending or left with the primary, one table everywhere
+    settled=$($DRV settled 30 e1,e2 "$p1_url" "$e1_url" "$e2_url") ||
+        die "forward: the DO partition table did not settle on e1+e2 within 30 s"
+    local tv0
+    tv0=$(cut -d' ' -f2 <<<"$settled")
+    log "forward: DO table v$tv0 settled in $(cut -d' ' -f1 <<<"$settled") ms, partitions per owner $(cut -d' ' -f3 <<<"$settled")"
+
+    ns=$(do_namespace "$p1_url" bench-forward)
+    nspath="/client/v4/accounts/$EKV_ACCOUNT/workers/durable_objects/namespaces/$ns"
+    # the token and the namespace reach both edges before they are used through them
+    python3 "$BENCH_DIR/lib/edgeprobe.py" synced 30 "$p1_url" "$e1_url" "$e2_url" >/dev/null ||
+        die "forward: the namespace did not reach e1 and e2 within 30 s"
+    tried=$(DO_OP_TOKEN=$EKV_OPERATOR_TOKEN $DRV owned "$p1_url" "$nspath" f "$OBJECTS" e1 "$BENCH_WORK/fwd-ids.txt") ||
+        die "forward: could not find $OBJECTS objects owned by e1"
+    log "forward: $OBJECTS ids owned by e1 among the first $(cut -d' ' -f1 <<<"$tried") names (in $(cut -d' ' -f2 <<<"$tried") s)"
+    one=$(head -1 "$BENCH_WORK/fwd-ids.txt")
+    all=$(paste -sd, "$BENCH_WORK/fwd-ids.txt")
+    # every node agrees that e1 owns the object, and e1 serves it
+    local u o
+    for u in "$p1_url" "$e1_url" "$e2_url"; do
+        o=$(curl -s --max-time 5 -H "Authorization: Bearer $EKV_OPERATOR_TOKEN" \
+            "$u/_edgekv/replication/do-owner?id=$one" |
+            python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]; print(r["owner"], r["pending"], r["served_here"], r["partition"])' 2>/dev/null) || o=""
+        [ "${o%% *}" = e1 ] || die "forward: do-owner on $u says '$o' for $one (want owner e1)"
+        [ "$u" != "$e1_url" ] || [ "$(cut -d' ' -f3 <<<"$o")" = True ] || die "forward: e1 does not serve $one ($o)"
+    done
+    log "forward: one object ${one:0:16}... (partition ${o##* }) owned by e1"
+    # one round trip each way before the runs: written through e2, read through e1
+    curl -sf --max-time 10 -X POST -H "Authorization: Bearer $EKV_TOKEN" -H 'Content-Type: application/json' \
+        --data '{"entries":{"check":"ok"}}' "$e2_url$nspath/objects/$one/storage/put" >/dev/null ||
+        die "forward: put through e2 failed"
+    curl -sf --max-time 10 -X POST -H "Authorization: Bearer $EKV_TOKEN" -H 'Content-Type: application/json' \
+        --data '{"keys":["check"]}' "$e1_url$nspath/objects/$one/storage/get" | grep -q '"check":"ok"' ||
+        die "forward: get through e1 after a put through e2 does not give the value"
+
+    export DO_BASE="$nspath/objects/" BENCH_VALUE_SIZE=$VALUE_SIZE
+    local f1_0 f2_0 k1_0 k2_0 s1_0 s2_0
+    f1_0=$(metric "$e1_url" edgekv_do_forwarded_calls_total); f2_0=$(metric "$e2_url" edgekv_do_forwarded_calls_total)
+    k1_0=$(metric "$e1_url" edgekv_do_calls_parked_total); k2_0=$(metric "$e2_url" edgekv_do_calls_parked_total)
+    s1_0=$(metric "$e1_url" edgekv_do_storage_ops_total); s2_0=$(metric "$e2_url" edgekv_do_storage_ops_total)
+    [ -n "$f2_0" ] || die "forward: e2's /metrics has no edgekv_do_forwarded_calls_total"
+    local spread="${OBJECTS}obj" cfgs order=(own1obj fwd1obj) i
+    [ "$OBJECTS" -gt 1 ] && order+=("own$spread" "fwd$spread")   # OBJECTS=1: the spread is the one object
+    log "forward: warm-up ${WARMUP}s each, then $ROUNDS rounds x ${DURATION}s, order reversed every other round (own*: through e1, the owner; fwd*: through e2, forwarded to e1)"
+    for r in $(seq 0 "$ROUNDS"); do
+        cfgs=("${order[@]}")
+        if [ $((r % 2)) = 1 ]; then
+            cfgs=(); for ((i = ${#order[@]} - 1; i >= 0; i--)); do cfgs+=("${order[$i]}"); done
+        fi
+        for c in "${cfgs[@]}"; do
+            export BENCH_PREFIX="r$r-$c"
+            u=$e1_url; [ "${c:0:3}" = fwd ] && u=$e2_url
+            cfg=$all; [ "${c:3}" = 1obj ] && cfg=$one
+            DO_MODE=storage DO_OBJS=$cfg run_one do_forward "$c" "$r" "$pids" -s "$LUA" "$u"
+        done
+        # (b) must have been forwarded: e2's counter grows with the first run through it
+        if [ "$r" = 0 ] && [ "$WARMUP" -ge 1 ] && [ "$(metric "$e2_url" edgekv_do_forwarded_calls_total)" = "$f2_0" ]; then
+            do_metrics "$e2_url" "forward warm-up (e2)"
+            die "forward: e2 forwarded no call during the warm-up through it (edgekv_do_forwarded_calls_total stays $f2_0)"
+        fi
+    done
+    local f1_1 f2_1 k1_1 k2_1 s1_1 s2_1 tv1
+    f1_1=$(metric "$e1_url" edgekv_do_forwarded_calls_total); f2_1=$(metric "$e2_url" edgekv_do_forwarded_calls_total)
+    k1_1=$(metric "$e1_url" edgekv_do_calls_parked_total); k2_1=$(metric "$e2_url" edgekv_do_calls_parked_total)
+    s1_1=$(metric "$e1_url" edgekv_do_storage_ops_total); s2_1=$(metric "$e2_url" edgekv_do_storage_ops_total)
+    tv1=$(json_get "$p1_url/_edgekv/replication/status" "r['durable_objects']['table_version']")
+    # spot checks across the two paths: a put through e1 read through e2 and the other way round
+    $DRV storage-check "$e2_url" "$nspath" "$one" "r1-own1obj-k0000000010" "$VALUE_SIZE" ||
+        WRONG+=("forward: own1obj key of round 1 (put through e1) not readable through e2")
+    $DRV storage-check "$e1_url" "$nspath" "$one" "r1-fwd1obj-k0000000010" "$VALUE_SIZE" ||
+        WRONG+=("forward: fwd1obj key of round 1 (put through e2) not readable through e1")
+    if [ "$OBJECTS" -gt 1 ]; then
+        $DRV storage-check "$e1_url" "$nspath" "$(sed -n "$((10 % OBJECTS + 1))p" "$BENCH_WORK/fwd-ids.txt")" \
+            "r1-fwd$spread-k0000000010" "$VALUE_SIZE" ||
+            WRONG+=("forward: fwd$spread key of round 1 (put through e2) not readable through e1")
+    fi
+    do_metrics "$p1_url" "forward (p1)"; do_metrics "$e1_url" "forward (e1)"; do_metrics "$e2_url" "forward (e2)"
+    # the primary commits (its DO counters stay 0: the owner e1 runs the objects)
+    local note
+    note=$(curl -s --max-time 5 "$p1_url/metrics" | awk '
+        $1 == "edgekv_commits_total" { commits = $2 }
+        $1 == "edgekv_committed_ops_total" { ops = $2 }
+        $1 == "edgekv_commit_seconds_total" { secs = $2 }
+        END {
+            if (commits > 0)
+                printf "primary: %d writes in %d group commits = %.1f writes/commit, %.2f ms/commit (incl. fsync)", ops, commits, ops / commits, secs * 1000 / commits
+        }')
+    bench_stop "${EPID[e2]}"; bench_stop "${EPID[e1]}"; bench_stop "$p1_pid"
+
+    local fwd=$((${f2_1:-0} - ${f2_0:-0})) fwd_e1=$((${f1_1:-0} - ${f1_0:-0}))
+    local ops_e1=$((${s1_1:-0} - ${s1_0:-0})) ops_e2=$((${s2_1:-0} - ${s2_0:-0}))
+    local parked=$((${k1_1:-0} - ${k1_0:-0} + ${k2_1:-0} - ${k2_0:-0})) sent
+    # requests wrk counted through e2 in the recorded rounds (the counter also has the warm-up's)
+    sent=$(awk '$1 == "do_forward" && $2 ~ /^fwd/ { s += $7 } END { print s + 0 }' "$RECORDS")
+    python3 - "$RECORDS" "$OBJECTS" "$fwd" "$fwd_e1" "$ops_e2" <<'PY' | tee -a "$OUT"
+import statistics, sys
+recs, nobj, fwd, fwd_e1, ops_e2 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+rows = {}
+for line in open(recs):
+    p = line.split()
+    if len(p) >= 10 and p[0] == "do_forward":
+        rows.setdefault(p[1], {})[int(p[2])] = dict(rps=float(p[3]), p50=float(p[4]), p99=float(p[5]),
+                                                   req=int(p[6]), bad=int(p[7]) + int(p[8]), cpu=float(p[9]))
+spread = f"{nobj}obj"
+cfgs = ["own1obj", "fwd1obj"] + ([f"own{spread}", f"fwd{spread}"] if nobj != "1" else [])
+print("\n== do_forward: storage put+get through the owner edge e1 (own*) / through e2, forwarded to e1 (fwd*) ==")
+hdr = f'{"config":<10} {"rounds":>6} {"req/s median":>13} {"(min..max)":>19} {"p50 ms":>8} {"p99 ms":>8} {"CPU us/req":>10} {"errors":>7}'
+print(hdr)
+print("-" * len(hdr))
+med, valid = {}, True
+for c in cfgs:
+    rs = rows.get(c)
+    if not rs:
+        print(f"{c:<10} {'-':>6} {'not run':>13}")
+        continue
+    v = list(rs.values())
+    req = sum(x["req"] for x in v)
+    bad = sum(x["bad"] for x in v)
+    m = med[c] = dict(rps=statistics.median(x["rps"] for x in v), p50=statistics.median(x["p50"] for x in v),
+                      p99=statistics.median(x["p99"] for x in v),
+                      cpu=sum(x["cpu"] for x in v) * 1e6 / req if req else float("nan"), bad=bad)
+    if not req or bad / req > 0.001:
+        valid = False
+    rng = f'{min(x["rps"] for x in v):.0f}..{max(x["rps"] for x in v):.0f}'
+    print(f'{c:<10} {len(v):>6} {m["rps"]:>13.0f} {rng:>19} {m["p50"]:>8.2f} {m["p99"]:>8.2f} {m["cpu"]:>10.1f} {bad:>7}')
+print()
+kv = ["scenario=do_forward"]
+for c in cfgs:
+    if c in med:
+        kv += [f'{c}_rps={med[c]["rps"]:.0f}', f'{c}_p50_ms={med[c]["p50"]:.3f}', f'{c}_p99_ms={med[c]["p99"]:.3f}']
+for label in dict.fromkeys(("1obj", spread)):
+    o, f = f"own{label}", f"fwd{label}"
+    if o not in med or f not in med or med[o]["rps"] <= 0:
+        kv.append(f"ratio_{label}=n/a")
+        continue
+    ratio = med[f]["rps"] / med[o]["rps"]
+    pr = sorted(rows[f][r]["rps"] / rows[o][r]["rps"] for r in rows[f] if r in rows[o] and rows[o][r]["rps"] > 0)
+    print(f'  {f}/{o}:  throughput {ratio:.2f}x (per-round {pr[0]:.2f}..{pr[-1]:.2f})   '
+          f'p50 {med[f]["p50"] / med[o]["p50"]:.2f}x ({med[f]["p50"] - med[o]["p50"]:+.2f} ms)   '
+          f'p99 {med[f]["p99"] / med[o]["p99"]:.2f}x   CPU/req {med[f]["cpu"] / med[o]["cpu"]:.2f}x')
+    kv.append(f"ratio_{label}={ratio:.3f}")
+valid = valid and fwd > 0 and fwd_e1 == 0 and ops_e2 == 0
+kv += [f"forwarded_calls={fwd}", f"valid={'yes' if valid else 'no'}"]
+if not valid:
+    print("  WARNING: > 0.1% of requests failed, or e2 forwarded nothing or ran storage ops itself, or e1 forwarded some: "
+          "figures are not comparable")
+print()
+print("BENCH " + " ".join(kv))
+PY
+    [ -n "$note" ] && say "$note"
+    say "forward counters over the runs (warm-up included): e2 forwarded $fwd calls (wrk counted $sent answered requests through e2 in the recorded rounds), e1 forwarded $fwd_e1; DO storage ops run by e1 $ops_e1, by e2 $ops_e2; calls parked on e1+e2 $parked; DO table v$tv0 -> v${tv1:-?}"
+    say "  (CPU us/req: primary + e1 + e2 together, for every config; own*: client -> e1 -> primary; fwd*: client -> e2 -> e1 -> primary)"
+    [ "$fwd" -gt 0 ] || WRONG+=("forward: e2's edgekv_do_forwarded_calls_total did not grow: the calls through e2 were not forwarded")
+    [ "$fwd" -ge "$sent" ] || WRONG+=("forward: e2 forwarded $fwd calls, fewer than the $sent requests wrk counted through it")
+    [ "$ops_e2" = 0 ] || WRONG+=("forward: e2 ran $ops_e2 DO storage ops itself: not every call through it was forwarded")
+    [ "$fwd_e1" = 0 ] || WRONG+=("forward: e1 (the owner) forwarded $fwd_e1 calls: the own* runs were not served by e1 alone")
+    [ "${tv1:-x}" = "$tv0" ] || WRONG+=("forward: the DO table changed during the runs (v$tv0 -> v${tv1:-?}): an owner moved")
+}
+
 # json_count_objects URL NSPATH - objects of the namespace with stored data (one page, <= 10,000)
 json_count_objects() {
     curl -s --max-time 10 -H "Authorization: Bearer $EKV_TOKEN" "$1$2/objects?limit=10000" |
@@ -452,12 +646,13 @@ json_count_objects() {
 has storage && scenario_storage
 has call && scenario_call
 has alarm && scenario_alarm
+has forward && scenario_forward
 
 if [ ${#WRONG[@]} -gt 0 ]; then
     say "CORRECTNESS: FAILED"
     for w in "${WRONG[@]}"; do say "  $w"; done
 else
-    say "correctness: every check passed (storage: the writes read back; call: no call errors; alarm: every alarm arrived exactly once, 2xx, no retry, then removed)"
+    say "correctness: every check passed (storage: the writes read back; call: no call errors; alarm: every alarm arrived exactly once, 2xx, no retry, then removed$(has forward && echo "; forward: e2 forwarded every call, e1 none, the DO table did not change, puts read back through the other edge" || true))"
 fi
 say "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg) (a busy machine widens the per-round spread; re-run when it is quiet)"
 say "results: ${OUT#"$REPO_DIR"/} (raw: ${RAW#"$REPO_DIR"/})"

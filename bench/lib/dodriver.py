@@ -13,6 +13,16 @@ per thread.
       -> prints "seconds non2xx errors last_ack_ms" (last_ack_ms: wall clock of the last answer)
   dodriver.py storage-check URL NSPATH ID KEY VALUE_SIZE
       storage/get of KEY on ID must give the value do_bench.lua puts -> exit 0, else 1
+  dodriver.py owned URL NSPATH PREFIX N OWNER OUT
+      ids from names PREFIX0, PREFIX1, ... (POST objects/ids), keeping those whose partition
+      GET /_edgekv/replication/do-owner?id= (operator token: env DO_OP_TOKEN) says OWNER
+      owns, not pending, until N are kept (at most 64 N + 64 names), one per line into OUT
+      -> prints "names_tried seconds"
+  dodriver.py settled TIMEOUT_S OWNERS URL...
+      until every node's /_edgekv/replication/status (no auth) has the same DO table
+      version, pending 0, primary_owned 0 and exactly the nodes OWNERS (comma-separated)
+      owning partitions -> prints "ms table_version owners" (owners: JSON {node:
+      partitions}); exit 1 on timeout (the last states on stderr)
   dodriver.py wait UPSTREAM N DEADLINE_MS
       poll UPSTREAM/__bench/count every 100 ms until >= N or the wall clock passes DEADLINE_MS
       -> prints the count
@@ -127,6 +137,69 @@ def cmd_storage_check(url, nspath, oid, key, size):
         sys.exit(1)
 
 
+def cmd_owned(url, nspath, prefix, n, owner, out):
+    n = int(n)
+    op = {"Authorization": "Bearer " + os.environ["DO_OP_TOKEN"]}
+    conn = conn_for(url)
+    kept, tried = [], 0
+    t0 = time.time()
+    while len(kept) < n:
+        if tried >= 64 * n + 64:
+            sys.exit(f"owned: only {len(kept)} of {n} ids owned by {owner} among {tried} names")
+        st, body = call(conn, "POST", nspath + "/objects/ids", json.dumps({"name": f"{prefix}{tried}"}))
+        tried += 1
+        if st != 200:
+            sys.exit(f"owned: objects/ids HTTP {st}: {body[:200]!r}")
+        oid = json.loads(body)["result"]["id"]
+        conn.request("GET", f"/_edgekv/replication/do-owner?id={oid}", headers=op)
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            sys.exit(f"owned: do-owner HTTP {r.status}: {body[:200]!r}")
+        res = json.loads(body)["result"]
+        if res["owner"] == owner and not res["pending"]:
+            kept.append(oid)
+    conn.close()
+    with open(out, "w", encoding="ascii") as f:
+        f.write("\n".join(kept) + "\n")
+    print(f"{tried} {time.time() - t0:.2f}")
+
+
+def cmd_settled(timeout_s, owners, *urls):
+    want = sorted(owners.split(","))
+    deadline = time.monotonic() + float(timeout_s)
+    t0 = time.monotonic()
+    last = {}
+    while True:
+        last = {}
+        for u in urls:
+            try:
+                conn = conn_for(u)
+                conn.timeout = 2
+                conn.request("GET", "/_edgekv/replication/status")
+                last[u] = json.loads(conn.getresponse().read())["result"].get("durable_objects")
+                conn.close()
+            except Exception as e:  # noqa: BLE001 - retried until the deadline
+                last[u] = repr(e)
+        ds = list(last.values())
+        ok = all(isinstance(d, dict) for d in ds)
+        if ok:
+            versions = {d.get("table_version") for d in ds}
+            ok = len(versions) == 1 and all(
+                d.get("pending") == 0 and d.get("primary_owned") == 0
+                and sorted(k for k, v in (d.get("owners") or {}).items() if v) == want for d in ds)
+        if ok:
+            d = ds[0]
+            print(f"{(time.monotonic() - t0) * 1000:.0f} {d['table_version']} "
+                  f"{json.dumps(d['owners'], separators=(',', ':'), sort_keys=True)}")
+            return
+        if time.monotonic() > deadline:
+            for u, d in last.items():
+                print(f"settled: {u}: {json.dumps(d) if isinstance(d, dict) else d}", file=sys.stderr)
+            sys.exit(1)
+        time.sleep(0.2)
+
+
 def cmd_wait(upstream, n, deadline_ms):
     n, deadline_ms = int(n), float(deadline_ms)
     conn = conn_for(upstream)
@@ -219,7 +292,10 @@ def cmd_report(records, idsfile, t_ms):
 def main():
     a = sys.argv[1:]
     cmds = {"ids": (cmd_ids, 6), "alarms": (cmd_alarms, 5), "storage-check": (cmd_storage_check, 5),
-            "wait": (cmd_wait, 3), "report": (cmd_report, 3)}
+            "wait": (cmd_wait, 3), "report": (cmd_report, 3), "owned": (cmd_owned, 6)}
+    if a and a[0] == "settled" and len(a) >= 4:
+        cmd_settled(*a[1:])
+        return
     if not a or a[0] not in cmds or len(a) - 1 != cmds[a[0]][1]:
         sys.exit(__doc__)
     cmds[a[0]][0](*a[1:])
