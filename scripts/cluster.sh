@@ -22,7 +22,8 @@
 #      EDGEKV_CLUSTER_TIMEOUT (seconds each node may take to become ready, default 20).
 #
 # Ports: primary API BASE, replication BASE+100; replica rN API BASE+N, replication BASE+100+N
-# (bound only after a promotion); edge eN API BASE+10+N. Layout of DIR: p1/ r1/ r2/ (data),
+# (bound only after a promotion); edge eN API BASE+10+N, its Durable Object owner link (where
+# other nodes forward calls of the objects it owns) BASE+110+N. Layout of DIR: p1/ r1/ r2/ (data),
 # logs/NODE.log, pids/NODE.pid, credentials.env (mode 600: EDGEKV_ACCOUNT_ID and
 # EDGEKV_ROOT_TOKEN, generated on the first `up` and reused), cluster.secret (mode 600: the
 # cluster secret every node proves on its replication links, --cluster-secret-file; generated
@@ -67,8 +68,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -n "$CMD" ] || usage
-if ! { [[ $BASE =~ ^[0-9]+$ ]] && [ "$BASE" -ge 1 ] && [ "$BASE" -le 65433 ]; }; then
-    die "--base-port must be 1..65433 (BASE+102 is the last port used), got '$BASE'"
+if ! { [[ $BASE =~ ^[0-9]+$ ]] && [ "$BASE" -ge 1 ] && [ "$BASE" -le 65422 ]; }; then
+    die "--base-port must be 1..65422 (BASE+113 is the last port used), got '$BASE'"
 fi
 BASE=$((10#$BASE))
 TIMEOUT=${EDGEKV_CLUSTER_TIMEOUT:-20}
@@ -348,7 +349,7 @@ start_node() {
             args+=(--repl-listen "$HOST:$repl" --primary "$HOST:$((BASE + 100))"
                 --data-dir "$DIR/$node") ;;
         edge)
-            args+=(--primary "$HOST:$((BASE + 100))"
+            args+=(--primary "$HOST:$((BASE + 100))" --repl-listen "$HOST:$((BASE + 110 + ${node#e}))"
                 --replicas "$HOST:$((BASE + 101)),$HOST:$((BASE + 102))") ;;
     esac
     [ "$role" = edge ] || mkdir -p "$DIR/$node"

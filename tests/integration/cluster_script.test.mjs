@@ -24,7 +24,7 @@ async function freeBase() {
   });
   for (let tries = 0; tries < 50; tries++) {
     const base = 20000 + Math.floor(Math.random() * 400) * 100;
-    const ports = [0, 1, 2, 11, 12, 13, 100, 101, 102].map((d) => base + d);
+    const ports = [0, 1, 2, 11, 12, 13, 100, 101, 102, 111, 112, 113].map((d) => base + d);
     let ok = true;
     for (const p of ports) if (!(await free(p))) { ok = false; break; }
     if (ok) return base;
