@@ -333,7 +333,7 @@ int ekv_store_do_alarms_of(ekv_store_t *s, const uint8_t *parts, const uint8_t *
         if (klen != EKV_KEY_DO_OBJ_LEN || vlen < 8)
             continue;
         const uint8_t *objid = (const uint8_t *)k + EKV_NSID_LEN;
-        uint32_t p = (((uint32_t)objid[0] << 8) | objid[1]) >> 2;
+        uint32_t p = ekv_do_partition_of(objid);
         if (!(parts[p >> 3] & (1u << (p & 7))))
             continue;
         if (n == limit) {

@@ -71,50 +71,53 @@ static void rpc_free(rpc_t *r)
     free(r);
 }
 
-/* Send a Response frame; from (may be NULL) is the request whose reply this is: its error
- * code and value expiration travel as fields, so the edge never parses the reply text. */
-static void respond_to(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
-                       const ekv_req_t *from, const char *ctype, const char *headers,
-                       const void *body, size_t len)
+/* Send resp (its id, status, body and fields set) with this node's visible seq. */
+static void send_response(ekv_app_t *app, uint64_t peer_id, Edgekv__Response *resp)
 {
-    Edgekv__Response resp = EDGEKV__RESPONSE__INIT;
-    if (from) {
-        resp.expiration = from->reply_expiration;
-        resp.error_code = from->reply_cf_code > 0 ? (uint32_t)from->reply_cf_code : 0;
-    }
-    resp.id = id;
-    resp.status = status;
-    resp.content_type = (char *)(ctype ? ctype : "");
-    resp.headers = (char *)(headers ? headers : "");
-    resp.body.data = (uint8_t *)body;
-    resp.body.len = len;
-    resp.seq = visible_seq(app);
+    resp->seq = visible_seq(app);
+    if (!resp->content_type)
+        resp->content_type = (char *)"";
+    if (!resp->headers)
+        resp->headers = (char *)"";
     ekv_node_t *n = ekv_node_of(app);
     if (n->primary)
-        ekv_repl_primary_respond(n->primary, peer_id, &resp);
+        ekv_repl_primary_respond(n->primary, peer_id, resp);
 }
 
 void ekv_rpc_respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
                      uint32_t error_code, const void *body, size_t len)
 {
-    ekv_req_t coded; /* only its error code is read */
-    memset(&coded, 0, sizeof(coded));
-    coded.reply_cf_code = (int)error_code;
-    respond_to(app, peer_id, id, status, &coded, NULL, NULL, body, len);
+    Edgekv__Response resp = EDGEKV__RESPONSE__INIT;
+    resp.id = id;
+    resp.status = status;
+    resp.error_code = error_code;
+    resp.body.data = (uint8_t *)body;
+    resp.body.len = len;
+    send_response(app, peer_id, &resp);
 }
 
-static void respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status,
-                    const char *ctype, const char *headers, const void *body, size_t len)
+/* An answer without a body: 405/500, or status 0 ("not executed": behind, shutdown). */
+static void respond(ekv_app_t *app, uint64_t peer_id, uint64_t id, uint32_t status)
 {
-    respond_to(app, peer_id, id, status, NULL, ctype, headers, body, len);
+    ekv_rpc_respond(app, peer_id, id, status, 0, NULL, 0);
 }
 
 static void sink(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
                  const void *body, size_t body_len)
 {
     rpc_t *r = (rpc_t *)req;
-    respond_to(r->app, r->peer_id, r->id, (uint32_t)status, req, content_type, extra_headers, body,
-               body_len);
+    /* the error code and the value's expiration travel as fields: the edge never parses the
+     * reply text */
+    Edgekv__Response resp = EDGEKV__RESPONSE__INIT;
+    resp.id = r->id;
+    resp.status = (uint32_t)status;
+    resp.expiration = req->reply_expiration;
+    resp.error_code = req->reply_cf_code > 0 ? (uint32_t)req->reply_cf_code : 0;
+    resp.content_type = (char *)content_type;
+    resp.headers = (char *)extra_headers;
+    resp.body.data = (uint8_t *)body;
+    resp.body.len = body_len;
+    send_response(r->app, r->peer_id, &resp);
     ekv_app_on_response(r->app, req, status, body_len);
     r->finished = 1;
     if (!r->dispatching)
@@ -180,7 +183,7 @@ static void unpark_ready(ekv_app_t *app, int expire)
         } else if (expire && now >= r->deadline_ns) {
             *pp = r->next;
             nparked--;
-            respond(app, r->peer_id, r->id, 0, NULL, NULL, NULL, 0); /* behind */
+            respond(app, r->peer_id, r->id, 0); /* behind */
             rpc_free(r);
         } else {
             pp = &r->next;
@@ -214,7 +217,7 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
     rpc_t *r = calloc(1, sizeof(*r));
     int method;
     if (!r || method_of(q->method, &method)) {
-        respond(app, peer_id, q->id, 405, NULL, NULL, NULL, 0);
+        respond(app, peer_id, q->id, 405);
         free(r);
         ekv_repl_frame_free(f);
         return;
@@ -250,13 +253,13 @@ void ekv_rpc_exec(void *ctx, uint64_t peer_id, Edgekv__Frame *f)
         req->other_headers_len = strlen(q->headers);
     }
     if (!r->path || !r->query) {
-        respond(app, peer_id, q->id, 500, NULL, NULL, NULL, 0);
+        respond(app, peer_id, q->id, 500);
         rpc_free(r);
         return;
     }
     if (r->min_seq > visible_seq(app)) {
         if (nparked >= RPC_MAX_PARKED) {
-            respond(app, peer_id, q->id, 0, NULL, NULL, NULL, 0);
+            respond(app, peer_id, q->id, 0);
             rpc_free(r);
             return;
         }
@@ -284,7 +287,7 @@ void ekv_rpc_exec_stop(ekv_app_t *app)
         rpc_t *r = parked_head;
         parked_head = r->next;
         nparked--;
-        respond(app, r->peer_id, r->id, 0, NULL, NULL, NULL, 0);
+        respond(app, r->peer_id, r->id, 0);
         rpc_free(r);
     }
     if (park_timer.loop) {

@@ -47,7 +47,7 @@ typedef struct ekv_do_rread_s {
     const char *lo, *hi;
     size_t lo_len, hi_len;
     int has_hi, reverse;
-    size_t limit, max_bytes;
+    size_t limit;
     int rc;
     char **vals;
     size_t *vlens;
@@ -64,8 +64,9 @@ typedef struct ekv_do_rread_s {
  */
 typedef struct {
     void *ctx;
-    /* 1 when partition p is served here now (objects of other partitions never reach the
-     * runtime: the node layer forwards them; their alarms are not loaded). NULL: all. */
+    /* 1 when partition p is this node's now (served, or its alarms being loaded: the node
+     * layer parks its calls meanwhile; objects of other partitions never reach the runtime,
+     * their alarms are not loaded nor scheduled). NULL: all. */
     int (*here)(void *ctx, uint32_t p);
     /* Fencing: every write of partition p carries this epoch (NULL: writes are not fenced). */
     uint64_t (*epoch)(void *ctx, uint32_t p);

@@ -156,7 +156,7 @@ struct ekv_do_s {
     void *stop_arg;
     struct {
         uint64_t ops, writes, resets, calls, call_errors, gate_timeouts, alarms_delivered,
-            alarm_retries, alarms_given_up, fenced, lease_checks;
+            alarm_retries, alarms_given_up, fenced;
     } st;
 };
 
@@ -174,8 +174,7 @@ do_nsent_t *ekv__do_ns_or_reply(ekv_call_t *c);
 /* The partition of an object key (dons || objid). */
 static inline uint32_t ekv__do_partition(const uint8_t *objkey)
 {
-    const uint8_t *id = objkey + EKV_NSID_LEN;
-    return (((uint32_t)id[0] << 8) | id[1]) >> 2;
+    return ekv_do_partition_of(objkey + EKV_NSID_LEN);
 }
 /* 1 when the object's partition is served here (ekv_do_cluster_t.here). */
 int ekv__do_here(ekv_do_t *d, const uint8_t *objkey);

@@ -529,7 +529,6 @@ static int submit_fence(do_obj_t *o)
         free(wr);
         return -1;
     }
-    o->rt->st.lease_checks++;
     track(o, wr);
     return 0;
 }
@@ -681,8 +680,7 @@ static int start_remote_read(do_obj_t *o, do_read_t *r)
         rr->hi_len = g->hi_len;
         rr->has_hi = g->has_hi;
         rr->reverse = g->reverse;
-        rr->limit = g->limit;
-        rr->max_bytes = DO_LIST_MAX_BYTES;
+        rr->limit = g->limit; /* the primary caps a page at the same 8 MiB */
         rr->list_out = &r->result;
     } else {
         rr->nkeys = op->nkeys;

@@ -36,11 +36,7 @@ typedef struct {
     uint32_t count[EKV_DO_PTABLE_MAX]; /* partitions per node */
 } ekv_do_ptable_t;
 
-/* The partition of an object id (its first two bytes' leading 14 bits). */
-static inline uint32_t ekv_do_partition_of(const uint8_t *objid)
-{
-    return (((uint32_t)objid[0] << 8) | objid[1]) >> 2;
-}
+/* The partition of an object id: ekv_do_partition_of (storage/ids.h). */
 
 /* The most partitions one of n nodes may own. */
 uint32_t ekv_do_ptable_cap(size_t n);

@@ -72,14 +72,16 @@ int ekv__docl_install(ekv_docl_t *c, const ekv_do_table_t *t)
         c->hb_due = 1; /* tell the primary at once: it hands our old partitions on then */
     if (ngained)
         ekv__docl_load_alarms(c, gained, gen);
-    ekv__docl_wake(c);
+    ekv__docl_route_tick(c);
     return 1;
 }
 
+/* The runtime's view: the partition is this node's (serving it, or loading its alarms: calls
+ * of a LOADING partition are parked by route.c, its alarms are being scheduled here). */
 int ekv__docl_here(void *ctx, uint32_t p)
 {
     const ekv_docl_t *c = ctx;
-    return p < P && c->here[p] == DOCL_ACTIVE;
+    return p < P && (c->here[p] == DOCL_ACTIVE || c->here[p] == DOCL_LOADING);
 }
 
 uint64_t ekv__docl_epoch(void *ctx, uint32_t p)

@@ -116,7 +116,7 @@ typedef struct ekv_docl_s {
 
     struct {
         uint64_t moves, forwarded, fenced_remote, lease_expiries, lease_lapses, parked,
-            park_timeouts, heartbeats;
+            park_timeouts;
     } st;
 } ekv_docl_t;
 
@@ -140,8 +140,7 @@ void ekv__docl_load_alarms(ekv_docl_t *c, const uint8_t *parts, uint32_t gen);
 void ekv__docl_owner_stop(ekv_docl_t *c);
 
 /* ---- route.c ---- */
-/* Re-route parked calls (after an install or a load). */
-void ekv__docl_wake(ekv_docl_t *c);
+/* Re-route parked calls: every tick, and at once after an install or a load. */
 void ekv__docl_route_tick(ekv_docl_t *c);
 void ekv__docl_route_stop(ekv_docl_t *c);
 /* The link to addr (created on first use). NULL on failure. */

@@ -265,10 +265,6 @@ void ekv__docl_owner_tick(ekv_docl_t *c)
 
 /* -- the runtime's remote storage */
 
-typedef struct {
-    ekv_write_t *w;
-} commit_t;
-
 static void commit_answered(void *ctx, int status, const Edgekv__Response *resp)
 {
     ekv_write_t *w = ctx;
@@ -456,7 +452,7 @@ static void load_finished(load_t *l)
     if (n)
         ekv_log_info("durable object partitions served here", "partitions=%zu", n);
     free(l);
-    ekv__docl_wake(c);
+    ekv__docl_route_tick(c);
 }
 
 /* 1 while some partition still waits for this load. */
@@ -475,13 +471,10 @@ static void deliver(load_t *l, const uint8_t *dons, const uint8_t *objid, int64_
                     const char *name, size_t name_len)
 {
     ekv_docl_t *c = l->c;
-    uint32_t p = (((uint32_t)objid[0] << 8) | objid[1]) >> 2;
+    uint32_t p = ekv_do_partition_of(objid);
     if (c->here[p] != DOCL_LOADING || c->load_gen[p] != l->gen || !c->n->app->dos)
         return;
-    /* scheduled when the partition becomes ACTIVE: mark it first so here() agrees */
-    c->here[p] = DOCL_ACTIVE;
     ekv_do_alarm_load(c->n->app->dos, dons, objid, ms, name, name_len);
-    c->here[p] = DOCL_LOADING;
 }
 
 static void retry_timer_cb(uv_timer_t *t)

@@ -37,6 +37,7 @@
 #define EXPIRY_SLACK_MS 50
 #define ALARMS_PAGE     10000
 #define READ_MAX_BYTES  ((size_t)48 << 20) /* a read reply fits in one frame */
+#define LIST_PAGE_BYTES ((size_t)8 << 20)  /* an owner's list page: the runtime's own cap */
 
 static uint64_t ms_ns(int ms)
 {
@@ -259,17 +260,22 @@ static void plan(ekv_docl_t *c)
         docl_member_t *m = &c->members[i];
         if (m->gone || ekv_do_ptable_find(&t->pt, m->id) >= 0 || t->pt.nnodes >= EKV_DO_PTABLE_MAX)
             continue;
-        char(*before)[EKV_DO_NODE_ID_MAX] = malloc((size_t)P * EKV_DO_NODE_ID_MAX);
+        /* join only appends a node: the old owners keep their indices */
+        size_t prev_n = t->pt.nnodes;
+        uint16_t *prev = malloc((size_t)P * sizeof(*prev));
+        docl_handover_t **from_of = calloc(prev_n ? prev_n : 1, sizeof(*from_of));
+        uint8_t *let_go = calloc(prev_n ? prev_n : 1, 1);
         uint8_t changed_bits[EKV_DO_PART_BYTES];
         memset(changed_bits, 0, sizeof(changed_bits));
-        if (!before)
-            break;
-        for (uint32_t p = 0; p < P; p++) {
-            int o = ekv_do_table_owner(t, p);
-            strcpy(before[p], o == EKV_DO_OWNER_PRIMARY ? "" : t->pt.nodes[o]);
+        int rc = prev && from_of && let_go ? 0 : EKV_ENOMEM;
+        if (!rc) {
+            memcpy(prev, t->pt.owner, (size_t)P * sizeof(*prev));
+            rc = ekv_do_table_join(t, m->id, m->addr, changed_bits, &moved);
         }
-        if (ekv_do_table_join(t, m->id, m->addr, changed_bits, &moved)) {
-            free(before);
+        if (rc) {
+            free(prev);
+            free(from_of);
+            free(let_go);
             continue;
         }
         ch->moved += moved;
@@ -277,27 +283,29 @@ static void plan(ekv_docl_t *c)
         for (uint32_t p = 0; p < P; p++) {
             if (!ekv_do_bit(changed_bits, p))
                 continue;
-            if (!before[p][0]) {
+            if (!prev_n) {
                 ekv_do_bit_set(primary_lost, p);
                 continue;
             }
-            const docl_member_t *from = member_find(c, before[p]);
-            if (!from || from->gone)
-                continue; /* it let go already */
-            docl_handover_t *h = ch->new_handovers;
-            while (h && strcmp(h->from, before[p]) != 0)
-                h = h->next;
-            if (!h && (h = calloc(1, sizeof(*h)))) {
-                snprintf(h->from, sizeof(h->from), "%s", before[p]);
-                h->next = ch->new_handovers;
-                ch->new_handovers = h;
+            uint16_t k = prev[p];
+            if (!from_of[k] && !let_go[k]) {
+                const docl_member_t *from = member_find(c, t->pt.nodes[k]);
+                if (!from || from->gone || !(from_of[k] = calloc(1, sizeof(*from_of[k])))) {
+                    let_go[k] = 1; /* it let go already (or no memory: then do not wait) */
+                } else {
+                    snprintf(from_of[k]->from, sizeof(from_of[k]->from), "%s", from->id);
+                    from_of[k]->next = ch->new_handovers;
+                    ch->new_handovers = from_of[k];
+                }
             }
-            if (h) {
-                ekv_do_bit_set(h->parts, p);
+            if (from_of[k]) {
+                ekv_do_bit_set(from_of[k]->parts, p);
                 t->pending[p] = 1;
             }
         }
-        free(before);
+        free(prev);
+        free(from_of);
+        free(let_go);
     }
     /* 3. hand-overs whose old owner let go */
     if (activate(c, t, now))
@@ -410,7 +418,6 @@ static void on_heartbeat(ekv_docl_t *c, uint64_t peer, uint64_t id, const uint8_
         reply_err(app, peer, id, EKV_EBAD_REQUEST);
         return;
     }
-    c->st.heartbeats++;
     uint64_t now = ekv_clock_mono_ns();
     Edgekv__DoHeartbeatReply r = EDGEKV__DO_HEARTBEAT_REPLY__INIT;
     r.lease_ms = (uint32_t)c->lease_ms;
@@ -491,7 +498,7 @@ static void read_work(ekv_job_t *job)
         j->rc =
             ekv_store_do_list(s, q->namespace_id.data, q->object_id.data, (const char *)q->lo.data,
                               q->lo.len, (const char *)q->hi.data, q->hi.len, q->has_hi, q->reverse,
-                              q->limit ? q->limit : 1000, (size_t)8 << 20, &j->list);
+                              q->limit ? q->limit : 1000, LIST_PAGE_BYTES, &j->list);
         return;
     }
     size_t bytes = 0;
@@ -633,8 +640,7 @@ static void on_commit(ekv_docl_t *c, uint64_t peer, uint64_t id, const uint8_t *
     Edgekv__DoCommit *q = edgekv__do_commit__unpack(NULL, len, b);
     const Edgekv__ChangeRecord *r = q ? q->record : NULL;
     if (!r || !ids_ok(&r->namespace_id, &r->object_id) || q->partition >= P ||
-        q->partition != ((((uint32_t)r->object_id.data[0] << 8) | r->object_id.data[1]) >> 2) ||
-        r->n_do_mutations > 1024) {
+        q->partition != ekv_do_partition_of(r->object_id.data) || r->n_do_mutations > 1024) {
         if (q)
             edgekv__do_commit__free_unpacked(q, NULL);
         reply_err(app, peer, id, EKV_EBAD_REQUEST);

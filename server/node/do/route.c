@@ -107,20 +107,11 @@ ekv_rpc_client_t *ekv__docl_link(ekv_docl_t *c, const char *addr, int timeout_ms
 static long partition_of(const ekv_call_t *call)
 {
     const ekv_slice_t *s = &call->params.v[2];
-    if (s->n != 64)
-        return -1;
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char ch = s->p[i];
-        int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (d < 0)
-            return -1;
-        v = v << 4 | (unsigned)d;
-    }
-    return (long)(v >> 2);
+    uint8_t head[2];
+    size_t got;
+    if (s->n != 2 * EKV_DO_OBJID_LEN || ekv_hex_decode(s->p, 4, head, sizeof(head), &got))
+        return -1; /* the partition needs only the first two bytes */
+    return (long)ekv_do_partition_of(head);
 }
 
 /* The change-log position this node has seen: what it committed (the primary) or applied
@@ -307,11 +298,6 @@ static void route(ekv_docl_t *c, ekv_call_t *call, uint64_t deadline_ns)
     if (d == R_FORWARD && forward(c, call, addr, deadline_ns) == 0)
         return;
     park(c, call, deadline_ns, d == R_FORWARD);
-}
-
-void ekv__docl_wake(ekv_docl_t *c)
-{
-    ekv__docl_route_tick(c);
 }
 
 void ekv__docl_route_tick(ekv_docl_t *c)

@@ -4,6 +4,7 @@
  * (GET /_edgekv/replication/do-owner?id=<64 hex>), and the /metrics lines.
  */
 #include "common/clock.h"
+#include "common/codec.h"
 #include "common/errors.h"
 #include "server/api/do/do.h"
 #include "server/http/reply.h"
@@ -76,17 +77,10 @@ void ekv_node_do_owner_call(ekv_call_t *call)
     char hex[65] = "";
     if (id && (id == q || id[-1] == '&'))
         snprintf(hex, sizeof(hex), "%.64s", id + 3);
-    unsigned v = 0;
-    int ok = strlen(hex) == 64;
-    for (int i = 0; ok && i < 64; i++) {
-        char ch = hex[i];
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-        if (d < 0)
-            ok = 0;
-        else if (i < 4)
-            v = v << 4 | (unsigned)d;
-    }
-    if (!ok) {
+    uint8_t objid[EKV_DO_OBJID_LEN];
+    size_t got;
+    if (strspn(hex, "0123456789abcdef") != 2 * EKV_DO_OBJID_LEN ||
+        ekv_hex_decode(hex, 2 * EKV_DO_OBJID_LEN, objid, sizeof(objid), &got)) {
         ekv_reply_error(call->req, EKV_EDO_BAD_ID,
                         "id: a Durable Object id of 64 lowercase hex digits is required");
         return;
@@ -96,7 +90,7 @@ void ekv_node_do_owner_call(ekv_call_t *call)
                         "this node is not in a cluster: it owns every object itself");
         return;
     }
-    uint32_t p = v >> 2;
+    uint32_t p = ekv_do_partition_of(objid);
     int o = ekv_do_table_owner(c->table, p);
     ekv_reply_ok(call->req,
                  json_pack("{s:I, s:s, s:s, s:I, s:b, s:I, s:b}", "partition", (json_int_t)p,

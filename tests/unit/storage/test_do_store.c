@@ -1456,7 +1456,7 @@ static int fenced_write(ekv_store_t *s, const uint8_t *obj, uint64_t epoch, int 
     w.do_items = fence_only ? NULL : &it;
     w.do_nitems = fence_only ? 0 : 1;
     w.do_fenced = 1;
-    w.do_partition = (((uint32_t)obj[0] << 8) | obj[1]) >> 2;
+    w.do_partition = ekv_do_partition_of(obj);
     w.do_epoch = epoch;
     return ekv_store_write_sync(s, &w);
 }
