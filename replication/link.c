@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netdb.h>
 #include <string.h>
 
 typedef struct {
@@ -225,19 +226,70 @@ static void on_connect(uv_connect_t *req, int status)
     l->on_connected(l, status);
 }
 
+/* A host name being resolved for a link; outlives the link if it closes meanwhile. */
+typedef struct {
+    uv_getaddrinfo_t req;
+    ekv_repl_link_t *l; /* NULL once the link closed */
+    int port;
+} resolve_t;
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    resolve_t *r = (resolve_t *)req;
+    ekv_repl_link_t *l = r->l;
+    if (l)
+        l->resolving = NULL;
+    if (l && !l->closing) {
+        int rc = status;
+        if (!rc && (!res || !res->ai_addr))
+            rc = UV_EAI_NONAME;
+        if (!rc) {
+            struct sockaddr_storage sa;
+            memcpy(&sa, res->ai_addr, res->ai_addrlen);
+            if (sa.ss_family == AF_INET)
+                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)r->port);
+            else
+                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)r->port);
+            rc = uv_tcp_connect(&l->connect_req, &l->tcp, (struct sockaddr *)&sa, on_connect);
+        }
+        if (rc)
+            l->on_connected(l, rc);
+    }
+    uv_freeaddrinfo(res);
+    free(r);
+}
+
 int ekv_repl_link_connect(ekv_repl_link_t *l, uv_loop_t *loop, const char *host, int port,
                           void (*on_connected)(ekv_repl_link_t *l, int status))
 {
     struct sockaddr_storage sa;
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa))
+    int literal = !uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) ||
+                  !uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa);
+    if (!host[0] || port <= 0 || port > 65535)
         return EKV_EBAD_REQUEST;
     uv_tcp_init(loop, &l->tcp);
     l->tcp.data = l;
-    snprintf(l->peer, sizeof(l->peer), "%s:%d", host, port);
+    snprintf(l->peer, sizeof(l->peer), "%.50s:%d", host, port);
     l->on_connected = on_connected;
-    int rc = uv_tcp_connect(&l->connect_req, &l->tcp, (struct sockaddr *)&sa, on_connect);
-    return rc ? EKV_EINTERNAL : 0;
+    if (literal)
+        return uv_tcp_connect(&l->connect_req, &l->tcp, (struct sockaddr *)&sa, on_connect)
+                   ? EKV_EINTERNAL
+                   : 0;
+    resolve_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return EKV_EINTERNAL;
+    r->l = l;
+    r->port = port;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (uv_getaddrinfo(loop, &r->req, on_resolved, host, NULL, &hints)) {
+        free(r);
+        return EKV_EINTERNAL;
+    }
+    l->resolving = r;
+    return 0;
 }
 
 int ekv_repl_link_start(ekv_repl_link_t *l)
@@ -371,6 +423,12 @@ void ekv_repl_link_close(ekv_repl_link_t *l, uint64_t epoch, int code, const cha
             uv_try_write((uv_stream_t *)&l->tcp, &ub, 1);
         }
         ekv_buf_deinit(&b);
+    }
+    if (l->resolving) { /* its callback frees it (cancelled, or later) */
+        resolve_t *r = l->resolving;
+        r->l = NULL;
+        l->resolving = NULL;
+        uv_cancel((uv_req_t *)&r->req);
     }
     if (l->reading)
         uv_read_stop((uv_stream_t *)&l->tcp);

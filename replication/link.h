@@ -62,6 +62,7 @@ struct ekv_repl_link_s {
     int auth_failed;  /* closed because the handshake failed */
     size_t max_frame; /* the decoder's cap once authenticated */
     ekv_buf_t held;   /* frames sent by the owner before authentication */
+    void *resolving;  /* a host name being resolved (link.c), NULL otherwise */
 };
 
 /* Set up l around an initialised, connected (or accepted) uv_tcp_t that lives inside l:
@@ -70,8 +71,12 @@ struct ekv_repl_link_s {
  * link (its Challenge is queued at once), EKV_REPL_HS_CONNECTOR for an outgoing one. */
 int ekv_repl_link_init(ekv_repl_link_t *l, void *owner, const ekv_repl_link_cbs_t *cbs,
                        size_t max_frame, ekv_repl_auth_t *auth, ekv_repl_hs_side_t side);
-/* Start an outgoing connection: init the tcp handle and connect to host:port. on_connected
- * (status 0 or a libuv error) runs once; on failure call ekv_repl_link_close. */
+/* Start an outgoing connection: init the tcp handle and connect to host:port. host is an
+ * IPv4/IPv6 literal, or a name resolved first (uv_getaddrinfo, off the loop: compose and
+ * Kubernetes service names; the first address is used). on_connected (status 0 or a libuv
+ * error, e.g. UV_EAI_NONAME) runs once, never inside this call; on failure call
+ * ekv_repl_link_close. Closing the link while a name is being resolved is allowed.
+ * 0, EKV_EBAD_REQUEST (empty host or port out of range) or EKV_EINTERNAL. */
 int ekv_repl_link_connect(ekv_repl_link_t *l, uv_loop_t *loop, const char *host, int port,
                           void (*on_connected)(ekv_repl_link_t *l, int status));
 /* Start reading frames. */

@@ -76,6 +76,7 @@ struct ekv_repl_replica_s {
     char hosts[MAX_PRIMARIES][256];
     int ports[MAX_PRIMARIES];
     int nprimaries, cur;
+    int pinned; /* set_primary named cur: failures retry it instead of moving on */
     rstate_t state;
     conn_t *conn; /* current link, NULL when none */
     uv_timer_t backoff_timer, tick;
@@ -223,7 +224,8 @@ static void close_link(ekv_repl_replica_t *r, int code, const char *why)
 /* Move on to the next candidate primary on the next attempt. */
 static void next_candidate(ekv_repl_replica_t *r)
 {
-    r->cur = (r->cur + 1) % r->nprimaries;
+    if (r->nprimaries && !r->pinned)
+        r->cur = (r->cur + 1) % r->nprimaries;
 }
 
 static void on_backoff_timer(uv_timer_t *t)
@@ -562,6 +564,11 @@ static void on_conn_connected(ekv_repl_link_t *l, int status)
 
 static void connect_next(ekv_repl_replica_t *r)
 {
+    if (!r->nprimaries) { /* waiting for the coordinator to name one (set_primary) */
+        set_state(r, RS_BACKOFF, "no primary known yet");
+        uv_timer_start(&r->backoff_timer, on_backoff_timer, BACKOFF_MAX_MS, 0);
+        return;
+    }
     conn_t *c = calloc(1, sizeof(*c));
     if (!c) {
         uv_timer_start(&r->backoff_timer, on_backoff_timer, BACKOFF_MAX_MS, 0);
@@ -890,6 +897,42 @@ static void on_tick(uv_timer_t *t)
         send_ack(r); /* keepalive: the primary drops replicas that stay silent */
 }
 
+int ekv_repl_replica_set_primary(ekv_repl_replica_t *r, const char *addr)
+{
+    char host[256];
+    int port;
+    if (ekv_repl_parse_addr(addr, host, sizeof(host), &port) || port == 0)
+        return EKV_EBAD_REQUEST;
+    int i = 0;
+    while (i < r->nprimaries && !(r->ports[i] == port && !strcmp(r->hosts[i], host)))
+        i++;
+    if (i == r->nprimaries) { /* new: take a free slot, or the last one */
+        if (r->nprimaries < MAX_PRIMARIES)
+            r->nprimaries++;
+        i = r->nprimaries - 1;
+        snprintf(r->hosts[i], sizeof(r->hosts[i]), "%s", host);
+        r->ports[i] = port;
+    }
+    int moved = r->cur != i;
+    r->cur = i;
+    r->pinned = 1;
+    if (r->stopping)
+        return 0;
+    if (r->conn) {
+        if (moved) {
+            ekv_log_info("replica: the coordinator names the primary", "primary=%s", addr);
+            r->attempts = 0;
+            close_link(r, EDGEKV__REPL_ERROR_CODE__REPL_ERROR_SHUTDOWN,
+                       "the coordinator names another primary");
+        }
+    } else if (r->state == RS_BACKOFF && !r->busy) { /* no waiting out the backoff */
+        ekv_log_info("replica: the coordinator names the primary", "primary=%s", addr);
+        r->attempts = 0;
+        uv_timer_start(&r->backoff_timer, on_backoff_timer, 0, 0);
+    }
+    return 0;
+}
+
 int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts_t *o)
 {
     ekv_repl_replica_t *r = calloc(1, sizeof(*r));
@@ -919,7 +962,7 @@ int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts
         p = e ? e + 1 : p + n;
     }
     r->o.primaries = NULL; /* parsed: the caller's string need not outlive this call */
-    if (!r->nprimaries) {
+    if (!r->nprimaries && !o->primary_from_coordinator) {
         ekv_log_error("a replica needs --primary HOST:PORT", "%s", "");
         free(r);
         return EKV_EBAD_REQUEST;

@@ -43,9 +43,10 @@ typedef struct {
     /* The cluster secret (auth.h), proved on every link; borrowed. NULL = none (tests). */
     struct ekv_repl_auth_s *auth;
     const char *node_id;
-    const char *primaries;  /* "host:port[,host:port...]" */
-    int heartbeat_ms;       /* keepalive acks (default 1000) */
-    int timeout_ms;         /* a silent primary is dropped after this (default 10000) */
+    const char *primaries;        /* "host:port[,host:port...]" */
+    int primary_from_coordinator; /* primaries may be empty: set_primary names one later */
+    int heartbeat_ms;             /* keepalive acks (default 1000) */
+    int timeout_ms;               /* a silent primary is dropped after this (default 10000) */
     ekv_node_state_t *node; /* the owner's copy; updated here (loop) after each durable save */
     void *ctx;
     /* Loop: changes just applied durably (an edge: just received), in seq order, as their
@@ -89,6 +90,11 @@ typedef struct {
 /* Validate the primaries list and start connecting. 0, EKV_EBAD_REQUEST (bad address list,
  * logged) or EKV_ENOMEM. */
 int ekv_repl_replica_start(ekv_repl_replica_t **out, const ekv_repl_replica_opts_t *o);
+/* The coordinator names the primary ("host:port"): it becomes the current candidate (added
+ * when missing) and stays it (failures retry it, they no longer move on to the next
+ * candidate); a link to another address is closed, and a waiting backoff is cut short, so
+ * the next attempt goes there at once. 0 or EKV_EBAD_REQUEST. */
+int ekv_repl_replica_set_primary(ekv_repl_replica_t *r, const char *addr);
 void ekv_repl_replica_info(const ekv_repl_replica_t *r, ekv_repl_replica_info_t *out);
 /* The last seq applied (a keys-only follower: seen). Cheap. */
 uint64_t ekv_repl_replica_applied_seq(const ekv_repl_replica_t *r);

@@ -311,6 +311,36 @@ static void on_tick(uv_timer_t *t)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+int ekv_rpc_client_set_addr(ekv_rpc_client_t *c, const char *host, int port)
+{
+    if (port == c->o.port && !strcmp(host, c->host)) {
+        if (!c->conn && !c->stopping) { /* down: no waiting out the backoff */
+            c->attempts = 0;
+            uv_timer_stop(&c->backoff);
+            connect_now(c);
+        }
+        return 0;
+    }
+    if (strlen(host) >= sizeof(c->host) || port <= 0 || port > 65535)
+        return EKV_EBAD_REQUEST;
+    ekv_log_info("upstream moves", "from=%s to=%s:%d", c->addr, host, port);
+    snprintf(c->host, sizeof(c->host), "%s", host);
+    c->o.host = c->host;
+    c->o.port = port;
+    snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
+    c->attempts = 0;
+    if (c->stopping)
+        return 0;
+    if (c->conn) { /* its on_close reconnects, to the new address */
+        if (!c->conn->link.closing)
+            ekv_repl_link_close(&c->conn->link, 0, 0, "the upstream moved to %s", c->addr);
+    } else {
+        uv_timer_stop(&c->backoff);
+        connect_now(c);
+    }
+    return 0;
+}
+
 int ekv_rpc_client_start(ekv_rpc_client_t **out, const ekv_rpc_client_opts_t *o)
 {
     ekv_rpc_client_t *c = calloc(1, sizeof(*c));
@@ -331,6 +361,7 @@ int ekv_rpc_client_start(ekv_rpc_client_t **out, const ekv_rpc_client_opts_t *o)
     if (!c->o.max_inflight)
         c->o.max_inflight = 4096;
     snprintf(c->host, sizeof(c->host), "%s", o->host);
+    c->o.host = c->host;
     snprintf(c->addr, sizeof(c->addr), "%s:%d", o->host, o->port);
     uv_timer_init(o->loop, &c->tick);
     uv_timer_init(o->loop, &c->backoff);

@@ -39,6 +39,10 @@ typedef struct {
 } ekv_rpc_client_opts_t;
 
 int ekv_rpc_client_start(ekv_rpc_client_t **out, const ekv_rpc_client_opts_t *o);
+/* Point the client at another upstream (the coordinator named a new primary): the link,
+ * if any, is closed (its calls fail with EKV_EUPSTREAM) and the next one goes to host:port
+ * at once. Same address: nothing happens. 0 or EKV_EBAD_REQUEST. */
+int ekv_rpc_client_set_addr(ekv_rpc_client_t *c, const char *host, int port);
 /* 1 when the link is up (handshake done). */
 int ekv_rpc_client_ready(const ekv_rpc_client_t *c);
 /* "host:port". */

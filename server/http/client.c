@@ -114,6 +114,7 @@ struct ekv_http_call_s {
     size_t msg_len;
     const void *body; /* borrowed */
     size_t body_len;
+    void (*on_body)(void *ctx, const char *data, size_t len); /* streaming */
 };
 
 struct ekv_http_client_s {
@@ -459,6 +460,8 @@ static int conn_send(conn_t *n, ekv_http_call_t *k)
     if (n->rp_live)
         ekv_http_resp_parser_deinit(&n->rp);
     ekv_http_resp_parser_init(&n->rp, &c->o.lim, k->head_only);
+    if (k->on_body)
+        ekv_http_resp_parser_stream(&n->rp, k->on_body, k->ctx);
     n->rp_live = 1;
     uv_buf_t bufs[2];
     unsigned nbufs = 1;
@@ -827,7 +830,8 @@ int ekv_http_client_send(ekv_http_client_t *c, const ekv_http_request_t *req, ek
         return EKV_ESHUTDOWN;
     if (!req || !cb || !req->method || !is_token(req->method, MAX_METHOD_LEN) ||
         !is_target(req->target) || (req->body_len && !req->body) ||
-        (req->nheaders && !req->headers) || req->body_len > UINT32_MAX / 2)
+        (req->nheaders && !req->headers) || req->body_len > UINT32_MAX / 2 ||
+        (req->timeout_ms < 0 && !req->on_body))
         return EKV_EBAD_REQUEST;
     upstream_t *up;
     int rc = upstream_get(c, req->host, req->port, &up);
@@ -853,6 +857,7 @@ int ekv_http_client_send(ekv_http_client_t *c, const ekv_http_request_t *req, ek
     k->cb = cb;
     k->ctx = ctx;
     k->flags = req->flags;
+    k->on_body = req->on_body;
     const char *m = req->method;
     k->head_only = !strcmp(m, "HEAD");
     k->idempotent = k->head_only || !strcmp(m, "GET") || !strcmp(m, "PUT") || !strcmp(m, "DELETE");
@@ -864,8 +869,9 @@ int ekv_http_client_send(ekv_http_client_t *c, const ekv_http_request_t *req, ek
         c->calls->prev = k;
     c->calls = k;
     c->npending++;
-    uv_timer_start(&k->timer, on_call_timeout,
-                   (uint64_t)(req->timeout_ms > 0 ? req->timeout_ms : c->o.timeout_ms), 0);
+    if (req->timeout_ms >= 0)
+        uv_timer_start(&k->timer, on_call_timeout,
+                       (uint64_t)(req->timeout_ms > 0 ? req->timeout_ms : c->o.timeout_ms), 0);
     if (up->idle || up->nconns < c->o.max_conns) {
         rc = call_dispatch(k);
     } else {

@@ -163,6 +163,9 @@ typedef struct {
     size_t offcap; /* headers offs can hold */
     ekv_buf_t body;
     ekv_http_response_t *resp;
+    /* streaming (ekv_http_resp_parser_stream): 2xx body pieces go here, not into body */
+    void (*sink)(void *ctx, const char *data, size_t len);
+    void *sink_ctx;
 } ekv_http_resp_parser_t;
 
 void ekv_http_resp_parser_init(ekv_http_resp_parser_t *p, const ekv_http_resp_limits_t *lim,
@@ -172,6 +175,11 @@ int ekv_http_resp_parser_feed(ekv_http_resp_parser_t *p, const char *data, size_
 int ekv_http_resp_parser_finish(ekv_http_resp_parser_t *p);
 ekv_http_response_t *ekv_http_resp_parser_take(ekv_http_resp_parser_t *p);
 void ekv_http_resp_parser_deinit(ekv_http_resp_parser_t *p);
+/* After init: the body of a 2xx response is handed to sink(ctx, piece, len) as it arrives
+ * (max_body_bytes does not apply; the completed response has an empty body). Other
+ * statuses are buffered as usual, so an error answer is still read whole. */
+void ekv_http_resp_parser_stream(ekv_http_resp_parser_t *p,
+                                 void (*sink)(void *ctx, const char *data, size_t len), void *ctx);
 
 /* ---------------------------------------------------------------- client */
 
@@ -205,8 +213,14 @@ typedef struct {
     size_t nheaders;
     const void *body; /* copied at send time unless EKV_HTTP_BORROW_BODY */
     size_t body_len;
-    int timeout_ms; /* total for this call; 0 = the client's timeout_ms */
+    int timeout_ms; /* total for this call; 0 = the client's timeout_ms; < 0 = none (only
+                     * with on_body: a stream that lasts until cancelled or closed) */
     unsigned flags; /* EKV_HTTP_* */
+    /* Streaming: when set, a 2xx body is passed to on_body(ctx, piece, len) as it arrives
+     * instead of being buffered (cb still runs once at the end, with an empty body). Used
+     * for long-lived streams such as etcd's watch. on_body must not cancel its own call;
+     * it may arm a timer that does. */
+    void (*on_body)(void *ctx, const char *data, size_t len);
 } ekv_http_request_t;
 
 typedef void (*ekv_http_cb)(void *ctx, int err, const ekv_http_response_t *resp);

@@ -173,6 +173,10 @@ static int on_headers_complete(llhttp_t *l)
 static int on_body(llhttp_t *l, const char *at, size_t len)
 {
     ekv_http_resp_parser_t *p = l->data;
+    if (p->sink && l->status_code >= 200 && l->status_code < 300) {
+        p->sink(p->sink_ctx, at, len);
+        return 0;
+    }
     if (len > p->lim.max_body_bytes - p->body.len)
         return fail(p, EKV_EHTTP_RESP_TOO_LARGE);
     int rc = ekv_buf_append(&p->body, at, len);
@@ -251,6 +255,13 @@ static const llhttp_settings_t settings = {
     .on_header_field_complete = on_header_field_complete,
     .on_header_value_complete = on_header_value_complete,
 };
+
+void ekv_http_resp_parser_stream(ekv_http_resp_parser_t *p,
+                                 void (*sink)(void *ctx, const char *data, size_t len), void *ctx)
+{
+    p->sink = sink;
+    p->sink_ctx = ctx;
+}
 
 void ekv_http_resp_parser_init(ekv_http_resp_parser_t *p, const ekv_http_resp_limits_t *lim,
                                int head_only)

@@ -593,6 +593,60 @@ Test(resp_parser, chunked_split_at_every_byte)
     }
 }
 
+typedef struct {
+    char data[256];
+    size_t len, calls;
+} sink_t;
+
+static void sink_piece(void *ctx, const char *d, size_t n)
+{
+    sink_t *k = ctx;
+    cr_assert(k->len + n < sizeof(k->data));
+    memcpy(k->data + k->len, d, n);
+    k->len += n;
+    k->calls++;
+}
+
+/* Streaming (etcd's watch): a 2xx body goes to the sink piece by piece, beyond
+ * max_body_bytes, and the response itself has an empty body; other statuses are buffered. */
+Test(resp_parser, streams_a_2xx_body_to_the_sink)
+{
+    size_t n = strlen(CHUNKED);
+    ekv_http_resp_limits_t lim = {.max_body_bytes = 4}; /* smaller than the body */
+    for (size_t cut = 0; cut <= n; cut++) {
+        ekv_http_resp_parser_t p;
+        ekv_http_resp_parser_init(&p, &lim, 0);
+        sink_t k = {0};
+        ekv_http_resp_parser_stream(&p, sink_piece, &k);
+        size_t used = 0;
+        int rc = ekv_http_resp_parser_feed(&p, CHUNKED, cut, &used);
+        if (cut < n)
+            rc = ekv_http_resp_parser_feed(&p, CHUNKED + cut, n - cut, &used);
+        cr_assert(eq(int, rc, 1), "cut %zu", cut);
+        cr_assert(eq(sz, k.len, 12));
+        cr_assert(eq(int, memcmp(k.data, "hello, world", 12), 0));
+        cr_assert(k.calls >= 2); /* two chunks at least */
+        ekv_http_response_t *r = ekv_http_resp_parser_take(&p);
+        cr_assert(eq(int, r->status, 200));
+        cr_assert(eq(sz, r->body_len, 0));
+        ekv_http_response_free(r);
+        ekv_http_resp_parser_deinit(&p);
+    }
+    const char *err = "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop";
+    ekv_http_resp_parser_t p;
+    ekv_http_resp_parser_init(&p, NULL, 0);
+    sink_t k = {0};
+    ekv_http_resp_parser_stream(&p, sink_piece, &k);
+    size_t used;
+    cr_assert(eq(int, ekv_http_resp_parser_feed(&p, err, strlen(err), &used), 1));
+    cr_assert(eq(sz, k.calls, 0));
+    ekv_http_response_t *r = ekv_http_resp_parser_take(&p);
+    cr_assert(eq(int, r->status, 404));
+    assert_body(r, "nop");
+    ekv_http_response_free(r);
+    ekv_http_resp_parser_deinit(&p);
+}
+
 Test(resp_parser, stops_at_the_end_of_the_response)
 {
     const char *two = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 404 Nope\r\n\r\n";
