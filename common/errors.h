@@ -102,7 +102,8 @@
     X(DO_MOVED, 503, 10079,                                                                        \
       "the Durable Object moved to another node while this call ran; it was not applied; retry")   \
     X(DO_NO_OWNER, 503, 10080,                                                                     \
-      "no node serves this Durable Object right now (its owner is moving); retry later")
+      "no node serves this Durable Object right now (its owner is moving); retry later")           \
+    X(LEADER_LOST, 503, 10001, "this node's primary lease lapsed: it no longer takes writes")
 
 typedef enum {
     EKV_OK = 0,

@@ -5,8 +5,10 @@
 #include "server/node/config.h"
 #include "server/node/node.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef EKV_VERSION
 #define EKV_VERSION "0.1.0"
@@ -23,6 +25,7 @@ static void usage(FILE *out)
             "  edgekv token create|list|revoke ...\n"
             "  edgekv account create|list ...    accounts (offline; running: /_edgekv/accounts)\n"
             "  edgekv status [--url URL]         replication status of a running node\n"
+            "  edgekv health [--url URL]         exit 0 when the node answers /healthz (probes)\n"
             "  edgekv promote [--url URL]        make a replica the primary\n"
             "  edgekv secret generate > FILE     a new cluster secret (--cluster-secret-file)\n"
             "  edgekv secret operator-token      the cluster operator token (promote, checksum)\n"
@@ -53,6 +56,8 @@ int main(int argc, char **argv)
             return ekv_secret_cli(argc - 2, argv + 2);
         if (!strcmp(cmd, "do"))
             return ekv_do_cli(argc - 2, argv + 2);
+        if (!strcmp(cmd, "health"))
+            return ekv_health_cli(argc - 2, argv + 2);
         if (!strcmp(cmd, "status") || !strcmp(cmd, "promote"))
             return ekv_repl_cli(cmd, argc - 2, argv + 2);
         if (!strcmp(cmd, "serve"))
@@ -71,5 +76,16 @@ int main(int argc, char **argv)
     }
     rc = ekv_serve(&cfg);
     ekv_config_free(&cfg);
+    if (rc == EKV_SERVE_RESTART) {
+        /* stepped down (--coordinator): the same command line again, a clean new process
+         * that asks etcd for its role (the old one stopped and closed everything) */
+        fflush(NULL);
+        execv("/proc/self/exe", argv);
+        fprintf(stderr,
+                "edgekv: cannot restart itself (%s): exiting for the supervisor to "
+                "restart it\n",
+                strerror(errno));
+        return 1;
+    }
     return rc;
 }

@@ -22,6 +22,8 @@
 int ekv_token_cli(int argc, char **argv);
 /* cmd is "status" or "promote"; argv holds the arguments after it. */
 int ekv_repl_cli(const char *cmd, int argc, char **argv);
+/* `edgekv health [--url URL]`: 0 when GET /healthz answers 200 (health.c). */
+int ekv_health_cli(int argc, char **argv);
 /* argv starts after "account". */
 int ekv_account_cli(int argc, char **argv);
 /* argv starts after "secret". */

@@ -28,6 +28,14 @@ static int sync_failed_reply(ekv_req_t *req)
 {
     if (!req->sync_failed)
         return 0;
+    if (req->sync_failed == EKV_SYNC_FAILED_LEADER_LOST) {
+        req->sync_failed = 0;
+        ekv_reply_error(req, EKV_ELEADER_LOST,
+                        "write committed on this node after its primary lease lapsed: it is NOT "
+                        "acknowledged and may be discarded when this node rejoins the new "
+                        "primary; retry it");
+        return 1;
+    }
     ekv_reply_error(req, EKV_ESYNC_TIMEOUT,
                     "write committed on the primary but not acknowledged by the required "
                     "number of replicas (--sync-replicas) in time; it is durable here and "

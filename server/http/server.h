@@ -93,6 +93,8 @@ typedef struct {
     size_t queued; /* queued replies referencing the body (the transport's count) */
 } ekv_http_shared_t;
 
+#define EKV_SYNC_FAILED_LEADER_LOST 2
+
 typedef struct ekv_req_s ekv_req_t;
 typedef void (*ekv_req_cleanup_fn)(ekv_req_t *req);
 
@@ -129,7 +131,9 @@ struct ekv_req_s {
     void (*sink)(ekv_req_t *req, int status, const char *content_type, const char *extra_headers,
                  const void *body, size_t body_len);
     int sync_failed; /* the write is committed but not acked by --sync-replicas in time: the
-                      * handler's success reply becomes a 504 (server/http/reply.c) */
+                      * handler's success reply becomes a 504 (server/http/reply.c); or
+                      * EKV_SYNC_FAILED_LEADER_LOST: committed after the primary lease lapsed,
+                      * the reply becomes a 503 (not acknowledged) */
     /* What the reply says, as fields, for a sink that forwards it (an edge's RPC): the
      * Cloudflare error code of an error envelope (0: none) and a value's expiration (unix
      * seconds, 0: none). Set by server/http/reply.c and the KV value reply. */

@@ -11,6 +11,7 @@
 #include "server/http/reply.h"
 #include "server/node/edge/edge.h"
 #include "server/node/node.h"
+#include "server/node/coord/coord.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,9 @@ static void repl_status(ekv_call_t *c)
         json_object_set_new(o, "fenced_by", json_string(n->st.fenced_by));
         json_object_set_new(o, "fenced_epoch", json_integer((json_int_t)n->st.fenced_epoch));
     }
-    int writable = n->role != EKV_ROLE_REPLICA && !n->fenced && !n->promoting;
+    int writable = n->role != EKV_ROLE_REPLICA && !n->fenced && !n->promoting &&
+                   (!n->cfg->coordinator[0] || n->role == EKV_ROLE_EDGE ||
+                    (n->coord && ekv_coord_may_write(n->coord)));
     if (n->edge)
         writable = ekv_edge_primary_ready(n->edge); /* relayed to the primary */
     json_object_set_new(o, "writable", json_boolean(writable));
@@ -148,6 +151,8 @@ static void repl_status(ekv_call_t *c)
     }
     if (n->edge)
         json_object_set_new(o, "edge", edge_json(app));
+    if (n->coord)
+        json_object_set_new(o, "coordinator", ekv_coord_status_json(n->coord));
     json_t *dobj = ekv_node_do_status_json(n);
     if (dobj)
         json_object_set_new(o, "durable_objects", dobj);

@@ -105,6 +105,17 @@ static const opt_t opts[] = {
     {"do-move-wait-ms", OPT_INT, OFF(do_move_wait_ms), "5000",
      "Durable Objects (cluster): a call waits this long for its object's partition to settle "
      "on an owner, then 503"},
+    {"coordinator", OPT_STR, OFF(coordinator), "",
+     "etcd://HOST:PORT[,HOST:PORT...]: automatic failover through etcd v3 (docs/FAILOVER.md); "
+     "then --role primary|replica is only the role a node prefers at its first start"},
+    {"coordinator-ttl-s", OPT_INT, OFF(coordinator_ttl_s), "5",
+     "the primary's leader lease in etcd: it stops taking writes when it cannot renew it in "
+     "time, and replicas elect a new primary once it expires (2..60)"},
+    {"cluster-name", OPT_STR, OFF(cluster_name), "edgekv",
+     "names this cluster's keys in the coordinator (/edgekv/NAME/...)"},
+    {"repl-advertise", OPT_STR, OFF(repl_advertise), "",
+     "HOST:PORT other nodes reach this node's --repl-listen at (coordinator; default "
+     "--repl-listen, with the host name when listening on 0.0.0.0)"},
     {"do-advertise", OPT_STR, OFF(do_advertise), "",
      "edge: HOST:PORT peers reach this owner's link listener at (default: --repl-listen, or "
      "the API host and an ephemeral port; the host name when listening on 0.0.0.0)"},
@@ -191,6 +202,40 @@ static int parse_hostport(const char *flag, const char *v, char *host, size_t ca
     return 0;
 }
 
+/* --repl-advertise, or --repl-listen with this host's name for a wildcard address. */
+static int set_repl_advertise(ekv_config_t *cfg)
+{
+    char h[256];
+    int port;
+    if (cfg->repl_advertise[0]) {
+        if (parse_hostport("repl-advertise", cfg->repl_advertise, h, sizeof(h), &port) ||
+            port == 0 || strlen(cfg->repl_advertise) >= 128) {
+            fprintf(stderr, "edgekv: --repl-advertise must be HOST:PORT (port > 0, < 128 "
+                            "characters)\n");
+            return -1;
+        }
+        return 0;
+    }
+    const char *host = cfg->repl_host;
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !host[0]) {
+        if (gethostname(h, sizeof(h)) || !h[0]) {
+            fprintf(stderr, "edgekv: set --repl-advertise HOST:PORT (no host name)\n");
+            return -1;
+        }
+        h[sizeof(h) - 1] = '\0';
+        host = h;
+    }
+    if (cfg->repl_port == 0) {
+        fprintf(stderr, "edgekv: with --coordinator, --repl-listen needs a fixed port\n");
+        return -1;
+    }
+    char buf[300];
+    snprintf(buf, sizeof(buf), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, cfg->repl_port);
+    free(cfg->repl_advertise);
+    cfg->repl_advertise = strdup(buf);
+    return cfg->repl_advertise ? 0 : -1;
+}
+
 static int check_replication(ekv_config_t *cfg)
 {
     int primary = !strcmp(cfg->role, "primary"), replica = !strcmp(cfg->role, "replica");
@@ -222,8 +267,31 @@ static int check_replication(ekv_config_t *cfg)
             return -1;
         }
     }
+    int coord = cfg->coordinator[0] != 0;
+    if (coord) {
+        if (strncmp(cfg->coordinator, "etcd://", 7) || !cfg->coordinator[7] ||
+            strlen(cfg->coordinator) > 1000) {
+            fprintf(stderr, "edgekv: --coordinator must be etcd://HOST:PORT[,HOST:PORT...]\n");
+            return -1;
+        }
+        if (!primary && !replica && !edge) {
+            fprintf(stderr, "edgekv: --coordinator is for --role primary, replica or edge\n");
+            return -1;
+        }
+        if (cfg->coordinator_ttl_s < 2 || cfg->coordinator_ttl_s > 60 || !cfg->cluster_name[0] ||
+            strlen(cfg->cluster_name) > 63 || strpbrk(cfg->cluster_name, "/ \t\n\"")) {
+            fprintf(stderr, "edgekv: need --coordinator-ttl-s in 2..60 and a --cluster-name of "
+                            "1..63 characters without '/', spaces or quotes\n");
+            return -1;
+        }
+        if (cfg->primary[0]) {
+            fprintf(stderr, "edgekv: with --coordinator the primary is found in etcd: drop "
+                            "--primary\n");
+            return -1;
+        }
+    }
     if (edge) {
-        if (!cfg->primary[0] || strchr(cfg->primary, ',')) {
+        if (!coord && (!cfg->primary[0] || strchr(cfg->primary, ','))) {
             fprintf(stderr, "edgekv: --role edge needs --primary HOST:PORT (the primary's "
                             "--repl-listen) and optionally --replicas HOST:PORT,...\n");
             return -1;
@@ -266,7 +334,14 @@ static int check_replication(ekv_config_t *cfg)
                            &cfg->repl_port))
             return -1;
     }
-    if (replica && !cfg->primary[0]) {
+    if (coord && !cfg->repl_listen[0]) {
+        fprintf(stderr, "edgekv: with --coordinator a data node needs --repl-listen (any of them "
+                        "may become the primary)\n");
+        return -1;
+    }
+    if (coord && set_repl_advertise(cfg))
+        return -1;
+    if (replica && !coord && !cfg->primary[0]) {
         fprintf(stderr, "edgekv: --role replica needs --primary HOST:PORT (the primary's "
                         "--repl-listen)\n");
         return -1;
@@ -275,7 +350,7 @@ static int check_replication(ekv_config_t *cfg)
         fprintf(stderr, "edgekv: --primary is only for --role replica\n");
         return -1;
     }
-    if (cfg->sync_replicas && !primary) {
+    if (cfg->sync_replicas && !primary && !(replica && coord)) {
         fprintf(stderr, "edgekv: --sync-replicas is only for --role primary\n");
         return -1;
     }

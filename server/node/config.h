@@ -58,6 +58,10 @@ typedef struct {
     int64_t do_heartbeat_ms;
     int64_t do_move_wait_ms;
     char *do_advertise;
+    char *coordinator; /* "etcd://host:port,..." or "" */
+    int64_t coordinator_ttl_s;
+    char *cluster_name;
+    char *repl_advertise; /* data nodes with a coordinator: set by the checks */
     /* derived */
     /* The cluster secret (from --cluster-secret-file, or the env EDGEKV_CLUSTER_SECRET):
      * malloc'd, not NUL-terminated, wiped by ekv_config_free; NULL/0 when none is needed. */

@@ -149,6 +149,7 @@ int ekv_node_start_replica(ekv_node_t *n)
     ekv_repl_replica_opts_t o = {0};
     o.store = n->app->store;
     o.primaries = n->cfg->primary;
+    o.primary_from_coordinator = n->cfg->coordinator[0] != 0; /* may name none yet */
     o.after_ingest_work = after_ingest_work;
     o.after_ingest_done = after_ingest_done;
     return start_follower(n, &o);

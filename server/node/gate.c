@@ -10,6 +10,7 @@
 #include "replication/primary.h"
 #include "replication/replica.h"
 #include "server/http/reply.h"
+#include "server/node/coord/coord.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -63,7 +64,22 @@ int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
         ekv_reply_error(req, EKV_EBUSY, "promotion in progress, retry shortly");
         return -1;
     }
+    if (n->cfg->coordinator[0] && (!n->coord || !ekv_coord_may_write(n->coord))) {
+        ekv_reply_error(req, EKV_ELEADER_LOST,
+                        "this node's primary lease in the coordinator has lapsed: it takes no "
+                        "writes and is rejoining as a replica; retry through the new primary");
+        return -1;
+    }
     return 0;
+}
+
+/* --coordinator: a write is acknowledged only while the primary lease is valid. A write
+ * that committed after it lapsed (a pause, SIGSTOP) is answered 503: never acknowledged, it
+ * may be discarded when this node rejoins the new primary. */
+static void check_lease(ekv_node_t *n, ekv_req_t *req)
+{
+    if (n->cfg->coordinator[0] && (!n->coord || !ekv_coord_may_write(n->coord)))
+        req->sync_failed = EKV_SYNC_FAILED_LEADER_LOST;
 }
 
 static void on_synced(void *ctx, int status)
@@ -72,6 +88,7 @@ static void on_synced(void *ctx, int status)
     ekv_req_t *req = w->held_req;
     if (status)
         req->sync_failed = 1; /* committed here: the handler applies effects, reply is 504 */
+    check_lease(ekv_node_of(req->app), req);
     w->job.done = w->held_done;
     w->held_done(&w->job);
 }
@@ -81,9 +98,11 @@ static void write_committed(ekv_job_t *job)
     ekv_write_t *w = (ekv_write_t *)job;
     ekv_req_t *req = w->held_req;
     ekv_node_t *n = ekv_node_of(req->app);
-    if (w->status || !w->seq || !n->primary ||
+    if (w->status || !w->seq || !n->primary || n->cfg->sync_replicas <= 0 ||
         ekv_repl_primary_wait(n->primary, w->seq, (int)n->cfg->sync_replicas,
                               (int)n->cfg->sync_timeout_ms, on_synced, w)) {
+        if (!w->status)
+            check_lease(n, req);
         w->job.done = w->held_done;
         w->held_done(job);
     }
@@ -92,7 +111,8 @@ static void write_committed(ekv_job_t *job)
 void ekv_node_hold_write(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w)
 {
     ekv_node_t *n = ekv_node_of(app);
-    if (n->role != EKV_ROLE_PRIMARY || n->cfg->sync_replicas <= 0 || !w->job.done)
+    if (n->role != EKV_ROLE_PRIMARY || !w->job.done ||
+        (n->cfg->sync_replicas <= 0 && !n->cfg->coordinator[0]))
         return;
     w->held_done = w->job.done;
     w->held_req = req;

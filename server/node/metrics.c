@@ -4,6 +4,7 @@
  * edge's cache and relay counters.
  */
 #include "server/node/node.h"
+#include "server/node/coord/coord.h"
 #include "replication/auth.h"
 #include "replication/primary.h"
 #include "replication/replica.h"
@@ -25,6 +26,8 @@ int ekv_node_metrics(ekv_app_t *app, ekv_buf_t *out)
     G("edgekv_repl_fenced", "1 when a newer primary fenced this node.", n->fenced);
     if (!rc)
         rc = ekv_node_do_metrics(n, out);
+    if (!rc && n->coord)
+        rc = ekv_coord_metrics(n->coord, out);
     if (n->auth)
         C("edgekv_repl_auth_failures_total",
           "Replication links whose cluster-secret handshake failed (either side).",

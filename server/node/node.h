@@ -57,8 +57,11 @@ typedef struct ekv_node_s {
     struct ekv_repl_auth_s *auth;       /* cluster secret (replication/auth.h); NULL: none */
     ekv_edge_t *edge;                   /* role edge: upstreams, single-flight */
     struct ekv_docl_s *docl;            /* cluster roles: DO partition table, owners, routing */
-    ekv_catalog_t *building;            /* edge: catalog being received in a snapshot */
-    int edge_synced;                    /* edge: a catalog snapshot has arrived */
+    struct ekv_coord_s *coord;          /* --coordinator: leader lease, watch, election */
+    char coord_primary[300];            /* --coordinator: the primary's link address */
+    uint64_t min_epoch;      /* a promotion takes at least this epoch (the election revision) */
+    ekv_catalog_t *building; /* edge: catalog being received in a snapshot */
+    int edge_synced;         /* edge: a catalog snapshot has arrived */
     struct ekv_repl_replica_s *stopping_replica; /* being stopped (promotion, shutdown) */
     int primary_stopped, edge_stopped;
     uv_async_t commit_async; /* committer thread -> loop: new records */
@@ -81,8 +84,13 @@ static inline ekv_node_t *ekv_node_of(const ekv_app_t *app)
 
 const char *ekv_role_name(ekv_role_t r);
 
-/* Run `edgekv serve` until SIGTERM/SIGINT (serve.c). Returns the process exit code. */
+/* Run `edgekv serve` until SIGTERM/SIGINT (serve.c). Returns the process exit code, or
+ * EKV_SERVE_RESTART: the caller runs the same command line again (exec). */
+#define EKV_SERVE_RESTART 75
 int ekv_serve(ekv_config_t *cfg);
+/* Stop cleanly as on SIGTERM, then have ekv_serve return EKV_SERVE_RESTART (a primary that
+ * stepped down comes back as a replica). */
+void ekv_serve_restart(const char *why);
 
 /* ---- role.c ---- */
 /* Before the store opens: the commit hook's async handle; installs the role ops. */

@@ -94,7 +94,9 @@ static void probe_frame(ekv_repl_link_t *l, Edgekv__Frame *f)
         return;
     }
     if (f->body_case == EDGEKV__FRAME__BODY_ERROR &&
-        f->error->code == EDGEKV__REPL_ERROR_CODE__REPL_ERROR_FENCED) {
+        (f->error->code == EDGEKV__REPL_ERROR_CODE__REPL_ERROR_FENCED ||
+         f->error->code == EDGEKV__REPL_ERROR_CODE__REPL_ERROR_NOT_PRIMARY)) {
+        /* fenced, or a replica there now (e.g. the old primary rejoined): nothing to fence */
         if (!(n->probe_done_mask & (1u << pr->idx)))
             ekv_log_info("old primary fenced", "addr=%s its_epoch=%" PRIu64 " our_epoch=%" PRIu64,
                          l->peer, f->epoch, n->st.epoch);
@@ -230,6 +232,8 @@ static void promote_replica_stopped(void *arg)
     nx->epoch = n->st.epoch + 1;
     if (n->fenced_epoch_seen >= nx->epoch)
         nx->epoch = n->fenced_epoch_seen + 1;
+    if (n->min_epoch > nx->epoch) /* the coordinator's election revision */
+        nx->epoch = n->min_epoch;
     snprintf(nx->history2_id, sizeof(nx->history2_id), "%s", n->st.history_id);
     nx->history2_seq = ekv_store_last_seq(app->store);
     nx->fenced_epoch = 0;

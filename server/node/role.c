@@ -13,6 +13,7 @@
 #include "replication/auth.h"
 #include "replication/primary.h"
 #include "replication/replica.h"
+#include "server/node/coord/coord.h"
 #include "server/node/do/docl.h"
 #include "server/node/edge/edge.h"
 #include "server/node/rpc_exec.h"
@@ -199,6 +200,10 @@ int ekv_node_start(ekv_node_t *n)
         n->st.epoch = 1;
         dirty = 1;
     }
+    if (n->role == EKV_ROLE_PRIMARY && n->min_epoch > n->st.epoch) {
+        n->st.epoch = n->min_epoch; /* elected through the coordinator at start-up */
+        dirty = 1;
+    }
     if (n->role != EKV_ROLE_REPLICA && !n->st.history_id[0]) {
         if (ekv_random_id(n->st.history_id))
             return -1;
@@ -243,6 +248,10 @@ void ekv_node_handle_closed(uv_handle_t *h)
 static void node_stop_step(void *arg)
 {
     ekv_node_t *n = arg;
+    if (n->coord) { /* first: release the leases, so the others elect at once */
+        ekv_coord_stop(n->coord, node_stop_step, n);
+        return;
+    }
     if (n->replica) {
         ekv_repl_replica_t *r = n->replica;
         n->replica = NULL;

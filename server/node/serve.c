@@ -5,6 +5,7 @@
  * store (every acknowledged write is already durable).
  */
 #include "server/node/node.h"
+#include "server/node/coord/coord.h"
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/errors.h"
@@ -30,7 +31,10 @@ typedef struct {
     ekv_config_t *cfg;
     uv_signal_t sigterm, sigint;
     int stopping;
+    int restart; /* ekv_serve_restart: return EKV_SERVE_RESTART after the clean stop */
 } serve_t;
+
+static serve_t *the_serve; /* for ekv_serve_restart */
 
 static int mkdir_p(const char *dir)
 {
@@ -201,6 +205,7 @@ static void on_http_stopped(void *arg)
 }
 
 static void on_left(void *arg);
+static void begin_stop(serve_t *sv);
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -209,10 +214,26 @@ static void on_signal(uv_signal_t *h, int signum)
         ekv_log_warn("second signal: exiting now", "signal=%d", signum);
         exit(1);
     }
-    sv->stopping = 1;
+    sv->restart = 0; /* a signal during a restart: just stop */
     ekv_log_info("shutting down", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    begin_stop(sv);
+}
+
+static void begin_stop(serve_t *sv)
+{
+    sv->stopping = 1;
     /* a Durable Object owner hands its partitions over first (at once, not after its lease) */
     ekv_node_do_leave(&sv->node, on_left, sv);
+}
+
+void ekv_serve_restart(const char *why)
+{
+    serve_t *sv = the_serve;
+    if (!sv || sv->stopping)
+        return;
+    sv->restart = 1;
+    ekv_log_warn("restarting", "why=\"%s\"", why);
+    begin_stop(sv);
 }
 
 static void on_left(void *arg)
@@ -234,6 +255,15 @@ int ekv_serve(ekv_config_t *cfg)
     if (ekv_log_parse_level(cfg->log_level, &lvl) == 0)
         ekv_log_set_level(lvl);
     signal(SIGPIPE, SIG_IGN);
+
+    /* --coordinator: etcd decides whether this node starts as primary or replica, and whom
+     * an edge sends writes to (before the store opens: the role decides how) */
+    ekv_coord_boot_t boot;
+    memset(&boot, 0, sizeof(boot));
+    if (cfg->coordinator[0] && ekv_coord_boot(cfg, &boot))
+        return 1;
+    node->min_epoch = boot.primary ? (uint64_t)boot.epoch : 0;
+    the_serve = &sv;
 
     char dbdir[4096];
     int edge = !strcmp(cfg->role, "edge"); /* no durable state at all */
@@ -312,6 +342,8 @@ int ekv_serve(ekv_config_t *cfg)
         return 1;
     if (ekv_node_start(node))
         return 1;
+    if (cfg->coordinator[0] && ekv_coord_start(node, &boot))
+        return 1;
     if ((node->role == EKV_ROLE_STANDALONE || node->role == EKV_ROLE_PRIMARY) && !node->fenced &&
         ekv_node_start_do(node))
         return 1;
@@ -339,5 +371,5 @@ int ekv_serve(ekv_config_t *cfg)
     free(names);
     uv_loop_close(app->loop);
     ekv_log_info("stopped", "%s", "");
-    return 0;
+    return sv.restart ? EKV_SERVE_RESTART : 0;
 }

@@ -270,4 +270,39 @@ describe('cli', { timeout: 90000 }, () => {
       assert.notEqual(badRevoke.code, 0);
     });
   });
+  describe('coordinator flags', () => {
+    it('refuse what cannot work, with the reason', async () => {
+      const cases = [
+        [['--role', 'replica', '--coordinator', 'http://127.0.0.1:2379', '--repl-listen', '127.0.0.1:0'], /etcd:\/\/HOST:PORT/],
+        [['--role', 'replica', '--coordinator', 'etcd://127.0.0.1:1', '--primary', '127.0.0.1:2', '--repl-listen', '127.0.0.1:3'], /drop --primary/],
+        [['--role', 'replica', '--coordinator', 'etcd://127.0.0.1:1'], /needs --repl-listen/],
+        [['--coordinator', 'etcd://127.0.0.1:1'], /for --role primary, replica or edge/],
+        [['--role', 'primary', '--coordinator', 'etcd://127.0.0.1:1', '--repl-listen', '127.0.0.1:3', '--coordinator-ttl-s', '1'], /coordinator-ttl-s in 2..60/],
+        [['--role', 'primary', '--coordinator', 'etcd://127.0.0.1:1', '--repl-listen', '0.0.0.0:0'], /fixed port/],
+      ];
+      for (const [args, re] of cases) {
+        const r = await runCli(['serve', '--data-dir', tmp(), '--listen', '127.0.0.1:0', ...args], { env: { EDGEKV_CLUSTER_SECRET: 'x'.repeat(64) } });
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, re, args.join(' '));
+      }
+    });
+  });
+
+  describe('health', () => {
+    it('exits 0 against a healthy node (URL from --url or EDGEKV_LISTEN), 1 when nothing answers, 2 on bad usage', async () => {
+      const srv = await startServer();
+      servers.push(srv);
+      const byUrl = await runCli(['health', '--url', srv.origin]);
+      assert.equal(byUrl.code, 0, byUrl.stderr);
+      const byEnv = await runCli(['health'], { env: { EDGEKV_LISTEN: `0.0.0.0:${srv.port}` } });
+      assert.equal(byEnv.code, 0, byEnv.stderr); // a wildcard listen address means 127.0.0.1
+      await srv.stop();
+      const down = await runCli(['health', '--url', srv.origin, '--timeout-ms', '2000']);
+      assert.equal(down.code, 1);
+      assert.match(down.stderr, /healthz/);
+      const bad = await runCli(['health', '--bogus']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /usage: edgekv health/);
+    });
+  });
 });

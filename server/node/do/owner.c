@@ -197,11 +197,14 @@ static void ensure_plink(ekv_docl_t *c)
     if (c->plink && !c->rotate_now && now - c->plink_down_since < 2000000000ull)
         return;
     c->rotate_now = 0;
-    /* (re)pick an address among --primary, then --replicas */
+    /* (re)pick an address: the coordinator's primary, else among --primary, then --replicas */
     char list[1024];
     const ekv_config_t *cfg = c->n->cfg;
-    snprintf(list, sizeof(list), "%s%s%s", cfg->primary, cfg->replicas[0] ? "," : "",
-             cfg->replicas);
+    if (c->n->coord_primary[0])
+        snprintf(list, sizeof(list), "%s", c->n->coord_primary);
+    else
+        snprintf(list, sizeof(list), "%s%s%s", cfg->primary, cfg->replicas[0] ? "," : "",
+                 cfg->replicas);
     size_t count = 1;
     for (const char *p = list; *p; p++)
         count += *p == ',';

@@ -111,6 +111,15 @@ size_t ekv_edge_upstreams(const ekv_edge_t *e, ekv_edge_upstream_t *out, size_t 
     return n;
 }
 
+int ekv_edge_set_primary(ekv_edge_t *e, const char *addr)
+{
+    char host[256];
+    int port;
+    if (ekv_repl_parse_addr(addr, host, sizeof(host), &port))
+        return EKV_EBAD_REQUEST;
+    return ekv_rpc_client_set_addr(e->primary, host, port);
+}
+
 int ekv_edge_primary_ready(const ekv_edge_t *e)
 {
     return ekv_rpc_client_ready(e->primary);

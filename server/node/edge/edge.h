@@ -48,6 +48,8 @@ size_t ekv_edge_upstreams(const ekv_edge_t *e, ekv_edge_upstream_t *out, size_t 
 uint64_t ekv_edge_max_write_seq(const ekv_edge_t *e);
 /* 1 while the RPC link to the primary is up (writes can be relayed). */
 int ekv_edge_primary_ready(const ekv_edge_t *e);
+/* The coordinator named another primary ("host:port"): writes go there from now on. */
+int ekv_edge_set_primary(ekv_edge_t *e, const char *addr);
 void ekv_edge_stop(ekv_edge_t *e, void (*done)(void *arg), void *arg);
 void ekv_edge_free(ekv_edge_t *e);
 
