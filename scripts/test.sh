@@ -3,7 +3,11 @@
 #   1. release build: unit tests (Criterion), integration tests (real binary over loopback),
 #      real-client tests (the official cloudflare SDK and wrangler, pinned in tests/clients);
 #   2. ASan+UBSan build: unit tests and the integration suite again against the sanitized binary;
-#   3. the libFuzzer targets (tests/fuzz), 15 s each.
+#   3. the libFuzzer targets (tests/fuzz), 15 s each;
+#   4. deploy/: static checks of the k8s manifests, compose file and Dockerfile (first, with
+#      the format check) and, last, the compose cluster in podman (tests/deploy/compose.test.sh:
+#      image build, health, SDK and wrangler through the lb, primary failover; skipped without
+#      podman unless EDGEKV_REQUIRE_CONTAINERS=1).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +22,10 @@ if [ -n "$unformatted" ]; then
   echo "not clang-formatted (run clang-format -i):" $unformatted >&2
   exit 1
 fi
+
+echo "== deploy manifests (k8s, compose, nginx, Dockerfile: static checks)"
+# Debian's python3 (install-deps.sh installs python3-yaml for it), not whichever python3 is first in PATH
+/usr/bin/python3 tests/deploy/k8s_manifests_test.py
 
 echo "== release build (-Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEKV_WERROR=ON >/dev/null
@@ -34,5 +42,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 echo "== fuzz (libFuzzer, short run per target)"
 scripts/fuzz.sh 15
+
+echo "== compose cluster (podman-compose: build, health, clients, failover)"
+bash tests/deploy/compose.test.sh
 
 echo "== all tests passed in $(( $(date +%s) - start ))s"
