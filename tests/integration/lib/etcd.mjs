@@ -6,13 +6,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 
-// A free loopback port (closed again: a small race with other processes, fine for tests).
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
+// A free loopback port for a listener given on a command line, below Linux's ephemeral range
+// (32768-60999): a port the kernel hands out can be taken meanwhile by any outgoing
+// connection of this busy machine (the processes' links, the test's own HTTP clients).
+const taken = new Set();
+export async function freePort() {
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (taken.has(port)) continue;
+    const ok = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) { taken.add(port); return port; }
+  }
+  throw new Error('no free port in 20000-31999');
 }
 
 export function etcdInstalled() {
