@@ -10,7 +10,7 @@ pkgs=(build-essential cmake pkg-config libuv1-dev node-llhttp librocksdb-dev lib
       libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev libxxhash-dev)
 for arg in "$@"; do
   case "$arg" in
-    --test) pkgs+=(libcriterion-dev clang-format clang libclang-rt-14-dev python3 python3-yaml etcd-server) ;;
+    --test) pkgs+=(libcriterion-dev clang-format clang libclang-rt-14-dev python3 python3-yaml etcd-server chromium) ;;
     --bench) pkgs+=(wrk nginx-light h2o etcd-server) ;;
     *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac

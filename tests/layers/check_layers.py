@@ -9,7 +9,7 @@ Reads every `#include "..."` line of the .c/.h files under the source folders an
 
 Layers, lowest first (a file may include its own layer and any layer below):
     common < proto (generated *.pb-c.h) < storage < replication
-           < server/http < server/api < server/node < server/cli < server/main.c
+           < server/http < server/api < server/node < server/cli, server/loadgen < server/main.c
 
 A module is a .c file and its .h (same path without extension); a private header named
 X_int.h belongs to module X (storage/store_int.h is part of storage/store). Cycles are
@@ -30,6 +30,7 @@ LAYERS = [
     ("server/api/", 5),
     ("server/node/", 6),
     ("server/cli/", 7),
+    ("server/loadgen/", 7),
     ("server/main.c", 8),
 ]
 PROTO_LAYER = 1
