@@ -2,8 +2,8 @@
 # bench/failover.sh [ROUNDS] - automatic failover through etcd on this host (docs/FAILOVER.md):
 # a primary, two replicas (--sync-replicas 1) and an edge with --coordinator, Debian's etcd;
 # ROUNDS (default 10) failures of the primary under a ~1,000 writes/s load through the edge,
-# alternating SIGKILL (then restarted) and SIGSTOP (then SIGCONT: it must refuse writes and
-# rejoin). Each round checks every acknowledged write on the new primary and that at most one
+# in turn SIGKILL (then restarted), SIGSTOP (then SIGCONT: it must refuse writes and rejoin)
+# and SIGTERM (a planned stop: its lease is revoked, so the election follows at once). Each round checks every acknowledged write on the new primary and that at most one
 # node took writes at any time (tests/integration/coordinator.test.mjs does the work).
 # Prints each round and the median / p99 / max time until writes succeed again.
 set -euo pipefail

@@ -267,28 +267,35 @@ int ekv_repl_link_connect(ekv_repl_link_t *l, uv_loop_t *loop, const char *host,
                   !uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa);
     if (!host[0] || port <= 0 || port > 65535)
         return EKV_EBAD_REQUEST;
-    uv_tcp_init(loop, &l->tcp);
+    if (uv_tcp_init(loop, &l->tcp))
+        return EKV_EINTERNAL;
+    /* from here the handle is in the loop: a failure closes the link (on_close), since the
+     * caller must not free a struct whose handle the loop still holds */
     l->tcp.data = l;
     snprintf(l->peer, sizeof(l->peer), "%.50s:%d", host, port);
     l->on_connected = on_connected;
-    if (literal)
-        return uv_tcp_connect(&l->connect_req, &l->tcp, (struct sockaddr *)&sa, on_connect)
-                   ? EKV_EINTERNAL
-                   : 0;
-    resolve_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return EKV_EINTERNAL;
-    r->l = l;
-    r->port = port;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (uv_getaddrinfo(loop, &r->req, on_resolved, host, NULL, &hints)) {
-        free(r);
-        return EKV_EINTERNAL;
+    int rc;
+    if (literal) {
+        rc = uv_tcp_connect(&l->connect_req, &l->tcp, (struct sockaddr *)&sa, on_connect);
+    } else {
+        resolve_t *r = calloc(1, sizeof(*r));
+        rc = r ? 0 : UV_ENOMEM;
+        if (r) {
+            r->l = l;
+            r->port = port;
+            struct addrinfo hints;
+            memset(&hints, 0, sizeof(hints));
+            hints.ai_family = AF_UNSPEC;
+            hints.ai_socktype = SOCK_STREAM;
+            rc = uv_getaddrinfo(loop, &r->req, on_resolved, host, NULL, &hints);
+            if (rc)
+                free(r);
+            else
+                l->resolving = r;
+        }
     }
-    l->resolving = r;
+    if (rc)
+        ekv_repl_link_close(l, 0, 0, "connect failed: %s", uv_strerror(rc));
     return 0;
 }
 

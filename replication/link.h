@@ -76,7 +76,10 @@ int ekv_repl_link_init(ekv_repl_link_t *l, void *owner, const ekv_repl_link_cbs_
  * Kubernetes service names; the first address is used). on_connected (status 0 or a libuv
  * error, e.g. UV_EAI_NONAME) runs once, never inside this call; on failure call
  * ekv_repl_link_close. Closing the link while a name is being resolved is allowed.
- * 0, EKV_EBAD_REQUEST (empty host or port out of range) or EKV_EINTERNAL. */
+ * 0, EKV_EBAD_REQUEST (empty host or port out of range) or EKV_EINTERNAL (the handle could
+ * not be made): then nothing is registered and the caller may free l. Once the handle exists,
+ * a failure that happens at once (no route, out of memory) is reported by closing the link:
+ * l->cbs.on_close must be set before this call, and runs later, without on_connected. */
 int ekv_repl_link_connect(ekv_repl_link_t *l, uv_loop_t *loop, const char *host, int port,
                           void (*on_connected)(ekv_repl_link_t *l, int status));
 /* Start reading frames. */

@@ -906,14 +906,15 @@ int ekv_repl_replica_set_primary(ekv_repl_replica_t *r, const char *addr)
     int i = 0;
     while (i < r->nprimaries && !(r->ports[i] == port && !strcmp(r->hosts[i], host)))
         i++;
-    if (i == r->nprimaries) { /* new: take a free slot, or the last one */
+    int fresh = i == r->nprimaries;
+    if (fresh) { /* new: take a free slot, or the last one */
         if (r->nprimaries < MAX_PRIMARIES)
             r->nprimaries++;
         i = r->nprimaries - 1;
         snprintf(r->hosts[i], sizeof(r->hosts[i]), "%s", host);
         r->ports[i] = port;
     }
-    int moved = r->cur != i;
+    int moved = r->cur != i || fresh; /* (a reused last slot held another address) */
     r->cur = i;
     r->pinned = 1;
     if (r->stopping)

@@ -31,7 +31,8 @@ typedef struct {
     ekv_config_t *cfg;
     uv_signal_t sigterm, sigint;
     int stopping;
-    int restart; /* ekv_serve_restart: return EKV_SERVE_RESTART after the clean stop */
+    int restart;   /* ekv_serve_restart: return EKV_SERVE_RESTART after the clean stop */
+    int signalled; /* SIGTERM/SIGINT seen (a second one exits at once) */
 } serve_t;
 
 static serve_t *the_serve; /* for ekv_serve_restart */
@@ -210,9 +211,16 @@ static void begin_stop(serve_t *sv);
 static void on_signal(uv_signal_t *h, int signum)
 {
     serve_t *sv = h->data;
-    if (sv->stopping) {
+    if (sv->signalled) {
         ekv_log_warn("second signal: exiting now", "signal=%d", signum);
         exit(1);
+    }
+    sv->signalled = 1;
+    if (sv->stopping) { /* a restart (step-down) is under way: it becomes a plain stop */
+        sv->restart = 0;
+        ekv_log_info("shutting down (instead of restarting)", "signal=%s",
+                     signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
     }
     sv->restart = 0; /* a signal during a restart: just stop */
     ekv_log_info("shutting down", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -5,7 +5,10 @@
 // write is lost (--sync-replicas 1), at most one node takes writes at any time, a woken old
 // primary refuses every write and comes back as a replica, and so does a restarted one.
 //
-// EKV_FAILOVER_ROUNDS (default 2: one SIGKILL, one SIGSTOP, alternating) and
+// A SIGTERMed primary (a planned restart) revokes its lease after draining: the election
+// follows at once instead of after the lease's TTL.
+//
+// EKV_FAILOVER_ROUNDS (default 3: SIGKILL, SIGSTOP, SIGTERM, in turn) and
 // EKV_FAILOVER_REPORT (a file: one JSON line per round) are for bench/failover.sh.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { startServer, hex32, newToken, operatorToken, expectOk, sleep } from './lib/harness.mjs';
 import { startEtcd, freePort, etcdInstalled } from './lib/etcd.mjs';
 
-const ROUNDS = Number(process.env.EKV_FAILOVER_ROUNDS || 2);
+const ROUNDS = Number(process.env.EKV_FAILOVER_ROUNDS || 3);
+const KINDS = ['SIGKILL', 'SIGSTOP', 'SIGTERM'];
 const REPORT = process.env.EKV_FAILOVER_REPORT || '';
 const RATE = 1000; // writes/s offered through the edge
 const WORKERS = 64;
@@ -127,7 +131,7 @@ describe('automatic failover through etcd', { timeout: 600000 }, () => {
   });
 
   for (let round = 0; round < ROUNDS; round++) {
-    const kind = round % 2 === 0 ? 'SIGKILL' : 'SIGSTOP';
+    const kind = KINDS[round % KINDS.length];
     it(`round ${round + 1}: ${kind} the primary under ~${RATE} writes/s through the edge`, async (t) => {
       assert.ok(ns, 'the namespace exists (first test passed)');
       const [old] = await waitFor(async () => { const p = await writablePrimaries(); return p.length === 1 ? p : null; }, 30000, 'one writable primary');
@@ -170,8 +174,8 @@ describe('automatic failover through etcd', { timeout: 600000 }, () => {
       await sleep(2000);
 
       const tk = Date.now();
-      if (kind === 'SIGKILL') {
-        await old.srv.kill('SIGKILL');
+      if (kind === 'SIGKILL' || kind === 'SIGTERM') {
+        await old.srv.kill(kind); // (SIGTERM: drained, lease revoked, exit 0)
       } else {
         old.stopped = true;
         old.srv.proc.kill('SIGSTOP');
@@ -250,6 +254,7 @@ describe('automatic failover through etcd', { timeout: 600000 }, () => {
       t.diagnostic(JSON.stringify(line));
       if (REPORT) appendFileSync(REPORT, JSON.stringify(line) + '\n');
       assert.ok(recoveredMs <= 10000, `writes succeeded again after ${recoveredMs} ms (> 10 s)`);
+      if (kind === 'SIGTERM') assert.ok(recoveredMs <= 4000, `a planned stop failed over in ${recoveredMs} ms: was the lease revoked?`);
     });
   }
 });

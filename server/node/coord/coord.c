@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TICK_MS           100
@@ -28,7 +29,10 @@
 #define SETTLE_MS         500  /* leaderless this long before positions are compared */
 #define MEMBER_PUT_MS     1000 /* a replica's position is published at most this often */
 #define WATCH_RETRY_MS    500
-#define STEPDOWN_GRACE_MS 1000 /* writes answered 503 this long before the restart */
+#define STEPDOWN_GRACE_MS 1000
+#define REREAD_MS                                                                                  \
+    2000 /* the leader key is read this often besides the watch */ /* writes answered 503 this     \
+                                                                      long before the restart */
 
 struct ekv_coord_s {
     ekv_node_t *n;
@@ -48,12 +52,18 @@ struct ekv_coord_s {
     int64_t mlease;
     int m_inflight;
     uint64_t m_ka_sent_ns, m_put_ns, m_put_seq, m_put_epoch;
+    uint64_t m_sending_seq, m_sending_epoch; /* the put in flight */
+    int64_t m_put_rev;                       /* etcd revision of our last successful put */
     int m_granting;
     /* the leader as etcd names it */
     int known;
     char leader_id[64], leader_repl[300];
     int64_t leader_rev;
     uint64_t leaderless_since_ns;
+    int64_t leaderless_rev; /* etcd revision at which the key was seen gone: a position
+                             * published at or before it may be stale */
+    int64_t last_rev;       /* the latest etcd revision seen with a leader-key event/read */
+    uint64_t next_reread_ns;
     /* the watch */
     ekv_etcd_watch_t *watch;
     int syncing;
@@ -63,15 +73,22 @@ struct ekv_coord_s {
     uint64_t camp_sent_ns;
     /* stop */
     int stopping, stop_calls;
+    int zombie; /* stopped while a promotion was in flight: promoted() frees it */
     void (*stop_done)(void *);
     void *stop_arg;
     /* counters */
     uint64_t elections_won, campaigns, stepdowns, renew_failures, watch_restarts;
 };
 
+/* CLOCK_BOOTTIME: like the monotonic clock, but it also runs while the machine is
+ * suspended, as etcd's clock does: a primary woken from a suspend longer than its lease
+ * must see the lease as expired. */
 static uint64_t now_ns(void)
 {
-    return ekv_clock_mono_ns();
+    struct timespec ts;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts))
+        return ekv_clock_mono_ns();
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static const char *endpoints_of(const ekv_config_t *cfg)
@@ -161,6 +178,7 @@ int ekv_coord_boot(ekv_config_t *cfg, ekv_coord_boot_t *out)
     snprintf(current, sizeof(current), "%s/db/CURRENT", cfg->data_dir);
     struct stat sb;
     int fresh = !edge && stat(current, &sb) != 0;
+    int released_own = 0; /* a previous run of this node led: never a new-cluster campaign */
     uint64_t last_log = 0;
     for (int attempt = 0;; attempt++) {
         if (attempt)
@@ -194,6 +212,7 @@ int ekv_coord_boot(ekv_config_t *cfg, ekv_coord_boot_t *out)
                 json_t *r = NULL;
                 boot_call(cfg, "/v3/lease/revoke", json_pack("{s:o}", "ID", str64(lease)), &r);
                 json_decref(r);
+                released_own = 1;
                 continue;
             }
             snprintf(out->leader, sizeof(out->leader), "%s", repl);
@@ -209,8 +228,21 @@ int ekv_coord_boot(ekv_config_t *cfg, ekv_coord_boot_t *out)
             }
             continue;
         }
-        if (strcmp(cfg->role, "primary") || !fresh)
+        if (strcmp(cfg->role, "primary") || !fresh || released_own)
             break; /* a replica: the election (coord tick) decides, positions compared */
+        /* a new cluster has no member keys: replicas that synced before mean this is not one
+         * (e.g. a primary restarted on an empty volume must not win with no data) */
+        json_t *mem = NULL;
+        if (boot_call(cfg, "/v3/kv/range", range_body(prefix, 1), &mem))
+            continue;
+        int members = json_array_size(json_object_get(mem, "kvs")) > 0;
+        json_decref(mem);
+        if (members) {
+            ekv_log_warn("not taking the leader key: replicas of an existing cluster are "
+                         "registered; starting as a replica",
+                         "data_dir=%s", cfg->data_dir);
+            break;
+        }
         /* a new cluster: its --role primary takes the key */
         uint64_t asked = now_ns();
         json_t *g = NULL;
@@ -219,6 +251,8 @@ int ekv_coord_boot(ekv_config_t *cfg, ekv_coord_boot_t *out)
             continue;
         int64_t lease = ekv_etcd_int(g, "ID");
         json_decref(g);
+        if (!lease)
+            continue;
         char url[300];
         if (cfg->advertise_url[0])
             snprintf(url, sizeof(url), "%s", cfg->advertise_url);
@@ -278,6 +312,8 @@ static void leader_seen(ekv_coord_t *c, const char *id, const char *repl, int64_
         }
         if (c->known || !c->leaderless_since_ns) {
             c->leaderless_since_ns = now_ns();
+            c->leaderless_rev = c->last_rev;
+            c->m_put_ns = 0; /* publish our position again, after the key's deletion */
             ekv_log_warn("coordinator: no primary", "was=%s", c->known ? c->leader_id : "-");
         }
         c->known = 0;
@@ -331,6 +367,9 @@ static void on_event(void *ctx, json_t *ev)
 {
     ekv_coord_t *c = ctx;
     const char *type = json_string_value(json_object_get(ev, "type"));
+    int64_t rev = ekv_etcd_int(json_object_get(ev, "kv"), "mod_revision");
+    if (rev > c->last_rev)
+        c->last_rev = rev;
     if (type && !strcmp(type, "DELETE"))
         leader_kv(c, NULL);
     else
@@ -360,10 +399,12 @@ static void on_sync(void *ctx, int err, json_t *ans)
         c->watch_retry_ns = now_ns() + WATCH_RETRY_MS * 1000000ull;
         return;
     }
-    leader_kv(c, json_array_get(json_object_get(ans, "kvs"), 0));
     int64_t rev = ekv_etcd_int(json_object_get(ans, "header"), "revision");
-    if (c->stepping_down)
-        return;
+    if (rev > c->last_rev)
+        c->last_rev = rev;
+    leader_kv(c, json_array_get(json_object_get(ans, "kvs"), 0));
+    if (c->stepping_down || c->watch)
+        return; /* (a periodic re-read while the watch runs) */
     if (ekv_etcd_watch(c->etcd, c->leader_key, rev + 1, on_event, on_watch_end, c, &c->watch)) {
         c->watch = NULL;
         c->watch_retry_ns = now_ns() + WATCH_RETRY_MS * 1000000ull;
@@ -436,20 +477,23 @@ static void step_down(ekv_coord_t *c, const char *why)
 
 static void on_member(void *ctx, int err, json_t *ans)
 {
-    (void)ans;
     ekv_coord_t *c = ctx;
     c->m_inflight = 0;
     if (err) { /* e.g. the lease expired during a pause: a new lease, then put again */
         c->m_put_ns = 0;
         c->mlease = 0;
+        return;
     }
+    c->m_put_seq = c->m_sending_seq; /* published: what others compare with */
+    c->m_put_epoch = c->m_sending_epoch;
+    c->m_put_rev = ekv_etcd_int(json_object_get(ans, "header"), "revision");
 }
 
 static void on_member_lease(void *ctx, int err, json_t *ans)
 {
     ekv_coord_t *c = ctx;
     c->m_granting = 0;
-    if (!err && !c->stopping && !c->leading && !c->campaigning) {
+    if (!err && !c->stopping && !c->leading && !c->campaigning && ekv_etcd_int(ans, "ID")) {
         c->mlease = ekv_etcd_int(ans, "ID");
         c->m_ka_sent_ns = now_ns();
         c->m_put_ns = 0;
@@ -469,6 +513,15 @@ static void member_upkeep(ekv_coord_t *c, uint64_t now)
     ekv_node_t *n = c->n;
     if (c->m_inflight || c->m_granting)
         return;
+    if (!synced(c)) { /* no position to offer (never synced, or mid-snapshot): no member key,
+                       * so nobody waits for a replica that cannot campaign */
+        if (c->mlease) {
+            lease_revoke(c, c->mlease, NULL);
+            c->mlease = 0;
+            c->m_put_ns = 0;
+        }
+        return;
+    }
     if (!c->mlease) {
         c->m_granting = 1;
         if (ekv_etcd_call(c->etcd, "/v3/lease/grant",
@@ -487,8 +540,9 @@ static void member_upkeep(ekv_coord_t *c, uint64_t now)
     }
     uint64_t seq = ekv_store_last_seq(n->app->store);
     int leaderless = !c->known;
-    if (!c->m_put_ns || ((seq != c->m_put_seq || n->st.epoch != c->m_put_epoch) &&
-                         (leaderless || now - c->m_put_ns >= MEMBER_PUT_MS * 1000000ull))) {
+    if (!c->m_put_ns || (leaderless && c->m_put_rev <= c->leaderless_rev) ||
+        ((seq != c->m_put_seq || n->st.epoch != c->m_put_epoch) &&
+         (leaderless || now - c->m_put_ns >= MEMBER_PUT_MS * 1000000ull))) {
         json_t *v =
             json_pack("{s:s, s:s, s:I, s:I}", "node_id", n->node_id, "repl", n->cfg->repl_advertise,
                       "epoch", (json_int_t)n->st.epoch, "last_seq", (json_int_t)seq);
@@ -503,8 +557,8 @@ static void member_upkeep(ekv_coord_t *c, uint64_t now)
         if (ekv_etcd_call(c->etcd, "/v3/kv/put", b, CALL_TIMEOUT_MS, on_member, c) == 0) {
             c->m_inflight = 1;
             c->m_put_ns = now;
-            c->m_put_seq = seq;
-            c->m_put_epoch = n->st.epoch;
+            c->m_sending_seq = seq;
+            c->m_sending_epoch = n->st.epoch;
         }
     }
 }
@@ -514,6 +568,10 @@ static void member_upkeep(ekv_coord_t *c, uint64_t now)
 static void promoted(void *ctx, int rc)
 {
     ekv_coord_t *c = ctx;
+    if (c->zombie) { /* stopped meanwhile: only this callback still pointed here */
+        free(c);
+        return;
+    }
     if (rc) {
         step_down(c, "the promotion failed");
         return;
@@ -585,6 +643,11 @@ static void on_campaign_lease(void *ctx, int err, json_t *ans)
         return;
     }
     k->lease = ekv_etcd_int(ans, "ID");
+    if (!k->lease) { /* no lease: never a key without one */
+        free(k);
+        campaign_failed(c, 0);
+        return;
+    }
     ekv_node_t *n = c->n;
     json_t *v = leader_value(n->cfg, n->node_id, n->advertise_url);
     char *vs = json_dumps(v, JSON_COMPACT);
@@ -631,11 +694,22 @@ static void on_members(void *ctx, int err, json_t *ans)
     uint64_t be = my_epoch, bs = my_seq;
     size_t i;
     json_t *kv;
+    int in_grace = now_ns() - c->leaderless_since_ns < c->ttl_ns;
     json_array_foreach(json_object_get(ans, "kvs"), i, kv)
     {
         char v[1024];
         if (ekv_etcd_bytes(kv, "value", v, sizeof(v), NULL))
             continue;
+        if (ekv_etcd_int(kv, "mod_revision") <= c->leaderless_rev) {
+            /* published before the primary's key went: that replica may have more now. Wait
+             * for it to publish again; after a TTL it is taken as gone (its lease would
+             * have ended) or as unable to publish, and not waited for any longer */
+            if (in_grace) {
+                ekv_log_info("coordinator: waiting for the replicas' positions", "%s", "");
+                return;
+            }
+            continue;
+        }
         json_t *j = json_loads(v, 0, NULL);
         const char *id = json_string_value(json_object_get(j, "node_id"));
         uint64_t e = (uint64_t)json_integer_value(json_object_get(j, "epoch"));
@@ -662,7 +736,7 @@ static void elect(ekv_coord_t *c, uint64_t now)
 {
     if (c->campaigning || c->known || !c->leaderless_since_ns || !synced(c) || c->n->promoting ||
         now - c->leaderless_since_ns < SETTLE_MS * 1000000ull ||
-        now - c->camp_sent_ns < 300 * 1000000ull ||
+        c->m_put_rev <= c->leaderless_rev || now - c->camp_sent_ns < 300 * 1000000ull ||
         c->m_put_seq != ekv_store_last_seq(c->n->app->store))
         return; /* (our latest position must be published before we compare) */
     c->camp_sent_ns = now;
@@ -692,6 +766,22 @@ static void on_tick(uv_timer_t *t)
         }
         if (!c->ka_inflight && now - c->ka_sent_ns >= c->ttl_ns / 3)
             renew(c);
+    }
+    if (c->watch && ekv_etcd_watch_failed(c->watch)) { /* refused, cancelled, oversized */
+        ekv_etcd_watch_t *w = c->watch;
+        c->watch = NULL;
+        ekv_etcd_watch_cancel(w);
+        c->watch_restarts++;
+        c->watch_retry_ns = now;
+    }
+    /* the key is also read every 2 s: a watch stream that hangs (a half-open connection to a
+     * member that lost power) or misses an event does not leave this node behind */
+    if (c->watch && !c->syncing && now >= c->next_reread_ns) {
+        c->next_reread_ns = now + REREAD_MS * 1000000ull;
+        c->syncing = 1;
+        if (ekv_etcd_call(c->etcd, "/v3/kv/range", range_body(c->leader_key, 0), CALL_TIMEOUT_MS,
+                          on_sync, c))
+            c->syncing = 0;
     }
     if (!c->watch && !c->syncing && now >= c->watch_retry_ns) {
         c->syncing = 1;
@@ -751,7 +841,10 @@ static void etcd_closed(void *arg)
     void (*done)(void *) = c->stop_done;
     void *darg = c->stop_arg;
     c->n->coord = NULL;
-    free(c);
+    if (c->n->promoting)
+        c->zombie = 1; /* promoted() will run with c: it frees it */
+    else
+        free(c);
     if (done)
         done(darg);
 }

@@ -22,10 +22,14 @@
  *   - Election: when the key is gone, every synced replica publishes its position at once;
  *     after a settle time each reads all positions, and only the most caught-up one
  *     (highest epoch, then last_seq, then the smallest node id) campaigns (a txn that puts
- *     the key only if it does not exist). Dead replicas leave the comparison when their
- *     member lease expires. With --sync-replicas 1 the winner holds every acknowledged write.
+ *     the key only if it does not exist). Only positions published after the key's deletion
+ *     count: a stale one is waited for (at most a TTL), and a node compares only once its own
+ *     fresh position is in etcd. Replicas that never synced publish nothing. Dead replicas
+ *     leave the comparison when their member lease expires. With --sync-replicas 1 the
+ *     winner holds every acknowledged write.
  *   - Replicas and edges watch the key (a /v3/watch stream, re-created from a fresh read
- *     whenever it ends) and follow the primary it names.
+ *     whenever it ends or fails; the key is also read every 2 s) and follow the primary it
+ *     names.
  *
  * Loop thread, except ekv_coord_boot (start-up, before the loop runs).
  */

@@ -207,9 +207,14 @@ static void watch_line(ekv_etcd_watch_t *w, const char *s, size_t n)
     json_t *evs = json_object_get(res, "events");
     size_t i;
     json_t *ev;
-    if (!res && !w->failed) { /* {"error":...}: etcd refused the watch */
-        ekv_log_warn("coordinator watch refused", "answer=\"%.200s\"", s);
+    if ((!res || json_is_true(json_object_get(res, "canceled"))) && !w->failed) {
+        /* {"error":...}, or etcd cancelled it (a compacted start revision) */
+        ekv_log_warn("coordinator watch refused or cancelled by etcd", "answer=\"%.200s\"", s);
         w->failed = 1;
+    }
+    if (w->failed) {
+        json_decref(j);
+        return;
     }
     json_array_foreach(evs, i, ev) w->on_event(w->ctx, ev);
     json_decref(j);
@@ -286,6 +291,11 @@ int ekv_etcd_watch(ekv_etcd_t *e, const char *key, int64_t from_rev,
     }
     *out = w;
     return 0;
+}
+
+int ekv_etcd_watch_failed(const ekv_etcd_watch_t *w)
+{
+    return w->failed;
 }
 
 void ekv_etcd_watch_cancel(ekv_etcd_watch_t *w)

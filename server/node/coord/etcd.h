@@ -45,13 +45,17 @@ int ekv_etcd_call(ekv_etcd_t *e, const char *path, json_t *body, int timeout_ms,
 
 /* Watch one key from revision from_rev (0: now). on_event(ctx, event) runs for each event,
  * in order ("type" absent = PUT, "DELETE"; "kv" with base64 key/value); on_end(ctx, err)
- * runs once when the stream ends (etcd closed it, transport error, cancel: EKV_ECANCELLED),
- * and the watch is then freed. The stream's buffer is bounded (64 KiB per message): a
- * larger message ends the watch with EKV_ETOO_LARGE. */
+ * runs once when the stream ends (etcd closed it, a transport error), and the watch is then
+ * freed; not after ekv_etcd_watch_cancel. The stream's buffer is bounded (64 KiB per
+ * message): a larger message, or a refused/cancelled watch, marks it failed (below). */
 int ekv_etcd_watch(ekv_etcd_t *e, const char *key, int64_t from_rev,
                    void (*on_event)(void *ctx, json_t *event), void (*on_end)(void *ctx, int err),
                    void *ctx, ekv_etcd_watch_t **out);
 void ekv_etcd_watch_cancel(ekv_etcd_watch_t *w);
+/* The stream is no longer usable (etcd refused or cancelled the watch, e.g. a compacted
+ * start revision; a message over 64 KiB; out of memory) but still open: on_body may not
+ * cancel its own call, so the owner cancels it (from a timer) and starts another. */
+int ekv_etcd_watch_failed(const ekv_etcd_watch_t *w);
 
 /* ---- JSON helpers for the gateway's encoding ---- */
 /* A new JSON string holding base64(data). NULL on ENOMEM. */
