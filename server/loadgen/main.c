@@ -278,18 +278,16 @@ static void on_second(void *ctx, const ekv_sec_row_t *row)
 
 static void print_summary(const ekv_run_result_t *r)
 {
-    const ekv_hist_t *rs = &r->st.all.resp, *sv = &r->st.all.serv;
-    fprintf(stderr,
-            "%llu operations, %llu errors, %.1f ops/s (target %.0f), late sends %llu\n"
-            "response ms: p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f\n"
-            "service  ms: p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f\n",
+    fprintf(stderr, "%llu operations, %llu errors, %.1f ops/s (target %.0f), late sends %llu\n",
             (unsigned long long)r->st.all.ops, (unsigned long long)r->st.all.errors,
-            r->achieved_rps, r->target_rps, (unsigned long long)r->st.late_sends,
-            ekv_hist_value_at(rs, 50) / 1e3, ekv_hist_value_at(rs, 90) / 1e3,
-            ekv_hist_value_at(rs, 99) / 1e3, ekv_hist_value_at(rs, 99.9) / 1e3,
-            (rs->total ? rs->max : 0) / 1e3, ekv_hist_value_at(sv, 50) / 1e3,
-            ekv_hist_value_at(sv, 90) / 1e3, ekv_hist_value_at(sv, 99) / 1e3,
-            ekv_hist_value_at(sv, 99.9) / 1e3, (sv->total ? sv->max : 0) / 1e3);
+            r->achieved_rps, r->target_rps, (unsigned long long)r->st.late_sends);
+    const ekv_hist_t *h[2] = {&r->st.all.resp, &r->st.all.serv};
+    const char *name[2] = {"response", "service "};
+    for (int i = 0; i < 2; i++)
+        fprintf(stderr, "%s ms: p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f\n", name[i],
+                ekv_hist_value_at(h[i], 50) / 1e3, ekv_hist_value_at(h[i], 90) / 1e3,
+                ekv_hist_value_at(h[i], 99) / 1e3, ekv_hist_value_at(h[i], 99.9) / 1e3,
+                (h[i]->total ? h[i]->max : 0) / 1e3);
 }
 
 /* What run() allocates for the whole run, freed by main() on every exit path. */

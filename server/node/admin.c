@@ -95,9 +95,8 @@ static void repl_status(ekv_call_t *c)
         json_object_set_new(o, "fenced_by", json_string(n->st.fenced_by));
         json_object_set_new(o, "fenced_epoch", json_integer((json_int_t)n->st.fenced_epoch));
     }
-    int writable = n->role != EKV_ROLE_REPLICA && !n->fenced && !n->promoting &&
-                   (!n->cfg->coordinator[0] || n->role == EKV_ROLE_EDGE ||
-                    (n->coord && ekv_coord_may_write(n->coord)));
+    int writable =
+        n->role != EKV_ROLE_REPLICA && !n->fenced && !n->promoting && !ekv_node_lease_lapsed(n);
     if (n->edge)
         writable = ekv_edge_primary_ready(n->edge); /* relayed to the primary */
     json_object_set_new(o, "writable", json_boolean(writable));

@@ -15,6 +15,11 @@
 #include <inttypes.h>
 #include <string.h>
 
+int ekv_node_lease_lapsed(const ekv_node_t *n)
+{
+    return n->cfg->coordinator[0] && (!n->coord || !ekv_coord_may_write(n->coord));
+}
+
 int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
 {
     ekv_node_t *n = ekv_node_of(app);
@@ -64,7 +69,7 @@ int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
         ekv_reply_error(req, EKV_EBUSY, "promotion in progress, retry shortly");
         return -1;
     }
-    if (n->cfg->coordinator[0] && (!n->coord || !ekv_coord_may_write(n->coord))) {
+    if (ekv_node_lease_lapsed(n)) {
         ekv_reply_error(req, EKV_ELEADER_LOST,
                         "this node's primary lease in the coordinator has lapsed: it takes no "
                         "writes and is rejoining as a replica; retry through the new primary");
@@ -78,7 +83,7 @@ int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r)
  * may be discarded when this node rejoins the new primary. */
 static void check_lease(ekv_node_t *n, ekv_req_t *req)
 {
-    if (n->cfg->coordinator[0] && (!n->coord || !ekv_coord_may_write(n->coord)))
+    if (ekv_node_lease_lapsed(n))
         req->sync_failed = EKV_SYNC_FAILED_LEADER_LOST;
 }
 

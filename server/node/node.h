@@ -114,6 +114,9 @@ void ekv_node_save_async(ekv_node_t *n, const ekv_node_state_t *st,
 
 /* ---- gate.c (role ops) ---- */
 int ekv_node_gate_or_reply(ekv_app_t *app, ekv_req_t *req, const ekv_route_t *r);
+/* --coordinator: this node may not acknowledge writes now (no valid primary lease). 0 on
+ * every node without a coordinator. */
+int ekv_node_lease_lapsed(const ekv_node_t *n);
 void ekv_node_hold_write(ekv_app_t *app, ekv_req_t *req, ekv_write_t *w);
 
 /* ---- follower.c ---- */

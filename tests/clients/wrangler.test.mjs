@@ -3,16 +3,13 @@
 // Every effect is checked through edgekv's REST API, not only wrangler's exit code.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { startServer, hex32 } from '../integration/lib/harness.mjs';
+import { runWrangler } from './lib/wrangler.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const WRANGLER = join(here, 'node_modules', '.bin', 'wrangler');
 const CMD_TIMEOUT_MS = 90_000;
 
 let srv;
@@ -28,44 +25,10 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-// Run wrangler; resolves { code, signal, stdout (string), stdoutBuf, stderr, args }.
-// opts.server: another harness server (default: the file's one); opts.env overrides/extends
-// the environment (a value of undefined removes the variable).
+// Run wrangler (lib/wrangler.mjs); opts.server: another harness server (default: the file's
+// one); opts.env overrides/extends the environment (undefined removes a variable).
 function wrangler(args, { env = {}, timeout = CMD_TIMEOUT_MS, server = srv } = {}) {
-  const childEnv = {
-    PATH: process.env.PATH,
-    LANG: 'C.UTF-8',
-    HOME: work,
-    XDG_CONFIG_HOME: join(work, '.config'),
-    TMPDIR: work,
-    CI: 'true',
-    NO_COLOR: '1',
-    FORCE_COLOR: '0',
-    CLOUDFLARE_API_BASE_URL: server.base,
-    CLOUDFLARE_API_TOKEN: server.token,
-    CLOUDFLARE_ACCOUNT_ID: server.accountId,
-    WRANGLER_SEND_METRICS: 'false',
-    WRANGLER_HIDE_BANNER: 'true',
-    // wrangler's "newer version available" check asks the npm registry configured here:
-    // point it at a closed loopback port so the tests never leave the machine.
-    npm_config_registry: 'http://127.0.0.1:9/',
-    ...env,
-  };
-  for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn(WRANGLER, args, { cwd: work, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    child.stdout.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdoutBuf = Buffer.concat(out);
-      resolve({ code, signal, stdoutBuf, stdout: stdoutBuf.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), args });
-    });
-  });
+  return runWrangler(args, { work, base: server.base, token: server.token, accountId: server.accountId, env, timeoutMs: timeout });
 }
 
 function show(r) {

@@ -9,19 +9,18 @@
 // the old state, as on Cloudflare: reads are retried for up to EVENTUAL_MS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { runWrangler } from '../clients/lib/wrangler.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const clients = join(here, '..', 'clients');
 const require = createRequire(join(clients, 'package.json'));
 const Cloudflare = require('cloudflare');
-const WRANGLER = join(clients, 'node_modules', '.bin', 'wrangler');
 const CMD_TIMEOUT_MS = 90_000;
 const EVENTUAL_MS = 15_000;
 
@@ -153,35 +152,7 @@ test('SDK: a token made through the edges works; a read-only one cannot write (4
 });
 
 function wrangler(args) {
-  const env = {
-    PATH: process.env.PATH,
-    LANG: 'C.UTF-8',
-    HOME: work,
-    XDG_CONFIG_HOME: join(work, '.config'),
-    TMPDIR: work,
-    CI: 'true',
-    NO_COLOR: '1',
-    FORCE_COLOR: '0',
-    CLOUDFLARE_API_BASE_URL: base,
-    CLOUDFLARE_API_TOKEN: token,
-    CLOUDFLARE_ACCOUNT_ID: account_id,
-    WRANGLER_SEND_METRICS: 'false',
-    WRANGLER_HIDE_BANNER: 'true',
-    npm_config_registry: 'http://127.0.0.1:9/', // no update check leaves the machine
-  };
-  return new Promise((resolve, reject) => {
-    const child = spawn(WRANGLER, args, { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    child.stdout.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), CMD_TIMEOUT_MS);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), args });
-    });
-  });
+  return runWrangler(args, { work, base, token, accountId: account_id, timeoutMs: CMD_TIMEOUT_MS });
 }
 
 async function ok(args) {
