@@ -8,7 +8,9 @@
  * get: without the value, one pinned point read of kvmeta (no copy of the envelope). With the
  * value, one MultiGet of kvmeta + kvval, which RocksDB serves from one consistent snapshot
  * across the two CFs, so a concurrent overwrite can never pair one version's envelope with
- * another's value.
+ * another's value. get_cached is the same MultiGet with read_tier = kBlockCacheTier: RocksDB
+ * answers from the memtables and cached blocks or gives up with Status::Incomplete, never
+ * touching a file, so an event loop may call it.
  *
  * list: one iterator over kvmeta only, bounded by [nsid||max(prefix, after+"\0"),
  * successor(nsid||prefix)), so it never leaves the namespace/prefix and never reads values.
@@ -85,8 +87,14 @@ static int get_meta_only(ekv_store_t *s, const char *k, size_t klen, int64_t now
     return rc;
 }
 
-static int get_with_value(ekv_store_t *s, const char *k, size_t klen, int64_t now_s,
-                          ekv_kv_entry_t *out)
+/* RocksDB's Status::Incomplete text: a kBlockCacheTier read that needed a block not cached */
+static int not_cached(const char *err)
+{
+    return err && strncmp(err, "Result incomplete", 17) == 0;
+}
+
+static int get_with_value(ekv_store_t *s, const rocksdb_readoptions_t *ropts, const char *k,
+                          size_t klen, int64_t now_s, ekv_kv_entry_t *out)
 {
     const rocksdb_column_family_handle_t *cfs[2] = {s->cf[EKV_CF_KVMETA], s->cf[EKV_CF_KVVAL]};
     const char *keys[2] = {k, k};
@@ -94,8 +102,14 @@ static int get_with_value(ekv_store_t *s, const char *k, size_t klen, int64_t no
     char *vals[2] = {NULL, NULL};
     size_t vlens[2] = {0, 0};
     char *errs[2] = {NULL, NULL};
-    rocksdb_multi_get_cf(s->db, s->ropts, cfs, 2, keys, klens, vals, vlens, errs);
+    rocksdb_multi_get_cf(s->db, ropts, cfs, 2, keys, klens, vals, vlens, errs);
     int rc = 0;
+    if (not_cached(errs[0]) || not_cached(errs[1])) {
+        free(errs[0]);
+        free(errs[1]);
+        rc = EKV_STORE_NOT_CACHED;
+        goto out;
+    }
     if (errs[0] || errs[1]) {
         rc = ekv__store_rocks_err("multiget", errs[0] ? errs[0] : errs[1]);
         free(errs[0] ? errs[1] : NULL);
@@ -123,8 +137,9 @@ out:
     return rc;
 }
 
-int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
-                     size_t key_len, int want_value, int64_t now_s, ekv_kv_entry_t *out)
+/* want_value: 0 metadata only, 1 value, 2 value from memory only (ekv_store_kv_get_cached) */
+static int kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key, size_t key_len,
+                  int want_value, int64_t now_s, ekv_kv_entry_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (!key || !key_len)
@@ -134,13 +149,30 @@ int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const cha
     if (!k)
         return EKV_ENOMEM;
     size_t klen = ekv_key_kv(k, nsid, key, key_len);
-    int rc =
-        want_value ? get_with_value(s, k, klen, now_s, out) : get_meta_only(s, k, klen, now_s, out);
+    int rc = want_value == 2 ? get_with_value(s, s->ropts_cached, k, klen, now_s, out)
+             : want_value    ? get_with_value(s, s->ropts, k, klen, now_s, out)
+                             : get_meta_only(s, k, klen, now_s, out);
     if (k != stack)
         free(k);
     if (rc)
         ekv_kv_entry_clear(out);
     return rc;
+}
+
+int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                     size_t key_len, int want_value, int64_t now_s, ekv_kv_entry_t *out)
+{
+    return kv_get(s, nsid, key, key_len, want_value ? 1 : 0, now_s, out);
+}
+
+int ekv_store_kv_get_cached(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                            size_t key_len, int64_t now_s, ekv_kv_entry_t *out)
+{
+    if (!s->opts.inline_reads) {
+        memset(out, 0, sizeof(*out));
+        return EKV_STORE_NOT_CACHED;
+    }
+    return kv_get(s, nsid, key, key_len, 2, now_s, out);
 }
 
 /* ---- list ---- */

@@ -13,6 +13,7 @@
  *  - max_total_wal_size bounds the WAL: meta is written by every batch (s/last_seq), so the
  *    WAL would otherwise wait for rarely-flushed CFs.
  */
+#include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "storage/store_int.h"
@@ -27,14 +28,16 @@
 const char *const ekv__cf_names[EKV_CF_COUNT] = {"default", "meta", "kvmeta",  "kvval",
                                                  "exp",     "dokv", "doalarm", "log"};
 
-#define DEFAULT_BLOCK_CACHE ((size_t)64 << 20)
-#define DEFAULT_BATCH_BYTES ((size_t)64 << 20)
-#define DEFAULT_MAX_QUEUE   ((size_t)65536)
-#define DEFAULT_LOG_BYTES   ((uint64_t)1 << 30)
-#define DEFAULT_LOG_MS      ((int64_t)24 * 3600 * 1000)
-#define DEFAULT_PURGE_MS    1000
-#define MAX_TOTAL_WAL_BYTES ((uint64_t)512 << 20)
-#define BLOOM_BITS_PER_KEY  10.0
+#define DEFAULT_BLOCK_CACHE   ((size_t)64 << 20)
+#define DEFAULT_BATCH_BYTES   ((size_t)64 << 20)
+#define DEFAULT_MAX_QUEUE     ((size_t)65536)
+#define DEFAULT_LOG_BYTES     ((uint64_t)1 << 30)
+#define DEFAULT_LOG_MS        ((int64_t)24 * 3600 * 1000)
+#define DEFAULT_PURGE_MS      1000
+#define DEFAULT_WAL_BYTES     ((uint64_t)64 << 20)
+#define DEFAULT_MEMTABLE      ((size_t)32 << 20)
+#define BLOOM_BITS_PER_KEY    10.0
+#define DATA_BLOCK_HASH_RATIO 0.75
 
 int ekv__store_rocks_err(const char *what, char *err)
 {
@@ -71,6 +74,10 @@ static void apply_defaults(ekv_store_opts_t *o)
 {
     if (!o->block_cache_bytes)
         o->block_cache_bytes = DEFAULT_BLOCK_CACHE;
+    if (!o->max_wal_bytes)
+        o->max_wal_bytes = DEFAULT_WAL_BYTES;
+    if (!o->memtable_bytes)
+        o->memtable_bytes = DEFAULT_MEMTABLE;
     if (!o->commit_max_batch_bytes)
         o->commit_max_batch_bytes = DEFAULT_BATCH_BYTES;
     if (!o->commit_max_queue)
@@ -101,9 +108,22 @@ static int build_options(ekv_store_t *s, int compression)
     rocksdb_options_set_create_if_missing(s->dbopts, 1);
     rocksdb_options_set_create_missing_column_families(s->dbopts, 1);
     rocksdb_options_increase_parallelism(s->dbopts, 2);
-    rocksdb_options_set_max_total_wal_size(s->dbopts, MAX_TOTAL_WAL_BYTES);
+    rocksdb_options_set_max_total_wal_size(s->dbopts, s->opts.max_wal_bytes);
     rocksdb_options_set_keep_log_file_num(s->dbopts, 4);
     rocksdb_options_set_bytes_per_sync(s->dbopts, 1 << 20);
+    /* not in this RocksDB's C API: through its option-string parser */
+    rocksdb_options_t *n = rocksdb_options_create();
+    char *err = NULL;
+    rocksdb_get_options_from_string(s->dbopts, "avoid_flush_during_recovery=true", n, &err);
+    if (err) {
+        ekv_log_warn("rocksdb option not applied", "opt=avoid_flush_during_recovery err=\"%s\"",
+                     err);
+        free(err);
+        rocksdb_options_destroy(n);
+    } else {
+        rocksdb_options_destroy(s->dbopts);
+        s->dbopts = n;
+    }
 
     for (int i = 0; i < EKV_CF_COUNT; i++) {
         rocksdb_options_t *o = rocksdb_options_create();
@@ -114,9 +134,16 @@ static int build_options(ekv_store_t *s, int compression)
             rocksdb_block_based_options_set_filter_policy(
                 t, rocksdb_filterpolicy_create_bloom_full(BLOOM_BITS_PER_KEY));
         }
+        if (i == EKV_CF_KVMETA || i == EKV_CF_KVVAL || i == EKV_CF_DOKV) {
+            /* point reads find their key in a block by hash, not binary search */
+            rocksdb_block_based_options_set_data_block_index_type(
+                t, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+            rocksdb_block_based_options_set_data_block_hash_ratio(t, DATA_BLOCK_HASH_RATIO);
+        }
         rocksdb_options_set_block_based_table_factory(o, t); /* copies t */
         rocksdb_block_based_options_destroy(t);
         rocksdb_options_set_compression(o, compression);
+        rocksdb_options_set_write_buffer_size(o, s->opts.memtable_bytes);
         s->cfopts[i] = o;
     }
     return 0;
@@ -155,6 +182,8 @@ static void store_free(ekv_store_t *s)
         rocksdb_cache_destroy(s->cache);
     if (s->ropts)
         rocksdb_readoptions_destroy(s->ropts);
+    if (s->ropts_cached)
+        rocksdb_readoptions_destroy(s->ropts_cached);
     if (s->wopts)
         rocksdb_writeoptions_destroy(s->wopts);
     if (s->wopts_lazy)
@@ -211,12 +240,16 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
         return rc;
     }
     s->cache = rocksdb_cache_create_lru(s->opts.block_cache_bytes);
+    uint64_t t0 = ekv_clock_mono_ns();
     rc = open_db(s);
+    uint64_t open_ms = (ekv_clock_mono_ns() - t0) / 1000000;
     if (rc) {
         store_free(s);
         return rc;
     }
     s->ropts = rocksdb_readoptions_create();
+    s->ropts_cached = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_read_tier(s->ropts_cached, 1); /* kBlockCacheTier */
     s->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wopts, s->opts.sync == EKV_SYNC_FSYNC);
     s->wopts_lazy = rocksdb_writeoptions_create();
@@ -236,9 +269,12 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     }
     ekv_log_info("store opened",
                  "dir=%s sync=%s last_seq=%" PRIu64 " first_log_seq=%" PRIu64
-                 " namespaces=%zu tokens=%zu",
+                 " namespaces=%zu tokens=%zu rocksdb_open_ms=%" PRIu64
+                 " block_cache_mb=%zu max_wal_mb=%" PRIu64 " memtable_mb=%zu inline_reads=%d",
                  s->dir, s->opts.sync == EKV_SYNC_FSYNC ? "fsync" : "none", s->last_seq,
-                 s->first_log_seq, s->idx.ns_by_id.count, s->idx.tok_by_hash.count);
+                 s->first_log_seq, s->idx.ns_by_id.count, s->idx.tok_by_hash.count, open_ms,
+                 s->opts.block_cache_bytes >> 20, s->opts.max_wal_bytes >> 20,
+                 s->opts.memtable_bytes >> 20, s->opts.inline_reads);
     *out = s;
     return 0;
 }
@@ -252,7 +288,21 @@ void ekv_store_close(ekv_store_t *s)
     rocksdb_flush_wal(s->db, 1, &err);
     if (err)
         ekv__store_rocks_err("flush_wal", err);
-    ekv_log_info("store closed", "dir=%s last_seq=%" PRIu64, s->dir, s->last_seq);
+    /* memtables to SSTs: the next start then has no WAL to replay (a clean restart costs
+     * what opening the files costs). Bounded by the memtables, i.e. by max_wal_bytes. */
+    uint64_t t0 = ekv_clock_mono_ns();
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int i = 0; i < EKV_CF_COUNT; i++) {
+        err = NULL;
+        rocksdb_flush_cf(s->db, fo, s->cf[i], &err);
+        if (err)
+            ekv__store_rocks_err("flush", err); /* the WAL still holds it all */
+    }
+    rocksdb_flushoptions_destroy(fo);
+    uint64_t flush_ms = (ekv_clock_mono_ns() - t0) / 1000000;
+    ekv_log_info("store closed", "dir=%s last_seq=%" PRIu64 " flush_ms=%" PRIu64, s->dir,
+                 s->last_seq, flush_ms);
     store_free(s);
 }
 

@@ -4,7 +4,8 @@
  * Threads:
  *  - Reads (ekv_store_kv_get, ekv_store_kv_list, ekv_store_catalog_load, ekv_store_property)
  *    are synchronous and thread-safe. The server calls them ONLY from its reader pool (or at
- *    start-up / from the CLI), never from an event loop.
+ *    start-up / from the CLI), never from an event loop. The one exception is
+ *    ekv_store_kv_get_cached, which never does IO and is meant for the loop.
  *  - Writes are ekv_write_t operations handed to ONE committer thread owned by the store. The
  *    committer takes everything queued, applies it to one WriteBatch (data + one change-log
  *    record per mutation, each with the next sequence number), writes it with one WAL sync
@@ -41,9 +42,15 @@ typedef struct ekv_store_s ekv_store_t;
 typedef enum { EKV_SYNC_FSYNC = 0, EKV_SYNC_NONE = 1 } ekv_sync_policy_t;
 
 typedef struct {
-    const char *dir;               /* RocksDB directory, created if missing */
-    ekv_sync_policy_t sync;        /* fsync (default): WAL synced before any ack */
-    size_t block_cache_bytes;      /* RocksDB block cache (0 = 64 MiB) */
+    const char *dir;          /* RocksDB directory, created if missing */
+    ekv_sync_policy_t sync;   /* fsync (default): WAL synced before any ack */
+    size_t block_cache_bytes; /* RocksDB block cache (0 = 64 MiB) */
+    int inline_reads;         /* 1: ekv_store_kv_get_cached answers from memory; 0: it
+                               * always says EKV_STORE_NOT_CACHED (docs/STORAGE.md) */
+    /* Bounded restart: RocksDB replays the unflushed WAL at open, so its size is capped
+     * (0 = 32 MiB); a memtable is flushed at this size too (0 = 32 MiB per CF). */
+    uint64_t max_wal_bytes;
+    size_t memtable_bytes;
     size_t commit_max_batch_bytes; /* bytes of ops in one group commit (0 = 64 MiB) */
     size_t commit_max_queue;       /* ops waiting for the committer before EBUSY (0 = 65536) */
     uint64_t log_retain_bytes;     /* trim the change log above this size (0 = 1 GiB) */
@@ -132,6 +139,14 @@ void ekv_kv_entry_clear(ekv_kv_entry_t *e);
 /* Read one key. Expired (expiration <= now_s) counts as absent: EKV_EKEY_NOT_FOUND. */
 int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
                      size_t key_len, int want_value, int64_t now_s, ekv_kv_entry_t *out);
+
+/* ekv_store_kv_get with the value, answered only from memory (memtables and RocksDB's block
+ * cache): EKV_STORE_NOT_CACHED (> 0, out empty) when a file would have to be read, or when
+ * opts.inline_reads is 0. Never does IO, so an event loop may call it (a few microseconds:
+ * one key's lookup in each CF). Any thread. */
+#define EKV_STORE_NOT_CACHED 1
+int ekv_store_kv_get_cached(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                            size_t key_len, int64_t now_s, ekv_kv_entry_t *out);
 
 typedef struct {
     char *name; /* malloc'd, not NUL-terminated-dependent: use name_len */

@@ -60,9 +60,10 @@ struct ekv_store_s {
     rocksdb_block_based_table_options_t *bbto[EKV_CF_COUNT];
     rocksdb_cache_t *cache;
     rocksdb_column_family_handle_t *cf[EKV_CF_COUNT];
-    rocksdb_readoptions_t *ropts;       /* point reads: shared, never modified */
-    rocksdb_writeoptions_t *wopts;      /* group commits and purges: sync per policy */
-    rocksdb_writeoptions_t *wopts_lazy; /* log trims: never synced */
+    rocksdb_readoptions_t *ropts;        /* point reads: shared, never modified */
+    rocksdb_readoptions_t *ropts_cached; /* the same, memtables + block cache only (no IO) */
+    rocksdb_writeoptions_t *wopts;       /* group commits and purges: sync per policy */
+    rocksdb_writeoptions_t *wopts_lazy;  /* log trims: never synced */
 
     /* Submit queue: ekv_write_t linked through job.next. */
     pthread_mutex_t qlock;

@@ -89,6 +89,7 @@ struct ekv_app_s {
      * wait in a FIFO of at most value_wait_max (then 503, like a full reader queue).
      * value_reads_max 0 = no limit. */
     size_t value_reads, value_reads_max, value_waiting, value_wait_max;
+    uint64_t inline_reads; /* value cache misses answered on the loop from RocksDB's memory */
     void *value_wait_head, *value_wait_tail;
 };
 

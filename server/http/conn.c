@@ -3,13 +3,16 @@
  * The state machine and the rules are described in http.h.
  */
 #include "server/http/server.h"
+#include "server/http/bufpool.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/sockios.h>
 #include <llhttp.h>
+#include <malloc.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,15 @@
 #include <time.h>
 
 #define READ_BUF_SIZE (64 * 1024)
+/* Read buffers kept for reuse: enough for every connection of a busy keep-alive load that is
+ * mid-read at once; beyond it a returned buffer is freed (4 MiB at most stays cached). */
+#define READ_BUFS_KEPT 64
+/* After this many connections closed since the last trim, give free heap back to the
+ * system TRIM_DELAY_MS after the closes stop (a storm of clients leaves no RSS behind). */
+#define TRIM_AFTER_CLOSES 1024
+#define TRIM_DELAY_MS     1000
+/* listen(2) backlog: the kernel caps it at net.core.somaxconn, which is read at start */
+#define LISTEN_BACKLOG_MAX 65535
 
 typedef enum {
     CS_IDLE,       /* between requests, reading, idle timer armed */
@@ -48,7 +60,13 @@ struct ekv_http_server_s {
     void (*stop_cb)(void *);
     void *stop_arg;
     int listener_open;
-    char date[40]; /* cached "Date: ...\r\n" */
+    int backlog;         /* listen(2) backlog asked for */
+    ekv_bufpool_t rbufs; /* read buffers, lent while a connection has unparsed input */
+    uv_timer_t trim_timer;
+    int trim_timer_open;
+    size_t closed_since_trim;
+    uint64_t last_trim_ms; /* loop time of the last trim, 0 = never */
+    char date[40];         /* cached "Date: ...\r\n" */
     /* "Keep-Alive: timeout=N": clients (node's undici) then drop idle sockets before we do */
     char keep_alive_hdr[48];
     size_t keep_alive_hdr_len;
@@ -97,9 +115,10 @@ struct ekv_conn_s {
     int cur_x;      /* the current field is being kept in xhdr */
     size_t xline;   /* start of the current field's line in xhdr */
     ekv_req_t req;
-    /* unparsed input kept in rbuf while paused */
+    /* the read buffer, from srv->rbufs while a read is parsed or input is pending (NULL
+     * when idle); unparsed input kept in it while paused */
+    char *rbuf;
     size_t pend_off, pend_len;
-    char rbuf[READ_BUF_SIZE];
 };
 
 typedef struct {
@@ -881,11 +900,25 @@ static void conn_parse(ekv_conn_t *c, const char *data, size_t len)
     conn_read_start(c);
 }
 
+/* Reading is started only with no input pending, so a lent buffer is free from its start. */
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    (void)suggested;
     ekv_conn_t *c = h->data;
+    if (!c->rbuf)
+        c->rbuf = ekv_bufpool_get(&c->srv->rbufs);
     buf->base = c->rbuf;
-    buf->len = sizeof(c->rbuf);
+    buf->len = c->rbuf ? READ_BUF_SIZE : 0; /* 0: libuv reports UV_ENOBUFS, we close */
+}
+
+/* Every byte of the buffer is parsed (or the connection is gone): give it back. */
+static void rbuf_release_if_done(ekv_conn_t *c)
+{
+    if (c->rbuf && (c->pend_len == 0 || c->state == CS_CLOSING)) {
+        ekv_bufpool_put(&c->srv->rbufs, c->rbuf);
+        c->rbuf = NULL;
+        c->pend_len = 0;
+    }
 }
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -893,34 +926,43 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     ekv_conn_t *c = st->data;
     if (nread < 0) {
         conn_close(c);
+        rbuf_release_if_done(c);
         return;
     }
-    if (nread == 0)
+    if (nread == 0) {
+        rbuf_release_if_done(c);
         return;
+    }
     c->srv->stats.bytes_in += (uint64_t)nread;
     if (c->state == CS_LINGER) {
         c->linger_bytes += (size_t)nread;
         if (c->linger_bytes > EKV_LINGER_BYTES)
             conn_close(c);
+        rbuf_release_if_done(c);
         return;
     }
     if (c->state == CS_BODY)
         timer_arm(c, c->srv->opts.idle_timeout_ms);
     conn_parse(c, buf->base, (size_t)nread);
+    rbuf_release_if_done(c);
 }
 
 /* A reply finished outside conn_parse (job completion, write callback): go on with the
  * pipelined input, else read again. */
 static void conn_after_reply(ekv_conn_t *c)
 {
-    if (request_finished(c))
+    if (request_finished(c)) {
+        rbuf_release_if_done(c);
         return;
+    }
     if (c->pend_len) {
         size_t off = c->pend_off, len = c->pend_len;
         c->pend_len = 0;
         conn_parse(c, c->rbuf + off, len);
+        rbuf_release_if_done(c);
         return;
     }
+    rbuf_release_if_done(c);
     timer_arm(c, c->srv->opts.idle_timeout_ms);
     conn_read_start(c);
 }
@@ -1212,11 +1254,39 @@ static void send_http_error(ekv_conn_t *c, int err)
 
 static void maybe_stopped(ekv_http_server_t *s)
 {
-    if (s->stopping && s->nconns == 0 && !s->listener_open && s->stop_cb) {
+    if (s->stopping && s->nconns == 0 && !s->listener_open && !s->trim_timer_open && s->stop_cb) {
         void (*cb)(void *) = s->stop_cb;
         s->stop_cb = NULL;
         cb(s->stop_arg);
     }
+}
+
+/*
+ * Memory back to the system after a connection storm: the structs of thousands of closed
+ * connections leave free holes all over the heap that free() alone does not return.
+ * malloc_trim(0) gives back every free page; it runs on a timer, once the closes have
+ * settled, at most once per TRIM_MIN_GAP_MS.
+ */
+#define TRIM_MIN_GAP_MS 5000
+
+static void trim_cb(uv_timer_t *t)
+{
+    ekv_http_server_t *s = t->data;
+    ekv_bufpool_drain(&s->rbufs);
+    malloc_trim(0);
+    s->closed_since_trim = 0;
+    s->last_trim_ms = uv_now(s->loop);
+    s->stats.heap_trims++;
+}
+
+static void trim_soon(ekv_http_server_t *s)
+{
+    if (uv_is_active((uv_handle_t *)&s->trim_timer))
+        return;
+    uint64_t now = uv_now(s->loop), due = now + TRIM_DELAY_MS;
+    if (s->last_trim_ms && s->last_trim_ms + TRIM_MIN_GAP_MS > due)
+        due = s->last_trim_ms + TRIM_MIN_GAP_MS;
+    uv_timer_start(&s->trim_timer, trim_cb, due - now, 0);
 }
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -1230,6 +1300,7 @@ static void conn_handle_closed(uv_handle_t *h)
     for (int i = 0; i < EKV_HDR_COUNT; i++)
         ekv_buf_deinit(&c->hdrbuf[i]);
     ekv_buf_deinit(&c->xhdr);
+    ekv_bufpool_put(&s->rbufs, c->rbuf);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1239,6 +1310,8 @@ static void conn_handle_closed(uv_handle_t *h)
     s->nconns--;
     s->stats.active = s->nconns;
     free(c);
+    if (++s->closed_since_trim >= TRIM_AFTER_CLOSES && !s->stopping)
+        trim_soon(s);
     maybe_stopped(s);
 }
 
@@ -1297,6 +1370,26 @@ static void on_connection(uv_stream_t *ls, int status)
     conn_read_start(c);
 }
 
+/*
+ * The accept queue absorbs a burst of connects while the loop is busy: when it is full the
+ * kernel drops the SYN and the client waits a whole second to retry. libuv drains the queue
+ * in one go each time the listener is readable, so the queue only has to cover one loop turn.
+ * Ask for net.core.somaxconn (the kernel's cap; 4096 by default since Linux 5.4).
+ */
+static int listen_backlog(void)
+{
+    long v = 0;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    if (v < 1024)
+        v = 1024;
+    return v > LISTEN_BACKLOG_MAX ? LISTEN_BACKLOG_MAX : (int)v;
+}
+
 int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_http_opts_t *opts,
                           const ekv_http_handler_t *handler)
 {
@@ -1335,9 +1428,10 @@ int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_ht
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->listener_open = 1;
+    s->backlog = listen_backlog();
     rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (!rc)
-        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+        rc = uv_listen((uv_stream_t *)&s->listener, s->backlog, on_connection);
     if (rc) {
         ekv_log_error("listen failed", "addr=%s:%d err=\"%s\"", opts->host, opts->port,
                       uv_strerror(rc));
@@ -1346,6 +1440,11 @@ int ekv_http_server_start(ekv_http_server_t **out, uv_loop_t *loop, const ekv_ht
         free(s);
         return EKV_EINTERNAL;
     }
+    ekv_bufpool_init(&s->rbufs, READ_BUF_SIZE, READ_BUFS_KEPT);
+    uv_timer_init(loop, &s->trim_timer);
+    s->trim_timer.data = s;
+    uv_unref((uv_handle_t *)&s->trim_timer);
+    s->trim_timer_open = 1;
     struct sockaddr_storage bound;
     int blen = sizeof(bound);
     uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
@@ -1367,6 +1466,13 @@ static void listener_closed(uv_handle_t *h)
     maybe_stopped(s);
 }
 
+static void trim_timer_closed(uv_handle_t *h)
+{
+    ekv_http_server_t *s = h->data;
+    s->trim_timer_open = 0;
+    maybe_stopped(s);
+}
+
 void ekv_http_server_stop(ekv_http_server_t *s, void (*done_cb)(void *arg), void *arg)
 {
     if (s->stopping)
@@ -1375,6 +1481,7 @@ void ekv_http_server_stop(ekv_http_server_t *s, void (*done_cb)(void *arg), void
     s->stop_cb = done_cb;
     s->stop_arg = arg;
     uv_close((uv_handle_t *)&s->listener, listener_closed);
+    uv_close((uv_handle_t *)&s->trim_timer, trim_timer_closed);
     /* idle connections close now; busy ones close after their reply (see ekv_http_send) */
     for (ekv_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
@@ -1387,6 +1494,7 @@ void ekv_http_server_stop(ekv_http_server_t *s, void (*done_cb)(void *arg), void
 
 void ekv_http_server_free(ekv_http_server_t *s)
 {
+    ekv_bufpool_drain(&s->rbufs);
     free(s);
 }
 
@@ -1394,4 +1502,7 @@ void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out)
 {
     *out = s->stats;
     out->reply_memory = s->reply_memory;
+    out->read_buffers = s->rbufs.nlent;
+    out->read_buffers_free = s->rbufs.nfree;
+    out->listen_backlog = (uint64_t)s->backlog;
 }

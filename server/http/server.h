@@ -183,10 +183,14 @@ void ekv_http_server_free(ekv_http_server_t *s);
 
 typedef struct {
     uint64_t accepted, rejected, active, bytes_in, bytes_out, parse_errors, timeouts;
-    uint64_t send_timeouts;  /* connections closed by the send deadline (also in timeouts) */
-    uint64_t replies_shed;   /* large replies answered 503 because of max_reply_memory */
-    uint64_t reply_memory;   /* reply bytes charged now */
-    uint64_t replies_queued; /* replies waiting for their client now */
+    uint64_t send_timeouts;     /* connections closed by the send deadline (also in timeouts) */
+    uint64_t replies_shed;      /* large replies answered 503 because of max_reply_memory */
+    uint64_t reply_memory;      /* reply bytes charged now */
+    uint64_t replies_queued;    /* replies waiting for their client now */
+    uint64_t read_buffers;      /* read buffers lent to connections now (mid-read ones) */
+    uint64_t read_buffers_free; /* read buffers kept for reuse */
+    uint64_t heap_trims;        /* free heap returned to the system after connection storms */
+    uint64_t listen_backlog;    /* listen(2) backlog asked for (the kernel caps it at somaxconn) */
 } ekv_http_stats_t;
 void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out);
 

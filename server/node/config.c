@@ -37,7 +37,17 @@ static const opt_t opts[] = {
     {"commit-queue", OPT_INT, OFF(commit_queue), "65536", "writes waiting to commit before 503"},
     {"cache-bytes", OPT_INT, OFF(cache_bytes), "268435456", "hot value cache size (0 = off)"},
     {"cache-max-entry", OPT_INT, OFF(cache_max_entry), "1048576", "largest value cached"},
-    {"max-connections", OPT_INT, OFF(max_connections), "10000", "open client connections"},
+    {"block-cache-mb", OPT_INT, OFF(block_cache_mb), "0",
+     "RocksDB block cache in MiB (0 = a quarter of the memory this process may use: RAM or the "
+     "container's cgroup limit; docs/STORAGE.md)"},
+    {"inline-reads", OPT_BOOL, OFF(inline_reads), "1",
+     "answer value GETs whose blocks are in memory on the event loop, without a reader thread "
+     "(0 = every miss of the value cache goes to a reader)"},
+    {"max-wal-mb", OPT_INT, OFF(max_wal_mb), "32",
+     "write-ahead log replayed at start, at most (bounds restart time; docs/STORAGE.md)"},
+    {"memtable-mb", OPT_INT, OFF(memtable_mb), "32", "RocksDB memtable size per column family"},
+    {"max-connections", OPT_INT, OFF(max_connections), "16384",
+     "open client connections (an idle one costs ~5 KiB; the open-file limit is raised to fit)"},
     {"body-memory-mb", OPT_INT, OFF(body_memory_mb), "1024",
      "request bodies buffered at once, all connections (then 503)"},
     {"header-timeout-ms", OPT_INT, OFF(header_timeout_ms), "10000",
@@ -484,6 +494,15 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
         return -1;
     if (strcmp(cfg->sync, "fsync") && strcmp(cfg->sync, "none")) {
         fprintf(stderr, "edgekv: --sync must be fsync or none\n");
+        return -1;
+    }
+    if (cfg->max_wal_mb < 4 || cfg->max_wal_mb > 65536 || cfg->memtable_mb < 1 ||
+        cfg->memtable_mb > 4096) {
+        fprintf(stderr, "edgekv: --max-wal-mb must be 4..65536 and --memtable-mb 1..4096\n");
+        return -1;
+    }
+    if (cfg->block_cache_mb > ((int64_t)1 << 30)) {
+        fprintf(stderr, "edgekv: --block-cache-mb is too large\n");
         return -1;
     }
     if (cfg->readers < 1 || cfg->readers > 64) {

@@ -21,6 +21,10 @@ typedef struct {
     int64_t reader_queue;
     int64_t commit_queue;
     int64_t cache_bytes;
+    int64_t block_cache_mb; /* 0 = auto */
+    int64_t inline_reads;
+    int64_t max_wal_mb;
+    int64_t memtable_mb;
     int64_t cache_max_entry;
     int64_t max_connections;
     int64_t body_memory_mb;

@@ -10,6 +10,7 @@
 #include "common/codec.h"
 #include "common/errors.h"
 #include "common/log.h"
+#include "common/sysmem.h"
 #include "server/api/auth.h"
 #include "server/api/do/do.h"
 #include "server/api/perms.h"
@@ -18,10 +19,12 @@
 #include <openssl/crypto.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 /* The process: the API's application state, the role's node state, signals. */
@@ -181,6 +184,47 @@ static int operator_init(ekv_app_t *app, const ekv_config_t *cfg)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* --block-cache-mb, or a quarter of the memory this process may use (docs/STORAGE.md: the
+ * block cache holds uncompressed blocks, so a data set of a few GB is served from memory
+ * once read), never below 64 MiB. */
+static size_t block_cache_bytes(const ekv_config_t *cfg)
+{
+    if (cfg->block_cache_mb > 0)
+        return (size_t)cfg->block_cache_mb << 20;
+    uint64_t quarter = ekv_sysmem_limit() / 4, floor = (uint64_t)64 << 20;
+    return (size_t)(quarter > floor ? quarter : floor);
+}
+
+/*
+ * Every client connection is a file descriptor: raise the soft RLIMIT_NOFILE to what
+ * --max-connections needs plus FD_RESERVE (RocksDB files, links, upstreams), up to the hard
+ * limit. When even that is too low, lower --max-connections to fit and say so (redis does
+ * the same with maxclients): better refused connections than failing accept()s.
+ */
+#define FD_RESERVE 1024
+
+static void ensure_fd_limit(ekv_config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)cfg->max_connections + FD_RESERVE;
+    if (rl.rlim_cur < want) {
+        rlim_t cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        struct rlimit nrl = {cur, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &nrl) == 0)
+            rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur < want) {
+        int64_t fit = rl.rlim_cur > 2 * FD_RESERVE ? (int64_t)(rl.rlim_cur - FD_RESERVE)
+                                                   : (int64_t)rl.rlim_cur / 2;
+        ekv_log_warn("open-file limit too low for --max-connections",
+                     "max_connections=%" PRId64 " nofile=%llu now_max_connections=%" PRId64,
+                     cfg->max_connections, (unsigned long long)rl.rlim_cur, fit);
+        cfg->max_connections = fit;
+    }
+}
+
 static void on_node_stopped(void *arg)
 {
     serve_t *sv = arg;
@@ -263,6 +307,7 @@ int ekv_serve(ekv_config_t *cfg)
     if (ekv_log_parse_level(cfg->log_level, &lvl) == 0)
         ekv_log_set_level(lvl);
     signal(SIGPIPE, SIG_IGN);
+    ensure_fd_limit(cfg);
 
     /* --coordinator: etcd decides whether this node starts as primary or replica, and whom
      * an edge sends writes to (before the store opens: the role decides how) */
@@ -299,6 +344,10 @@ int ekv_serve(ekv_config_t *cfg)
     so.log_retain_bytes = (uint64_t)cfg->log_retain_mb * 1024 * 1024;
     so.log_retain_ms = cfg->log_retain_hours * 3600 * 1000;
     so.doneq = &app->doneq;
+    so.block_cache_bytes = block_cache_bytes(cfg);
+    so.inline_reads = cfg->inline_reads != 0;
+    so.max_wal_bytes = (uint64_t)cfg->max_wal_mb << 20;
+    so.memtable_bytes = (size_t)cfg->memtable_mb << 20;
     int rc = edge ? 0 : ekv_store_open(&app->store, &so);
     if (rc) {
         ekv_log_error("cannot open the database", "dir=%s err=%s (is another edgekv using it?)",

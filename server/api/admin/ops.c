@@ -98,8 +98,17 @@ static void metrics_done(ekv_job_t *job)
       hs.replies_queued);
     C("edgekv_http_replies_shed_total",
       "Large replies answered 503 because --reply-memory-mb was reached.", hs.replies_shed);
+    G("edgekv_http_read_buffers", "Read buffers lent to connections with unparsed input.",
+      hs.read_buffers);
+    C("edgekv_http_heap_trims_total",
+      "Times free heap was returned to the system after many connections closed.", hs.heap_trims);
+    G("edgekv_http_listen_backlog", "listen(2) backlog asked for (capped by net.core.somaxconn).",
+      hs.listen_backlog);
     C("edgekv_cache_hits_total", "Value GETs answered from memory.", cs.hits);
     C("edgekv_cache_misses_total", "Value GETs that went to the store.", cs.misses);
+    C("edgekv_store_inline_reads_total",
+      "Value cache misses answered on the event loop from RocksDB's memtables and block cache.",
+      app->inline_reads);
     C("edgekv_cache_evictions_total", "Entries evicted for space.", cs.evictions);
     G("edgekv_cache_bytes", "Bytes held by the value cache.", cs.bytes);
     G("edgekv_cache_entries", "Entries in the value cache.", cs.entries);

@@ -168,6 +168,70 @@ Test(store, put_get_metadata_roundtrip)
     cr_assert_null(e.value);
 }
 
+/* The loop's read: memtables and cached blocks only, "not cached" when a file must be read */
+Test(store, get_cached_answers_from_memory_only)
+{
+    cr_assert_eq(ns_op(EKV_OP_NS_CREATE, NS1, ACC, "one"), 0);
+    cr_assert_eq(put_full(ns1, "k1", "value-1", NULL, 0, NULL), 0);
+    cr_assert_eq(put_full(ns1, "old", "x", NULL, 1, NULL), 0); /* expired long ago */
+    int64_t now = ekv_clock_now_s();
+    ekv_kv_entry_t e;
+    ekv_store_opts_t o = base_opts();
+    o.inline_reads = 1;
+    reopen(&o); /* a clean close flushes: the data is in SST files, the block cache is new */
+
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k1", 2, now, &e), EKV_STORE_NOT_CACHED);
+    cr_assert_null(e.value);
+    cr_assert_eq(ekv_store_kv_get(st, ns1, "k1", 2, 1, now, &e), 0); /* reads the blocks */
+    ekv_kv_entry_clear(&e);
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k1", 2, now, &e), 0);
+    cr_assert_eq(e.value_len, 7);
+    cr_assert_eq(memcmp(e.value, "value-1", 7), 0);
+    ekv_kv_entry_clear(&e);
+    /* same blocks: an expired key and an absent one are answered too */
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "old", 3, now, &e), EKV_EKEY_NOT_FOUND);
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k0", 2, now, &e), EKV_EKEY_NOT_FOUND);
+
+    /* a fresh write is in the memtable: answered without any file */
+    cr_assert_eq(put_full(ns1, "k2", "value-2", NULL, 0, NULL), 0);
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k2", 2, now, &e), 0);
+    cr_assert_eq(e.value_len, 7);
+    ekv_kv_entry_clear(&e);
+
+    o.inline_reads = 0; /* off: always "not cached", even for the memtable */
+    reopen(&o);
+    cr_assert_eq(put_full(ns1, "k3", "value-3", NULL, 0, NULL), 0);
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k3", 2, now, &e), EKV_STORE_NOT_CACHED);
+}
+
+/* A clean close flushes the memtables: nothing is left in the WAL for the next open. */
+Test(store, clean_close_leaves_no_wal_to_replay)
+{
+    cr_assert_eq(ns_op(EKV_OP_NS_CREATE, NS1, ACC, "one"), 0);
+    char big[4096];
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    for (int i = 0; i < 500; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        cr_assert_eq(put(ns1, k, big), 0);
+    }
+    ekv_store_opts_t o = base_opts();
+    ekv_store_close(st);
+    st = NULL;
+    /* what RocksDB reports as the live WAL at the next open: 0 bytes to replay */
+    open_with(&o);
+    char *p = ekv_store_property(st, NULL, "rocksdb.cur-size-all-mem-tables");
+    cr_assert_not_null(p);
+    long long mem = atoll(p);
+    free(p);
+    cr_assert_lt(mem, 64 * 1024, "memtables after reopen: %lld bytes (replayed WAL)", mem);
+    ekv_kv_entry_t e;
+    cr_assert_eq(ekv_store_kv_get(st, ns1, "k499", 4, 1, 0, &e), 0);
+    cr_assert_eq(e.value_len, sizeof(big) - 1);
+    ekv_kv_entry_clear(&e);
+}
+
 Test(store, binary_keys_and_values)
 {
     cr_assert_eq(ns_op(EKV_OP_NS_CREATE, NS1, ACC, "one"), 0);
