@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
-import { startServer, expectOk, procMemKiB, waitFor, sleep } from './lib/harness.mjs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { startServer, expectOk, procMemKiB, waitFor, sleep, BIN } from './lib/harness.mjs';
 
 async function metrics(srv) {
   const text = await (await fetch(`${srv.origin}/metrics`)).text();
@@ -95,6 +98,27 @@ describe('scale: connections', { timeout: 120000 }, () => {
       'a heap trim after 1500 connections closed', 200);
     const m2 = await metrics(srv);
     assert.ok(m2.get('edgekv_http_connections') <= 210, `connections ${m2.get('edgekv_http_connections')}`);
+  });
+});
+
+describe('scale: open-file limit', { timeout: 60000 }, () => {
+  // soft 1500 / hard 3000: raised to the hard limit, --max-connections lowered to fit (the
+  // hard limit may be lowered by anyone, so this runs without privileges)
+  it('raises the soft RLIMIT_NOFILE for --max-connections, else lowers the cap with a warning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgekv-fd-'));
+    try {
+      const sh = `ulimit -Sn 1500 && ulimit -Hn 3000 && exec "${BIN}" serve --listen 127.0.0.1:0 --data-dir "${dir}"`;
+      const p = spawn('sh', ['-c', sh], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d) => { err += d; });
+      await waitFor(() => err.includes('msg="listening"'), 15000, 'edgekv listening', 20);
+      const limits = readFileSync(`/proc/${p.pid}/limits`, 'utf8');
+      const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(limits);
+      assert.deepEqual([Number(m[1]), Number(m[2])], [3000, 3000]);
+      assert.match(err, /msg="open-file limit too low for --max-connections" max_connections=16384 nofile=3000 now_max_connections=1976/);
+      p.kill('SIGTERM');
+      await new Promise((r) => p.on('exit', r));
+    } finally { rmSync(dir, { recursive: true, force: true }); }
   });
 });
 
