@@ -172,6 +172,7 @@ static int open_db(ekv_store_t *s)
 
 static void store_free(ekv_store_t *s)
 {
+    ekv__warmer_stop(s);
     for (int i = 0; i < EKV_CF_COUNT; i++)
         if (s->cf[i])
             rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -263,6 +264,8 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
         rc = ekv__ingest_recover(s);
     if (!rc)
         rc = ekv__committer_start(s);
+    if (!rc)
+        rc = ekv__warmer_start(s);
     if (rc) {
         store_free(s);
         return rc;
@@ -283,6 +286,7 @@ void ekv_store_close(ekv_store_t *s)
 {
     if (!s)
         return;
+    ekv__warmer_stop(s);
     ekv__committer_stop(s);
     char *err = NULL;
     rocksdb_flush_wal(s->db, 1, &err);
@@ -335,6 +339,9 @@ void ekv_store_stats(ekv_store_t *s, ekv_store_stats_t *out)
     pthread_mutex_lock(&s->qlock);
     out->queue_depth = s->qlen;
     pthread_mutex_unlock(&s->qlock);
+    out->block_cache_usage = s->cache ? rocksdb_cache_get_usage(s->cache) : 0;
+    out->block_cache_capacity = s->opts.block_cache_bytes;
+    out->warm_scans = atomic_load(&s->warm_scans);
 }
 
 char *ekv_store_property(ekv_store_t *s, const char *cf, const char *name)

@@ -47,6 +47,8 @@ typedef struct {
     size_t block_cache_bytes; /* RocksDB block cache (0 = 64 MiB) */
     int inline_reads;         /* 1: ekv_store_kv_get_cached answers from memory; 0: it
                                * always says EKV_STORE_NOT_CACHED (docs/STORAGE.md) */
+    int warm_cache;           /* 1: a background thread reads kvmeta/kvval into the block cache when
+                               * they fit in half of it (storage/warm.c) */
     /* Bounded restart: RocksDB replays the unflushed WAL at open, so its size is capped
      * (0 = 32 MiB); a memtable is flushed at this size too (0 = 32 MiB per CF). */
     uint64_t max_wal_bytes;
@@ -363,7 +365,10 @@ typedef struct {
     uint64_t purged_keys;
     uint64_t log_trimmed;
     size_t queue_depth;
-    uint64_t lowest_pin; /* lowest log pin (ekv_store_log_pin), 0 = none */
+    uint64_t lowest_pin;           /* lowest log pin (ekv_store_log_pin), 0 = none */
+    uint64_t block_cache_usage;    /* bytes in RocksDB's block cache now */
+    uint64_t block_cache_capacity; /* its size (opts.block_cache_bytes) */
+    uint64_t warm_scans;           /* completed block-cache warming scans */
 } ekv_store_stats_t;
 
 /* Any thread; no RocksDB call (counters only). */

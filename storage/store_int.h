@@ -103,6 +103,17 @@ struct ekv_store_s {
 
     _Atomic uint64_t pub_last_seq; /* copy of last_seq for any thread (release/acquire) */
 
+    /* warmer (warm.c): its thread owns warm_seen; warm_stop/warm_cond wake it to stop */
+    pthread_t warmer;
+    int warmer_started;
+    int warm_sync_inited;
+    _Atomic int warm_stop;
+    pthread_mutex_t warm_lock;
+    pthread_cond_t warm_cond;
+    char **warm_seen; /* live kvmeta/kvval files at the last scan */
+    size_t warm_nseen;
+    _Atomic uint64_t warm_scans;
+
     pthread_mutex_t pin_lock;
     uint64_t pins[EKV_LOG_MAX_PINS]; /* 0 = free slot */
     uint64_t pin_floor; /* records >= this were never trimmed nor are being (pins must be) */
@@ -155,5 +166,9 @@ int ekv__ingest_run(ekv_store_t *s, ekv_write_t *w);
 
 /* repl.c: lowest pin (0 = none); caller holds pin_lock. */
 uint64_t ekv__pin_lowest_locked(ekv_store_t *s);
+
+/* warm.c: start the block-cache warmer (when opts.warm_cache) / stop and join it. */
+int ekv__warmer_start(ekv_store_t *s);
+void ekv__warmer_stop(ekv_store_t *s);
 
 #endif

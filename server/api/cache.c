@@ -3,7 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_RESERVE 1024 /* buckets from the start; grows (common/htab) with the entries */
+/* Buckets reserved at creation: one per CACHE_MIN_ENTRY bytes of max_bytes (the smallest
+ * entries: header + a short key + a ~50-byte value), so a cache filling up never pauses the
+ * loop for a table doubling (~40 ms at 1M entries, common/htab.h). calloc'd: the pages cost
+ * nothing until entries land in them. Capped; beyond the cap the table grows as usual. */
+#define CACHE_MIN_ENTRY   128
+#define CACHE_RESERVE_MIN 1024
+#define CACHE_RESERVE_MAX ((size_t)1 << 24)
 /* Invalidation stamps for the fill rule (cache.h): per key slot and per namespace slot. Two
  * keys (namespaces) sharing a slot only make a fill be dropped when it could have been kept,
  * never the reverse. 4096 slots: a write makes a concurrent fill of another key fail with
@@ -35,7 +41,11 @@ ekv_cache_t *ekv_cache_new(size_t max_bytes, size_t max_entry_bytes)
     if (!c)
         return NULL;
     ekv_htab_init(&c->tab);
-    if (ekv_htab_reserve(&c->tab, CACHE_RESERVE)) { /* inserts can no longer fail */
+    size_t want = max_bytes / CACHE_MIN_ENTRY;
+    want = want < CACHE_RESERVE_MIN   ? CACHE_RESERVE_MIN
+           : want > CACHE_RESERVE_MAX ? CACHE_RESERVE_MAX
+                                      : want;
+    if (ekv_htab_reserve(&c->tab, want)) { /* inserts can no longer fail */
         free(c);
         return NULL;
     }

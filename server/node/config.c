@@ -43,6 +43,9 @@ static const opt_t opts[] = {
     {"inline-reads", OPT_BOOL, OFF(inline_reads), "1",
      "answer value GETs whose blocks are in memory on the event loop, without a reader thread "
      "(0 = every miss of the value cache goes to a reader)"},
+    {"warm-block-cache", OPT_BOOL, OFF(warm_block_cache), "1",
+     "read the keys and values into the block cache after start and after large compactions, "
+     "when they fit in half of it (a background thread at lower priority)"},
     {"max-wal-mb", OPT_INT, OFF(max_wal_mb), "32",
      "write-ahead log replayed at start, at most (bounds restart time; docs/STORAGE.md)"},
     {"memtable-mb", OPT_INT, OFF(memtable_mb), "32", "RocksDB memtable size per column family"},

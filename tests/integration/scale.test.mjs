@@ -170,6 +170,13 @@ describe('scale: storage', { timeout: 120000 }, () => {
       // the default: a quarter of the memory this process may use, at least 64 MiB
       const want = Math.max(64, Math.floor(memoryLimitBytes() / 4 / 1048576));
       assert.ok(Math.abs(Number(d[2]) - want) <= 1, `block_cache_mb ${d[2]}, expected ${want}`);
+      // the warmer reads the keys and values into the block cache after the open
+      await waitFor(async () => (await metrics(again)).get('edgekv_store_block_cache_warm_scans_total') >= 1,
+        10000, 'a block cache warming scan', 100);
+      const mw = await metrics(again);
+      assert.ok(mw.get('edgekv_store_block_cache_bytes') > 4e6, `block cache ${mw.get('edgekv_store_block_cache_bytes')} bytes`);
+      assert.equal(mw.get('edgekv_store_block_cache_capacity_bytes'), Math.max(64 * 1048576, Math.floor(memoryLimitBytes() / 4)));
+      assert.match(again.stderr, /msg="block cache warmed" keys=8000 /);
       for (const k of ['k0-0', 'k1-500', 'k3-999']) {
         const r = await again.fetch('GET', `${again.ns(ns)}/values/${k}`);
         assert.equal(r.status, 200);

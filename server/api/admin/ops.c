@@ -106,6 +106,12 @@ static void metrics_done(ekv_job_t *job)
       hs.listen_backlog);
     C("edgekv_cache_hits_total", "Value GETs answered from memory.", cs.hits);
     C("edgekv_cache_misses_total", "Value GETs that went to the store.", cs.misses);
+    G("edgekv_store_block_cache_bytes", "Bytes in RocksDB's block cache.", ss.block_cache_usage);
+    G("edgekv_store_block_cache_capacity_bytes", "RocksDB's block cache size (--block-cache-mb).",
+      ss.block_cache_capacity);
+    C("edgekv_store_block_cache_warm_scans_total",
+      "Completed scans of keys and values into the block cache (--warm-block-cache).",
+      ss.warm_scans);
     C("edgekv_store_inline_reads_total",
       "Value cache misses answered on the event loop from RocksDB's memtables and block cache.",
       app->inline_reads);

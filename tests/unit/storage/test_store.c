@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
@@ -202,6 +203,42 @@ Test(store, get_cached_answers_from_memory_only)
     reopen(&o);
     cr_assert_eq(put_full(ns1, "k3", "value-3", NULL, 0, NULL), 0);
     cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k3", 2, now, &e), EKV_STORE_NOT_CACHED);
+}
+
+/* The warmer reads the keys and values into the block cache after the open: then the loop's
+ * read finds blocks no request has read yet. */
+Test(store, warmer_fills_the_block_cache_after_open)
+{
+    cr_assert_eq(ns_op(EKV_OP_NS_CREATE, NS1, ACC, "one"), 0);
+    for (int i = 0; i < 2000; i++) {
+        char k[16], v[64];
+        snprintf(k, sizeof(k), "k%04d", i);
+        snprintf(v, sizeof(v), "value-%04d-padding-padding-padding", i);
+        cr_assert_eq(put(ns1, k, v), 0);
+    }
+    ekv_store_opts_t o = base_opts();
+    o.inline_reads = 1;
+    o.warm_cache = 1;
+    reopen(&o); /* flushed at close: everything is in SST files, the block cache is new */
+    ekv_store_stats_t ss;
+    for (int i = 0; i < 500; i++) {
+        ekv_store_stats(st, &ss);
+        if (ss.warm_scans >= 1)
+            break;
+        usleep(10000);
+    }
+    cr_assert_geq(ss.warm_scans, 1, "no warming scan within 5 s");
+    cr_assert_gt(ss.block_cache_usage, 2000 * 40, "cache usage %" PRIu64, ss.block_cache_usage);
+    cr_assert_eq(ss.block_cache_capacity, 8 << 20);
+    int64_t now = ekv_clock_now_s();
+    const char *keys[] = {"k0000", "k0999", "k1999"};
+    for (int i = 0; i < 3; i++) {
+        ekv_kv_entry_t e;
+        cr_assert_eq(ekv_store_kv_get_cached(st, ns1, keys[i], 5, now, &e), 0, "%s", keys[i]);
+        cr_assert_eq(e.value_len, 34);
+        cr_assert_eq(memcmp(e.value, "value-", 6), 0);
+        ekv_kv_entry_clear(&e);
+    }
 }
 
 /* A clean close flushes the memtables: nothing is left in the WAL for the next open. */
