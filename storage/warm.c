@@ -12,8 +12,8 @@
  * uncompressed, and must keep room for the rest), so a data set larger than the cache is
  * never churned through it. Then after the open, and again when files holding at least a
  * quarter of those bytes appeared since the last scan (compactions rewrite files: their
- * blocks are new to the cache), at most once per WARM_MIN_GAP_MS. Files are named by
- * RocksDB's live-file list. Memtables need no warming.
+ * blocks are new to the cache), at most once per max(5 s, 5x the last scan's duration).
+ * Files are named by RocksDB's live-file list. Memtables need no warming.
  *
  * Cost: the thread runs at nice +5 relative to the process, reads with fill_cache and 2 MiB
  * readahead, and stops between two keys when the store closes (checked every 1024 keys).
@@ -32,7 +32,8 @@
 #include <unistd.h>
 
 #define WARM_CHECK_MS    1000
-#define WARM_MIN_GAP_MS  30000
+#define WARM_MIN_GAP_MS  5000
+#define WARM_GAP_FACTOR  5 /* idle at least 5x the last scan: <= 1/6 of a core on warming */
 #define WARM_READAHEAD   (2u << 20)
 #define WARM_STOP_EVERY  1024
 #define WARM_NICE_OFFSET 5
@@ -140,9 +141,9 @@ static void *warm_main(void *arg)
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_fill_cache(ro, 1);
     rocksdb_readoptions_set_readahead_size(ro, WARM_READAHEAD);
-    uint64_t last_scan_ms = 0;
+    uint64_t last_scan_ms = 0, last_scan_took_ms = 0;
     int too_large_logged = 0;
-    while (!nap(s, last_scan_ms ? WARM_CHECK_MS : 0)) {
+    while (!nap(s, WARM_CHECK_MS)) {
         const rocksdb_livefiles_t *lf = rocksdb_livefiles(s->db);
         if (!lf)
             continue;
@@ -163,8 +164,11 @@ static void *warm_main(void *arg)
                          s->opts.block_cache_bytes);
             too_large_logged = 1;
         }
-        int due = fits && fresh > 0 && fresh * 4 >= total &&
-                  (!last_scan_ms || now - last_scan_ms >= WARM_MIN_GAP_MS);
+        uint64_t gap = WARM_GAP_FACTOR * last_scan_took_ms;
+        if (gap < WARM_MIN_GAP_MS)
+            gap = WARM_MIN_GAP_MS;
+        int due =
+            fits && fresh > 0 && fresh * 4 >= total && (!last_scan_ms || now - last_scan_ms >= gap);
         if (!due) {
             rocksdb_livefiles_destroy(lf);
             continue;
@@ -178,6 +182,7 @@ static void *warm_main(void *arg)
             keys += scan_cf(s, ro, EKV_CF_KVVAL);
         uint64_t ms = (ekv_clock_mono_ns() - t0) / 1000000;
         last_scan_ms = ekv_clock_mono_ns() / 1000000;
+        last_scan_took_ms = ms;
         if (stopping(s))
             break;
         atomic_fetch_add(&s->warm_scans, 1);
