@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 /* A cgroup limit file's number; 0 when absent, "max" or unreadable. */
@@ -20,6 +21,51 @@ static uint64_t read_limit(const char *path)
     return v;
 }
 
+/* The smallest limit of this process's memory cgroup and of each parent up to the root,
+ * from /proc/self/cgroup: "0::/a/b" (v2: BASE/a/b/memory.max) or "N:memory:/a/b" (v1:
+ * BASE/memory/a/b/memory.limit_in_bytes); 0 = none. A systemd MemoryMax= or a pod limit
+ * lives below the mount root unless the cgroup namespace is private. */
+static uint64_t cgroup_path_limit(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return 0;
+    char line[1024], path[1400];
+    uint64_t best = 0;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *dir, *file;
+        char *rel;
+        if (strncmp(line, "0::/", 4) == 0) {
+            dir = "/sys/fs/cgroup";
+            file = "memory.max";
+            rel = line + 3;
+        } else {
+            char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+            if (!c2 || c2[1] != '/')
+                continue;
+            *c2 = '\0';
+            if (!strstr(c1 + 1, "memory"))
+                continue;
+            dir = "/sys/fs/cgroup/memory";
+            file = "memory.limit_in_bytes";
+            rel = c2 + 1;
+        }
+        for (;;) { /* rel = "/a/b", then "/a", then "/" */
+            snprintf(path, sizeof(path), "%s%s/%s", dir, strcmp(rel, "/") == 0 ? "" : rel, file);
+            uint64_t lim = read_limit(path);
+            if (lim && (!best || lim < best))
+                best = lim;
+            char *slash = strrchr(rel, '/');
+            if (!slash || slash == rel)
+                break;
+            *slash = '\0';
+        }
+    }
+    fclose(f);
+    return best;
+}
+
 uint64_t ekv_sysmem_limit(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
@@ -31,5 +77,8 @@ uint64_t ekv_sysmem_limit(void)
         if (lim && (!ram || lim < ram))
             ram = lim; /* v1 reports "no limit" as a huge number: the min drops it */
     }
+    uint64_t own = cgroup_path_limit();
+    if (own && (!ram || own < ram))
+        ram = own; /* v1 says "no limit" with a huge number: the min drops it */
     return ram;
 }

@@ -1,6 +1,7 @@
 /*
  * sysmem.h - how much memory this process may use: the machine's RAM, or less when a
- * container's cgroup limit says so (cgroup v2 memory.max, else v1 memory.limit_in_bytes).
+ * cgroup limit says so (cgroup v2 memory.max of its own cgroup and of each parent, the v2
+ * root file, else v1 memory.limit_in_bytes).
  * Used to derive default cache sizes (docs/STORAGE.md).
  */
 #ifndef EKV_COMMON_SYSMEM_H

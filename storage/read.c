@@ -10,7 +10,9 @@
  * across the two CFs, so a concurrent overwrite can never pair one version's envelope with
  * another's value. get_cached is the same MultiGet with read_tier = kBlockCacheTier: RocksDB
  * answers from the memtables and cached blocks or gives up with Status::Incomplete, never
- * touching a file, so an event loop may call it.
+ * touching a file, so an event loop may call it. It relies on every table staying open
+ * (max_open_files -1, store.c): in 7.8 a no-IO Get whose table is not in the table cache
+ * answers OK with an empty value.
  *
  * list: one iterator over kvmeta only, bounded by [nsid||max(prefix, after+"\0"),
  * successor(nsid||prefix)), so it never leaves the namespace/prefix and never reads values.

@@ -34,7 +34,7 @@ const char *const ekv__cf_names[EKV_CF_COUNT] = {"default", "meta", "kvmeta",  "
 #define DEFAULT_LOG_BYTES     ((uint64_t)1 << 30)
 #define DEFAULT_LOG_MS        ((int64_t)24 * 3600 * 1000)
 #define DEFAULT_PURGE_MS      1000
-#define DEFAULT_WAL_BYTES     ((uint64_t)64 << 20)
+#define DEFAULT_WAL_BYTES     ((uint64_t)32 << 20)
 #define DEFAULT_MEMTABLE      ((size_t)32 << 20)
 #define BLOOM_BITS_PER_KEY    10.0
 #define DATA_BLOCK_HASH_RATIO 0.75
@@ -111,12 +111,18 @@ static int build_options(ekv_store_t *s, int compression)
     rocksdb_options_set_max_total_wal_size(s->dbopts, s->opts.max_wal_bytes);
     rocksdb_options_set_keep_log_file_num(s->dbopts, 4);
     rocksdb_options_set_bytes_per_sync(s->dbopts, 1 << 20);
+    /* every table stays open: the inline read (read.c) relies on it, because in 7.8 a no-IO
+     * Get whose table is not in the table cache answers OK with an empty value (fixed
+     * upstream later), which an inline read would serve */
+    rocksdb_options_set_max_open_files(s->dbopts, -1);
     /* not in this RocksDB's C API: through its option-string parser */
     rocksdb_options_t *n = rocksdb_options_create();
     char *err = NULL;
-    rocksdb_get_options_from_string(s->dbopts, "avoid_flush_during_recovery=true", n, &err);
+    rocksdb_get_options_from_string(
+        s->dbopts, "avoid_flush_during_recovery=true;avoid_unnecessary_blocking_io=true", n, &err);
     if (err) {
-        ekv_log_warn("rocksdb option not applied", "opt=avoid_flush_during_recovery err=\"%s\"",
+        ekv_log_warn("rocksdb options not applied",
+                     "opts=avoid_flush_during_recovery,avoid_unnecessary_blocking_io err=\"%s\"",
                      err);
         free(err);
         rocksdb_options_destroy(n);

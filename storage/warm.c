@@ -8,12 +8,12 @@
  * tens of seconds of degraded reads after every start and after every compaction that
  * rewrote much of the data). A sequential scan warms it in a few seconds of one core.
  *
- * When: only if the two CFs' SST files fit in half the block cache (the cache holds blocks
- * uncompressed, and must keep room for the rest), so a data set larger than the cache is
- * never churned through it. Then after the open, and again when files holding at least a
- * quarter of those bytes appeared since the last scan (compactions rewrite files: their
- * blocks are new to the cache), at most once per max(5 s, 5x the last scan's duration).
- * Files are named by RocksDB's live-file list. Memtables need no warming.
+ * When: only if the two CFs' SST files, counted 3x (the cache holds blocks uncompressed),
+ * fit in half the block cache (which must keep room for the rest), so a data set larger
+ * than the cache is never churned through it. kvval is read first, kvmeta last. Then after the
+ * open, and again when files holding at least a quarter of those bytes appeared since the last scan
+ * (compactions rewrite files: their blocks are new to the cache), at most once per max(5 s, 5x the
+ * last scan's duration). Files are named by RocksDB's live-file list. Memtables need no warming.
  *
  * Cost: the thread runs at nice +5 relative to the process, reads with fill_cache and 2 MiB
  * readahead, and stops between two keys when the store closes (checked every 1024 keys).
@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "storage/store_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@
 #define WARM_READAHEAD   (2u << 20)
 #define WARM_STOP_EVERY  1024
 #define WARM_NICE_OFFSET 5
+/* SST bytes are compressed (LZ4), the cache holds blocks uncompressed: assume up to 3x */
+#define WARM_EXPANSION 3
 
 static int warm_cf(int cf)
 {
@@ -151,15 +154,16 @@ static void *warm_main(void *arg)
         for (int i = 0, n = rocksdb_livefiles_count(lf); i < n; i++) {
             if (!warm_cf(cf_index(rocksdb_livefiles_column_family_name(lf, i))))
                 continue;
-            size_t sz = rocksdb_livefiles_size(lf, i);
-            total += sz;
-            if (!seen(s, rocksdb_livefiles_name(lf, i)))
-                fresh += sz;
+            total += rocksdb_livefiles_size(lf, i);
         }
+        int fits = total * WARM_EXPANSION <= s->opts.block_cache_bytes / 2;
+        for (int i = 0, n = rocksdb_livefiles_count(lf); fits && i < n; i++)
+            if (warm_cf(cf_index(rocksdb_livefiles_column_family_name(lf, i))) &&
+                !seen(s, rocksdb_livefiles_name(lf, i)))
+                fresh += rocksdb_livefiles_size(lf, i);
         uint64_t now = ekv_clock_mono_ns() / 1000000;
-        int fits = total <= s->opts.block_cache_bytes / 2;
         if (!fits && !too_large_logged) {
-            ekv_log_info("block cache warmer idle: the data is larger than half the cache",
+            ekv_log_info("block cache warmer idle: the data may not fit in half the cache",
                          "kv_sst_bytes=%" PRIu64 " block_cache_bytes=%zu", total,
                          s->opts.block_cache_bytes);
             too_large_logged = 1;
@@ -177,9 +181,9 @@ static void *warm_main(void *arg)
         remember(s, lf);
         rocksdb_livefiles_destroy(lf);
         uint64_t t0 = ekv_clock_mono_ns();
-        uint64_t keys = scan_cf(s, ro, EKV_CF_KVMETA);
+        uint64_t keys = scan_cf(s, ro, EKV_CF_KVVAL);
         if (!stopping(s))
-            keys += scan_cf(s, ro, EKV_CF_KVVAL);
+            keys += scan_cf(s, ro, EKV_CF_KVMETA);
         uint64_t ms = (ekv_clock_mono_ns() - t0) / 1000000;
         last_scan_ms = ekv_clock_mono_ns() / 1000000;
         last_scan_took_ms = ms;

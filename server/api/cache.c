@@ -5,8 +5,10 @@
 
 /* Buckets reserved at creation: one per CACHE_MIN_ENTRY bytes of max_bytes (the smallest
  * entries: header + a short key + a ~50-byte value), so a cache filling up never pauses the
- * loop for a table doubling (~40 ms at 1M entries, common/htab.h). calloc'd: the pages cost
- * nothing until entries land in them. Capped; beyond the cap the table grows as usual. */
+ * loop for a table doubling (~40 ms at 1M entries, common/htab.h). The array is calloc'd,
+ * but hashing spreads entries over all of it, so count it as resident once the cache holds
+ * a few thousand entries: 8 bytes per 128 of max_bytes (16 MiB for the default 256 MiB).
+ * Capped; beyond the cap the table grows as usual. */
 #define CACHE_MIN_ENTRY   128
 #define CACHE_RESERVE_MIN 1024
 #define CACHE_RESERVE_MAX ((size_t)1 << 24)

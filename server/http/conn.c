@@ -9,7 +9,6 @@
 #include "common/log.h"
 
 #include <inttypes.h>
-#include <limits.h>
 #include <linux/sockios.h>
 #include <llhttp.h>
 #include <malloc.h>
@@ -24,8 +23,9 @@
 /* Read buffers kept for reuse: enough for every connection of a busy keep-alive load that is
  * mid-read at once; beyond it a returned buffer is freed (4 MiB at most stays cached). */
 #define READ_BUFS_KEPT 64
-/* After this many connections closed since the last trim, give free heap back to the
- * system TRIM_DELAY_MS after the closes stop (a storm of clients leaves no RSS behind). */
+/* After this many connections closed since the last trim, with the open ones down to half
+ * their peak, give free heap back to the system TRIM_DELAY_MS later (a storm of clients
+ * leaves no RSS behind). */
 #define TRIM_AFTER_CLOSES 1024
 #define TRIM_DELAY_MS     1000
 /* listen(2) backlog: the kernel caps it at net.core.somaxconn, which is read at start */
@@ -65,8 +65,9 @@ struct ekv_http_server_s {
     uv_timer_t trim_timer;
     int trim_timer_open;
     size_t closed_since_trim;
-    uint64_t last_trim_ms; /* loop time of the last trim, 0 = never */
-    char date[40];         /* cached "Date: ...\r\n" */
+    size_t peak_since_trim; /* most connections open at once since the last trim */
+    uint64_t last_trim_ms;  /* loop time of the last trim, 0 = never */
+    char date[40];          /* cached "Date: ...\r\n" */
     /* "Keep-Alive: timeout=N": clients (node's undici) then drop idle sockets before we do */
     char keep_alive_hdr[48];
     size_t keep_alive_hdr_len;
@@ -1264,8 +1265,8 @@ static void maybe_stopped(ekv_http_server_t *s)
 /*
  * Memory back to the system after a connection storm: the structs of thousands of closed
  * connections leave free holes all over the heap that free() alone does not return.
- * malloc_trim(0) gives back every free page; it runs on a timer, once the closes have
- * settled, at most once per TRIM_MIN_GAP_MS.
+ * malloc_trim(0) gives back every free page; it runs on a timer once a storm is over (the
+ * open connections fell to half their peak), at most once per TRIM_MIN_GAP_MS.
  */
 #define TRIM_MIN_GAP_MS 5000
 
@@ -1275,6 +1276,7 @@ static void trim_cb(uv_timer_t *t)
     ekv_bufpool_drain(&s->rbufs);
     malloc_trim(0);
     s->closed_since_trim = 0;
+    s->peak_since_trim = s->nconns;
     s->last_trim_ms = uv_now(s->loop);
     s->stats.heap_trims++;
 }
@@ -1310,7 +1312,10 @@ static void conn_handle_closed(uv_handle_t *h)
     s->nconns--;
     s->stats.active = s->nconns;
     free(c);
-    if (++s->closed_since_trim >= TRIM_AFTER_CLOSES && !s->stopping)
+    /* a storm is over when many closed and the open ones fell to half their peak; steady
+     * churn (clients without keep-alive) never trims, so the loop is not stalled by it */
+    if (++s->closed_since_trim >= TRIM_AFTER_CLOSES && s->nconns <= s->peak_since_trim / 2 &&
+        !s->stopping)
         trim_soon(s);
     maybe_stopped(s);
 }
@@ -1348,6 +1353,8 @@ static void on_connection(uv_stream_t *ls, int status)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    if (s->nconns > s->peak_since_trim)
+        s->peak_since_trim = s->nconns;
     s->stats.active = s->nconns;
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);

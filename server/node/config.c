@@ -499,6 +499,10 @@ int ekv_config_load(ekv_config_t *cfg, int argc, char **argv, int first)
         fprintf(stderr, "edgekv: --sync must be fsync or none\n");
         return -1;
     }
+    if (cfg->max_connections < 1 || cfg->max_connections > 1000000) {
+        fprintf(stderr, "edgekv: --max-connections must be 1..1000000\n");
+        return -1;
+    }
     if (cfg->max_wal_mb < 4 || cfg->max_wal_mb > 65536 || cfg->memtable_mb < 1 ||
         cfg->memtable_mb > 4096) {
         fprintf(stderr, "edgekv: --max-wal-mb must be 4..65536 and --memtable-mb 1..4096\n");

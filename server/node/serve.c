@@ -196,12 +196,13 @@ static size_t block_cache_bytes(const ekv_config_t *cfg)
 }
 
 /*
- * Every client connection is a file descriptor: raise the soft RLIMIT_NOFILE to what
- * --max-connections needs plus FD_RESERVE (RocksDB files, links, upstreams), up to the hard
- * limit. When even that is too low, lower --max-connections to fit and say so (redis does
- * the same with maxclients): better refused connections than failing accept()s.
+ * Every client connection is a file descriptor: raise the soft RLIMIT_NOFILE to the hard
+ * limit (nginx's worker_rlimit_nofile); --max-connections needs it plus FD_RESERVE (RocksDB
+ * files, links, upstreams). When even that is too low, lower --max-connections to fit and say so
+ * (redis does the same with maxclients): better refused connections than failing accept()s.
  */
-#define FD_RESERVE 1024
+#define FD_RESERVE        1024
+#define FD_UNLIMITED_SOFT ((rlim_t)1 << 20) /* the soft limit asked for when the hard has none */
 
 static void ensure_fd_limit(ekv_config_t *cfg)
 {
@@ -209,8 +210,12 @@ static void ensure_fd_limit(ekv_config_t *cfg)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
     rlim_t want = (rlim_t)cfg->max_connections + FD_RESERVE;
-    if (rl.rlim_cur < want) {
-        rlim_t cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    /* up to the hard limit, not just to `want`: RocksDB keeps every SST file open
+     * (max_open_files -1) and a large database has thousands of them */
+    rlim_t cur = rl.rlim_max == RLIM_INFINITY
+                     ? (want > FD_UNLIMITED_SOFT ? want : FD_UNLIMITED_SOFT)
+                     : rl.rlim_max;
+    if (rl.rlim_cur < cur) {
         struct rlimit nrl = {cur, rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &nrl) == 0)
             rl.rlim_cur = cur;

@@ -100,6 +100,8 @@ static void metrics_done(ekv_job_t *job)
       "Large replies answered 503 because --reply-memory-mb was reached.", hs.replies_shed);
     G("edgekv_http_read_buffers", "Read buffers lent to connections with unparsed input.",
       hs.read_buffers);
+    G("edgekv_http_read_buffers_free", "Read buffers kept for reuse (at most 64).",
+      hs.read_buffers_free);
     C("edgekv_http_heap_trims_total",
       "Times free heap was returned to the system after many connections closed.", hs.heap_trims);
     G("edgekv_http_listen_backlog", "listen(2) backlog asked for (capped by net.core.somaxconn).",
