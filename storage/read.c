@@ -167,10 +167,37 @@ int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const cha
     return kv_get(s, nsid, key, key_len, want_value ? 1 : 0, now_s, out);
 }
 
+/* The envelope says how large the value is: a large one is copied by a reader, not on the
+ * loop. 1 when the key's value is at most EKV_STORE_INLINE_MAX_VALUE bytes (or the key is
+ * absent: the MultiGet answers that), 0 when larger or when the envelope is not cached. */
+static int small_enough(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
+                        size_t key_len)
+{
+    char stack[EKV_NSID_LEN + STACK_KEY_MAX];
+    if (key_len > STACK_KEY_MAX)
+        return 0;
+    size_t klen = ekv_key_kv(stack, nsid, key, key_len);
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps =
+        rocksdb_get_pinned_cf(s->db, s->ropts_cached, s->cf[EKV_CF_KVMETA], stack, klen, &err);
+    if (err) {
+        free(err); /* not cached, or an error the reader will report */
+        return 0;
+    }
+    if (!ps)
+        return 1;
+    size_t vlen;
+    const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+    ekv_envelope_t env;
+    int ok = ekv_envelope_decode(v, vlen, &env) == 0 && env.value_len <= EKV_STORE_INLINE_MAX_VALUE;
+    rocksdb_pinnableslice_destroy(ps);
+    return ok;
+}
+
 int ekv_store_kv_get_cached(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
                             size_t key_len, int64_t now_s, ekv_kv_entry_t *out)
 {
-    if (!s->opts.inline_reads) {
+    if (!s->opts.inline_reads || !key || !key_len || !small_enough(s, nsid, key, key_len)) {
         memset(out, 0, sizeof(*out));
         return EKV_STORE_NOT_CACHED;
     }

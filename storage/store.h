@@ -143,10 +143,12 @@ int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const cha
                      size_t key_len, int want_value, int64_t now_s, ekv_kv_entry_t *out);
 
 /* ekv_store_kv_get with the value, answered only from memory (memtables and RocksDB's block
- * cache): EKV_STORE_NOT_CACHED (> 0, out empty) when a file would have to be read, or when
- * opts.inline_reads is 0. Never does IO, so an event loop may call it (a few microseconds:
- * one key's lookup in each CF). Any thread. */
+ * cache): EKV_STORE_NOT_CACHED (> 0, out empty) when a file would have to be read, when the
+ * value is larger than EKV_STORE_INLINE_MAX_VALUE, or when opts.inline_reads is 0. Never does IO,
+ * so an event loop may call it (a few microseconds: one key's lookup in each CF). Any thread. */
 #define EKV_STORE_NOT_CACHED 1
+/* Values larger than this are never read inline (a reader copies them, not the loop). */
+#define EKV_STORE_INLINE_MAX_VALUE (16 * 1024)
 int ekv_store_kv_get_cached(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
                             size_t key_len, int64_t now_s, ekv_kv_entry_t *out);
 
