@@ -93,17 +93,24 @@ static int apply_kv(ekv_store_t *s, ekv_write_t *w, uint64_t *seq, int64_t now_m
         size_t klen = ekv_key_kv(k, w->nsid, it->key, it->key_len);
         ++*seq;
         if (w->type == EKV_OP_KV_PUT) {
+            /* a small value goes inline in the envelope (one lookup per GET); the kvval
+             * entry a larger earlier value may have left is deleted with it */
+            int inline_value = it->value_len <= EKV_ENVELOPE_INLINE_MAX;
             ekv_envelope_t env = {.expiration = it->expiration,
                                   .metadata = it->metadata,
                                   .metadata_len = it->metadata_len,
                                   .value_len = it->value_len,
-                                  .flags = 0};
+                                  .flags = 0,
+                                  .has_value = inline_value,
+                                  .value = it->value};
             ekv_buf_reset(&s->vbuf);
             if (ekv_envelope_encode(&env, &s->vbuf))
                 goto nomem;
             rocksdb_writebatch_put_cf(s->wb, meta, k, klen, s->vbuf.data, s->vbuf.len);
-            rocksdb_writebatch_put_cf(s->wb, val, k, klen, it->value ? it->value : "",
-                                      it->value_len);
+            if (inline_value)
+                rocksdb_writebatch_delete_cf(s->wb, val, k, klen);
+            else
+                rocksdb_writebatch_put_cf(s->wb, val, k, klen, it->value, it->value_len);
             if (it->expiration > 0) {
                 klen = ekv_key_exp(k, it->expiration, w->nsid, it->key, it->key_len);
                 rocksdb_writebatch_put_cf(s->wb, s->cf[EKV_CF_EXP], k, klen, "", 0);

@@ -5,14 +5,15 @@
  * never-modified read options, never the committer's state or locks. A reader sees every
  * write whose done() has run (the batch is in the memtable before completion).
  *
- * get: without the value, one pinned point read of kvmeta (no copy of the envelope). With the
- * value, one MultiGet of kvmeta + kvval, which RocksDB serves from one consistent snapshot
- * across the two CFs, so a concurrent overwrite can never pair one version's envelope with
- * another's value. get_cached is the same MultiGet with read_tier = kBlockCacheTier: RocksDB
- * answers from the memtables and cached blocks or gives up with Status::Incomplete, never
- * touching a file, so an event loop may call it. It relies on every table staying open
- * (max_open_files -1, store.c): in 7.8 a no-IO Get whose table is not in the table cache
- * answers OK with an empty value.
+ * get: one pinned point read of kvmeta (no copy of the envelope). It answers a metadata GET,
+ * and a value GET when the value is inline (a version-2 envelope, values up to
+ * EKV_ENVELOPE_INLINE_MAX bytes). A value kept in kvval takes one MultiGet of kvmeta + kvval,
+ * which RocksDB serves from one consistent snapshot across the two CFs, so a concurrent
+ * overwrite can never pair one version's envelope with another's value. get_cached reads the
+ * same way with read_tier = kBlockCacheTier: RocksDB answers from the memtables and cached
+ * blocks or gives up with Status::Incomplete, never touching a file, so an event loop may
+ * call it. It relies on every table staying open (max_open_files -1, store.c): in 7.8 a no-IO
+ * Get whose table is not in the table cache answers OK with an empty value.
  *
  * list: one iterator over kvmeta only, bounded by [nsid||max(prefix, after+"\0"),
  * successor(nsid||prefix)), so it never leaves the namespace/prefix and never reads values.
@@ -52,41 +53,38 @@ static int expired(int64_t expiration, int64_t now_s)
     return expiration != 0 && expiration <= now_s;
 }
 
-/* Fill out from an envelope; 0, EKV_EKEY_NOT_FOUND (expired), EKV_ESTORAGE, EKV_ENOMEM. */
-static int entry_from_envelope(const char *v, size_t vlen, int64_t now_s, ekv_kv_entry_t *out)
+/* Fill out from a decoded envelope: expiration, metadata and, when want_value and the value
+ * is inline, a copy of the value. 0, EKV_EKEY_NOT_FOUND (expired), EKV_ENOMEM. */
+static int entry_from_envelope(const ekv_envelope_t *env, int want_value, int64_t now_s,
+                               ekv_kv_entry_t *out)
 {
-    ekv_envelope_t env;
-    if (ekv_envelope_decode(v, vlen, &env) != 0) {
-        ekv_log_error("bad kvmeta envelope", "len=%zu", vlen);
-        return EKV_ESTORAGE;
-    }
-    if (expired(env.expiration, now_s))
+    if (expired(env->expiration, now_s))
         return EKV_EKEY_NOT_FOUND;
-    out->expiration = env.expiration;
-    if (env.metadata) {
-        out->metadata = ekv_memdup_z(env.metadata, env.metadata_len);
+    out->expiration = env->expiration;
+    if (env->metadata) {
+        out->metadata = ekv_memdup_z(env->metadata, env->metadata_len);
         if (!out->metadata)
             return EKV_ENOMEM;
-        out->metadata_len = env.metadata_len;
+        out->metadata_len = env->metadata_len;
+    }
+    if (want_value && env->has_value) {
+        out->value = malloc(env->value_len ? env->value_len : 1);
+        if (!out->value)
+            return EKV_ENOMEM;
+        if (env->value_len)
+            memcpy(out->value, env->value, env->value_len);
+        out->value_len = env->value_len;
     }
     return 0;
 }
 
-static int get_meta_only(ekv_store_t *s, const char *k, size_t klen, int64_t now_s,
-                         ekv_kv_entry_t *out)
+static int decode_envelope(const char *v, size_t vlen, ekv_envelope_t *env)
 {
-    char *err = NULL;
-    rocksdb_pinnableslice_t *ps =
-        rocksdb_get_pinned_cf(s->db, s->ropts, s->cf[EKV_CF_KVMETA], k, klen, &err);
-    if (err)
-        return ekv__store_rocks_err("get kvmeta", err);
-    if (!ps)
-        return EKV_EKEY_NOT_FOUND;
-    size_t vlen;
-    const char *v = rocksdb_pinnableslice_value(ps, &vlen);
-    int rc = entry_from_envelope(v, vlen, now_s, out);
-    rocksdb_pinnableslice_destroy(ps);
-    return rc;
+    if (ekv_envelope_decode(v, vlen, env) != 0) {
+        ekv_log_error("bad kvmeta envelope", "len=%zu", vlen);
+        return EKV_ESTORAGE;
+    }
+    return 0;
 }
 
 /* RocksDB's Status::Incomplete text: a kBlockCacheTier read that needed a block not cached */
@@ -95,6 +93,9 @@ static int not_cached(const char *err)
     return err && strncmp(err, "Result incomplete", 17) == 0;
 }
 
+/* A value kept in kvval (a version-1 envelope): one MultiGet of kvmeta + kvval, from one
+ * consistent snapshot across the two CFs. The envelope is read again with it: the one read
+ * before may be older, and a value overwritten meanwhile by a small one is inline now. */
 static int get_with_value(ekv_store_t *s, const rocksdb_readoptions_t *ropts, const char *k,
                           size_t klen, int64_t now_s, ekv_kv_entry_t *out)
 {
@@ -106,6 +107,7 @@ static int get_with_value(ekv_store_t *s, const rocksdb_readoptions_t *ropts, co
     char *errs[2] = {NULL, NULL};
     rocksdb_multi_get_cf(s->db, ropts, cfs, 2, keys, klens, vals, vlens, errs);
     int rc = 0;
+    ekv_envelope_t env;
     if (not_cached(errs[0]) || not_cached(errs[1])) {
         free(errs[0]);
         free(errs[1]);
@@ -121,8 +123,8 @@ static int get_with_value(ekv_store_t *s, const rocksdb_readoptions_t *ropts, co
         rc = EKV_EKEY_NOT_FOUND;
         goto out;
     }
-    rc = entry_from_envelope(vals[0], vlens[0], now_s, out);
-    if (rc)
+    if ((rc = decode_envelope(vals[0], vlens[0], &env)) != 0 ||
+        (rc = entry_from_envelope(&env, 1, now_s, out)) != 0 || env.has_value)
         goto out;
     if (!vals[1]) {
         /* written in the same batch as the envelope, read from the same snapshot */
@@ -139,7 +141,43 @@ out:
     return rc;
 }
 
-/* want_value: 0 metadata only, 1 value, 2 value from memory only (ekv_store_kv_get_cached) */
+/* want_value: 0 metadata only, 1 value, 2 value from memory only (ekv_store_kv_get_cached).
+ * One pinned point read of kvmeta answers a metadata GET and a value GET of an inline value;
+ * only a value kept in kvval takes the MultiGet. */
+static int get_key(ekv_store_t *s, const char *k, size_t klen, int want_value, int64_t now_s,
+                   ekv_kv_entry_t *out)
+{
+    const rocksdb_readoptions_t *ro = want_value == 2 ? s->ropts_cached : s->ropts;
+    char *err = NULL;
+    rocksdb_pinnableslice_t *ps =
+        rocksdb_get_pinned_cf(s->db, ro, s->cf[EKV_CF_KVMETA], k, klen, &err);
+    if (err) {
+        if (not_cached(err)) {
+            free(err);
+            return EKV_STORE_NOT_CACHED;
+        }
+        return ekv__store_rocks_err("get kvmeta", err);
+    }
+    if (!ps)
+        return EKV_EKEY_NOT_FOUND;
+    size_t vlen;
+    const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+    ekv_envelope_t env = {0};
+    int rc = decode_envelope(v, vlen, &env);
+    if (!rc)
+        rc = entry_from_envelope(&env, want_value, now_s, out);
+    uint64_t value_len = env.value_len;
+    int in_kvval = !rc && want_value && !env.has_value;
+    rocksdb_pinnableslice_destroy(ps);
+    if (!in_kvval)
+        return rc;
+    /* a large value is copied by a reader, not on the loop */
+    if (want_value == 2 && value_len > EKV_STORE_INLINE_MAX_VALUE)
+        return EKV_STORE_NOT_CACHED;
+    ekv_kv_entry_clear(out);
+    return get_with_value(s, ro, k, klen, now_s, out);
+}
+
 static int kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key, size_t key_len,
                   int want_value, int64_t now_s, ekv_kv_entry_t *out)
 {
@@ -151,9 +189,7 @@ static int kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *
     if (!k)
         return EKV_ENOMEM;
     size_t klen = ekv_key_kv(k, nsid, key, key_len);
-    int rc = want_value == 2 ? get_with_value(s, s->ropts_cached, k, klen, now_s, out)
-             : want_value    ? get_with_value(s, s->ropts, k, klen, now_s, out)
-                             : get_meta_only(s, k, klen, now_s, out);
+    int rc = get_key(s, k, klen, want_value, now_s, out);
     if (k != stack)
         free(k);
     if (rc)
@@ -167,37 +203,10 @@ int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const cha
     return kv_get(s, nsid, key, key_len, want_value ? 1 : 0, now_s, out);
 }
 
-/* The envelope says how large the value is: a large one is copied by a reader, not on the
- * loop. 1 when the key's value is at most EKV_STORE_INLINE_MAX_VALUE bytes (or the key is
- * absent: the MultiGet answers that), 0 when larger or when the envelope is not cached. */
-static int small_enough(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
-                        size_t key_len)
-{
-    char stack[EKV_NSID_LEN + STACK_KEY_MAX];
-    if (key_len > STACK_KEY_MAX)
-        return 0;
-    size_t klen = ekv_key_kv(stack, nsid, key, key_len);
-    char *err = NULL;
-    rocksdb_pinnableslice_t *ps =
-        rocksdb_get_pinned_cf(s->db, s->ropts_cached, s->cf[EKV_CF_KVMETA], stack, klen, &err);
-    if (err) {
-        free(err); /* not cached, or an error the reader will report */
-        return 0;
-    }
-    if (!ps)
-        return 1;
-    size_t vlen;
-    const char *v = rocksdb_pinnableslice_value(ps, &vlen);
-    ekv_envelope_t env;
-    int ok = ekv_envelope_decode(v, vlen, &env) == 0 && env.value_len <= EKV_STORE_INLINE_MAX_VALUE;
-    rocksdb_pinnableslice_destroy(ps);
-    return ok;
-}
-
 int ekv_store_kv_get_cached(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key,
                             size_t key_len, int64_t now_s, ekv_kv_entry_t *out)
 {
-    if (!s->opts.inline_reads || !key || !key_len || !small_enough(s, nsid, key, key_len)) {
+    if (!s->opts.inline_reads) {
         memset(out, 0, sizeof(*out));
         return EKV_STORE_NOT_CACHED;
     }

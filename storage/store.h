@@ -145,7 +145,8 @@ int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const cha
 /* ekv_store_kv_get with the value, answered only from memory (memtables and RocksDB's block
  * cache): EKV_STORE_NOT_CACHED (> 0, out empty) when a file would have to be read, when the
  * value is larger than EKV_STORE_INLINE_MAX_VALUE, or when opts.inline_reads is 0. Never does IO,
- * so an event loop may call it (a few microseconds: one key's lookup in each CF). Any thread. */
+ * so an event loop may call it (a few microseconds: one kvmeta lookup for a value inline in its
+ * envelope, one more in kvval for a larger one). Any thread. */
 #define EKV_STORE_NOT_CACHED 1
 /* Values larger than this are never read inline (a reader copies them, not the loop). */
 #define EKV_STORE_INLINE_MAX_VALUE (16 * 1024)

@@ -49,14 +49,16 @@ static inline int fx_ns_op(ekv_store_t *s, ekv_op_type_t type, const char *id, c
     return ekv_store_write_sync(s, &w);
 }
 
-/* One KV put (value may be NULL = empty); *seq (if given) = its change-log seq. */
-static inline int fx_put(ekv_store_t *s, const uint8_t *nsid, const char *key, const char *value,
-                         const char *meta, int64_t exp, uint64_t *seq)
+/* One KV put of value[0..value_len) (value may be NULL when value_len is 0); *seq (if given) =
+ * its change-log seq. */
+static inline int fx_put_bytes(ekv_store_t *s, const uint8_t *nsid, const char *key,
+                               const char *value, size_t value_len, const char *meta, int64_t exp,
+                               uint64_t *seq)
 {
     ekv_kv_item_t it = {.key = key,
                         .key_len = strlen(key),
                         .value = value,
-                        .value_len = value ? strlen(value) : 0,
+                        .value_len = value_len,
                         .metadata = meta,
                         .metadata_len = meta ? strlen(meta) : 0,
                         .expiration = exp};
@@ -70,6 +72,13 @@ static inline int fx_put(ekv_store_t *s, const uint8_t *nsid, const char *key, c
     if (seq)
         *seq = w.seq;
     return rc;
+}
+
+/* One KV put (value a C string, NULL = empty); *seq (if given) = its change-log seq. */
+static inline int fx_put(ekv_store_t *s, const uint8_t *nsid, const char *key, const char *value,
+                         const char *meta, int64_t exp, uint64_t *seq)
+{
+    return fx_put_bytes(s, nsid, key, value, value ? strlen(value) : 0, meta, exp, seq);
 }
 
 /* One KV delete; *seq (if given) = its change-log seq. */

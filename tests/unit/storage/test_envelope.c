@@ -61,6 +61,70 @@ Test(envelope, roundtrip_without_metadata_and_extremes)
     ekv_buf_deinit(&b);
 }
 
+Test(envelope, inline_value_roundtrip)
+{
+    const char *meta = "{\"m\":true}";
+    char value[EKV_ENVELOPE_INLINE_MAX];
+    for (size_t i = 0; i < sizeof(value); i++)
+        value[i] = (char)(i * 7);
+    ekv_envelope_t e = {.expiration = 1800000000,
+                        .metadata = meta,
+                        .metadata_len = strlen(meta),
+                        .value_len = sizeof(value),
+                        .has_value = 1,
+                        .value = value};
+    ekv_buf_t b;
+    encode(&e, &b);
+    cr_assert_leq(b.len, EKV_ENVELOPE_OVERHEAD + e.metadata_len + 5 + sizeof(value));
+    ekv_envelope_t d;
+    cr_assert_eq(ekv_envelope_decode(b.data, b.len, &d), 0);
+    cr_assert_eq(d.has_value, 1);
+    cr_assert_eq(d.value_len, sizeof(value));
+    cr_assert(d.value >= b.data && d.value + d.value_len <= b.data + b.len,
+              "the value points into the buffer");
+    cr_assert_eq(memcmp(d.value, value, sizeof(value)), 0);
+    cr_assert_eq(d.metadata_len, strlen(meta));
+    cr_assert_eq(memcmp(d.metadata, meta, d.metadata_len), 0);
+    cr_assert_eq(d.expiration, 1800000000);
+    /* every truncation of it, and a trailing byte, are refused */
+    for (size_t n = 0; n < b.len; n++)
+        cr_assert_eq(ekv_envelope_decode(b.data, n, &d), EKV_ESTORAGE, "prefix of %zu bytes", n);
+    ekv_buf_append(&b, "\x00", 1);
+    cr_assert_eq(ekv_envelope_decode(b.data, b.len, &d), EKV_ESTORAGE);
+    ekv_buf_deinit(&b);
+
+    /* the empty value inline: fixarray 6, 2, 0, nil, 0, 0, bin8 of 0 bytes */
+    ekv_envelope_t z = {.has_value = 1};
+    encode(&z, &b);
+    cr_assert_eq(b.len, 8);
+    cr_assert_eq(memcmp(b.data, "\x96\x02\x00\xc0\x00\x00\xc4\x00", 8), 0);
+    cr_assert_eq(ekv_envelope_decode(b.data, b.len, &d), 0);
+    cr_assert_eq(d.has_value, 1);
+    cr_assert_eq(d.value_len, 0);
+    /* a version-1 envelope decodes without a value */
+    ekv_envelope_t v1 = {.value_len = 3};
+    ekv_buf_reset(&b);
+    cr_assert_eq(ekv_envelope_encode(&v1, &b), 0);
+    cr_assert_eq(ekv_envelope_decode(b.data, b.len, &d), 0);
+    cr_assert_eq(d.has_value, 0);
+    cr_assert_null(d.value);
+    cr_assert_eq(d.value_len, 3);
+    ekv_buf_deinit(&b);
+}
+
+Test(envelope, inline_value_length_must_match_value_len)
+{
+    /* [2, 0, nil, value_len, 0, bin "abc"] with value_len 2, 3, 4: only 3 is accepted */
+    for (int vl = 2; vl <= 4; vl++) {
+        char buf[] = "\x96\x02\x00\xc0\x00\x00\xc4\x03"
+                     "abc";
+        buf[4] = (char)vl;
+        ekv_envelope_t d;
+        cr_assert_eq(ekv_envelope_decode(buf, sizeof(buf) - 1, &d), vl == 3 ? 0 : EKV_ESTORAGE,
+                     "value_len %d", vl);
+    }
+}
+
 Test(envelope, every_truncation_is_rejected)
 {
     const char *meta = "{\"k\":\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\"}";
@@ -139,7 +203,11 @@ Test(envelope, rejects_unknown_version_arity_and_types)
         uint64_t flags;
         const char *why;
     } cases[] = {
-        {2, 5, 1, 0, 0, "unknown version"},
+        {3, 5, 1, 0, 0, "unknown version"},
+        {3, 6, 1, 0, 0, "unknown version, 6 fields"},
+        {2, 5, 1, 0, 0, "version 2 without its value"},
+        {2, 6, 1, 0, 0, "version 2 with a nil value"},
+        {2, 7, 1, 0, 0, "version 2 with 7 fields"},
         {0, 5, 1, 0, 0, "version 0"},
         {1, 4, 1, 0, 0, "too few fields"},
         {1, 6, 1, 0, 0, "too many fields"},
@@ -196,16 +264,18 @@ Test(envelope, garbage_never_crashes)
         size_t n = (size_t)(rand_r(&seed) % (int)sizeof(buf));
         for (size_t i = 0; i < n; i++)
             buf[i] = (char)(rand_r(&seed) & 0xff);
-        /* half the rounds start like a real envelope to get past the header */
+        /* half the rounds start like a real envelope (version 1 or 2) to get past the header */
         if (round & 1 && n >= 2) {
-            buf[0] = (char)0x95;
-            buf[1] = 0x01;
+            buf[0] = (char)(round & 2 ? 0x96 : 0x95);
+            buf[1] = (char)(round & 2 ? 0x02 : 0x01);
         }
         ekv_envelope_t d;
         if (ekv_envelope_decode(buf, n, &d) == 0) {
             accepted++;
             if (d.metadata)
                 cr_assert(d.metadata >= buf && d.metadata + d.metadata_len <= buf + n);
+            if (d.has_value && d.value_len)
+                cr_assert(d.value >= buf && d.value + d.value_len <= buf + n);
             cr_assert_geq(d.expiration, 0);
         }
     }

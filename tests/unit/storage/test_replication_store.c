@@ -5,6 +5,7 @@
 #include "changelog.pb-c.h"
 #include "common/clock.h"
 #include "common/errors.h"
+#include "storage/envelope.h"
 #include "storage/store.h"
 
 #define EKV_FIXTURE_PAIR
@@ -153,6 +154,10 @@ Test(repl_store, stream_mixed_writes_to_replica)
     cr_assert_eq(put_full(pst, ns1, "meta", "with metadata", "{\"a\":1}", 0), 0);
     cr_assert_eq(put_full(pst, ns1, "exp", "expires later", "{\"b\":[2]}", now + 3600), 0);
     cr_assert_eq(put_full(pst, ns1, "empty", "", NULL, 0), 0);
+    char big[EKV_ENVELOPE_INLINE_MAX + 2]; /* one byte over the inline limit: kept in kvval */
+    memset(big, 'B', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    cr_assert_eq(put_full(pst, ns1, "big", big, NULL, 0), 0);
     cr_assert_eq(bulk_put(pst, ns1, "bulk", 5), 0);
     cr_assert_eq(put_full(pst, ns2, "doomed", "ns goes away", NULL, 0), 0);
     cr_assert_eq(put_full(pst, ns1, "plain", "hello again", NULL, 0), 0); /* overwrite */
@@ -162,7 +167,7 @@ Test(repl_store, stream_mixed_writes_to_replica)
     cr_assert_eq(ns_op(pst, EKV_OP_NS_DELETE, NS2, NULL), 0);
     cr_assert_eq(put_full(pst, ns1, "soon", "short-lived", NULL, now + 2), 0);
     uint64_t plast = ekv_store_last_seq(pst);
-    cr_assert_eq(plast, 20); /* 1+2+1+4+5+1+1+2+1+1+1 records */
+    cr_assert_eq(plast, 21); /* 1+2+1+5+5+1+1+2+1+1+1 records */
 
     /* records 1..last arrive exactly once, in order; the replica's log is byte-identical */
     cr_assert_eq(stream(), plast);
@@ -181,12 +186,14 @@ Test(repl_store, stream_mixed_writes_to_replica)
     uint64_t np = 0, nr = 0, sp = sum_of(pst, &np), sr = sum_of(rst, &nr);
     cr_assert_eq(sp, sr);
     cr_assert_eq(np, nr);
-    /* 1 account + 1 token + 1 ns + 1 title, 9 live keys x (kvmeta + kvval) */
-    cr_assert_eq(np, 4 + 2 * 9, "nkeys=%llu", (unsigned long long)np);
+    /* 1 account + 1 token + 1 ns + 1 title, 10 live keys x kvmeta, and one kvval entry: the
+     * small values are inline in their envelopes, only "big" is kept in kvval */
+    cr_assert_eq(np, 4 + 10 + 1, "nkeys=%llu", (unsigned long long)np);
     same_key(ns1, "plain", 1);
     same_key(ns1, "meta", 1);
     same_key(ns1, "exp", 1);
     same_key(ns1, "empty", 1);
+    same_key(ns1, "big", 1);
     same_key(ns1, "bulk0", 1);
     same_key(ns1, "bulk4", 1);
     same_key(ns1, "bulk2", 0);
@@ -216,7 +223,7 @@ Test(repl_store, stream_mixed_writes_to_replica)
     cr_assert_eq(ekv_store_last_seq(pst), plast + 1);
     cr_assert_eq(stream(), 1);
     cr_assert_eq(sum_of(rst, &nr), sum_of(pst, &np));
-    cr_assert_eq(nr, 4 + 2 * 8);
+    cr_assert_eq(nr, 4 + 9 + 1);
 
     /* the catalog index followed too: the token can be revoked through the log, the
      * renamed namespace takes keys, the deleted one does not exist */

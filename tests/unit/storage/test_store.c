@@ -4,6 +4,7 @@
 #include "changelog.pb-c.h"
 #include "common/clock.h"
 #include "common/errors.h"
+#include "storage/envelope.h"
 #include "storage/store.h"
 #include "tests/unit/storage/fixture.h"
 
@@ -203,6 +204,91 @@ Test(store, get_cached_answers_from_memory_only)
     reopen(&o);
     cr_assert_eq(put_full(ns1, "k3", "value-3", NULL, 0, NULL), 0);
     cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k3", 2, now, &e), EKV_STORE_NOT_CACHED);
+}
+
+/* Expect key's value (and metadata) from every read path: the reader's get, the metadata-only
+ * get, and the loop's memory-only get (EKV_STORE_NOT_CACHED above the inline-read limit). */
+static void expect_value(const char *key, const char *value, size_t len, const char *meta)
+{
+    int64_t now = ekv_clock_now_s();
+    ekv_kv_entry_t e;
+    cr_assert_eq(ekv_store_kv_get(st, ns1, key, strlen(key), 1, now, &e), 0, "%s", key);
+    cr_assert_eq(e.value_len, len, "%s: %zu bytes, want %zu", key, e.value_len, len);
+    cr_assert_eq(memcmp(e.value, value, len), 0, "%s", key);
+    cr_assert_eq(e.metadata_len, meta ? strlen(meta) : 0, "%s", key);
+    if (meta)
+        cr_assert_str_eq(e.metadata, meta);
+    ekv_kv_entry_clear(&e);
+    cr_assert_eq(ekv_store_kv_get(st, ns1, key, strlen(key), 0, now, &e), 0);
+    cr_assert_null(e.value);
+    ekv_kv_entry_clear(&e);
+    int rc = ekv_store_kv_get_cached(st, ns1, key, strlen(key), now, &e);
+    if (len > EKV_STORE_INLINE_MAX_VALUE) {
+        cr_assert_eq(rc, EKV_STORE_NOT_CACHED, "%s: %zu bytes read on the loop", key, len);
+    } else {
+        cr_assert_eq(rc, 0, "%s: %s", key, ekv_err_name(rc));
+        cr_assert_eq(e.value_len, len);
+        cr_assert_eq(memcmp(e.value, value, len), 0);
+    }
+    ekv_kv_entry_clear(&e);
+}
+
+static uint64_t stored_entries(void)
+{
+    uint64_t sum = 0, n = 0;
+    cr_assert_eq(ekv_store_checksum(st, &sum, &n), 0);
+    return n;
+}
+
+/* Values up to EKV_ENVELOPE_INLINE_MAX live in the envelope (no kvval entry), larger ones in
+ * kvval; overwrites in either direction leave exactly one copy, before and after a reopen. */
+Test(store, small_values_inline_large_in_kvval_across_overwrites)
+{
+    cr_assert_eq(ns_op(EKV_OP_NS_CREATE, NS1, ACC, "one"), 0);
+    uint64_t base = stored_entries(); /* catalog records */
+    static char v[EKV_STORE_INLINE_MAX_VALUE + 2];
+    for (size_t i = 0; i < sizeof(v); i++)
+        v[i] = (char)('a' + i % 26);
+    /* each size once; inline ones count 1 entry (kvmeta), the others 2 (kvmeta + kvval) */
+    const size_t sizes[] = {
+        0, 1, 256, 257, EKV_STORE_INLINE_MAX_VALUE, EKV_STORE_INLINE_MAX_VALUE + 1};
+    const char *meta = "{\"s\":1}";
+    ekv_store_opts_t o = base_opts();
+    o.inline_reads = 1;
+    reopen(&o);
+    for (int round = 0; round < 2; round++) {
+        uint64_t want = base;
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "s%zu", i);
+            cr_assert_eq(fx_put_bytes(st, ns1, key, v, sizes[i], meta, 0, NULL), 0);
+            expect_value(key, v, sizes[i], meta);
+            want += sizes[i] <= EKV_ENVELOPE_INLINE_MAX ? 1 : 2;
+        }
+        cr_assert_eq(stored_entries(), want, "round %d", round);
+        reopen(&o);
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "s%zu", i);
+            ekv_kv_entry_t e;
+            cr_assert_eq(ekv_store_kv_get(st, ns1, key, strlen(key), 1, ekv_clock_now_s(), &e), 0);
+            cr_assert_eq(e.value_len, sizes[i]);
+            ekv_kv_entry_clear(&e);
+        }
+    }
+    /* large -> small -> large -> small on one key, then delete: no kvval entry left behind */
+    const size_t flips[] = {4096, 10, EKV_STORE_INLINE_MAX_VALUE + 1, 256};
+    uint64_t before = stored_entries();
+    for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+        char val[EKV_STORE_INLINE_MAX_VALUE + 1];
+        memset(val, (int)('0' + i), flips[i]);
+        cr_assert_eq(fx_put_bytes(st, ns1, "flip", val, flips[i], NULL, 0, NULL), 0);
+        expect_value("flip", val, flips[i], NULL);
+        cr_assert_eq(stored_entries(), before + (flips[i] <= EKV_ENVELOPE_INLINE_MAX ? 1 : 2),
+                     "after a %zu-byte value", flips[i]);
+    }
+    cr_assert_eq(del(ns1, "flip", NULL), 0);
+    cr_assert_eq(stored_entries(), before);
 }
 
 /* The warmer reads the keys and values into the block cache after the open: then the loop's
