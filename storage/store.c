@@ -9,7 +9,8 @@
  *  - full bloom filters (10 bits/key) on meta, kvmeta and kvval: gets of missing keys (cache
  *    misses at the edge ask for keys that do not exist) skip the SSTs. exp and log are only
  *    scanned in order, so no filter there;
- *  - increase_parallelism(2): flushes and compactions get their own threads;
+ *  - increase_parallelism(2): flushes and compactions get their own threads; compactions at
+ *    the lowest CPU priority (they take idle CPU, not the loop's);
  *  - max_total_wal_size bounds the WAL: meta is written by every batch (s/last_seq), so the
  *    WAL would otherwise wait for rarely-flushed CFs.
  */
@@ -38,6 +39,13 @@ const char *const ekv__cf_names[EKV_CF_COUNT] = {"default", "meta", "kvmeta",  "
 #define DEFAULT_MEMTABLE      ((size_t)32 << 20)
 #define BLOOM_BITS_PER_KEY    10.0
 #define DATA_BLOCK_HASH_RATIO 0.75
+/* kvmeta/kvval/dokv data blocks (RocksDB's default is 4 KiB): a quarter of the index entries
+ * and block-cache entries for the same data, so a point read's index search and cache lookup
+ * touch fewer cache lines (docs/STORAGE.md "RocksDB options") */
+#define KV_BLOCK_BYTES (16 * 1024)
+/* memtable bloom filter, as a fraction of the memtable size: a point read skips the memtables
+ * that do not hold its key without walking their skip lists */
+#define MEMTABLE_BLOOM_RATIO 0.02
 
 int ekv__store_rocks_err(const char *what, char *err)
 {
@@ -107,6 +115,7 @@ static int build_options(ekv_store_t *s, int compression)
     s->dbopts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(s->dbopts, 1);
     rocksdb_options_set_create_missing_column_families(s->dbopts, 1);
+    rocksdb_options_set_env(s->dbopts, s->env);
     rocksdb_options_increase_parallelism(s->dbopts, 2);
     rocksdb_options_set_max_total_wal_size(s->dbopts, s->opts.max_wal_bytes);
     rocksdb_options_set_keep_log_file_num(s->dbopts, 4);
@@ -145,6 +154,9 @@ static int build_options(ekv_store_t *s, int compression)
             rocksdb_block_based_options_set_data_block_index_type(
                 t, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
             rocksdb_block_based_options_set_data_block_hash_ratio(t, DATA_BLOCK_HASH_RATIO);
+            rocksdb_block_based_options_set_block_size(t, KV_BLOCK_BYTES);
+            rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, MEMTABLE_BLOOM_RATIO);
+            rocksdb_options_set_memtable_whole_key_filtering(o, 1);
         }
         rocksdb_options_set_block_based_table_factory(o, t); /* copies t */
         rocksdb_block_based_options_destroy(t);
@@ -187,6 +199,8 @@ static void store_free(ekv_store_t *s)
     destroy_options(s);
     if (s->cache)
         rocksdb_cache_destroy(s->cache);
+    if (s->env)
+        rocksdb_env_destroy(s->env);
     if (s->ropts)
         rocksdb_readoptions_destroy(s->ropts);
     if (s->ropts_cached)
@@ -247,6 +261,11 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
         return rc;
     }
     s->cache = rocksdb_cache_create_lru(s->opts.block_cache_bytes);
+    /* compactions (the LOW pool) run at the lowest CPU priority: they yield to the event loop
+     * and the readers, and take the idle CPU; flushes (HIGH pool) keep the normal priority, so
+     * memtables still drain and writes do not stall for them */
+    s->env = rocksdb_create_default_env();
+    rocksdb_env_lower_thread_pool_cpu_priority(s->env);
     uint64_t t0 = ekv_clock_mono_ns();
     rc = open_db(s);
     uint64_t open_ms = (ekv_clock_mono_ns() - t0) / 1000000;

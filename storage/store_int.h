@@ -59,6 +59,7 @@ struct ekv_store_s {
     rocksdb_options_t *cfopts[EKV_CF_COUNT];
     rocksdb_block_based_table_options_t *bbto[EKV_CF_COUNT];
     rocksdb_cache_t *cache;
+    rocksdb_env_t *env; /* RocksDB's default env: its compaction pool runs at low priority */
     rocksdb_column_family_handle_t *cf[EKV_CF_COUNT];
     rocksdb_readoptions_t *ropts;        /* point reads: shared, never modified */
     rocksdb_readoptions_t *ropts_cached; /* the same, memtables + block cache only (no IO) */
