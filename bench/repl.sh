@@ -146,8 +146,8 @@ export EDGEKV_BENCH_TOKEN=$EKV_TOKEN BENCH_VALUE_SIZE=$VALUE_SIZE
 # rocksdb_note URL - memtable / SST sizes and compactions (to spot flushes and stalls)
 rocksdb_note() {
     curl -s --max-time 5 "$1/metrics" 2>/dev/null | awk '
-        $1 == "edgekv_rocksdb_kvval_memtable_bytes" { mt = $2 }
-        $1 == "edgekv_rocksdb_kvval_sst_bytes" { kv = $2 }
+        $1 == "edgekv_rocksdb_kvval_memtable_bytes" || $1 == "edgekv_rocksdb_kvmeta_memtable_bytes" { mt += $2 }
+        $1 == "edgekv_rocksdb_kvval_sst_bytes" || $1 == "edgekv_rocksdb_kvmeta_sst_bytes" { kv += $2 }
         $1 == "edgekv_rocksdb_log_sst_bytes" { lg = $2 }
         $1 == "edgekv_rocksdb_running_compactions" { rc = $2 }
         $1 == "edgekv_rocksdb_pending_compaction_bytes" { pc = $2 }

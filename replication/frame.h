@@ -40,7 +40,7 @@
 
 /* The replication protocol this build speaks, sent in every Hello (proto/repl.proto has the
  * version history). A peer of another version is refused (REPL_ERROR_VERSION). */
-#define EKV_REPL_PROTOCOL_VERSION 4u
+#define EKV_REPL_PROTOCOL_VERSION 5u
 
 /* Initialise a Hello to EDGEKV__HELLO__INIT plus this build's protocol_version. */
 void ekv_repl_hello_init(Edgekv__Hello *h);

@@ -34,7 +34,8 @@
  *   tests of tests/unit/storage/test_envelope.c under ASan (two of them pre-existing).
  *   Making it bounded means walking the record first, which is this reader's whole job.
  * Apart from that the two agree: the benchmark first checks 1.5 million inputs (every
- * truncation, trailing bytes, off-spec records, random bytes) and every answer is the same.
+ * truncation, trailing bytes, off-spec records, random bytes) and every answer is the same
+ * (for version-1 envelopes, the layout of the time).
  */
 #ifndef EKV_STORAGE_MPREAD_H
 #define EKV_STORAGE_MPREAD_H

@@ -24,10 +24,14 @@
 #include "storage/keys.h"
 #include "storage/store_int.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define STACK_KEY_MAX      1024
+#define STACK_KEY_MAX 1024
+
+/* an inline value is always small enough to be copied on the loop */
+_Static_assert(EKV_ENVELOPE_INLINE_MAX <= EKV_STORE_INLINE_MAX_VALUE, "inline limits");
 #define LIST_INITIAL_ITEMS 64
 
 void ekv_kv_entry_clear(ekv_kv_entry_t *e)
@@ -96,9 +100,10 @@ static int not_cached(const char *err)
 /* A value kept in kvval (a version-1 envelope): one MultiGet of kvmeta + kvval, from one
  * consistent snapshot across the two CFs. The envelope is read again with it: the one read
  * before may be older, and a value overwritten meanwhile by a small one is inline now. */
-static int get_with_value(ekv_store_t *s, const rocksdb_readoptions_t *ropts, const char *k,
-                          size_t klen, int64_t now_s, ekv_kv_entry_t *out)
+static int get_with_value(ekv_store_t *s, int cached, const char *k, size_t klen, int64_t now_s,
+                          ekv_kv_entry_t *out)
 {
+    const rocksdb_readoptions_t *ropts = cached ? s->ropts_cached : s->ropts;
     const rocksdb_column_family_handle_t *cfs[2] = {s->cf[EKV_CF_KVMETA], s->cf[EKV_CF_KVVAL]};
     const char *keys[2] = {k, k};
     size_t klens[2] = {klen, klen};
@@ -123,12 +128,24 @@ static int get_with_value(ekv_store_t *s, const rocksdb_readoptions_t *ropts, co
         rc = EKV_EKEY_NOT_FOUND;
         goto out;
     }
-    if ((rc = decode_envelope(vals[0], vlens[0], &env)) != 0 ||
-        (rc = entry_from_envelope(&env, 1, now_s, out)) != 0 || env.has_value)
+    if ((rc = decode_envelope(vals[0], vlens[0], &env)) != 0)
         goto out;
-    if (!vals[1]) {
-        /* written in the same batch as the envelope, read from the same snapshot */
-        ekv_log_error("kvval missing for kvmeta", "klen=%zu", klen);
+    if (cached && env.value_len > EKV_STORE_INLINE_MAX_VALUE) {
+        rc = EKV_STORE_NOT_CACHED; /* overwritten by a large value since the first read */
+        goto out;
+    }
+    if ((rc = entry_from_envelope(&env, 1, now_s, out)) != 0 || env.has_value)
+        goto out;
+    if (!vals[1] || vlens[1] != env.value_len) {
+        /* written in the same batch as the envelope, read from the same snapshot; a reader
+         * reading the files again decides whether it is damage */
+        if (cached) {
+            rc = EKV_STORE_NOT_CACHED;
+            goto out;
+        }
+        ekv_log_error("kvval missing or not value_len for kvmeta",
+                      "klen=%zu value_len=%" PRIu64 " kvval_len=%zu found=%d", klen, env.value_len,
+                      vlens[1], vals[1] != NULL);
         rc = EKV_ESTORAGE;
         goto out;
     }
@@ -164,18 +181,18 @@ static int get_key(ekv_store_t *s, const char *k, size_t klen, int want_value, i
     const char *v = rocksdb_pinnableslice_value(ps, &vlen);
     ekv_envelope_t env = {0};
     int rc = decode_envelope(v, vlen, &env);
+    /* a large value is copied by a reader, not on the loop (an inline one is never large
+     * when this build wrote it; the envelope is checked, not trusted) */
+    if (!rc && want_value == 2 && env.value_len > EKV_STORE_INLINE_MAX_VALUE)
+        rc = EKV_STORE_NOT_CACHED;
     if (!rc)
         rc = entry_from_envelope(&env, want_value, now_s, out);
-    uint64_t value_len = env.value_len;
     int in_kvval = !rc && want_value && !env.has_value;
     rocksdb_pinnableslice_destroy(ps);
     if (!in_kvval)
         return rc;
-    /* a large value is copied by a reader, not on the loop */
-    if (want_value == 2 && value_len > EKV_STORE_INLINE_MAX_VALUE)
-        return EKV_STORE_NOT_CACHED;
     ekv_kv_entry_clear(out);
-    return get_with_value(s, ro, k, klen, now_s, out);
+    return get_with_value(s, want_value == 2, k, klen, now_s, out);
 }
 
 static int kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key, size_t key_len,

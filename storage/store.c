@@ -10,7 +10,8 @@
  *    misses at the edge ask for keys that do not exist) skip the SSTs. exp and log are only
  *    scanned in order, so no filter there;
  *  - increase_parallelism(2): flushes and compactions get their own threads; compactions at
- *    the lowest CPU priority (they take idle CPU, not the loop's);
+ *    the lowest CPU priority with opts.low_priority_compactions (they take idle CPU, not the
+ *    loop's);
  *  - max_total_wal_size bounds the WAL: meta is written by every batch (s/last_seq), so the
  *    WAL would otherwise wait for rarely-flushed CFs.
  */
@@ -261,11 +262,12 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
         return rc;
     }
     s->cache = rocksdb_cache_create_lru(s->opts.block_cache_bytes);
-    /* compactions (the LOW pool) run at the lowest CPU priority: they yield to the event loop
-     * and the readers, and take the idle CPU; flushes (HIGH pool) keep the normal priority, so
-     * memtables still drain and writes do not stall for them */
+    /* compactions (the LOW pool) may run at the lowest CPU priority: they yield to the event
+     * loop and the readers, and take the idle CPU; flushes (HIGH pool) keep the normal
+     * priority, so memtables still drain and writes do not stall for them */
     s->env = rocksdb_create_default_env();
-    rocksdb_env_lower_thread_pool_cpu_priority(s->env);
+    if (s->opts.low_priority_compactions)
+        rocksdb_env_lower_thread_pool_cpu_priority(s->env);
     uint64_t t0 = ekv_clock_mono_ns();
     rc = open_db(s);
     uint64_t open_ms = (ekv_clock_mono_ns() - t0) / 1000000;
@@ -298,11 +300,13 @@ int ekv_store_open(ekv_store_t **out, const ekv_store_opts_t *opts)
     ekv_log_info("store opened",
                  "dir=%s sync=%s last_seq=%" PRIu64 " first_log_seq=%" PRIu64
                  " namespaces=%zu tokens=%zu rocksdb_open_ms=%" PRIu64
-                 " block_cache_mb=%zu max_wal_mb=%" PRIu64 " memtable_mb=%zu inline_reads=%d",
+                 " block_cache_mb=%zu max_wal_mb=%" PRIu64
+                 " memtable_mb=%zu inline_reads=%d low_priority_compactions=%d",
                  s->dir, s->opts.sync == EKV_SYNC_FSYNC ? "fsync" : "none", s->last_seq,
                  s->first_log_seq, s->idx.ns_by_id.count, s->idx.tok_by_hash.count, open_ms,
                  s->opts.block_cache_bytes >> 20, s->opts.max_wal_bytes >> 20,
-                 s->opts.memtable_bytes >> 20, s->opts.inline_reads);
+                 s->opts.memtable_bytes >> 20, s->opts.inline_reads,
+                 s->opts.low_priority_compactions);
     *out = s;
     return 0;
 }

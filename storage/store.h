@@ -49,6 +49,8 @@ typedef struct {
                                * always says EKV_STORE_NOT_CACHED (docs/STORAGE.md) */
     int warm_cache;           /* 1: a background thread reads kvmeta/kvval into the block cache when
                                * they fit in half of it (storage/warm.c) */
+    int low_priority_compactions; /* 1: RocksDB's compaction threads at the lowest CPU priority.
+                                   * Process-wide (RocksDB's default env) and not undone. */
     /* Bounded restart: RocksDB replays the unflushed WAL at open, so its size is capped
      * (0 = 32 MiB); a memtable is flushed at this size too (0 = 32 MiB per CF). */
     uint64_t max_wal_bytes;
@@ -146,7 +148,8 @@ int ekv_store_kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const cha
  * cache): EKV_STORE_NOT_CACHED (> 0, out empty) when a file would have to be read, when the
  * value is larger than EKV_STORE_INLINE_MAX_VALUE, or when opts.inline_reads is 0. Never does IO,
  * so an event loop may call it (a few microseconds: one kvmeta lookup for a value inline in its
- * envelope, one more in kvval for a larger one). Any thread. */
+ * envelope; for a larger one that lookup, then kvmeta + kvval again in one MultiGet). Any
+ * thread. */
 #define EKV_STORE_NOT_CACHED 1
 /* Values larger than this are never read inline (a reader copies them, not the loop). */
 #define EKV_STORE_INLINE_MAX_VALUE (16 * 1024)

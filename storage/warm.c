@@ -4,7 +4,7 @@
  *
  * Why: a value GET whose blocks are cached is answered on the event loop (inline read,
  * read.c); one whose blocks are not goes through a reader thread, ~3x the CPU. Left to the
- * requests, a cache of 5M keys warms at the reader path's pace (a 4 KiB block at a time,
+ * requests, a cache of 5M keys warms at the reader path's pace (one data block at a time,
  * tens of seconds of degraded reads after every start and after every compaction that
  * rewrote much of the data). A sequential scan warms it in a few seconds of one core.
  *

@@ -46,6 +46,9 @@ static const opt_t opts[] = {
     {"warm-block-cache", OPT_BOOL, OFF(warm_block_cache), "1",
      "read the keys and values into the block cache after start and after large compactions, "
      "when they fit in half of it (a background thread at lower priority)"},
+    {"low-priority-compactions", OPT_BOOL, OFF(low_priority_compactions), "1",
+     "run RocksDB's compactions at the lowest CPU priority: they use idle CPU, not the event "
+     "loop's (0 = normal priority; docs/STORAGE.md)"},
     {"max-wal-mb", OPT_INT, OFF(max_wal_mb), "32",
      "write-ahead log replayed at start, at most (bounds restart time; docs/STORAGE.md)"},
     {"memtable-mb", OPT_INT, OFF(memtable_mb), "32", "RocksDB memtable size per column family"},

@@ -24,6 +24,7 @@ typedef struct {
     int64_t block_cache_mb; /* 0 = auto */
     int64_t inline_reads;
     int64_t warm_block_cache;
+    int64_t low_priority_compactions;
     int64_t max_wal_mb;
     int64_t memtable_mb;
     int64_t cache_max_entry;

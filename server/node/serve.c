@@ -352,6 +352,7 @@ int ekv_serve(ekv_config_t *cfg)
     so.block_cache_bytes = block_cache_bytes(cfg);
     so.inline_reads = cfg->inline_reads != 0;
     so.warm_cache = cfg->warm_block_cache != 0;
+    so.low_priority_compactions = cfg->low_priority_compactions != 0;
     so.max_wal_bytes = (uint64_t)cfg->max_wal_mb << 20;
     so.memtable_bytes = (size_t)cfg->memtable_mb << 20;
     int rc = edge ? 0 : ekv_store_open(&app->store, &so);

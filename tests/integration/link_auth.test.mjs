@@ -38,7 +38,7 @@ describe('replication link authentication', { timeout: 120000 }, () => {
     const ch = await l.next([FRAME.challenge]);
     assert.ok(ch, `${what}: a Challenge first`);
     assert.equal(ch.msg[1][0].length, 32, 'a 32-byte nonce');
-    assert.equal(ch.msg[2][0], 4n, 'protocol 4');
+    assert.equal(ch.msg[2][0], 5n, 'protocol 5');
     assert.equal(ch.epoch, 0n, 'the challenge tells no epoch');
     challengeBytes ??= l.received;
     await send(l);

@@ -1,6 +1,6 @@
 // The replication wire seen from outside (proto/repl.proto, docs/REPLICATION.md "Frames"): a
 // raw TCP peer on a primary's replication port, with a tiny protobuf codec below. Covers the
-// protocol version check of Hello (protocol 4) and the edge's keys-only stream of
+// protocol version check of Hello (protocol 5) and the edge's keys-only stream of
 // KeyChangeBatch frames (keys, never values). Helpers: lib/cluster.mjs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,18 +27,18 @@ describe('replication wire: protocol version, keys-only stream', { timeout: 6000
     assert.ok(e, 'the primary closed without an Error frame');
     assert.equal(e.body, FRAME.error, 'no Hello for a peer of another version');
     assert.equal(e.msg[1][0], 8n, 'code REPL_ERROR_VERSION');
-    assert.equal(e.msg[2][0].toString(), 'peer speaks replication protocol 1, this node 4');
+    assert.equal(e.msg[2][0].toString(), 'peer speaks replication protocol 1, this node 5');
     assert.equal(await l.next([FRAME.hello, FRAME.changeBatch]), null, 'then the link closes');
     await c.waitFor(() => logLinesWith(p.stderr, 'replica dropped', { reason: 'protocol' })
-      .some((x) => x.includes('peer speaks replication protocol 1, this node 4')), 5000, 'the drop logged');
+      .some((x) => x.includes('peer speaks replication protocol 1, this node 5')), 5000, 'the drop logged');
     // a newer version is refused the same way
     const l3 = rawLink(p.replAddr);
     await l3.ready;
     await l3.auth(c.secret);
-    l3.send(frame(1, FRAME.hello, hello({ nodeId: 'new-r', role: ROLE.replica, version: 5 })));
+    l3.send(frame(1, FRAME.hello, hello({ nodeId: 'new-r', role: ROLE.replica, version: 6 })));
     const e3 = await l3.next([FRAME.error, FRAME.hello]);
     assert.equal(e3.body, FRAME.error);
-    assert.equal(e3.msg[2][0].toString(), 'peer speaks replication protocol 5, this node 4');
+    assert.equal(e3.msg[2][0].toString(), 'peer speaks replication protocol 6, this node 5');
     l3.end();
   });
 
@@ -52,7 +52,7 @@ describe('replication wire: protocol version, keys-only stream', { timeout: 6000
     })));
     const h = await l.next([FRAME.hello, FRAME.error]);
     assert.equal(h.body, FRAME.hello, `answer: ${h.body === FRAME.error ? h.msg[2][0].toString() : h.body}`);
-    assert.equal(h.msg[10][0], 4n, "the primary's Hello says protocol 4");
+    assert.equal(h.msg[10][0], 5n, "the primary's Hello says protocol 5");
     assert.equal(h.msg[2][0], BigInt(ROLE.primary));
 
     const secret = 'value-bytes-an-edge-never-sees';

@@ -29,15 +29,24 @@ static const struct {
     {"kvmeta", "rocksdb.estimate-num-keys", "edgekv_rocksdb_kv_keys_estimate",
      "Estimated KV keys (kvmeta column family)."},
     {"kvval", "rocksdb.total-sst-files-size", "edgekv_rocksdb_kvval_sst_bytes",
-     "SST bytes holding values."},
+     "SST bytes holding values over 256 bytes (smaller ones are inline in kvmeta)."},
+    {"kvmeta", "rocksdb.total-sst-files-size", "edgekv_rocksdb_kvmeta_sst_bytes",
+     "SST bytes holding key envelopes and the values inline in them."},
     {"log", "rocksdb.total-sst-files-size", "edgekv_rocksdb_log_sst_bytes",
      "SST bytes holding the change log."},
     {"kvval", "rocksdb.cur-size-all-mem-tables", "edgekv_rocksdb_kvval_memtable_bytes",
-     "Memtable bytes of the value column family."},
+     "Memtable bytes of the value column family (values over 256 bytes)."},
+    {"kvmeta", "rocksdb.cur-size-all-mem-tables", "edgekv_rocksdb_kvmeta_memtable_bytes",
+     "Memtable bytes of the key envelope column family (with the values inline in it)."},
     {"kvmeta", "rocksdb.num-running-compactions", "edgekv_rocksdb_running_compactions",
      "Compactions running now."},
-    {"kvval", "rocksdb.estimate-pending-compaction-bytes",
-     "edgekv_rocksdb_pending_compaction_bytes", "Bytes compaction still has to rewrite (values)."},
+    {NULL, "rocksdb.estimate-pending-compaction-bytes", "edgekv_rocksdb_pending_compaction_bytes",
+     "Bytes compaction still has to rewrite (all column families)."},
+    /* DB-wide: any CF answers the same */
+    {"kvmeta", "rocksdb.is-write-stopped", "edgekv_rocksdb_write_stopped",
+     "1 while RocksDB stops writes until compactions catch up."},
+    {"kvmeta", "rocksdb.actual-delayed-write-rate", "edgekv_rocksdb_delayed_write_rate",
+     "Bytes/s RocksDB slows writes to while compactions fall behind (0 = not delayed)."},
 };
 #define NPROPS (sizeof(rocks_props) / sizeof(rocks_props[0]))
 

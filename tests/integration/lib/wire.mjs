@@ -71,7 +71,7 @@ export function hello({ nodeId, role, seq = 0, historyId = '', epoch = 0, keysOn
   if (version !== null) parts.push(fVarint(10, version));
   return Buffer.concat(parts);
 }
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 export const ROLE = { primary: 1, replica: 2, edge: 3 };
 
 // A raw link: connect, send, and read whole frames ({ body: fieldNumber, msg, epoch }).

@@ -1264,17 +1264,20 @@ Test(frame_batch, hello_protocol_version)
     Edgekv__Hello h;
     ekv_repl_hello_init(&h);
     cr_assert(eq(u32, h.protocol_version, EKV_REPL_PROTOCOL_VERSION));
-    cr_assert(eq(u32, EKV_REPL_PROTOCOL_VERSION, 4));
+    cr_assert(eq(u32, EKV_REPL_PROTOCOL_VERSION, 5));
     char why[128] = "untouched";
     cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 1));
     cr_assert(eq(str, why, "untouched"));
     h.protocol_version = 0; /* a node from before the field: version 1 */
     cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 0));
-    cr_assert(eq(str, why, "peer speaks replication protocol 1, this node 4"));
-    h.protocol_version = 5;
+    cr_assert(eq(str, why, "peer speaks replication protocol 1, this node 5"));
+    h.protocol_version = 4; /* before version-2 envelopes */
     cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 0));
-    cr_assert(eq(str, why, "peer speaks replication protocol 5, this node 4"));
-    /* field 10 on the wire: hello { protocol_version 4 } */
+    cr_assert(eq(str, why, "peer speaks replication protocol 4, this node 5"));
+    h.protocol_version = 6;
+    cr_assert(eq(int, ekv_repl_hello_version_ok(&h, why, sizeof(why)), 0));
+    cr_assert(eq(str, why, "peer speaks replication protocol 6, this node 5"));
+    /* field 10 on the wire: hello { protocol_version 5 } */
     Edgekv__Hello only;
     ekv_repl_hello_init(&only);
     Edgekv__Frame f = EDGEKV__FRAME__INIT;
@@ -1283,6 +1286,6 @@ Test(frame_batch, hello_protocol_version)
     ekv_buf_t b;
     ekv_buf_init(&b, 0);
     cr_assert(eq(int, ekv_repl_frame_encode(&f, &b), 0));
-    cr_assert(eq(mem, MEM(b.data, b.len), MEM("\0\0\0\x04\x12\x02\x50\x04", 8)));
+    cr_assert(eq(mem, MEM(b.data, b.len), MEM("\0\0\0\x04\x12\x02\x50\x05", 8)));
     ekv_buf_deinit(&b);
 }

@@ -176,6 +176,9 @@ Test(store, get_cached_answers_from_memory_only)
     cr_assert_eq(ns_op(EKV_OP_NS_CREATE, NS1, ACC, "one"), 0);
     cr_assert_eq(put_full(ns1, "k1", "value-1", NULL, 0, NULL), 0);
     cr_assert_eq(put_full(ns1, "old", "x", NULL, 1, NULL), 0); /* expired long ago */
+    char big[1024]; /* over the inline-envelope limit: kept in kvval */
+    memset(big, 'v', sizeof(big));
+    cr_assert_eq(fx_put_bytes(st, ns1, "big", big, sizeof(big), NULL, 0, NULL), 0);
     int64_t now = ekv_clock_now_s();
     ekv_kv_entry_t e;
     ekv_store_opts_t o = base_opts();
@@ -193,6 +196,15 @@ Test(store, get_cached_answers_from_memory_only)
     /* same blocks: an expired key and an absent one are answered too */
     cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "old", 3, now, &e), EKV_EKEY_NOT_FOUND);
     cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "k0", 2, now, &e), EKV_EKEY_NOT_FOUND);
+    /* a value kept in kvval: its envelope's block is cached now (k1's), its value's is not */
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "big", 3, now, &e), EKV_STORE_NOT_CACHED);
+    cr_assert_null(e.value);
+    cr_assert_eq(ekv_store_kv_get(st, ns1, "big", 3, 1, now, &e), 0); /* reads kvval's block */
+    ekv_kv_entry_clear(&e);
+    cr_assert_eq(ekv_store_kv_get_cached(st, ns1, "big", 3, now, &e), 0);
+    cr_assert_eq(e.value_len, sizeof(big));
+    cr_assert_eq(memcmp(e.value, big, sizeof(big)), 0);
+    ekv_kv_entry_clear(&e);
 
     /* a fresh write is in the memtable: answered without any file */
     cr_assert_eq(put_full(ns1, "k2", "value-2", NULL, 0, NULL), 0);
