@@ -17,6 +17,7 @@
  */
 #include "common/errors.h"
 #include "common/log.h"
+#include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/store_int.h"
 
@@ -212,13 +213,116 @@ int ekv_store_apply_records(ekv_store_t *s, const ekv_log_batch_t *batch)
 
 /* ---- checksum ---- */
 
-static const ekv_cf_t checksum_cfs[] = {EKV_CF_META, EKV_CF_KVMETA, EKV_CF_KVVAL, EKV_CF_DOKV,
-                                        EKV_CF_DOALARM};
+/* Raw entries of these CFs; KV keys (kvmeta + kvval) are hashed by kv_checksum below. */
+static const ekv_cf_t checksum_raw_cfs[] = {EKV_CF_META, EKV_CF_DOKV, EKV_CF_DOALARM};
 
 /* Node-local meta keys ("s/..." : s/last_seq) are not part of the replicated state. */
 static int node_local(ekv_cf_t cf, const char *k, size_t len)
 {
     return cf == EKV_CF_META && len >= 2 && k[0] == 's' && k[1] == '/';
+}
+
+static void hash_be64(XXH3_state_t *h, uint64_t x)
+{
+    char b[8];
+    ekv_be64_put(b, x);
+    XXH3_64bits_update(h, b, sizeof(b));
+}
+
+/* (u8 cf id, be64 key length, key, be64 value length, value) */
+static void hash_raw(XXH3_state_t *h, ekv_cf_t cf, const char *k, size_t klen, const char *v,
+                     size_t vlen)
+{
+    uint8_t id = (uint8_t)cf;
+    XXH3_64bits_update(h, &id, 1);
+    hash_be64(h, klen);
+    XXH3_64bits_update(h, k, klen);
+    hash_be64(h, vlen);
+    XXH3_64bits_update(h, v, vlen);
+}
+
+/* One KV key by its content, whatever its layout (value inline or in kvval): (u8 kvmeta id,
+ * be64 key length, key, be64 expiration, be64 metadata length, metadata, be64 flags, be64
+ * value length, u8 value found, value). */
+static void hash_kv(XXH3_state_t *h, const char *k, size_t klen, const ekv_envelope_t *env,
+                    const char *v, size_t vlen, int found)
+{
+    uint8_t id = (uint8_t)EKV_CF_KVMETA, f = (uint8_t)found;
+    XXH3_64bits_update(h, &id, 1);
+    hash_be64(h, klen);
+    XXH3_64bits_update(h, k, klen);
+    hash_be64(h, (uint64_t)env->expiration);
+    hash_be64(h, env->metadata_len);
+    if (env->metadata_len)
+        XXH3_64bits_update(h, env->metadata, env->metadata_len);
+    hash_be64(h, env->flags);
+    hash_be64(h, vlen);
+    XXH3_64bits_update(h, &f, 1);
+    if (vlen)
+        XXH3_64bits_update(h, v, vlen);
+}
+
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+/* Walk kvmeta and kvval together (both in key order). Each key counts once: an envelope with
+ * its value inline is hashed exactly as one whose value sits in kvval, so nodes that wrote the
+ * same record in different layouts (envelope versions 1 and 2) agree. A kvval entry no
+ * envelope claims (an orphan: none is ever written) and an envelope that does not decode are
+ * hashed raw and counted, so damage still shows. */
+static int kv_checksum(ekv_store_t *s, const rocksdb_readoptions_t *ro, XXH3_state_t *h,
+                       uint64_t *n)
+{
+    rocksdb_iterator_t *mi = rocksdb_create_iterator_cf(s->db, ro, s->cf[EKV_CF_KVMETA]);
+    rocksdb_iterator_t *vi = rocksdb_create_iterator_cf(s->db, ro, s->cf[EKV_CF_KVVAL]);
+    rocksdb_iter_seek_to_first(vi);
+    for (rocksdb_iter_seek_to_first(mi); rocksdb_iter_valid(mi); rocksdb_iter_next(mi)) {
+        size_t klen, elen, vlen = 0;
+        const char *k = rocksdb_iter_key(mi, &klen), *e = rocksdb_iter_value(mi, &elen);
+        /* orphans before this key */
+        int c = 1;
+        while (rocksdb_iter_valid(vi)) {
+            size_t vklen;
+            const char *vk = rocksdb_iter_key(vi, &vklen);
+            if ((c = key_cmp(vk, vklen, k, klen)) >= 0)
+                break;
+            const char *v = rocksdb_iter_value(vi, &vlen);
+            hash_raw(h, EKV_CF_KVVAL, vk, vklen, v, vlen);
+            ++*n;
+            rocksdb_iter_next(vi);
+        }
+        int same = rocksdb_iter_valid(vi) && c == 0;
+        ekv_envelope_t env;
+        ++*n;
+        if (ekv_envelope_decode(e, elen, &env) != 0) {
+            hash_raw(h, EKV_CF_KVMETA, k, klen, e, elen); /* a kvval entry here is an orphan */
+            continue;
+        }
+        if (env.has_value) {
+            hash_kv(h, k, klen, &env, env.value, env.value_len, 1);
+            continue; /* a kvval entry here is an orphan, hashed by the next round */
+        }
+        const char *v = same ? rocksdb_iter_value(vi, &vlen) : NULL;
+        hash_kv(h, k, klen, &env, v, same ? vlen : 0, same);
+        if (same)
+            rocksdb_iter_next(vi);
+    }
+    for (; rocksdb_iter_valid(vi); rocksdb_iter_next(vi)) { /* orphans after the last key */
+        size_t vklen, vlen;
+        const char *vk = rocksdb_iter_key(vi, &vklen), *v = rocksdb_iter_value(vi, &vlen);
+        hash_raw(h, EKV_CF_KVVAL, vk, vklen, v, vlen);
+        ++*n;
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(mi, &err);
+    if (!err)
+        rocksdb_iter_get_error(vi, &err);
+    rocksdb_iter_destroy(mi);
+    rocksdb_iter_destroy(vi);
+    return err ? ekv__store_rocks_err("checksum scan", err) : 0;
 }
 
 int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys)
@@ -235,8 +339,8 @@ int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys)
     rocksdb_readoptions_set_fill_cache(ro, 0); /* a full scan must not evict the hot set */
     uint64_t n = 0;
     int rc = 0;
-    for (size_t c = 0; c < sizeof(checksum_cfs) / sizeof(checksum_cfs[0]) && !rc; c++) {
-        ekv_cf_t cf = checksum_cfs[c];
+    for (size_t c = 0; c < sizeof(checksum_raw_cfs) / sizeof(checksum_raw_cfs[0]) && !rc; c++) {
+        ekv_cf_t cf = checksum_raw_cfs[c];
         rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
         for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
             size_t klen, vlen;
@@ -244,15 +348,7 @@ int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys)
             if (node_local(cf, k, klen))
                 continue;
             const char *v = rocksdb_iter_value(it, &vlen);
-            uint8_t id = (uint8_t)cf;
-            char len8[8];
-            XXH3_64bits_update(h, &id, 1);
-            ekv_be64_put(len8, klen);
-            XXH3_64bits_update(h, len8, sizeof(len8));
-            XXH3_64bits_update(h, k, klen);
-            ekv_be64_put(len8, vlen);
-            XXH3_64bits_update(h, len8, sizeof(len8));
-            XXH3_64bits_update(h, v, vlen);
+            hash_raw(h, cf, k, klen, v, vlen);
             n++;
         }
         char *err = NULL;
@@ -260,6 +356,8 @@ int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys)
         rocksdb_iter_destroy(it);
         if (err)
             rc = ekv__store_rocks_err("checksum scan", err);
+        if (!rc && cf == EKV_CF_META) /* KV keys in their old place in the order */
+            rc = kv_checksum(s, ro, h, &n);
     }
     rocksdb_readoptions_destroy(ro);
     rocksdb_release_snapshot(s->db, snap);

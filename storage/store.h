@@ -468,10 +468,13 @@ int ekv_store_apply_records(ekv_store_t *s, const ekv_log_batch_t *batch);
 /*
  * Checksum of the replicated keyspace at one RocksDB snapshot: XXH3-64 streamed over
  * (u8 cf id, be64 key length, key, be64 value length, value) for every entry, in key order, of
- * meta (except node-local "s/" keys such as s/last_seq), kvmeta, kvval, dokv and doalarm. The log
- * and the exp index are excluded (exp is derived from kvmeta, and its stale entries are dropped by
- * each node's purger at its own time). Two stores holding the same data give the same sum. Reader
- * threads; reads the whole keyspace (O(data)). 0 or EKV_ESTORAGE/EKV_ENOMEM.
+ * meta (except node-local "s/" keys such as s/last_seq), dokv and doalarm, and over every KV key
+ * by its content (key, expiration, metadata, flags, value), whether the value is inline in its
+ * envelope or in kvval (docs/STORAGE.md "Checksum"). The log and the exp index are excluded
+ * (exp is derived from kvmeta, and its stale entries are dropped by each node's purger at its
+ * own time). Two stores holding the same data give the same sum, whatever envelope version
+ * wrote it; *nkeys counts each KV key once. Reader threads; reads the whole keyspace (O(data)).
+ * 0 or EKV_ESTORAGE/EKV_ENOMEM.
  */
 int ekv_store_checksum(ekv_store_t *s, uint64_t *sum, uint64_t *nkeys);
 

@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/errors.h"
 #include "storage/envelope.h"
+#include "storage/keys.h"
 #include "storage/store.h"
 #include "tests/unit/storage/fixture.h"
 
@@ -252,6 +253,42 @@ static uint64_t stored_entries(void)
     return n;
 }
 
+static uint64_t stored_sum(void)
+{
+    uint64_t sum = 0, n = 0;
+    cr_assert_eq(ekv_store_checksum(st, &sum, &n), 0);
+    return sum;
+}
+
+/* Entries in the kvval CF, through a read-only RocksDB handle while the store is closed (a
+ * read-only handle beside the open store can race its compactions' file deletions); the
+ * store is reopened with o afterwards. */
+static size_t kvval_entries(const ekv_store_opts_t *o_store)
+{
+    ekv_store_close(st);
+    st = NULL;
+    const char *names[] = {"default", "kvval"};
+    rocksdb_options_t *o = rocksdb_options_create();
+    const rocksdb_options_t *cfo[2] = {o, o};
+    rocksdb_column_family_handle_t *cf[2];
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open_for_read_only_column_families(o, dir, 2, names, cfo, cf, 0, &err);
+    cr_assert_null(err, "%s", err);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, cf[1]);
+    size_t n = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+        n++;
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    for (int i = 0; i < 2; i++)
+        rocksdb_column_family_handle_destroy(cf[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+    open_with(o_store);
+    return n;
+}
+
 /* Values up to EKV_ENVELOPE_INLINE_MAX live in the envelope (no kvval entry), larger ones in
  * kvval; overwrites in either direction leave exactly one copy, before and after a reopen. */
 Test(store, small_values_inline_large_in_kvval_across_overwrites)
@@ -261,23 +298,28 @@ Test(store, small_values_inline_large_in_kvval_across_overwrites)
     static char v[EKV_STORE_INLINE_MAX_VALUE + 2];
     for (size_t i = 0; i < sizeof(v); i++)
         v[i] = (char)('a' + i % 26);
-    /* each size once; inline ones count 1 entry (kvmeta), the others 2 (kvmeta + kvval) */
+    /* each size once; every key counts once in the checksum, and only the values over the
+     * inline limit have a kvval entry */
     const size_t sizes[] = {
         0, 1, 256, 257, EKV_STORE_INLINE_MAX_VALUE, EKV_STORE_INLINE_MAX_VALUE + 1};
     const char *meta = "{\"s\":1}";
     ekv_store_opts_t o = base_opts();
     o.inline_reads = 1;
     reopen(&o);
+    size_t in_kvval = 0;
     for (int round = 0; round < 2; round++) {
-        uint64_t want = base;
+        in_kvval = 0;
         for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
             char key[16];
             snprintf(key, sizeof(key), "s%zu", i);
             cr_assert_eq(fx_put_bytes(st, ns1, key, v, sizes[i], meta, 0, NULL), 0);
             expect_value(key, v, sizes[i], meta);
-            want += sizes[i] <= EKV_ENVELOPE_INLINE_MAX ? 1 : 2;
+            in_kvval += sizes[i] > EKV_ENVELOPE_INLINE_MAX;
         }
-        cr_assert_eq(stored_entries(), want, "round %d", round);
+        cr_assert_eq(in_kvval, 3);
+        cr_assert_eq(stored_entries(), base + sizeof(sizes) / sizeof(sizes[0]), "round %d", round);
+        size_t nv = kvval_entries(&o);
+        cr_assert_eq(nv, in_kvval, "round %d: %zu kvval entries", round, nv);
         reopen(&o);
         for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
             char key[16];
@@ -296,11 +338,94 @@ Test(store, small_values_inline_large_in_kvval_across_overwrites)
         memset(val, (int)('0' + i), flips[i]);
         cr_assert_eq(fx_put_bytes(st, ns1, "flip", val, flips[i], NULL, 0, NULL), 0);
         expect_value("flip", val, flips[i], NULL);
-        cr_assert_eq(stored_entries(), before + (flips[i] <= EKV_ENVELOPE_INLINE_MAX ? 1 : 2),
+        cr_assert_eq(stored_entries(), before + 1, "after a %zu-byte value", flips[i]);
+        cr_assert_eq(kvval_entries(&o), in_kvval + (flips[i] > EKV_ENVELOPE_INLINE_MAX),
                      "after a %zu-byte value", flips[i]);
     }
     cr_assert_eq(del(ns1, "flip", NULL), 0);
     cr_assert_eq(stored_entries(), before);
+    cr_assert_eq(kvval_entries(&o), in_kvval);
+}
+
+/* Rewrite key's record in the version-1 layout (envelope without the value + a kvval entry)
+ * straight into RocksDB, the store closed, as a store written before version 2 holds it;
+ * with orphan, also a kvval entry under orphan that no envelope claims. */
+static void write_v1_layout(const char *key, const char *value, const char *meta,
+                            const char *orphan)
+{
+    ekv_store_close(st);
+    st = NULL;
+    const char *names[] = {"default", "meta", "kvmeta", "kvval", "exp", "dokv", "doalarm", "log"};
+    rocksdb_options_t *o = rocksdb_options_create();
+    const rocksdb_options_t *cfo[8] = {o, o, o, o, o, o, o, o};
+    rocksdb_column_family_handle_t *cf[8];
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 8, names, cfo, cf, &err);
+    cr_assert_null(err, "%s", err);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    char k[EKV_NSID_LEN + 64];
+    size_t klen = ekv_key_kv(k, ns1, key, strlen(key));
+    ekv_envelope_t env = {
+        .metadata = meta, .metadata_len = meta ? strlen(meta) : 0, .value_len = strlen(value)};
+    ekv_buf_t b;
+    ekv_buf_init(&b, 0);
+    cr_assert_eq(ekv_envelope_encode(&env, &b), 0);
+    cr_assert_eq((unsigned char)b.data[1], EKV_ENVELOPE_VERSION);
+    rocksdb_put_cf(db, wo, cf[2], k, klen, b.data, b.len, &err);
+    cr_assert_null(err, "%s", err);
+    rocksdb_put_cf(db, wo, cf[3], k, klen, value, strlen(value), &err);
+    cr_assert_null(err, "%s", err);
+    if (orphan) {
+        klen = ekv_key_kv(k, ns1, orphan, strlen(orphan));
+        rocksdb_put_cf(db, wo, cf[3], k, klen, "lost", 4, &err);
+        cr_assert_null(err, "%s", err);
+    }
+    ekv_buf_deinit(&b);
+    rocksdb_writeoptions_destroy(wo);
+    for (int i = 0; i < 8; i++)
+        rocksdb_column_family_handle_destroy(cf[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+    ekv_store_opts_t so = base_opts();
+    so.inline_reads = 1;
+    open_with(&so);
+}
+
+/* A store written before version 2 (small values in kvval) reads the same and has the same
+ * checksum as one holding the same data inline: the checksum hashes each KV key's content,
+ * not its layout, so nodes that applied a record under different versions agree. A kvval
+ * entry no envelope claims is counted and changes the sum. */
+Test(store, version_1_layout_reads_and_checksums_the_same)
+{
+    ekv_store_opts_t o = base_opts();
+    o.inline_reads = 1;
+    reopen(&o);
+    cr_assert_eq(ns_op(EKV_OP_NS_CREATE, NS1, ACC, "one"), 0);
+    cr_assert_eq(put_full(ns1, "a", "alpha", "{\"x\":1}", 0, NULL), 0);
+    cr_assert_eq(put_full(ns1, "b", "bravo", NULL, 0, NULL), 0);
+    cr_assert_eq(put_full(ns1, "c", "charlie", NULL, 0, NULL), 0);
+    uint64_t n_inline = stored_entries(), sum_inline = stored_sum();
+    cr_assert_eq(kvval_entries(&o), 0);
+
+    write_v1_layout("b", "bravo", NULL, NULL);
+    cr_assert_eq(kvval_entries(&o), 1);
+    expect_value("b", "bravo", 5, NULL);
+    expect_list(ns1, NULL, NULL, 10, 0, ekv_clock_now_s(), "a,b,c", 0, NULL);
+    cr_assert_eq(stored_entries(), n_inline);
+    cr_assert_eq(stored_sum(), sum_inline, "the same data in the version-1 layout");
+
+    /* overwritten now: back inline, the kvval entry deleted, the same sum */
+    cr_assert_eq(put_full(ns1, "b", "bravo", NULL, 0, NULL), 0);
+    cr_assert_eq(kvval_entries(&o), 0);
+    cr_assert_eq(stored_sum(), sum_inline);
+
+    /* other content in the old layout differs; an orphan kvval entry is counted */
+    write_v1_layout("b", "BRAVO", NULL, NULL);
+    cr_assert_neq(stored_sum(), sum_inline);
+    write_v1_layout("b", "bravo", NULL, "zz-orphan");
+    cr_assert_eq(stored_entries(), n_inline + 1);
+    cr_assert_neq(stored_sum(), sum_inline);
 }
 
 /* The warmer reads the keys and values into the block cache after the open: then the loop's
