@@ -1186,6 +1186,10 @@ size_t ekv_repl_primary_peers(const ekv_repl_primary_t *p, ekv_repl_peer_info_t 
     size_t n = 0;
     uint64_t last = store_seq(p);
     for (const peer_t *pe = p->peers; pe; pe = pe->next) {
+        /* a dropped peer stays in the list until its handle's close callback, which may run
+         * after a status request of the same loop iteration: it is not linked any more */
+        if (pe->link.closing)
+            continue;
         if (n < cap) {
             ekv_repl_peer_info_t *i = &out[n];
             snprintf(i->node_id, sizeof(i->node_id), "%s", peer_name(pe));

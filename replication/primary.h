@@ -108,7 +108,8 @@ typedef struct {
     uint64_t rpc_pauses; /* RPC links whose reading stopped for answers not being read */
 } ekv_repl_primary_stats_t;
 
-/* Fill up to cap peers; returns how many replicas are linked. Loop thread. */
+/* Fill up to cap peers; returns how many replicas are linked (a peer being dropped, its link
+ * closing, is not). Loop thread. */
 size_t ekv_repl_primary_peers(const ekv_repl_primary_t *p, ekv_repl_peer_info_t *out, size_t cap);
 void ekv_repl_primary_stats(const ekv_repl_primary_t *p, ekv_repl_primary_stats_t *out);
 
