@@ -21,6 +21,14 @@ static uint64_t read_limit(const char *path)
     return v;
 }
 
+/* *ram = lim when lim is a limit (not 0) below it; v1 says "no limit" with a huge number,
+ * which the min drops */
+static void take_lower(uint64_t *ram, uint64_t lim)
+{
+    if (lim && (!*ram || lim < *ram))
+        *ram = lim;
+}
+
 /* The smallest limit of this process's memory cgroup and of each parent up to the root,
  * from /proc/self/cgroup: "0::/a/b" (v2: BASE/a/b/memory.max) or "N:memory:/a/b" (v1:
  * BASE/memory/a/b/memory.limit_in_bytes); 0 = none. A systemd MemoryMax= or a pod limit
@@ -53,9 +61,7 @@ static uint64_t cgroup_path_limit(void)
         }
         for (;;) { /* rel = "/a/b", then "/a", then "/" */
             snprintf(path, sizeof(path), "%s%s/%s", dir, strcmp(rel, "/") == 0 ? "" : rel, file);
-            uint64_t lim = read_limit(path);
-            if (lim && (!best || lim < best))
-                best = lim;
+            take_lower(&best, read_limit(path));
             char *slash = strrchr(rel, '/');
             if (!slash || slash == rel)
                 break;
@@ -72,13 +78,8 @@ uint64_t ekv_sysmem_limit(void)
     uint64_t ram = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
     const char *files[] = {"/sys/fs/cgroup/memory.max",
                            "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
-    for (int i = 0; i < 2; i++) {
-        uint64_t lim = read_limit(files[i]);
-        if (lim && (!ram || lim < ram))
-            ram = lim; /* v1 reports "no limit" as a huge number: the min drops it */
-    }
-    uint64_t own = cgroup_path_limit();
-    if (own && (!ram || own < ram))
-        ram = own; /* v1 says "no limit" with a huge number: the min drops it */
+    for (int i = 0; i < 2; i++)
+        take_lower(&ram, read_limit(files[i]));
+    take_lower(&ram, cgroup_path_limit());
     return ram;
 }

@@ -54,6 +54,12 @@ static int cf_index(const char *name)
     return -1;
 }
 
+/* Is live file i of a warmed CF (kvmeta, kvval)? */
+static int kv_file(const rocksdb_livefiles_t *lf, int i)
+{
+    return warm_cf(cf_index(rocksdb_livefiles_column_family_name(lf, i)));
+}
+
 static int stopping(ekv_store_t *s)
 {
     return atomic_load_explicit(&s->warm_stop, memory_order_acquire);
@@ -105,7 +111,7 @@ static void remember(ekv_store_t *s, const rocksdb_livefiles_t *lf)
     if (!s->warm_seen)
         return;
     for (int i = 0; i < n; i++) {
-        if (!warm_cf(cf_index(rocksdb_livefiles_column_family_name(lf, i))))
+        if (!kv_file(lf, i))
             continue;
         char *copy = strdup(rocksdb_livefiles_name(lf, i));
         if (copy)
@@ -152,14 +158,13 @@ static void *warm_main(void *arg)
             continue;
         uint64_t total = 0, fresh = 0;
         for (int i = 0, n = rocksdb_livefiles_count(lf); i < n; i++) {
-            if (!warm_cf(cf_index(rocksdb_livefiles_column_family_name(lf, i))))
+            if (!kv_file(lf, i))
                 continue;
             total += rocksdb_livefiles_size(lf, i);
         }
         int fits = total * WARM_EXPANSION <= s->opts.block_cache_bytes / 2;
         for (int i = 0, n = rocksdb_livefiles_count(lf); fits && i < n; i++)
-            if (warm_cf(cf_index(rocksdb_livefiles_column_family_name(lf, i))) &&
-                !seen(s, rocksdb_livefiles_name(lf, i)))
+            if (kv_file(lf, i) && !seen(s, rocksdb_livefiles_name(lf, i)))
                 fresh += rocksdb_livefiles_size(lf, i);
         uint64_t now = ekv_clock_mono_ns() / 1000000;
         if (!fits && !too_large_logged) {

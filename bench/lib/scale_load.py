@@ -38,7 +38,6 @@ every command that calls the API: SCALE_ACCOUNT (account id), SCALE_TOKEN (Beare
       -> "VERIFY acked=N lost=M wrong=W requests=R seconds=S"  (+ up to 5 examples on stderr)
 """
 import asyncio
-import http.client
 import json
 import os
 import random
@@ -47,6 +46,8 @@ import socket
 import sys
 import threading
 import time
+
+from edgeprobe import Conn  # one keep-alive connection, reconnects once (bench/lib/edgeprobe.py)
 
 PAD = "x" * 100
 
@@ -80,36 +81,6 @@ def auth():
     return {"Authorization": "Bearer " + os.environ["SCALE_TOKEN"]}
 
 
-class Conn:
-    """One keep-alive HTTP/1.1 connection; reconnects once per request on error."""
-
-    def __init__(self, url, timeout=120.0):
-        self.host, self.port = parse_url(url)
-        self.timeout, self.c = timeout, None
-
-    def req(self, method, path, body=None, headers=None):
-        err = ""
-        for _ in (1, 2):
-            try:
-                if self.c is None:
-                    self.c = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-                self.c.request(method, path, body=body, headers=headers or {})
-                r = self.c.getresponse()
-                data = r.read()
-                if (r.getheader("connection") or "").lower() == "close":
-                    self.close()
-                return r.status, data
-            except (OSError, http.client.HTTPException) as e:
-                err = f"{type(e).__name__}: {e}"
-                self.close()
-        return 0, err.encode()
-
-    def close(self):
-        if self.c is not None:
-            self.c.close()
-        self.c = None
-
-
 # --- load ------------------------------------------------------------------------------------
 
 BATCH = 10000
@@ -131,7 +102,7 @@ def cmd_load(url, ns, n, conns):
     state = {"next": 0, "err": None, "reqs": 0}
 
     def worker():
-        c = Conn(url)
+        c = Conn(url, timeout=120.0)
         while True:
             with lock:
                 if state["err"] or state["next"] >= len(starts):

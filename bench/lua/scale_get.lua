@@ -2,20 +2,15 @@
 -- GET {SCALE_BASE}k%08d with i uniform in [0, SCALE_N) (the keys bench/lib/scale_load.py
 -- loaded). env: SCALE_BASE (path up to and including ".../values/"), SCALE_TOKEN, SCALE_N.
 
-local base = assert(os.getenv("SCALE_BASE"), "SCALE_BASE not set")
-local token = assert(os.getenv("SCALE_TOKEN"), "SCALE_TOKEN not set")
-local n = assert(tonumber(os.getenv("SCALE_N") or ""), "SCALE_N not set")
-local headers = { ["Authorization"] = "Bearer " .. token }
-local next_id = 0
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "scale_common.lua")
+local base = common.env("SCALE_BASE")
+local n = common.keys()
+local headers = { ["Authorization"] = common.auth(common.env("SCALE_TOKEN")) }
 
-function setup(thread)
-  thread:set("tid", next_id)
-  next_id = next_id + 1
-end
+setup = common.setup
 
 function init(args)
-  -- a different sequence per thread and per run
-  math.randomseed(os.time() * 1000 + (tid or 0) * 7919 + math.floor(os.clock() * 1e6))
+  common.seed(tid)
 end
 
 function request()

@@ -3,21 +3,16 @@
 -- so that it covers 1000 existing keys (k%08d: the last 3 digits are free).
 -- env: SCALE_KEYS (path ".../namespaces/{ns}/keys"), SCALE_TOKEN, SCALE_N (>= 1000).
 
-local path = assert(os.getenv("SCALE_KEYS"), "SCALE_KEYS not set")
-local token = assert(os.getenv("SCALE_TOKEN"), "SCALE_TOKEN not set")
-local n = assert(tonumber(os.getenv("SCALE_N") or ""), "SCALE_N not set")
-local pages = math.floor(n / 1000)
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "scale_common.lua")
+local path = common.env("SCALE_KEYS")
+local pages = math.floor(common.keys() / 1000)
 assert(pages >= 1, "SCALE_N must be >= 1000")
-local headers = { ["Authorization"] = "Bearer " .. token }
-local next_id = 0
+local headers = { ["Authorization"] = common.auth(common.env("SCALE_TOKEN")) }
 
-function setup(thread)
-  thread:set("tid", next_id)
-  next_id = next_id + 1
-end
+setup = common.setup
 
 function init(args)
-  math.randomseed(os.time() * 1000 + (tid or 0) * 7919 + math.floor(os.clock() * 1e6))
+  common.seed(tid)
 end
 
 function request()

@@ -5,24 +5,20 @@
 -- compress. Durable writes (the server's default sync policy).
 -- env: SCALE_BASE (path up to and including ".../values/"), SCALE_TOKEN, SCALE_N.
 
-local base = assert(os.getenv("SCALE_BASE"), "SCALE_BASE not set")
-local token = assert(os.getenv("SCALE_TOKEN"), "SCALE_TOKEN not set")
-local n = assert(tonumber(os.getenv("SCALE_N") or ""), "SCALE_N not set")
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "scale_common.lua")
+local base = common.env("SCALE_BASE")
+local n = common.keys()
 local headers = {
-  ["Authorization"] = "Bearer " .. token,
+  ["Authorization"] = common.auth(common.env("SCALE_TOKEN")),
   ["Content-Type"] = "application/octet-stream",
 }
-local next_id = 0
 local seq = 0
 local blob = ""
 
-function setup(thread)
-  thread:set("tid", next_id)
-  next_id = next_id + 1
-end
+setup = common.setup
 
 function init(args)
-  math.randomseed(os.time() * 1000 + (tid or 0) * 7919 + math.floor(os.clock() * 1e6))
+  common.seed(tid)
   local t = {}
   for i = 1, 4096 do t[i] = string.format("%x", math.random(0, 15)) end
   blob = table.concat(t)

@@ -43,6 +43,18 @@ async function metrics(srv) {
   };
 }
 
+// The metrics once the server has settled: ok(m) holds and queued and shed did not move
+// between two reads 1 s apart (nothing is being answered or shed any more).
+async function settled(srv, ok, timeoutMs, what) {
+  let last = null;
+  return waitFor(async () => {
+    const m = await metrics(srv);
+    const steady = last && ok(m) && m.shed === last.shed && m.queued === last.queued;
+    last = m;
+    return steady ? m : null;
+  }, timeoutMs, what, 1000);
+}
+
 // A client that sends PIPELINE GETs and never reads: the socket is paused before any byte arrives.
 function slowReader(port, path, token) {
   return new Promise((resolve, reject) => {
@@ -116,13 +128,8 @@ describe('bounded output: slow readers', { timeout: 400000 }, () => {
     const socks = await openSlowReaders(srv, paths);
     // the server is saturated and settled: replies queued up to the cap (64 x 1 MiB), every
     // other pipelined request answered (absorbed by the kernel or shed), nothing moving for 1 s
-    let last = null;
-    const m1 = await waitFor(async () => {
-      const m = await metrics(srv);
-      const steady = last && m.queued >= 56 && m.shed > 0 && m.shed === last.shed && m.queued === last.queued;
-      last = m;
-      return steady ? m : null;
-    }, SEND_MS, 'the slow requests to be answered (queued up to the cap, then shed)', 1000);
+    const m1 = await settled(srv, (m) => m.queued >= 56 && m.shed > 0, SEND_MS,
+      'the slow requests to be answered (queued up to the cap, then shed)');
     t.diagnostic(`${SLOW} slow readers open in ${Date.now() - t0} ms: ${JSON.stringify(m1)}`);
     assert.ok(m1.replyMemory <= 64 * 1024 * 1024, `reply memory ${m1.replyMemory} over the cap`);
     assert.ok(m1.shed > 0, 'no reply was shed although 1,000 MiB were asked for under a 64 MiB cap');
@@ -241,13 +248,8 @@ describe('bounded output: slow readers', { timeout: 400000 }, () => {
     const socks = await openSlowReaders(srv, paths);
     // settled, as in the first case: the probe below measures a server holding queued replies,
     // not one still writing the last connections' megabytes into their sockets
-    let last = null;
-    const m1 = await waitFor(async () => {
-      const m = await metrics(srv);
-      const steady = last && m.queued >= SLOW - 50 && m.queued === last.queued;
-      last = m;
-      return steady ? m : null;
-    }, CACHED_SEND_MS, 'the slow requests to be queued (and nothing moving for 1 s)', 1000);
+    const m1 = await settled(srv, (m) => m.queued >= SLOW - 50, CACHED_SEND_MS,
+      'the slow requests to be queued (and nothing moving for 1 s)');
     t.diagnostic(`cached: ${JSON.stringify(m1)}`);
     assert.equal(m1.shed, 0);
     assert.ok(m1.replyMemory <= KEYS * (VALUE_BYTES + 4096) + SLOW * 512,

@@ -97,6 +97,16 @@ static inline int fx_del(ekv_store_t *s, const uint8_t *nsid, const char *key, u
     return rc;
 }
 
+/* The store checksum (ekv_store_checksum); *nkeys (if given) = the entries it covered. */
+static inline uint64_t sum_of(ekv_store_t *s, uint64_t *nkeys)
+{
+    uint64_t sum = 0, n = 0;
+    cr_assert_eq(ekv_store_checksum(s, &sum, &n), 0);
+    if (nkeys)
+        *nkeys = n;
+    return sum;
+}
+
 #ifdef EKV_FIXTURE_PAIR
 
 #define ACC  "0123456789abcdef0123456789abcdef"
@@ -186,15 +196,6 @@ static inline int token_op(ekv_store_t *s, ekv_op_type_t type)
     snprintf(w.token.name, sizeof(w.token.name), "ci token");
     w.token.perms = EKV_PERM_KV_READ | EKV_PERM_KV_WRITE;
     return ekv_store_write_sync(s, &w);
-}
-
-static inline uint64_t sum_of(ekv_store_t *s, uint64_t *nkeys)
-{
-    uint64_t sum = 0, n = 0;
-    cr_assert_eq(ekv_store_checksum(s, &sum, &n), 0);
-    if (nkeys)
-        *nkeys = n;
-    return sum;
 }
 
 #endif /* EKV_FIXTURE_PAIR */

@@ -248,16 +248,41 @@ static void expect_value(const char *key, const char *value, size_t len, const c
 
 static uint64_t stored_entries(void)
 {
-    uint64_t sum = 0, n = 0;
-    cr_assert_eq(ekv_store_checksum(st, &sum, &n), 0);
+    uint64_t n = 0;
+    sum_of(st, &n);
     return n;
 }
 
-static uint64_t stored_sum(void)
+/* A raw RocksDB handle on the store's directory, the store closed: read-only on the CFs
+ * named, or read-write (then every CF must be named). */
+typedef struct {
+    rocksdb_t *db;
+    rocksdb_options_t *o;
+    rocksdb_column_family_handle_t *cf[8];
+    int n;
+} raw_db_t;
+
+static void raw_open(raw_db_t *r, const char *const *names, int n, int read_only)
 {
-    uint64_t sum = 0, n = 0;
-    cr_assert_eq(ekv_store_checksum(st, &sum, &n), 0);
-    return sum;
+    cr_assert_leq(n, 8);
+    r->n = n;
+    r->o = rocksdb_options_create();
+    const rocksdb_options_t *cfo[8];
+    for (int i = 0; i < n; i++)
+        cfo[i] = r->o;
+    char *err = NULL;
+    r->db = read_only ? rocksdb_open_for_read_only_column_families(r->o, dir, n, names, cfo, r->cf,
+                                                                   0, &err)
+                      : rocksdb_open_column_families(r->o, dir, n, names, cfo, r->cf, &err);
+    cr_assert_null(err, "%s", err);
+}
+
+static void raw_close(raw_db_t *r)
+{
+    for (int i = 0; i < r->n; i++)
+        rocksdb_column_family_handle_destroy(r->cf[i]);
+    rocksdb_close(r->db);
+    rocksdb_options_destroy(r->o);
 }
 
 /* Entries in the kvval CF, through a read-only RocksDB handle while the store is closed (a
@@ -268,23 +293,16 @@ static size_t kvval_entries(const ekv_store_opts_t *o_store)
     ekv_store_close(st);
     st = NULL;
     const char *names[] = {"default", "kvval"};
-    rocksdb_options_t *o = rocksdb_options_create();
-    const rocksdb_options_t *cfo[2] = {o, o};
-    rocksdb_column_family_handle_t *cf[2];
-    char *err = NULL;
-    rocksdb_t *db = rocksdb_open_for_read_only_column_families(o, dir, 2, names, cfo, cf, 0, &err);
-    cr_assert_null(err, "%s", err);
+    raw_db_t r;
+    raw_open(&r, names, 2, 1);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, cf[1]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r.db, ro, r.cf[1]);
     size_t n = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
         n++;
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    for (int i = 0; i < 2; i++)
-        rocksdb_column_family_handle_destroy(cf[i]);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
+    raw_close(&r);
     open_with(o_store);
     return n;
 }
@@ -356,12 +374,11 @@ static void write_v1_layout(const char *key, const char *value, const char *meta
     ekv_store_close(st);
     st = NULL;
     const char *names[] = {"default", "meta", "kvmeta", "kvval", "exp", "dokv", "doalarm", "log"};
-    rocksdb_options_t *o = rocksdb_options_create();
-    const rocksdb_options_t *cfo[8] = {o, o, o, o, o, o, o, o};
-    rocksdb_column_family_handle_t *cf[8];
+    raw_db_t r;
+    raw_open(&r, names, 8, 0);
+    rocksdb_t *db = r.db;
+    rocksdb_column_family_handle_t **cf = r.cf;
     char *err = NULL;
-    rocksdb_t *db = rocksdb_open_column_families(o, dir, 8, names, cfo, cf, &err);
-    cr_assert_null(err, "%s", err);
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(wo, 1);
     char k[EKV_NSID_LEN + 64];
@@ -383,10 +400,7 @@ static void write_v1_layout(const char *key, const char *value, const char *meta
     }
     ekv_buf_deinit(&b);
     rocksdb_writeoptions_destroy(wo);
-    for (int i = 0; i < 8; i++)
-        rocksdb_column_family_handle_destroy(cf[i]);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
+    raw_close(&r);
     ekv_store_opts_t so = base_opts();
     so.inline_reads = 1;
     open_with(&so);
@@ -405,7 +419,7 @@ Test(store, version_1_layout_reads_and_checksums_the_same)
     cr_assert_eq(put_full(ns1, "a", "alpha", "{\"x\":1}", 0, NULL), 0);
     cr_assert_eq(put_full(ns1, "b", "bravo", NULL, 0, NULL), 0);
     cr_assert_eq(put_full(ns1, "c", "charlie", NULL, 0, NULL), 0);
-    uint64_t n_inline = stored_entries(), sum_inline = stored_sum();
+    uint64_t n_inline = stored_entries(), sum_inline = sum_of(st, NULL);
     cr_assert_eq(kvval_entries(&o), 0);
 
     write_v1_layout("b", "bravo", NULL, NULL);
@@ -413,19 +427,19 @@ Test(store, version_1_layout_reads_and_checksums_the_same)
     expect_value("b", "bravo", 5, NULL);
     expect_list(ns1, NULL, NULL, 10, 0, ekv_clock_now_s(), "a,b,c", 0, NULL);
     cr_assert_eq(stored_entries(), n_inline);
-    cr_assert_eq(stored_sum(), sum_inline, "the same data in the version-1 layout");
+    cr_assert_eq(sum_of(st, NULL), sum_inline, "the same data in the version-1 layout");
 
     /* overwritten now: back inline, the kvval entry deleted, the same sum */
     cr_assert_eq(put_full(ns1, "b", "bravo", NULL, 0, NULL), 0);
     cr_assert_eq(kvval_entries(&o), 0);
-    cr_assert_eq(stored_sum(), sum_inline);
+    cr_assert_eq(sum_of(st, NULL), sum_inline);
 
     /* other content in the old layout differs; an orphan kvval entry is counted */
     write_v1_layout("b", "BRAVO", NULL, NULL);
-    cr_assert_neq(stored_sum(), sum_inline);
+    cr_assert_neq(sum_of(st, NULL), sum_inline);
     write_v1_layout("b", "bravo", NULL, "zz-orphan");
     cr_assert_eq(stored_entries(), n_inline + 1);
-    cr_assert_neq(stored_sum(), sum_inline);
+    cr_assert_neq(sum_of(st, NULL), sum_inline);
 }
 
 /* The warmer reads the keys and values into the block cache after the open: then the loop's
@@ -927,12 +941,11 @@ Test(store, change_log_records)
     st = NULL;
 
     const char *names[] = {"default", "meta", "kvmeta", "kvval", "exp", "log"};
-    rocksdb_options_t *o = rocksdb_options_create();
-    const rocksdb_options_t *cfo[6] = {o, o, o, o, o, o};
-    rocksdb_column_family_handle_t *cf[6];
+    raw_db_t raw;
+    raw_open(&raw, names, 6, 1);
+    rocksdb_t *db = raw.db;
+    rocksdb_column_family_handle_t **cf = raw.cf;
     char *err = NULL;
-    rocksdb_t *db = rocksdb_open_for_read_only_column_families(o, dir, 6, names, cfo, cf, 0, &err);
-    cr_assert_null(err, "%s", err);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, cf[5]);
     uint64_t expect = 1;
@@ -978,10 +991,7 @@ Test(store, change_log_records)
     free(v);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    for (int i = 0; i < 6; i++)
-        rocksdb_column_family_handle_destroy(cf[i]);
-    rocksdb_close(db);
-    rocksdb_options_destroy(o);
+    raw_close(&raw);
 }
 
 /* ---- group commit ---- */
