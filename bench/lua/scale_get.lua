@@ -5,14 +5,17 @@
 local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "scale_common.lua")
 local base = common.env("SCALE_BASE")
 local n = common.keys()
-local headers = { ["Authorization"] = common.auth(common.env("SCALE_TOKEN")) }
+local token = common.env("SCALE_TOKEN")
+local prefix, suffix = "GET " .. base .. "k", nil
+local format, random = string.format, math.random
 
 setup = common.setup
 
 function init(args)
   common.seed(tid)
+  suffix = common.get_suffix(token)
 end
 
 function request()
-  return wrk.format("GET", string.format("%sk%08d", base, math.random(0, n - 1)), headers)
+  return prefix .. format("%08d", random(0, n - 1)) .. suffix
 end

@@ -7,15 +7,16 @@ local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "
 local path = common.env("SCALE_KEYS")
 local pages = math.floor(common.keys() / 1000)
 assert(pages >= 1, "SCALE_N must be >= 1000")
-local headers = { ["Authorization"] = common.auth(common.env("SCALE_TOKEN")) }
+local token = common.env("SCALE_TOKEN")
+local prefix, suffix = "GET " .. path .. "?prefix=k", nil
 
 setup = common.setup
 
 function init(args)
   common.seed(tid)
+  suffix = common.get_suffix(token)
 end
 
 function request()
-  return wrk.format("GET", string.format("%s?prefix=k%05d&limit=1000", path, math.random(0, pages - 1)),
-    headers)
+  return prefix .. string.format("%05d", math.random(0, pages - 1)) .. "&limit=1000" .. suffix
 end
