@@ -16,7 +16,7 @@
 #   burst    10,000 connects at once: time until all are established, per-connection connect
 #            time (p50/p99/max, SYN retries), then one GET /healthz on each (count of 200s)
 #
-# Usage: bench/scale.sh            (about 13-16 minutes with the defaults)
+# Usage: bench/scale.sh            (about 12-14 minutes with the defaults)
 #        PHASES=idle bench/scale.sh
 #        SIZES="10000 200000" ROUNDS=1 DURATION=2 WARM_S=2 PUT_S=3 RESTART_PUT_S=5 \
 #            IDLE_CONNS=2000 BURST_CONNS=2000 bench/scale.sh        (a quick check, ~3 min)
