@@ -185,14 +185,14 @@ static int get_key(ekv_store_t *s, const char *k, size_t klen, int want_value, i
      * when this build wrote it; the envelope is checked, not trusted) */
     if (!rc && want_value == 2 && env.value_len > EKV_STORE_INLINE_MAX_VALUE)
         rc = EKV_STORE_NOT_CACHED;
-    if (!rc)
-        rc = entry_from_envelope(&env, want_value, now_s, out);
+    if (!rc && expired(env.expiration, now_s))
+        rc = EKV_EKEY_NOT_FOUND;
+    /* a value kept in kvval: the MultiGet reads the envelope again with it and fills out */
     int in_kvval = !rc && want_value && !env.has_value;
+    if (!rc && !in_kvval)
+        rc = entry_from_envelope(&env, want_value, now_s, out);
     rocksdb_pinnableslice_destroy(ps);
-    if (!in_kvval)
-        return rc;
-    ekv_kv_entry_clear(out);
-    return get_with_value(s, want_value == 2, k, klen, now_s, out);
+    return in_kvval ? get_with_value(s, want_value == 2, k, klen, now_s, out) : rc;
 }
 
 static int kv_get(ekv_store_t *s, const uint8_t nsid[EKV_NSID_LEN], const char *key, size_t key_len,

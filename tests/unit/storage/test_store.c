@@ -7,6 +7,7 @@
 #include "storage/envelope.h"
 #include "storage/keys.h"
 #include "storage/store.h"
+#include "storage/store_int.h" /* white-box: the CF list, for the raw RocksDB opens */
 #include "tests/unit/storage/fixture.h"
 
 #include <criterion/criterion.h>
@@ -253,50 +254,47 @@ static uint64_t stored_entries(void)
     return n;
 }
 
-/* A raw RocksDB handle on the store's directory, the store closed: read-only on the CFs
- * named, or read-write (then every CF must be named). */
+/* A raw RocksDB handle on the store's directory, every CF of the store's list (cf[] indexed
+ * by ekv_cf_t), read-only or read-write. Closes the store first: a second handle beside the
+ * open store could race its compactions' file deletions. */
 typedef struct {
     rocksdb_t *db;
     rocksdb_options_t *o;
-    rocksdb_column_family_handle_t *cf[8];
-    int n;
+    rocksdb_column_family_handle_t *cf[EKV_CF_COUNT];
 } raw_db_t;
 
-static void raw_open(raw_db_t *r, const char *const *names, int n, int read_only)
+static void raw_open(raw_db_t *r, int read_only)
 {
-    cr_assert_leq(n, 8);
-    r->n = n;
+    ekv_store_close(st);
+    st = NULL;
     r->o = rocksdb_options_create();
-    const rocksdb_options_t *cfo[8];
-    for (int i = 0; i < n; i++)
+    const rocksdb_options_t *cfo[EKV_CF_COUNT];
+    for (int i = 0; i < EKV_CF_COUNT; i++)
         cfo[i] = r->o;
     char *err = NULL;
-    r->db = read_only ? rocksdb_open_for_read_only_column_families(r->o, dir, n, names, cfo, r->cf,
-                                                                   0, &err)
-                      : rocksdb_open_column_families(r->o, dir, n, names, cfo, r->cf, &err);
+    r->db = read_only ? rocksdb_open_for_read_only_column_families(
+                            r->o, dir, EKV_CF_COUNT, ekv__cf_names, cfo, r->cf, 0, &err)
+                      : rocksdb_open_column_families(r->o, dir, EKV_CF_COUNT, ekv__cf_names, cfo,
+                                                     r->cf, &err);
     cr_assert_null(err, "%s", err);
 }
 
 static void raw_close(raw_db_t *r)
 {
-    for (int i = 0; i < r->n; i++)
+    for (int i = 0; i < EKV_CF_COUNT; i++)
         rocksdb_column_family_handle_destroy(r->cf[i]);
     rocksdb_close(r->db);
     rocksdb_options_destroy(r->o);
 }
 
-/* Entries in the kvval CF, through a read-only RocksDB handle while the store is closed (a
- * read-only handle beside the open store can race its compactions' file deletions); the
+/* Entries in the kvval CF, through a read-only RocksDB handle while the store is closed; the
  * store is reopened with o afterwards. */
 static size_t kvval_entries(const ekv_store_opts_t *o_store)
 {
-    ekv_store_close(st);
-    st = NULL;
-    const char *names[] = {"default", "kvval"};
     raw_db_t r;
-    raw_open(&r, names, 2, 1);
+    raw_open(&r, 1);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r.db, ro, r.cf[1]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r.db, ro, r.cf[EKV_CF_KVVAL]);
     size_t n = 0;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
         n++;
@@ -371,13 +369,8 @@ Test(store, small_values_inline_large_in_kvval_across_overwrites)
 static void write_v1_layout(const char *key, const char *value, const char *meta,
                             const char *orphan)
 {
-    ekv_store_close(st);
-    st = NULL;
-    const char *names[] = {"default", "meta", "kvmeta", "kvval", "exp", "dokv", "doalarm", "log"};
     raw_db_t r;
-    raw_open(&r, names, 8, 0);
-    rocksdb_t *db = r.db;
-    rocksdb_column_family_handle_t **cf = r.cf;
+    raw_open(&r, 0);
     char *err = NULL;
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(wo, 1);
@@ -389,13 +382,13 @@ static void write_v1_layout(const char *key, const char *value, const char *meta
     ekv_buf_init(&b, 0);
     cr_assert_eq(ekv_envelope_encode(&env, &b), 0);
     cr_assert_eq((unsigned char)b.data[1], EKV_ENVELOPE_VERSION);
-    rocksdb_put_cf(db, wo, cf[2], k, klen, b.data, b.len, &err);
+    rocksdb_put_cf(r.db, wo, r.cf[EKV_CF_KVMETA], k, klen, b.data, b.len, &err);
     cr_assert_null(err, "%s", err);
-    rocksdb_put_cf(db, wo, cf[3], k, klen, value, strlen(value), &err);
+    rocksdb_put_cf(r.db, wo, r.cf[EKV_CF_KVVAL], k, klen, value, strlen(value), &err);
     cr_assert_null(err, "%s", err);
     if (orphan) {
         klen = ekv_key_kv(k, ns1, orphan, strlen(orphan));
-        rocksdb_put_cf(db, wo, cf[3], k, klen, "lost", 4, &err);
+        rocksdb_put_cf(r.db, wo, r.cf[EKV_CF_KVVAL], k, klen, "lost", 4, &err);
         cr_assert_null(err, "%s", err);
     }
     ekv_buf_deinit(&b);
@@ -937,17 +930,11 @@ Test(store, change_log_records)
     memset(big, 'B', sizeof(big) - 1);
     cr_assert_eq(put_full(ns1, "k", big, "{\"m\":1}", 4000000000, NULL), 0);
     cr_assert_eq(del(ns1, "k", NULL), 0);
-    ekv_store_close(st);
-    st = NULL;
-
-    const char *names[] = {"default", "meta", "kvmeta", "kvval", "exp", "log"};
     raw_db_t raw;
-    raw_open(&raw, names, 6, 1);
-    rocksdb_t *db = raw.db;
-    rocksdb_column_family_handle_t **cf = raw.cf;
+    raw_open(&raw, 1);
     char *err = NULL;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, cf[5]);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(raw.db, ro, raw.cf[EKV_CF_LOG]);
     uint64_t expect = 1;
     int ops[3] = {EDGEKV__CHANGE_OP__NS_CREATE, EDGEKV__CHANGE_OP__KV_PUT,
                   EDGEKV__CHANGE_OP__KV_DELETE};
@@ -985,7 +972,7 @@ Test(store, change_log_records)
     }
     cr_assert_eq(expect, 4);
     size_t vl;
-    char *v = rocksdb_get_cf(db, ro, cf[1], "s/last_seq", 10, &vl, &err);
+    char *v = rocksdb_get_cf(raw.db, ro, raw.cf[EKV_CF_META], "s/last_seq", 10, &vl, &err);
     cr_assert_eq(vl, 8);
     cr_assert_eq(v[7], 3);
     free(v);
