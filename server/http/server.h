@@ -191,6 +191,8 @@ typedef struct {
     uint64_t read_buffers_free; /* read buffers kept for reuse */
     uint64_t heap_trims;        /* free heap returned to the system after connection storms */
     uint64_t listen_backlog;    /* listen(2) backlog asked for (the kernel caps it at somaxconn) */
+    uint64_t replies_coalesced; /* small replies held to be written with others (conn.c) */
+    uint64_t coalesce_flushes_full; /* held replies written early: COALESCE_MAX were held */
 } ekv_http_stats_t;
 void ekv_http_server_stats(const ekv_http_server_t *s, ekv_http_stats_t *out);
 

@@ -115,6 +115,11 @@ static void metrics_done(ekv_job_t *job)
       "Times free heap was returned to the system after many connections closed.", hs.heap_trims);
     G("edgekv_http_listen_backlog", "listen(2) backlog asked for (capped by net.core.somaxconn).",
       hs.listen_backlog);
+    C("edgekv_http_replies_coalesced_total",
+      "Small replies held to the end of the loop's I/O phase and written with the others there.",
+      hs.replies_coalesced);
+    C("edgekv_http_coalesce_flushes_full_total",
+      "Times the held replies were written early because 16 were held.", hs.coalesce_flushes_full);
     C("edgekv_cache_hits_total", "Value GETs answered from memory.", cs.hits);
     C("edgekv_cache_misses_total", "Value GETs that went to the store.", cs.misses);
     G("edgekv_store_block_cache_bytes", "Bytes in RocksDB's block cache.", ss.block_cache_usage);
