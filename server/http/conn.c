@@ -71,8 +71,9 @@ struct ekv_http_server_s {
     size_t closed_since_trim;
     size_t peak_since_trim; /* most connections open at once since the last trim */
     uint64_t last_trim_ms;  /* loop time of the last trim, 0 = never */
-    /* replies held for the end of the loop's I/O phase (coalesced writes), oldest first */
-    struct write_req_s *held_head, *held_tail;
+    /* connections whose reply is held for the end of the loop's I/O phase (coalesced
+     * writes), oldest first */
+    ekv_conn_t *held[COALESCE_MAX];
     size_t nheld;
     uv_check_t flush_check;     /* flushes the held replies after the I/O phase */
     uv_prepare_t flush_prepare; /* and, as a backstop, before the loop polls again */
@@ -136,18 +137,17 @@ struct ekv_conn_s {
 typedef struct write_req_s {
     uv_write_t w;
     ekv_conn_t *c;
-    struct write_req_s *held_next; /* in srv's held list while the reply waits for the flush */
-    uv_buf_t bufs[2];              /* head (with a copied body), then a referenced body */
+    uv_buf_t bufs[2]; /* head (with a copied body), then a referenced body */
     unsigned nbufs;
     size_t total;
-    ekv_http_shared_t *body_shared; /* the shared body bufs[1] references, if any */
     char *head;
     char *owned_body;
     void (*release)(void *);
     void *release_arg;
-    size_t charged;            /* this reply's own bytes charged to srv->reply_memory */
-    ekv_http_shared_t *shared; /* its shared body, charged once for all its replies */
-    size_t shared_len;
+    size_t charged; /* this reply's own bytes charged to srv->reply_memory */
+    /* the shared body bufs[1] references, if any: while queued, charged once (bufs[1].len)
+     * for all the replies queued with it */
+    ekv_http_shared_t *shared;
     int queued; /* counted in stats.replies_queued */
 } write_req_t;
 
@@ -1002,8 +1002,8 @@ static void write_req_free(write_req_t *wr)
 {
     ekv_http_server_t *s = wr->c->srv;
     s->reply_memory -= wr->charged;
-    if (wr->shared && --wr->shared->queued == 0)
-        s->reply_memory -= wr->shared_len; /* before release: the owner may free it */
+    if (wr->queued && wr->shared && --wr->shared->queued == 0)
+        s->reply_memory -= wr->bufs[1].len; /* before release: the owner may free it */
     if (wr->queued)
         s->stats.replies_queued--;
     free(wr->head);
@@ -1195,7 +1195,7 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
             wr->bufs[1] = uv_buf_init(wr->owned_body, (unsigned)body_len);
         }
         wr->nbufs = 2;
-        wr->body_shared = shared;
+        wr->shared = shared;
     }
     wr->total = head_len + (copy_body ? 0 : body_len);
     s->stats.bytes_out += wr->total;
@@ -1208,7 +1208,7 @@ void ekv_http_send(ekv_req_t *req, int status, const char *content_type, const c
     }
     c->state = CS_WRITING;
     if (c->in_parse && !c->close_after && !s->stopping && c->pend_len == 0 &&
-        wr->total <= COALESCE_MAX_BYTES && s->flush_handles_open == 2) {
+        wr->total <= COALESCE_MAX_BYTES) { /* (not while stopping: the flush handles close) */
         reply_hold(c, wr);
         return;
     }
@@ -1258,14 +1258,10 @@ static void reply_write(ekv_conn_t *c, write_req_t *wr)
     /* the reply now waits for its client: its memory counts until it is written */
     wr->queued = 1;
     s->stats.replies_queued++;
-    wr->charged = head_len + (wr->owned_body || (wr->release && !wr->body_shared) ? body_len : 0);
+    wr->charged = head_len + (wr->owned_body || (wr->release && !wr->shared) ? body_len : 0);
     s->reply_memory += wr->charged;
-    if (wr->body_shared && body_len) {
-        wr->shared = wr->body_shared;
-        wr->shared_len = body_len;
-        if (wr->shared->queued++ == 0)
-            s->reply_memory += body_len;
-    }
+    if (wr->shared && wr->shared->queued++ == 0)
+        s->reply_memory += body_len;
     /* bounded by the send deadline (send_window_ms, send_min_rate) */
     c->write_mark = reply_pending(c);
     timer_arm(c, send_window_ms(s));
@@ -1296,32 +1292,22 @@ static void reply_hold(ekv_conn_t *c, write_req_t *wr)
         s->stats.coalesce_flushes_full++;
         held_flush(s); /* c's own reply is never among them: c is parsing */
     }
-    wr->held_next = NULL;
-    if (s->held_tail)
-        s->held_tail->held_next = wr;
-    else
-        s->held_head = wr;
-    s->held_tail = wr;
-    s->nheld++;
+    s->held[s->nheld++] = c;
     s->stats.replies_coalesced++;
     c->held = wr;
 }
 
-/* Take c's held reply out of the list (at most COALESCE_MAX long). */
+/* Take c's held reply out (of at most COALESCE_MAX, order kept). */
 static write_req_t *held_unlink(ekv_conn_t *c)
 {
     ekv_http_server_t *s = c->srv;
-    write_req_t *wr = c->held, *prev = NULL;
+    write_req_t *wr = c->held;
     if (!wr)
         return NULL;
-    for (write_req_t *w = s->held_head; w != wr; w = w->held_next)
-        prev = w;
-    if (prev)
-        prev->held_next = wr->held_next;
-    else
-        s->held_head = wr->held_next;
-    if (s->held_tail == wr)
-        s->held_tail = prev;
+    size_t i = 0;
+    while (s->held[i] != c)
+        i++;
+    memmove(&s->held[i], &s->held[i + 1], (s->nheld - i - 1) * sizeof(s->held[0]));
     s->nheld--;
     c->held = NULL;
     return wr;
@@ -1337,15 +1323,14 @@ static void held_flush_conn(ekv_conn_t *c)
 
 static void held_flush(ekv_http_server_t *s)
 {
-    while (s->held_head)
-        held_flush_conn(s->held_head->c);
+    while (s->nheld)
+        held_flush_conn(s->held[0]);
 }
 
 static void flush_check_cb(uv_check_t *h)
 {
     ekv_http_server_t *s = h->data;
-    if (s->held_head)
-        held_flush(s);
+    held_flush(s);
 }
 
 /* A reply held outside the I/O phase (after this iteration's check) is written before the
@@ -1353,8 +1338,7 @@ static void flush_check_cb(uv_check_t *h)
 static void flush_prepare_cb(uv_prepare_t *h)
 {
     ekv_http_server_t *s = h->data;
-    if (s->held_head)
-        held_flush(s);
+    held_flush(s);
 }
 
 /* A read on a connection whose reply is held: that reply is written first, so replies stay

@@ -119,7 +119,7 @@ static void metrics_done(ekv_job_t *job)
       "Small replies held to the end of the loop's I/O phase and written with the others there.",
       hs.replies_coalesced);
     C("edgekv_http_coalesce_flushes_full_total",
-      "Times the held replies were written early because 16 were held.", hs.coalesce_flushes_full);
+      "Times the held replies were written early because 8 were held.", hs.coalesce_flushes_full);
     C("edgekv_cache_hits_total", "Value GETs answered from memory.", cs.hits);
     C("edgekv_cache_misses_total", "Value GETs that went to the store.", cs.misses);
     G("edgekv_store_block_cache_bytes", "Bytes in RocksDB's block cache.", ss.block_cache_usage);
