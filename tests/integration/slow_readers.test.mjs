@@ -20,8 +20,9 @@ const KEYS = 16;
 const PIPELINE = 8;
 // the send deadline's window: long enough that the saturated state can be checked before it
 // closes the slow readers (the sanitized build is several times slower: it opens the
-// connections and reads the 1 MiB values that are then shed at 100-200 per second)
-const SEND_MS = SANITIZED ? 60000 : 12000;
+// connections and reads the 1 MiB values that are then shed at 100-200 per second; its runs
+// took 40-60 s to settle, and one of five missed 60 s on the shared CI machine)
+const SEND_MS = SANITIZED ? 90000 : 12000;
 // the cached case's: every reply shares one value, so the 1,000 are queued within seconds; the
 // window only has to outlast that and the settling check below
 const CACHED_SEND_MS = SANITIZED ? 20000 : 8000;
